@@ -1,0 +1,125 @@
+"""``nninteractive-segment``: segment a volume file from a prompt file, headless."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .io.prompt_file import __doc__ as PROMPT_DOC
+
+EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + """
+IMAGE and OUT may be .nii/.nii.gz (OUT keeps the image's affine), .nrrd, .tif/.tiff, .npy or
+.npz (array 'image'). OUT is a uint8 0/1 mask on the image grid. Coordinates are voxel indices in
+the array order of the file as read (no reorientation). A 4-D image is channel-first.
+
+--save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
+(a queued interaction, "run": false, stores the unchanged mask).
+
+Example:
+  nninteractive-segment ct.nii.gz --prompts prompts.json --model nnInteractive_v1.0 -o mask.nii.gz
+"""
+
+log = logging.getLogger("napari_nninteractive")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nninteractive-segment",
+        description="Segment one object in a 3-D volume from point / box / scribble / lasso / mask "
+        "prompts with an nnInteractive model folder, without a GUI. Prints one progress line per "
+        "interaction with its time and forward passes.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("image", type=Path, metavar="IMAGE", help="volume to segment")
+    parser.add_argument("--prompts", type=Path, required=True, metavar="PROMPTS.json", help="prompt file (format below)")
+    parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR",
+                        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/)")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="mask file to write")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+                        help="where the network runs (default auto: CUDA, then MPS, then CPU)")
+    parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
+    parser.add_argument("--no-autozoom", action="store_true",
+                        help="one forward pass at zoom 1 per interaction instead of AutoZoom + refinement")
+    parser.add_argument("--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from .core.engines.network import NetworkEngine
+    from .core.session import Session
+    from .io.prompt_file import load_prompt_file
+    from .io.volumes import read_volume, write_mask
+
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    volume = read_volume(args.image)
+    t0 = time.perf_counter()
+    engine = NetworkEngine.from_folder(args.model, fold=args.fold, device=args.device, autozoom=not args.no_autozoom)
+    say(f"loaded {engine.describe()} in {time.perf_counter() - t0:.1f} s")
+    if engine.model.licence:
+        say(f"model licence: {engine.model.licence}")
+    session = Session(engine)
+    session.set_image(volume.array)
+
+    def read_mask(path: Path) -> np.ndarray:
+        arr = np.asarray(read_volume(path).array)
+        return (arr[None] if arr.ndim == 2 else arr) != 0
+
+    interactions = load_prompt_file(args.prompts, session.shape, read_mask)
+    steps: dict[str, np.ndarray] = {}
+    total = 0.0
+    for i, item in enumerate(interactions):
+        t = time.perf_counter()
+        engine.forward_passes = 0
+        changed = session.add_prompt(item.prompt, run=item.run)
+        dt = time.perf_counter() - t
+        total += dt
+        sign = "+" if item.prompt.positive else "-"
+        what = "queued" if not item.run else f"changed {changed}"
+        say(f"[{i + 1}/{len(interactions)}] {item.prompt.kind.value}{sign}: {dt:.2f} s, "
+            f"{engine.forward_passes} forward pass(es), {what}, mask {int(session.mask.sum())} voxels")
+        if args.save_steps:
+            steps[f"step_{i:03d}"] = session.mask.copy()
+    if session.pending:
+        t = time.perf_counter()
+        session.predict()
+        total += time.perf_counter() - t
+        say(f"predicted the queued prompts: {engine.forward_passes} forward pass(es)")
+    mask = session.mask[0] if np.ndim(volume.array) == 2 else session.mask
+    write_mask(args.out, mask, volume)
+    if args.save_steps:
+        args.save_steps.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.save_steps, **steps)
+    say(f"wrote {args.out} ({int(mask.sum())} voxels) after {len(interactions)} interaction(s), {total:.2f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit 2 (no traceback)."""
+    from .core.encoding import ImageError
+    from .core.engines.base import EngineError
+    from .core.model import ModelFolderError
+    from .core.prompts import PromptError
+    from .io.prompt_file import PromptFileError
+    from .io.volumes import VolumeIOError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return run(args)
+    except (ImageError, EngineError, ModelFolderError, PromptError, PromptFileError, VolumeIOError) as exc:
+        print(f"nninteractive-segment: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nninteractive-segment: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

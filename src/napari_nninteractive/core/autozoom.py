@@ -1,0 +1,248 @@
+"""AutoZoom: zoom schedule, border-change test, resampling and refinement planning (spec 5).
+
+Pure functions on numpy arrays / torch tensors; the orchestration lives in
+:mod:`napari_nninteractive.core.engines.network`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .geometry import BBox, bbox_to_slices, clip_bbox, nonzero_bbox
+
+MAX_ZOOM = 4.0
+ZOOM_STEP = 1.5
+
+
+@dataclass(frozen=True)
+class AutoZoomConfig:
+    """Thresholds of AutoZoom; the defaults are the spec's exact values."""
+
+    enabled: bool = True
+    max_zoom: float = MAX_ZOOM
+    zoom_step: float = ZOOM_STEP
+    border_abs_change: int = 1500
+    border_min_change: int = 100
+    border_rel_change: float = 0.2
+    opening_size: int = 5
+    inner_margin: int = 24
+    greedy_fallback_k: int = 10
+    no_candidate_fallback_k: int = 25
+    max_halvings: int = 3
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+def starting_zoom(extent: Sequence[int], patch_size: Sequence[int], max_zoom: float = MAX_ZOOM) -> float:
+    """``max(1, max_axis((extent + P // 3) / P))`` capped at ``max_zoom``."""
+    z = max((e + p // 3) / p for e, p in zip(extent, patch_size))
+    return float(min(max_zoom, max(1.0, z)))
+
+
+def next_zoom(zoom: float, step: float = ZOOM_STEP, max_zoom: float = MAX_ZOOM) -> float:
+    """The zoom after a zoom-out: ``min(max_zoom, step * zoom)``."""
+    return float(min(max_zoom, zoom * step))
+
+
+def crop_size(patch_size: Sequence[int], zoom: float) -> tuple[int, ...]:
+    """Crop edge ``round(P * zoom)`` per axis (round half to even)."""
+    return tuple(int(round(p * zoom)) for p in patch_size)
+
+
+def max_filter_size(zoom: float) -> int:
+    """Odd max-filter size for point/scribble channels before area downsampling.
+
+    ``k`` is the odd number nearest to ``2 * zoom - 1`` (ties go up); no filter (1) below 1.5.
+    Gives 1.5 -> 3, 2.25 -> 3, 3.375 -> 5, 4 -> 7.
+    """
+    if zoom < 1.5:
+        return 1
+    return 2 * int(math.floor((2 * zoom - 1) / 2)) + 1
+
+
+# ----------------------------------------------------------------------------- border test
+
+
+def face_triggers(prev: np.ndarray, pred: np.ndarray, cfg: AutoZoomConfig = AutoZoomConfig()) -> list[bool]:
+    """For each of the 6 faces of the cube: does the change there ask for a zoom-out?
+
+    Per face ``a = sum(prev)``, ``b = sum(pred)``, ``d = count(prev != pred)``,
+    ``rel = max(a, b) / max(min(a, b), 1e-5) - 1``; trigger if ``d > 1500``, or ``d > 100``
+    and ``rel > 0.2``.
+    """
+    out = []
+    for axis in range(prev.ndim):
+        for idx in (0, -1):
+            fa = np.take(prev, idx, axis=axis).astype(bool)
+            fb = np.take(pred, idx, axis=axis).astype(bool)
+            a, b = int(fa.sum()), int(fb.sum())
+            d = int(np.count_nonzero(fa != fb))
+            rel = max(a, b) / max(min(a, b), 1e-5) - 1
+            out.append(
+                d > cfg.border_abs_change or (d > cfg.border_min_change and rel > cfg.border_rel_change)
+            )
+    return out
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+def _as5d(x: np.ndarray | torch.Tensor) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    return t.reshape((1, 1) + tuple(t.shape[-3:])) if t.ndim == 3 else t
+
+
+def resample_trilinear(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Trilinear (align_corners False) resampling of a 3-D float array to ``size``."""
+    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="trilinear", align_corners=False)[0, 0]
+
+
+def resample_area(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Area-average resampling (adaptive average pooling) of a 3-D array to ``size``."""
+    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="area")[0, 0]
+
+
+def resample_nearest(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Nearest-neighbour resampling of a 3-D array to ``size``."""
+    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="nearest")[0, 0]
+
+
+def max_filter(x: np.ndarray, k: int) -> np.ndarray:
+    """Cubic ``k^3`` max filter with replicated edges of a non-negative 3-D array.
+
+    Done separably (exact for max) and only around the nonzero voxels: far from them the
+    result is 0, and there replicating an edge of zeros gives zeros too.
+    """
+    x = np.asarray(x)
+    if k <= 1:
+        return x
+    r = k // 2
+    box = nonzero_bbox(x)
+    if box is None:
+        return np.zeros_like(x)
+    region = clip_bbox(tuple((lo - 2 * r, hi + 2 * r) for lo, hi in box), x.shape)
+    sub = x[bbox_to_slices(region)]
+    for axis in range(3):
+        pad = [(0, 0)] * 3
+        pad[axis] = (r, r)
+        padded = np.pad(sub, pad, mode="edge")
+        n = sub.shape[axis]
+        view = [slice(None)] * 3
+        view[axis] = slice(0, n)
+        out = padded[tuple(view)].copy()
+        for shift in range(1, k):
+            view[axis] = slice(shift, shift + n)
+            np.maximum(out, padded[tuple(view)], out=out)
+        sub = out
+    result = np.zeros_like(x)
+    result[bbox_to_slices(region)] = sub
+    return result
+
+
+def upsample_mask(pred: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Upsample a 0/1 prediction: trilinear on floats, then ``>= 0.5``."""
+    return (resample_trilinear(pred.astype(np.float32), size) >= 0.5).numpy()
+
+
+def binary_opening(mask: np.ndarray, size: int = 5) -> np.ndarray:
+    """Opening (min then max filter, ``size^3``, replicated edges) of a bool array.
+
+    Computed only around the nonzero voxels; identical to filtering the whole array.
+    """
+    from scipy import ndimage
+
+    box = nonzero_bbox(mask)
+    if box is None:
+        return np.zeros(mask.shape, dtype=bool)
+    margin = 2 * (size // 2)
+    region = clip_bbox(tuple((lo - margin, hi + margin) for lo, hi in box), mask.shape)
+    sl = bbox_to_slices(region)
+    sub = ndimage.minimum_filter(mask[sl], size=size, mode="nearest")
+    sub = ndimage.maximum_filter(sub, size=size, mode="nearest")
+    out = np.zeros(mask.shape, dtype=bool)
+    out[sl] = sub
+    return out
+
+
+# ----------------------------------------------------------------------------- refinement
+
+
+def inner_box(centre: Sequence[int], patch_size: Sequence[int], margin: int) -> BBox:
+    """``[c - P//2 + margin, c + (P - P//2) - margin)`` per axis (unclipped)."""
+    return tuple((c - p // 2 + margin, c + (p - p // 2) - margin) for c, p in zip(centre, patch_size))
+
+
+def full_box(centre: Sequence[int], patch_size: Sequence[int]) -> BBox:
+    """``[c - P//2, c + (P - P//2))`` per axis: the patch the network sees."""
+    return tuple((c - p // 2, c + (p - p // 2)) for c, p in zip(centre, patch_size))
+
+
+def _grid_candidates(diff: np.ndarray, strides: Sequence[int]) -> list[tuple[int, ...]]:
+    box = nonzero_bbox(diff)
+    axes = [range(lo, hi, s) for (lo, hi), s in zip(box, strides)]
+    return [c for c in itertools.product(*axes) if diff[c]]
+
+
+def plan_refinement(
+    diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomConfig = AutoZoomConfig()
+) -> list[BBox]:
+    """Refinement patches (full boxes, local frame of ``diff``) that cover the changed voxels.
+
+    ``diff`` is the opened change mask over the planning region. Implements the greedy grid
+    search and the deterministic fallback of spec section 5. Returns ``[]`` if ``diff`` is empty.
+    """
+    diff = np.asarray(diff, dtype=bool)
+    box = nonzero_bbox(diff)
+    if box is None:
+        return []
+    shape = diff.shape
+    strides = [max(1, int(round((hi - 1 - lo) / 4))) for lo, hi in box]
+    candidates = _grid_candidates(diff, strides)
+    halvings = 0
+    while not candidates and halvings < cfg.max_halvings:
+        strides = [max(1, s // 2) for s in strides]
+        halvings += 1
+        candidates = _grid_candidates(diff, strides)
+
+    uncovered = diff.copy()
+    covered = np.zeros(shape, dtype=bool)
+    boxes: list[BBox] = []
+
+    def inner_slices(c):
+        return bbox_to_slices(clip_bbox(inner_box(c, patch_size, cfg.inner_margin), shape))
+
+    def take(c):
+        boxes.append(full_box(c, patch_size))
+        sl = inner_slices(c)
+        covered[sl] = True
+        uncovered[sl] = False
+
+    if candidates:
+        while candidates and uncovered.any():
+            counts = [int(np.count_nonzero(uncovered[inner_slices(c)])) for c in candidates]
+            best = int(np.argmax(counts))  # first wins ties
+            if counts[best] == 0:
+                break
+            take(candidates[best])
+            candidates = [c for c in candidates if not covered[c]]
+        k_max = cfg.greedy_fallback_k
+    else:
+        k_max = cfg.no_candidate_fallback_k
+
+    while uncovered.any():
+        left = np.argwhere(uncovered)  # C order = lexicographic
+        n = len(left)
+        k = min(n, k_max)
+        picks = [0] if k == 1 else [(i * (n - 1)) // (k - 1) for i in range(k)]
+        options = [tuple(int(v) for v in left[i]) for i in picks]
+        counts = [int(np.count_nonzero(uncovered[inner_slices(c)])) for c in options]
+        take(options[int(np.argmax(counts))])
+    return boxes

@@ -1,0 +1,241 @@
+"""Image normalisation and prompt rasterisation into the network's channels (spec sections 2-4).
+
+Network input order: ``[image..., prev_seg, bbox/lasso +, bbox/lasso -, point +, point -,
+scribble +, scribble -]``. The seven prompt-related channels are never held as full volumes:
+:class:`PromptStore` keeps each prompt as a small float16 raster (already multiplied by the decay
+intensity of its time) and composes any window on demand. The result is the same as writing into
+dense float16 channels: a box is specified as *fill* and the others as element-wise *max*, but a
+new prompt's value is the current intensity, which is at least every stored value, so fill and max
+agree and every channel is simply the max over its rasters.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import BBox, bbox_is_empty, bbox_to_slices, intersect_bbox, shift_bbox
+from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
+
+FLOAT16_MAX = 65504.0
+FLOAT16_RESCALE_TARGET = 6550.4
+
+
+class Channel(enum.IntEnum):
+    """Prompt channels, in network order after the image and prev_seg channels."""
+
+    BBOX_POS = 0
+    BBOX_NEG = 1
+    POINT_POS = 2
+    POINT_NEG = 3
+    SCRIBBLE_POS = 4
+    SCRIBBLE_NEG = 5
+
+
+N_PROMPT_CHANNELS = len(Channel)
+#: Channels that get a max filter before area downsampling (thin cues that would vanish).
+MAX_FILTERED = (Channel.POINT_POS, Channel.POINT_NEG, Channel.SCRIBBLE_POS, Channel.SCRIBBLE_NEG)
+
+
+def channel_for(prompt: Prompt) -> Channel:
+    """The channel a prompt is written into."""
+    pos = prompt.positive
+    if isinstance(prompt, (Box, Lasso)):
+        return Channel.BBOX_POS if pos else Channel.BBOX_NEG
+    if isinstance(prompt, Point):
+        return Channel.POINT_POS if pos else Channel.POINT_NEG
+    if isinstance(prompt, Scribble):
+        return Channel.SCRIBBLE_POS if pos else Channel.SCRIBBLE_NEG
+    raise TypeError(f"{type(prompt).__name__} has no prompt channel")
+
+
+# ----------------------------------------------------------------------------- image
+
+
+class ImageError(ValueError):
+    """An image the engine cannot use; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``(image - mean) / std`` with statistics of channel 0 over the nonzero bbox."""
+
+    mean: float
+    std: float
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """Normalised float32 copy of ``values`` (never modifies the input)."""
+        out = np.asarray(values, dtype=np.float32).copy()
+        out -= np.float32(self.mean)
+        out /= np.float32(self.std)
+        return out
+
+
+def compute_normalization(image: np.ndarray) -> Normalization:
+    """Statistics per spec section 2 for a channel-first ``(C, Z, Y, X)`` image.
+
+    Mean and unbiased (N-1) standard deviation of channel 0 inside the bounding box of voxels
+    whose channel sum is nonzero (zeros inside the box count). Accumulated in float64.
+    """
+    from .geometry import nonzero_bbox
+
+    summed = image.sum(axis=0, dtype=np.float64) if image.shape[0] > 1 else image[0]
+    if not np.all(np.isfinite(summed)):
+        raise ImageError(
+            "The image contains NaN or infinite voxels; replace them (e.g. with the minimum "
+            "intensity) before segmenting."
+        )
+    box = nonzero_bbox(summed != 0)
+    if box is None:
+        raise ImageError("The image is all zero: there is nothing to segment. Load the real image.")
+    region = np.asarray(image[(0,) + bbox_to_slices(box)], dtype=np.float64)
+    mean = float(region.mean())
+    std = float(region.std(ddof=1)) if region.size > 1 else 0.0
+    if not std > 0:
+        raise ImageError(
+            f"The image has constant intensity {mean:g} where it is nonzero; a segmentation "
+            "network cannot use it. Check that the right layer/file is selected."
+        )
+    return Normalization(mean, std)
+
+
+# ----------------------------------------------------------------------------- prompts
+
+
+def point_ball(radius: int = 4) -> np.ndarray:
+    """Float32 ball of ``(2r+1)^3`` voxels valued by distance to its outside, max 1.
+
+    Ball voxels are offsets with ``d^2 <= r^2``; each gets the Euclidean distance to the
+    nearest offset outside the ball, divided by the largest such distance (``sqrt(17)`` at
+    the centre for ``r = 4``). Voxels outside the ball are 0.
+    """
+    r = int(radius)
+    g = np.arange(-r - 1, r + 2)
+    zz, yy, xx = np.meshgrid(g, g, g, indexing="ij")
+    d2 = zz**2 + yy**2 + xx**2
+    inside = d2 <= r * r
+    outside = np.argwhere(~inside)
+    ball = np.zeros(inside.shape, dtype=np.float64)
+    for idx in np.argwhere(inside):
+        ball[tuple(idx)] = np.sqrt(((outside - idx) ** 2).sum(axis=1).min())
+    ball /= ball.max()
+    return ball[1:-1, 1:-1, 1:-1].astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Raster:
+    """One stored prompt: float16 ``values`` (array or scalar fill) over ``bbox`` in a channel."""
+
+    channel: Channel
+    bbox: BBox
+    values: np.ndarray  # float16, shaped like bbox, or 0-d for a filled box
+
+    def scaled(self, factor: float) -> Raster:
+        """Copy with values multiplied by ``factor`` (float16 rescale)."""
+        vals = (self.values.astype(np.float32) * np.float32(factor)).astype(np.float16)
+        return Raster(self.channel, self.bbox, vals)
+
+
+@dataclass(frozen=True)
+class PromptState:
+    """Immutable snapshot of a :class:`PromptStore` (cheap: shares the rasters)."""
+
+    rasters: tuple[Raster, ...] = ()
+    intensity: float = 1.0
+
+
+class PromptStore:
+    """The prompt channels of one object, with decay of older prompts (spec section 4).
+
+    Parameters
+    ----------
+    shape
+        Spatial shape of the image.
+    decay
+        ``interaction_decay`` of the model: before each new prompt ``intensity /= decay``.
+    point_radius
+        Radius of the point ball in voxels.
+    """
+
+    def __init__(self, shape: Sequence[int], decay: float, point_radius: int = 4):
+        if not 0 < decay <= 1:
+            raise ValueError(f"interaction_decay must be in (0, 1], got {decay}")
+        self.shape = tuple(int(s) for s in shape)
+        self.decay = float(decay)
+        self.ball = point_ball(point_radius)
+        self.state = PromptState()
+
+    @property
+    def intensity(self) -> float:
+        """Current intensity (the value the newest prompt was written with)."""
+        return self.state.intensity
+
+    def clear(self) -> None:
+        """Forget every prompt and reset the intensity to 1."""
+        self.state = PromptState()
+
+    def add(self, prompt: Prompt) -> None:
+        """Bump the intensity and store ``prompt`` (already validated) in its channel."""
+        if isinstance(prompt, InitialMask):
+            raise PromptError("An initial mask replaces the object; it is not a prompt channel.")
+        rasters = self.state.rasters
+        intensity = self.state.intensity / self.decay
+        if intensity > FLOAT16_MAX:
+            factor = FLOAT16_RESCALE_TARGET / intensity
+            rasters = tuple(r.scaled(factor) for r in rasters)
+            intensity = FLOAT16_RESCALE_TARGET
+        raster = self._rasterize(prompt, intensity)
+        self.state = PromptState(rasters + (raster,), intensity)
+
+    def _rasterize(self, prompt: Prompt, intensity: float) -> Raster:
+        ch = channel_for(prompt)
+        if isinstance(prompt, Point):
+            r = self.ball.shape[0] // 2
+            box = tuple((c - r, c + r + 1) for c in prompt.coord)
+            inside = intersect_bbox(box, tuple((0, n) for n in self.shape))
+            local = bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
+            vals = (self.ball[local] * np.float32(intensity)).astype(np.float16)
+            return Raster(ch, inside, vals)
+        if isinstance(prompt, Box):
+            return Raster(ch, prompt.bbox, np.float16(intensity))
+        vals = (prompt.mask.astype(np.float32) * np.float32(intensity)).astype(np.float16)
+        return Raster(ch, prompt.bbox, vals)
+
+    def compose(self, channel: Channel, box: BBox) -> np.ndarray | None:
+        """Float32 channel values over ``box`` divided by the intensity; ``None`` if all zero.
+
+        ``box`` may extend outside the image (zeros there).
+        """
+        out = None
+        for raster in self.state.rasters:
+            if raster.channel != channel:
+                continue
+            common = intersect_bbox(raster.bbox, box)
+            if bbox_is_empty(common):
+                continue
+            if out is None:
+                out = np.zeros(tuple(hi - lo for lo, hi in box), dtype=np.float16)
+            dst = bbox_to_slices(shift_bbox(common, [-lo for lo, _ in box]))
+            if raster.values.ndim == 0:
+                src = raster.values
+            else:
+                src = raster.values[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in raster.bbox]))]
+            np.maximum(out[dst], src, out=out[dst])
+        if out is None:
+            return None
+        return out.astype(np.float32) / np.float32(self.state.intensity)
+
+    def nbytes(self) -> int:
+        """Bytes held by the stored rasters."""
+        return sum(r.values.nbytes for r in self.state.rasters)
+
+
+def prompt_extent_box(prompt: Prompt) -> BBox:
+    """The (already clipped) bbox of a validated prompt's voxels."""
+    if isinstance(prompt, Point):
+        return tuple((c, c + 1) for c in prompt.coord)
+    return prompt.bbox
+

@@ -1,0 +1,100 @@
+"""The small interface every segmentation engine implements, plus progress and cancel plumbing.
+
+A :class:`~napari_nninteractive.core.session.Session` owns the image, the object's mask, the
+queue of prompts and the undo history; an :class:`Engine` owns its prompt encoding and computes
+mask updates. Engines never write the mask themselves: they return ``(bbox, values)`` regions,
+so a cancelled or failed prediction leaves the mask untouched.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..geometry import BBox
+from ..prompts import Prompt, PromptKind
+
+
+class PredictionCancelled(Exception):
+    """Raised inside a prediction when the caller's ``should_cancel`` returned True."""
+
+
+class EngineError(RuntimeError):
+    """A prediction that failed for a reason the user can act on (the message says how)."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a prediction: ``step`` of ``total`` (``None`` while unknown)."""
+
+    stage: str  # "zoom" | "refine" | "predict"
+    step: int
+    total: int | None
+    message: str
+
+
+@dataclass
+class RunControl:
+    """Plain callables for progress and cancellation (no Qt, no tqdm)."""
+
+    progress: Callable[[ProgressEvent], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+
+    def check(self) -> None:
+        """Raise :class:`PredictionCancelled` if cancellation was asked for."""
+        if self.should_cancel is not None and self.should_cancel():
+            raise PredictionCancelled("prediction cancelled")
+
+    def report(self, stage: str, step: int, total: int | None, message: str) -> None:
+        """Send a progress event, if anyone listens."""
+        if self.progress is not None:
+            self.progress(ProgressEvent(stage, step, total, message))
+
+
+Update = tuple[BBox, np.ndarray]
+
+
+class Engine(abc.ABC):
+    """What a session needs from a segmentation method."""
+
+    #: Short human-readable name, e.g. ``"nnInteractive network"``.
+    name: str = "engine"
+    #: Prompt kinds this engine understands.
+    supported_kinds: frozenset[PromptKind] = frozenset(PromptKind)
+    #: Whether boxes may be 3-D (no axis of extent 1).
+    supports_3d_box: bool = False
+    #: Image channels the engine needs, or ``None`` for any number.
+    n_image_channels: int | None = None
+    #: Forward passes (or equivalent solver runs) of the last ``predict``.
+    forward_passes: int = 0
+
+    @abc.abstractmethod
+    def set_image(self, image: np.ndarray) -> None:
+        """Take a channel-first ``(C, Z, Y, X)`` image (never modify it); forget all prompts."""
+
+    @abc.abstractmethod
+    def add_prompt(self, prompt: Prompt) -> None:
+        """Record a validated prompt (an :class:`InitialMask` resets the prompts)."""
+
+    @abc.abstractmethod
+    def clear_prompts(self) -> None:
+        """Forget every prompt of the current object."""
+
+    @abc.abstractmethod
+    def get_state(self) -> object:
+        """Cheap immutable snapshot of the prompt state, for undo."""
+
+    @abc.abstractmethod
+    def set_state(self, state: object) -> None:
+        """Restore a snapshot from :meth:`get_state`."""
+
+    @abc.abstractmethod
+    def predict(self, mask: np.ndarray, pending: Sequence[Prompt], control: RunControl) -> list[Update]:
+        """Compute the object's new mask after the ``pending`` prompts.
+
+        ``mask`` is the current 0/1 mask (read only). Returns regions to write, in order.
+        Call ``control.check()`` between expensive steps.
+        """

@@ -1,0 +1,249 @@
+"""The nnInteractive network engine: encoding, AutoZoom and patch refinement (spec 2-5)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import autozoom as az
+from ..encoding import MAX_FILTERED, Channel, Normalization, PromptStore, compute_normalization
+from ..geometry import (
+    BBox,
+    bbox_shape,
+    bbox_to_slices,
+    clip_bbox,
+    crop_padded,
+    shift_bbox,
+    union_bbox,
+    window,
+)
+from ..model import LoadedModel, choose_device, load_model_folder
+from ..prompts import InitialMask, Point, Prompt
+from .base import Engine, EngineError, RunControl, Update
+
+log = logging.getLogger(__name__)
+
+
+def _prompt_centre_and_extent(prompt: Prompt) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """Centre of a validated prompt and its extent (``None`` for a point: zoom 1)."""
+    if isinstance(prompt, Point):
+        return tuple(prompt.coord), None
+    box = prompt.bbox
+    return tuple(int(round((lo + hi) / 2)) for lo, hi in box), bbox_shape(box)
+
+
+class NetworkEngine(Engine):
+    """Runs an nnInteractive network with the reference encoding and AutoZoom.
+
+    Parameters
+    ----------
+    model
+        The network and its facts (from :func:`load_model_folder`, or built by a test).
+    device
+        ``"auto"`` (CUDA > MPS > CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
+    autozoom
+        ``True``/``False`` or an :class:`~napari_nninteractive.core.autozoom.AutoZoomConfig`.
+        With AutoZoom off every prediction is one forward pass at zoom 1 around the prompt.
+    """
+
+    name = "nnInteractive network"
+
+    def __init__(self, model: LoadedModel, device: str = "auto", autozoom: bool | az.AutoZoomConfig = True):
+        self.model = model
+        self.device = choose_device(device)
+        if isinstance(model.network, torch.nn.Module):
+            model.network.to(self.device).eval()
+        self.autozoom = autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
+        meta = model.metadata
+        self.supported_kinds = meta.supported
+        self.supports_3d_box = meta.supports_3d_box
+        self.n_image_channels = model.n_image_channels
+        self.patch_size = tuple(model.patch_size)
+        self._image: np.ndarray | None = None
+        self._norm: Normalization | None = None
+        self._store: PromptStore | None = None
+        self.forward_passes = 0
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | Path, fold: int | str | None = None, device: str = "auto",
+        autozoom: bool | az.AutoZoomConfig = True,
+    ) -> NetworkEngine:
+        """Load an official model folder and wrap it (two-phase: options, then weights)."""
+        return cls(load_model_folder(folder, fold=fold), device=device, autozoom=autozoom)
+
+    # ------------------------------------------------------------------ state
+
+    def set_image(self, image: np.ndarray) -> None:
+        self._norm = compute_normalization(image)
+        self._image = image
+        meta = self.model.metadata
+        self._store = PromptStore(image.shape[1:], meta.interaction_decay, meta.point_radius)
+
+    def add_prompt(self, prompt: Prompt) -> None:
+        if isinstance(prompt, InitialMask):
+            self._store.clear()
+        else:
+            self._store.add(prompt)
+
+    def clear_prompts(self) -> None:
+        self._store.clear()
+
+    def get_state(self) -> object:
+        return self._store.state
+
+    def set_state(self, state: object) -> None:
+        self._store.state = state
+
+    @property
+    def prompt_store(self) -> PromptStore:
+        """The stored prompt rasters (for inspection and benchmarks)."""
+        return self._store
+
+    # ------------------------------------------------------------------ inputs
+
+    def _image_window(self, box: BBox) -> np.ndarray:
+        """Normalised float32 ``(C, *box)``; 0 (normalised units) outside the image."""
+        shape = self._image.shape[1:]
+        inside = clip_bbox(box, shape)
+        out = np.zeros((self._image.shape[0],) + bbox_shape(box), dtype=np.float32)
+        dst = bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
+        out[(slice(None),) + dst] = self._norm.apply(self._image[(slice(None),) + bbox_to_slices(inside)])
+        return out
+
+    def network_input(self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset=None):
+        """The ``(1, C + 7, *P)`` input for window ``box`` at ``zoom``, and prev_seg for the border test.
+
+        ``prev_seg`` is read through ``box`` shifted by ``-prev_offset`` (for working copies that
+        cover only part of the image; parts outside it are 0).
+        """
+        P = self.patch_size
+        local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
+        prev = crop_padded(prev_seg, local).astype(np.float32)
+        channels: list[torch.Tensor] = []
+        image = self._image_window(box)
+        k = az.max_filter_size(zoom)
+        resample = bbox_shape(box) != tuple(P)
+        for c in range(image.shape[0]):
+            channels.append(az.resample_trilinear(image[c], P) if resample else torch.from_numpy(image[c]))
+        del image
+        channels.append(az.resample_area(prev, P) if resample else torch.from_numpy(prev))
+        prev_small = az.resample_nearest(prev, P).numpy() if resample else prev
+        for ch in Channel:
+            values = self._store.compose(ch, box)
+            if values is None:
+                channels.append(torch.zeros(P, dtype=torch.float32))
+                continue
+            if resample:
+                t = az.max_filter(values, k) if ch in MAX_FILTERED else values
+                values = az.resample_area(t, P)
+            else:
+                values = torch.from_numpy(values)
+            channels.append(values)
+        return torch.stack(channels)[None], prev_small
+
+    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total, message: str) -> np.ndarray:
+        control.check()
+        control.report(stage, step, total, message)
+        net = self.model.network
+        try:
+            with torch.inference_mode():
+                xt = x.to(self.device)
+                if self.device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        logits = net(xt)
+                else:
+                    logits = net(xt)
+                pred = (logits[0, 1] > logits[0, 0]).to(torch.uint8).cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            raise EngineError(
+                "The GPU ran out of memory during the forward pass. Close other GPU programs, or "
+                "run on the CPU (device 'cpu')."
+            ) from None
+        self.forward_passes += 1
+        return pred
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(self, mask: np.ndarray, pending: Sequence[Prompt], control: RunControl) -> list[Update]:
+        self.forward_passes = 0
+        cfg = self.autozoom
+        shape = mask.shape
+        last = pending[-1]
+        centre, extent = _prompt_centre_and_extent(last)
+        zoom = 1.0
+        if cfg.enabled and extent is not None:
+            zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
+        refine_mask = next((p for p in reversed(pending) if isinstance(p, InitialMask) and p.refine), None)
+
+        step = 0
+        while True:
+            box = window(centre, az.crop_size(self.patch_size, zoom))
+            x, prev_small = self.network_input(mask, box, zoom)
+            step += 1
+            pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}")
+            del x
+            if not cfg.enabled or zoom >= cfg.max_zoom:
+                break
+            if not any(az.face_triggers(prev_small, pred, cfg)):
+                break
+            zoom = az.next_zoom(zoom, cfg.zoom_step, cfg.max_zoom)
+            log.debug("AutoZoom: object touches the border, zooming out to %g", zoom)
+
+        if zoom == 1.0:
+            written = clip_bbox(box, shape)
+            values = crop_padded(pred, shift_bbox(written, [-lo for lo, _ in box]))
+            return [(written, values)]
+        return self._refine(mask, pred, box, centre, refine_mask, control)
+
+    def _refine(self, mask, pred, box, centre, refine_mask, control) -> list[Update]:
+        """Upsample the coarse result, plan patches over what changed, refine them at zoom 1."""
+        cfg, P, shape = self.autozoom, self.patch_size, mask.shape
+        crop_in_image = clip_bbox(box, shape)
+        coarse = az.upsample_mask(pred, bbox_shape(box))
+        coarse = coarse[bbox_to_slices(shift_bbox(crop_in_image, [-lo for lo, _ in box]))]
+        plan_region = crop_in_image if refine_mask is None else union_bbox(crop_in_image, refine_mask.bbox)
+        offset = [lo for lo, _ in plan_region]
+        in_plan = bbox_to_slices(shift_bbox(crop_in_image, [-o for o in offset]))
+        diff = np.zeros(bbox_shape(plan_region), dtype=bool)
+        diff[in_plan] = coarse != mask[bbox_to_slices(crop_in_image)].astype(bool)
+        diff = az.binary_opening(diff, cfg.opening_size)
+        if refine_mask is not None:
+            diff[bbox_to_slices(shift_bbox(refine_mask.bbox, [-o for o in offset]))] |= refine_mask.mask
+        patches = [shift_bbox(b, offset) for b in az.plan_refinement(diff, P, cfg)]
+        if not patches:
+            patches = [az.full_box(centre, P)]
+        del diff
+
+        work_region = clip_bbox(union_bbox(plan_region, *patches), shape)
+        work_offset = [lo for lo, _ in work_region]
+        work = mask[bbox_to_slices(work_region)].copy()
+        work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
+        del coarse
+        for i, patch in enumerate(patches, start=1):
+            x, _ = self.network_input(work, patch, 1.0, prev_offset=work_offset)
+            fine = self._forward(x, control, "refine", i, len(patches), f"refining patch {i}/{len(patches)}")
+            inside = clip_bbox(patch, shape)
+            src = bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in patch]))
+            work[bbox_to_slices(shift_bbox(inside, [-o for o in work_offset]))] = fine[src]
+
+        changed = clip_bbox(union_bbox(*patches), shape)
+        values = mask[bbox_to_slices(changed)].copy()
+        rel = [lo for lo, _ in changed]
+        for patch in patches:
+            inside = clip_bbox(patch, shape)
+            values[bbox_to_slices(shift_bbox(inside, [-o for o in rel]))] = work[
+                bbox_to_slices(shift_bbox(inside, [-o for o in work_offset]))
+            ]
+        return [(changed, values)]
+
+    def describe(self) -> str:
+        """One line for logs and the UI."""
+        m = self.model
+        where = f" from {m.folder}" if m.folder else ""
+        return f"{self.name}{where} on {self.device.type}, patch {m.patch_size}, AutoZoom {'on' if self.autozoom.enabled else 'off'}"
+

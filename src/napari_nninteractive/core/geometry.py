@@ -1,0 +1,108 @@
+"""Bounding-box maths: half-open boxes, clipping, unions, padded crops and pastes.
+
+A bbox is a tuple of ``(lo, hi)`` pairs, one per axis, half-open, in voxel indices of the
+caller's axis order (napari: z, y, x). Nothing here knows about prompts or networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BBox = tuple[tuple[int, int], ...]
+
+
+def as_bbox(box: Sequence[Sequence[int]]) -> BBox:
+    """Return ``box`` as a tuple of ``(lo, hi)`` int pairs."""
+    return tuple((int(lo), int(hi)) for lo, hi in box)
+
+
+def bbox_shape(box: BBox) -> tuple[int, ...]:
+    """Extent of ``box`` per axis (never negative)."""
+    return tuple(max(0, hi - lo) for lo, hi in box)
+
+
+def bbox_is_empty(box: BBox) -> bool:
+    """True when ``box`` holds no voxel."""
+    return any(hi <= lo for lo, hi in box)
+
+
+def clip_bbox(box: BBox, shape: Sequence[int]) -> BBox:
+    """Clip ``box`` to ``[0, shape)``; an axis outside the image becomes empty."""
+    return tuple(
+        (min(max(lo, 0), n), max(min(max(hi, 0), n), min(max(lo, 0), n)))
+        for (lo, hi), n in zip(box, shape)
+    )
+
+
+def intersect_bbox(a: BBox, b: BBox) -> BBox:
+    """Intersection of two boxes (possibly empty)."""
+    return tuple((max(la, lb), max(max(la, lb), min(ha, hb))) for (la, ha), (lb, hb) in zip(a, b))
+
+
+def union_bbox(*boxes: BBox | None) -> BBox | None:
+    """Smallest box holding every non-empty box given; ``None`` if there is none."""
+    real = [b for b in boxes if b is not None and not bbox_is_empty(b)]
+    if not real:
+        return None
+    return tuple(
+        (min(b[i][0] for b in real), max(b[i][1] for b in real)) for i in range(len(real[0]))
+    )
+
+
+def bbox_to_slices(box: BBox) -> tuple[slice, ...]:
+    """Slices that index ``box`` in an array."""
+    return tuple(slice(lo, hi) for lo, hi in box)
+
+
+def shift_bbox(box: BBox, offset: Sequence[int]) -> BBox:
+    """Move ``box`` by ``offset`` voxels per axis."""
+    return tuple((lo + o, hi + o) for (lo, hi), o in zip(box, offset))
+
+
+def nonzero_bbox(mask: np.ndarray) -> BBox | None:
+    """Tight bbox of the nonzero voxels of ``mask``; ``None`` when all are zero."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(np.any(mask, axis=other)) if other else np.flatnonzero(mask)
+        if hits.size == 0:
+            return None
+        box.append((int(hits[0]), int(hits[-1]) + 1))
+    return tuple(box)
+
+
+def window(centre: Sequence[int], size: Sequence[int]) -> BBox:
+    """Window of ``size`` voxels around ``centre``: ``[c - s // 2, c + s // 2 + s % 2)``."""
+    return tuple((int(c) - s // 2, int(c) + s // 2 + s % 2) for c, s in zip(centre, size))
+
+
+def crop_padded(array: np.ndarray, box: BBox, fill=0) -> np.ndarray:
+    """Copy of the ``box`` region of the last ``len(box)`` axes of ``array``.
+
+    Parts of ``box`` outside the array are filled with ``fill``; leading axes (channels) are
+    kept whole. The result always has the box's shape.
+    """
+    spatial = array.shape[-len(box):]
+    lead = array.shape[: array.ndim - len(box)]
+    inside = clip_bbox(box, spatial)
+    out = np.full(lead + bbox_shape(box), fill, dtype=array.dtype)
+    if bbox_is_empty(inside):
+        return out
+    dst = shift_bbox(inside, [-lo for lo, _ in box])
+    out[(...,) + bbox_to_slices(dst)] = array[(...,) + bbox_to_slices(inside)]
+    return out
+
+
+def paste_clipped(target: np.ndarray, values: np.ndarray, box: BBox) -> BBox:
+    """Write ``values`` (shaped like ``box``) into ``target`` where ``box`` lies inside it.
+
+    Returns the part of ``box`` that was written (clipped to ``target``).
+    """
+    inside = clip_bbox(box, target.shape)
+    if bbox_is_empty(inside):
+        return inside
+    src = shift_bbox(inside, [-lo for lo, _ in box])
+    target[bbox_to_slices(inside)] = values[bbox_to_slices(src)]
+    return inside

@@ -1,0 +1,382 @@
+"""nnInteractive model folders: metadata, network building, weights and device choice (spec 1).
+
+``load_model_folder`` turns an official trained-model folder into a :class:`LoadedModel`
+(network in eval mode + everything the engine needs to encode prompts). Every failure raises
+:class:`ModelFolderError` naming the file at fault and what to do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .prompts import PromptKind
+
+log = logging.getLogger(__name__)
+
+LEGACY_METADATA = "inference_session_class.json"
+NEW_METADATA = "inference_info.json"
+CHECKPOINT_NAME = "checkpoint_final.pth"
+N_PROMPT_INPUTS = 7  # prev_seg + 6 prompt channels
+N_OUTPUTS = 2
+#: Only classes from these packages may be named by a plans file (it is data, not code).
+IMPORTABLE_ROOTS = ("torch.", "dynamic_network_architectures.")
+
+
+class ModelFolderError(RuntimeError):
+    """A model folder that cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class InteractionMetadata:
+    """How a model expects prompts to be encoded."""
+
+    point_radius: int = 4
+    scribble_thickness: tuple[int, int, int] = (2, 2, 2)
+    interaction_decay: float = 0.98
+    pad_mode_image: str = "constant"
+    supported: frozenset[PromptKind] = frozenset(PromptKind)
+    supports_3d_box: bool = False
+
+    @property
+    def supports_initial_mask(self) -> bool:
+        return PromptKind.MASK in self.supported
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference plus the facts needed to feed it.
+
+    ``network`` maps a float tensor ``(1, n_image_channels + 7, *patch_size)`` to logits
+    ``(1, 2, *patch_size)``; any callable works (tests inject deterministic ones).
+    """
+
+    network: Any
+    patch_size: tuple[int, int, int]
+    n_image_channels: int = 1
+    metadata: InteractionMetadata = field(default_factory=InteractionMetadata)
+    licence: str | None = None
+    folder: Path | None = None
+    configuration: str | None = None
+    trainer_name: str | None = None
+
+    @property
+    def n_inputs(self) -> int:
+        return self.n_image_channels + N_PROMPT_INPUTS
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def choose_device(preference: str | torch.device | None = "auto") -> torch.device:
+    """Pick ``cuda`` > ``mps`` > ``cpu`` for ``"auto"``; check an explicit choice exists."""
+    pref = str(preference or "auto").lower()
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps is not None and mps.is_available())
+    if pref == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if has_mps else torch.device("cpu")
+    if pref.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelFolderError("Device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto.")
+    if pref == "mps" and not has_mps:
+        raise ModelFolderError("Device 'mps' was requested but Apple MPS is not available; use --device cpu or auto.")
+    if not (pref == "cpu" or pref == "mps" or pref.startswith("cuda")):
+        raise ModelFolderError(f"Unknown device {preference!r}; use auto, cpu, cuda or mps.")
+    return torch.device(pref)
+
+
+# ----------------------------------------------------------------------------- metadata
+
+
+def _norm_name(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+_INTERACTION_NAMES = {
+    "point": PromptKind.POINT, "points": PromptKind.POINT,
+    "bbox": PromptKind.BBOX, "bbox2d": PromptKind.BBOX, "2dbbox": PromptKind.BBOX, "box": PromptKind.BBOX,
+    "scribble": PromptKind.SCRIBBLE, "scribbles": PromptKind.SCRIBBLE,
+    "lasso": PromptKind.LASSO,
+    "initiallabel": PromptKind.MASK, "initialmask": PromptKind.MASK, "initialseg": PromptKind.MASK,
+    "mask": PromptKind.MASK,
+}
+_BOX3D_NAMES = {"bbox3d", "3dbbox", "box3d"}
+
+
+def parse_metadata(folder: Path) -> InteractionMetadata:
+    """Read ``inference_info.json`` (preferred) or the legacy ``inference_session_class.json``."""
+    new, legacy = folder / NEW_METADATA, folder / LEGACY_METADATA
+    path = new if new.is_file() else legacy if legacy.is_file() else None
+    if path is None:
+        raise ModelFolderError(
+            f"{folder} has neither {NEW_METADATA} nor {LEGACY_METADATA}; this is not a complete "
+            "nnInteractive model folder. Download the model folder again."
+        )
+    data = _read_json(path)
+    if isinstance(data, str):  # legacy: the session class name only
+        return InteractionMetadata(point_radius=4, scribble_thickness=(2, 2, 2), interaction_decay=0.9)
+    if not isinstance(data, dict):
+        raise ModelFolderError(f"{path} must hold a JSON string or object, not {type(data).__name__}.")
+    thick = data.get("preferred_scribble_thickness", [2, 2, 2])
+    thick = [thick] * 3 if isinstance(thick, (int, float)) else list(thick)
+    kwargs: dict[str, Any] = dict(
+        point_radius=int(data.get("point_radius", 4)),
+        scribble_thickness=tuple(int(t) for t in thick),
+        interaction_decay=float(data.get("interaction_decay", 0.98)),
+        pad_mode_image=str(data.get("pad_mode_image", "constant")),
+    )
+    if kwargs["pad_mode_image"] != "constant":
+        warnings.warn(
+            f"{path}: pad_mode_image={kwargs['pad_mode_image']!r} is not supported; using 'constant'.",
+            stacklevel=2,
+        )
+    if "supported_interactions" in data:
+        names = {_norm_name(n) for n in data["supported_interactions"]}
+        kinds = {_INTERACTION_NAMES[n] for n in names if n in _INTERACTION_NAMES}
+        unknown = names - set(_INTERACTION_NAMES) - _BOX3D_NAMES
+        if unknown:
+            log.info("%s: ignoring unknown interaction names %s", path, sorted(unknown))
+        box3d = bool(names & _BOX3D_NAMES)
+        if box3d:
+            kinds.add(PromptKind.BBOX)
+        kwargs.update(supported=frozenset(kinds), supports_3d_box=box3d)
+    if "supports_initial_label" in data:
+        supported = set(kwargs.get("supported", frozenset(PromptKind)))
+        (supported.add if data["supports_initial_label"] else supported.discard)(PromptKind.MASK)
+        kwargs["supported"] = frozenset(supported)
+    _check_channel_layout(path, data)
+    return InteractionMetadata(**kwargs)
+
+
+_DEFAULT_CHANNELS = ["bbox+", "bbox-", "point+", "point-", "scribble+", "scribble-"]
+
+
+def _check_channel_layout(path: Path, data: dict) -> None:
+    """Accept only channel layouts equal to the spec's order; refuse anything else loudly."""
+    n = data.get("interaction_channels")
+    if n is not None and not (isinstance(n, int) and n == N_PROMPT_INPUTS):
+        raise ModelFolderError(
+            f"{path}: interaction_channels={n!r}, but this plugin feeds {N_PROMPT_INPUTS} "
+            "interaction channels (prev_seg + 6 prompt channels). This model is not supported."
+        )
+    mapping = data.get("channel_mapping")
+    if mapping is None:
+        return
+    if isinstance(mapping, dict):
+        try:
+            order = [k for k, _ in sorted(mapping.items(), key=lambda kv: int(kv[1]))]
+        except (TypeError, ValueError):
+            order = None
+        if order is not None and [_norm_name(k) for k in order if _norm_name(k) not in ("prevseg", "image")] == [
+            _norm_name(k) for k in _DEFAULT_CHANNELS
+        ]:
+            return
+    raise ModelFolderError(
+        f"{path}: channel_mapping {mapping!r} differs from the channel order this plugin feeds "
+        f"({', '.join(_DEFAULT_CHANNELS)}); this model is not supported."
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelFolderError(f"{path} is missing; download the model folder again.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{path} is not valid JSON ({exc}); download the model folder again.") from None
+
+
+def read_licence(folder: Path) -> str | None:
+    """First non-empty line of ``LICENSE`` in the folder, if there is one."""
+    path = folder / "LICENSE"
+    if not path.is_file():
+        return None
+    for line in path.read_text(errors="replace").splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+# ----------------------------------------------------------------------------- plans / network
+
+
+def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
+    """The configuration ``name`` with ``inherits_from`` chains applied (child keys win)."""
+    configs = plans.get("configurations")
+    if not isinstance(configs, dict):
+        raise ModelFolderError(f"{plans_path} has no 'configurations'; download the model folder again.")
+    chain, seen = [], set()
+    while name is not None:
+        if name in seen:
+            raise ModelFolderError(f"{plans_path}: configuration inheritance loops at {name!r}.")
+        if name not in configs:
+            raise ModelFolderError(
+                f"{plans_path} has no configuration {name!r} (it has {sorted(configs)}); the "
+                "checkpoint and plans.json do not belong together."
+            )
+        seen.add(name)
+        chain.append(configs[name])
+        name = configs[name].get("inherits_from")
+    resolved: dict = {}
+    for cfg in reversed(chain):
+        resolved.update(cfg)
+    return resolved
+
+
+def _import_dotted(dotted: str, plans_path: Path):
+    if not any(dotted.startswith(root) for root in IMPORTABLE_ROOTS):
+        raise ModelFolderError(
+            f"{plans_path} names {dotted!r}; only torch and dynamic_network_architectures classes "
+            "may be used by a plans file."
+        )
+    module_name, _, attr = dotted.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise ModelFolderError(
+            f"{plans_path} names {dotted!r}, which cannot be imported; update "
+            "dynamic-network-architectures (pip install -U dynamic-network-architectures)."
+        ) from None
+
+
+def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch.nn.Module:
+    """Instantiate the configuration's architecture with ``n_inputs`` inputs and 2 outputs."""
+    arch = configuration.get("architecture")
+    if not isinstance(arch, dict) or "network_class_name" not in arch:
+        raise ModelFolderError(f"{plans_path}: the configuration has no 'architecture' to build.")
+    kwargs = dict(arch.get("arch_kwargs", {}))
+    for key in arch.get("_kw_requires_import", []):
+        if kwargs.get(key) is not None:
+            kwargs[key] = _import_dotted(kwargs[key], plans_path)
+    cls = _import_dotted(arch["network_class_name"], plans_path)
+    try:
+        return cls(input_channels=n_inputs, num_classes=N_OUTPUTS, deep_supervision=False, **kwargs)
+    except TypeError as exc:
+        raise ModelFolderError(f"{plans_path}: cannot build {arch['network_class_name']}: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- folder
+
+
+def find_checkpoint(folder: Path, fold: int | str | None = None) -> Path:
+    """``fold_X/checkpoint_final.pth``; ``fold`` is required when several folds exist."""
+    if fold is not None:
+        path = folder / f"fold_{fold}" / CHECKPOINT_NAME
+        if not path.is_file():
+            raise ModelFolderError(f"{path} does not exist; check the fold (folds here: {_folds(folder)}).")
+        return path
+    found = sorted(p for p in folder.glob(f"fold_*/{CHECKPOINT_NAME}") if p.is_file())
+    if not found:
+        raise ModelFolderError(
+            f"{folder} has no fold_*/{CHECKPOINT_NAME}; the download is incomplete. Download the "
+            "model folder again."
+        )
+    if len(found) > 1:
+        raise ModelFolderError(
+            f"{folder} has several folds {_folds(folder)}; choose one (fold=... / --fold)."
+        )
+    return found[0]
+
+
+def _folds(folder: Path) -> list[str]:
+    return sorted(p.name[5:] for p in folder.glob("fold_*") if p.is_dir())
+
+
+def load_checkpoint(path: Path) -> dict:
+    """``torch.load`` on CPU, ``weights_only=True`` first; clear errors for broken files."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for broken files
+        if not _is_unpickling_refusal(exc):
+            raise ModelFolderError(
+                f"{path} cannot be read ({type(exc).__name__}: {exc}); the file is truncated or "
+                "corrupt. Delete it and download the model again."
+            ) from None
+        warnings.warn(
+            f"{path} holds objects that weights_only loading refuses; loading it with full "
+            "unpickling. Only do this for checkpoints from a source you trust.",
+            stacklevel=2,
+        )
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise ModelFolderError(
+                f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is truncated or "
+                "corrupt. Delete it and download the model again."
+            ) from None
+    if not isinstance(ckpt, dict) or "network_weights" not in ckpt:
+        raise ModelFolderError(f"{path} is not an nnInteractive checkpoint (no 'network_weights').")
+    return ckpt
+
+
+def _is_unpickling_refusal(exc: Exception) -> bool:
+    text = str(exc)
+    return "weights_only" in text or "Unsupported global" in text or "WeightsUnpickler" in text
+
+
+def _clean_state_dict(sd: dict) -> dict:
+    out = {}
+    for key, value in sd.items():
+        for prefix in ("module.", "_orig_mod."):
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+        out[key] = value
+    return out
+
+
+def load_model_folder(folder: str | Path, fold: int | str | None = None) -> LoadedModel:
+    """Load an official nnInteractive model folder (network on CPU, eval mode)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelFolderError(
+            f"Model folder {folder} does not exist. Pass the folder that holds plans.json, "
+            "dataset.json and fold_0/ (e.g. .../nnInteractive_v1.0)."
+        )
+    plans_path, dataset_path = folder / "plans.json", folder / "dataset.json"
+    for p in (plans_path, dataset_path):
+        if not p.is_file():
+            raise ModelFolderError(f"{p} is missing; this is not a complete model folder. Download it again.")
+    metadata = parse_metadata(folder)
+    plans, dataset = _read_json(plans_path), _read_json(dataset_path)
+    channels = dataset.get("channel_names", dataset.get("modality", {"0": "image"}))
+    n_image = max(1, len(channels))
+    ckpt_path = find_checkpoint(folder, fold)
+    ckpt = load_checkpoint(ckpt_path)
+    init_args = ckpt.get("init_args") or {}
+    config_name = init_args.get("configuration")
+    if not config_name:
+        raise ModelFolderError(f"{ckpt_path} has no init_args['configuration']; it is not an nnInteractive checkpoint.")
+    configuration = resolve_configuration(plans, config_name, plans_path)
+    patch = configuration.get("patch_size")
+    if not (isinstance(patch, list) and len(patch) == 3):
+        raise ModelFolderError(f"{plans_path}: configuration {config_name!r} has no 3-D patch_size.")
+    network = build_network(configuration, n_image + N_PROMPT_INPUTS, plans_path)
+    try:
+        network.load_state_dict(_clean_state_dict(ckpt["network_weights"]), strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise ModelFolderError(
+            f"The weights in {ckpt_path} do not fit the network built from {plans_path} "
+            f"(configuration {config_name!r}): {' '.join(first[:3])[:600]}. The checkpoint and "
+            "plans.json come from different models; download the model folder again."
+        ) from None
+    network.eval()
+    return LoadedModel(
+        network=network,
+        patch_size=tuple(int(p) for p in patch),
+        n_image_channels=n_image,
+        metadata=metadata,
+        licence=read_licence(folder),
+        folder=folder,
+        configuration=config_name,
+        trainer_name=ckpt.get("trainer_name"),
+    )

@@ -1,0 +1,330 @@
+"""The interactive segmentation session: one image, one object at a time, unlimited undo/redo.
+
+Typical use::
+
+    from napari_nninteractive.core.engines.network import NetworkEngine
+    from napari_nninteractive.core.session import Session
+
+    session = Session(NetworkEngine.from_folder("nnInteractive_v1.0"))
+    session.set_image(volume)                      # (z, y, x), (c, z, y, x) or (y, x)
+    changed = session.add_point((40, 100, 120))    # positive click -> bbox that changed
+    session.add_bbox([[40, 41], [80, 160], [90, 150]], positive=False)
+    session.undo(); session.redo()
+    mask = session.mask                            # uint8 0/1, image grid
+
+Every predicting call returns the bbox it changed (or ``None``). A session is not thread-safe:
+call it from one thread at a time (the napari widget uses one worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .encoding import ImageError
+from .engines.base import Engine, PredictionCancelled, ProgressEvent, RunControl
+from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
+from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
+
+
+@dataclass(frozen=True)
+class _Patch:
+    """Old and new 0/1 values of one region, bit-packed (1 bit per voxel each)."""
+
+    bbox: BBox
+    shape: tuple[int, ...]
+    old: np.ndarray
+    new: np.ndarray
+
+    @classmethod
+    def of(cls, bbox: BBox, old: np.ndarray, new: np.ndarray) -> _Patch:
+        return cls(bbox, old.shape, np.packbits(old.astype(bool)), np.packbits(new.astype(bool)))
+
+    def values(self, which: str) -> np.ndarray:
+        bits = self.old if which == "old" else self.new
+        n = int(np.prod(self.shape))
+        return np.unpackbits(bits, count=n).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    engine_state: object
+    pending: tuple[Prompt, ...]
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One undoable action: prompt state before/after and the mask regions it changed."""
+
+    label: str
+    before: _Snapshot
+    after: _Snapshot
+    patches: tuple[_Patch, ...]
+
+    @property
+    def bbox(self) -> BBox | None:
+        return union_bbox(*(p.bbox for p in self.patches))
+
+
+def as_channel_first(image: np.ndarray) -> np.ndarray:
+    """``(Z, Y, X)`` -> ``(1, Z, Y, X)``; ``(Y, X)`` -> ``(1, 1, Y, X)``; ``(C, Z, Y, X)`` kept.
+
+    No copy is made. Raises :class:`ImageError` for other shapes or non-numeric data.
+    """
+    arr = np.asarray(image)
+    if arr.dtype.kind not in "biuf":
+        raise ImageError(f"The image has dtype {arr.dtype}; a numeric (integer or float) image is needed.")
+    if arr.ndim == 2:
+        return arr[None, None]
+    if arr.ndim == 3:
+        return arr[None]
+    if arr.ndim == 4:
+        return arr
+    raise ImageError(
+        f"The image has {arr.ndim} axes {arr.shape}; pass (z, y, x), (channel, z, y, x) or a 2-D (y, x) slice."
+    )
+
+
+class Session:
+    """Interactive segmentation of one object at a time in one image.
+
+    Parameters
+    ----------
+    engine
+        Computes masks from prompts (e.g. :class:`~.engines.network.NetworkEngine`).
+    progress
+        Optional callable receiving :class:`~.engines.base.ProgressEvent` during predictions.
+    should_cancel
+        Optional callable polled between expensive steps; returning True cancels the
+        prediction, leaving the mask unchanged and the prompts queued.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        progress: Callable[[ProgressEvent], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ):
+        self.engine = engine
+        self.progress = progress
+        self.should_cancel = should_cancel
+        self._image: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        self._output: np.ndarray | None = None
+        self._pending: list[Prompt] = []
+        self._undo: list[_Step] = []
+        self._redo: list[_Step] = []
+
+    # ------------------------------------------------------------------ image and buffers
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Use ``image``: ``(Z, Y, X)``, channel-first ``(C, Z, Y, X)``, or ``(Y, X)`` as one slice.
+
+        The array is referenced, never modified. Starts a fresh object (mask, prompts and
+        history are cleared) and resets the output to an internal buffer.
+        """
+        arr = as_channel_first(image)
+        need = self.engine.n_image_channels
+        if need is not None and arr.shape[0] != need:
+            raise ImageError(
+                f"The image has {arr.shape[0]} channels but the model takes {need}; pick "
+                f"{'one channel' if need == 1 else f'{need} channels'} (e.g. image[c])."
+            )
+        if min(arr.shape[1:]) < 1:
+            raise ImageError(f"The image shape {arr.shape[1:]} has an empty axis.")
+        self.engine.set_image(arr)
+        self._image = arr
+        self._mask = np.zeros(arr.shape[1:], dtype=np.uint8)
+        self._output = self._mask
+        self._pending, self._undo, self._redo = [], [], []
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Spatial shape ``(Z, Y, X)`` of the image (a 2-D image has ``Z == 1``)."""
+        self._require_image()
+        return self._mask.shape
+
+    def set_output_buffer(self, buffer: np.ndarray | None) -> None:
+        """Also write the object's 0/1 mask into ``buffer`` (image-shaped); ``None``: internal only.
+
+        Only changed regions are written; the buffer is not cleared first.
+        """
+        self._require_image()
+        if buffer is None:
+            self._output = self._mask
+            return
+        if tuple(buffer.shape) != self._mask.shape:
+            raise ImageError(
+                f"The output buffer has shape {tuple(buffer.shape)} but the image is {self._mask.shape}; "
+                "pass a buffer on the image grid."
+            )
+        self._output = buffer
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The current object's mask (the output buffer if one was set)."""
+        self._require_image()
+        return self._output
+
+    @property
+    def pending(self) -> tuple[Prompt, ...]:
+        """Prompts queued since the last prediction."""
+        return tuple(self._pending)
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def _require_image(self) -> None:
+        if self._mask is None:
+            raise ImageError("No image is set; call set_image(...) first.")
+
+    # ------------------------------------------------------------------ prompts
+
+    def add_point(self, coord: Sequence[float], positive: bool = True, run: bool = True) -> BBox | None:
+        """Click at ``coord`` (voxel coordinates, array order)."""
+        return self.add_prompt(Point(tuple(coord), positive), run)
+
+    def add_bbox(self, bbox: Sequence[Sequence[float]], positive: bool = True, run: bool = True) -> BBox | None:
+        """Box ``[[lo, hi], ...]`` (half-open); a 2-D box has extent 1 on one axis."""
+        return self.add_prompt(Box(tuple(tuple(p) for p in bbox), positive), run)
+
+    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> BBox | None:
+        """Scribble as a full-size 0/1 mask, or a crop plus its ``bbox``."""
+        return self.add_prompt(Scribble(mask, bbox, positive), run)
+
+    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> BBox | None:
+        """Filled lasso as a full-size 0/1 mask, or a crop plus its ``bbox``."""
+        return self.add_prompt(Lasso(mask, bbox, positive), run)
+
+    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox=None, run: bool = True) -> BBox | None:
+        """Replace the object by ``mask`` (resets its prompts); ``refine`` lets the network improve it."""
+        return self.add_prompt(InitialMask(mask, bbox, True, refine), run)
+
+    def add_prompt(self, prompt: Prompt, run: bool = True) -> BBox | None:
+        """Validate and queue ``prompt``; with ``run`` predict at once and return the changed bbox."""
+        self._require_image()
+        if prompt.kind not in self.engine.supported_kinds:
+            raise PromptError(
+                f"This model does not support {prompt.kind.value} prompts; use one of "
+                f"{sorted(k.value for k in self.engine.supported_kinds)}."
+            )
+        prompt = prompt.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box)
+        before = self._snapshot()
+        self.engine.add_prompt(prompt)
+        self._pending.append(prompt)
+        queued = _Step(f"add {prompt.kind.value}", before, self._snapshot(), ())
+        if not run:
+            self._push(queued)
+            return None
+        try:
+            return self._run(before, f"{prompt.kind.value}")
+        except BaseException:
+            self._push(queued)  # the prompt stays queued; the mask is unchanged
+            raise
+
+    def predict(self) -> BBox | None:
+        """Predict with every queued prompt; returns the changed bbox (``None`` if none queued)."""
+        self._require_image()
+        if not self._pending:
+            return None
+        return self._run(self._snapshot(), "predict")
+
+    # ------------------------------------------------------------------ object and history
+
+    def reset_object(self) -> BBox | None:
+        """Clear the mask and all prompts of the current object (undoable)."""
+        self._require_image()
+        before = self._snapshot()
+        patches: list[_Patch] = []
+        box = nonzero_bbox(self._mask)
+        if box is not None:
+            self._write(box, np.zeros_like(self._mask[bbox_to_slices(box)]), patches)
+        self.engine.clear_prompts()
+        self._pending = []
+        self._push(_Step("reset", before, self._snapshot(), tuple(patches)))
+        return box
+
+    def undo(self) -> BBox | None:
+        """Undo the last action (unlimited depth); returns the bbox it changed."""
+        if not self._undo:
+            return None
+        step = self._undo.pop()
+        for patch in reversed(step.patches):
+            self._set(patch.bbox, patch.values("old"))
+        self._restore(step.before)
+        self._redo.append(step)
+        return step.bbox
+
+    def redo(self) -> BBox | None:
+        """Redo the last undone action; returns the bbox it changed."""
+        if not self._redo:
+            return None
+        step = self._redo.pop()
+        for patch in step.patches:
+            self._set(patch.bbox, patch.values("new"))
+        self._restore(step.after)
+        self._undo.append(step)
+        return step.bbox
+
+    # ------------------------------------------------------------------ internals
+
+    def _snapshot(self) -> _Snapshot:
+        return _Snapshot(self.engine.get_state(), tuple(self._pending))
+
+    def _restore(self, snap: _Snapshot) -> None:
+        self.engine.set_state(snap.engine_state)
+        self._pending = list(snap.pending)
+
+    def _push(self, step: _Step) -> None:
+        self._undo.append(step)
+        self._redo.clear()
+
+    def _set(self, box: BBox, values: np.ndarray) -> None:
+        sl = bbox_to_slices(box)
+        self._mask[sl] = values
+        if self._output is not self._mask:
+            self._output[sl] = values
+
+    def _write(self, box: BBox, values: np.ndarray, patches: list[_Patch]) -> None:
+        old = self._mask[bbox_to_slices(box)].copy()
+        new = np.asarray(values, dtype=np.uint8)
+        patches.append(_Patch.of(box, old, new))
+        self._set(box, new)
+
+    def _run(self, before: _Snapshot, label: str) -> BBox | None:
+        """Apply queued initial masks, ask the engine, write its regions; all or nothing."""
+        pending = list(self._pending)
+        patches: list[_Patch] = []
+        try:
+            need_engine = True
+            idx = max((i for i, p in enumerate(pending) if isinstance(p, InitialMask)), default=None)
+            if idx is not None:
+                init = pending[idx]
+                box = union_bbox(nonzero_bbox(self._mask), init.bbox)
+                new = np.zeros_like(self._mask[bbox_to_slices(box)])
+                new[bbox_to_slices(tuple((lo - b0, hi - b0) for (lo, hi), (b0, _) in zip(init.bbox, box)))] = init.mask
+                self._write(box, new, patches)
+                need_engine = init.refine or idx < len(pending) - 1
+                pending = pending if init.refine else pending[idx + 1 :]
+            if need_engine and pending:
+                control = RunControl(self.progress, self.should_cancel)
+                for box, values in self.engine.predict(self._mask, pending, control):
+                    self._write(box, values, patches)
+        except BaseException:
+            for patch in reversed(patches):
+                self._set(patch.bbox, patch.values("old"))
+            raise
+        self._pending = []
+        step = _Step(label, before, self._snapshot(), tuple(patches))
+        self._push(step)
+        return step.bbox
+
+
+__all__ = ["Session", "PredictionCancelled", "as_channel_first"]

@@ -1,0 +1,1 @@
+"""Reading and writing volumes and prompt files (headless)."""

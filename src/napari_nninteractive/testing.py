@@ -1,0 +1,182 @@
+"""Model folders in the official nnInteractive format with random weights, and synthetic volumes.
+
+For tests, benchmarks and the README example: the folders go through exactly the same loading
+code as the released nnInteractive_v1.0 model, but their random weights segment nothing
+meaningful. Run ``python -m napari_nninteractive.testing --help`` for the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+CONV = "torch.nn.modules.conv.Conv3d"
+NORM = "torch.nn.modules.instancenorm.InstanceNorm3d"
+NONLIN = "torch.nn.LeakyReLU"
+RESENC = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
+V1_CONFIGURATION = "3d_fullres_ps192_bs24"
+
+
+def architecture(features, blocks, strides, decoder) -> dict:
+    """A ResidualEncoderUNet ``architecture`` entry as nnU-Net-style plans store it."""
+    n = len(features)
+    return {
+        "network_class_name": RESENC,
+        "arch_kwargs": {
+            "n_stages": n,
+            "features_per_stage": list(features),
+            "conv_op": CONV,
+            "kernel_sizes": [[3, 3, 3]] * n,
+            "strides": [[s, s, s] for s in strides],
+            "n_blocks_per_stage": list(blocks),
+            "n_conv_per_stage_decoder": list(decoder),
+            "conv_bias": True,
+            "norm_op": NORM,
+            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
+            "dropout_op": None,
+            "dropout_op_kwargs": None,
+            "nonlin": NONLIN,
+            "nonlin_kwargs": {"inplace": True},
+        },
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
+    }
+
+
+def v1_architecture() -> dict:
+    """The nnInteractive v1.0 network (spec section 1): ~102.4 M parameters."""
+    return architecture([32, 64, 128, 256, 320, 320], [1, 3, 4, 6, 6, 6], [1, 2, 2, 2, 2, 2], [1, 1, 1, 1, 1])
+
+
+def tiny_architecture() -> dict:
+    """A 3-stage network with a few thousand parameters; a 64^3 forward takes milliseconds."""
+    return architecture([4, 8, 16], [1, 1, 1], [1, 2, 2], [1, 1])
+
+
+def make_plans(arch: dict, patch_size=(192, 192, 192), configuration: str = V1_CONFIGURATION) -> dict:
+    """Plans with a base configuration and ``configuration`` inheriting from it (as v1.0 does)."""
+    base = configuration.rsplit("_bs", 1)[0] if "_bs" in configuration else configuration + "_base"
+    return {
+        "dataset_name": "Dataset_synthetic",
+        "plans_name": "nnInteractivePlans",
+        "configurations": {
+            base: {
+                "data_identifier": "nnInteractive",
+                "batch_size": 2,
+                "patch_size": list(patch_size),
+                "spacing": [1.0, 1.0, 1.0],
+                "architecture": copy.deepcopy(arch),
+            },
+            configuration: {"inherits_from": base, "batch_size": 24},
+        },
+        "transpose_forward": [0, 1, 2],
+        "transpose_backward": [0, 1, 2],
+    }
+
+
+def write_model_folder(
+    folder: str | Path,
+    arch: dict | None = None,
+    patch_size=(64, 64, 64),
+    metadata: str | dict = "legacy",
+    licence: str | None = "Random weights for testing only (not a trained model)",
+    seed: int = 0,
+    fold: int | str = 0,
+    configuration: str = V1_CONFIGURATION,
+    n_image_channels: int = 1,
+) -> Path:
+    """Write an official-format model folder with random weights; returns its path.
+
+    ``metadata``: ``"legacy"`` (bare-string ``inference_session_class.json`` like v1.0),
+    ``"new"`` (an ``inference_info.json`` dict), or a dict written as ``inference_info.json``.
+    """
+    import torch
+
+    from .core.model import N_PROMPT_INPUTS, build_network, resolve_configuration
+
+    folder = Path(folder)
+    (folder / f"fold_{fold}").mkdir(parents=True, exist_ok=True)
+    arch = tiny_architecture() if arch is None else arch
+    plans = make_plans(arch, patch_size, configuration)
+    (folder / "plans.json").write_text(json.dumps(plans, indent=2))
+    channels = {str(i): f"image_{i}" for i in range(n_image_channels)}
+    dataset = {"channel_names": channels, "labels": {"background": 0, "foreground": 1}, "file_ending": ".nii.gz"}
+    (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    if metadata == "legacy":
+        (folder / "inference_session_class.json").write_text(json.dumps("nnInteractiveInferenceSessionV3"))
+    else:
+        info = (
+            {"point_radius": 4, "preferred_scribble_thickness": [2, 2, 2], "interaction_decay": 0.98,
+             "supported_interactions": ["point", "bbox2d", "scribble", "lasso", "initial_label"]}
+            if metadata == "new" else metadata
+        )
+        (folder / "inference_info.json").write_text(json.dumps(info, indent=2))
+    if licence:
+        (folder / "LICENSE").write_text(f"\n{licence}\n")
+    torch.manual_seed(seed)
+    resolved = resolve_configuration(plans, configuration, folder / "plans.json")
+    net = build_network(resolved, n_image_channels + N_PROMPT_INPUTS, folder / "plans.json")
+    ckpt = {
+        "network_weights": net.state_dict(),
+        "init_args": {"plans": plans, "configuration": configuration, "fold": fold},
+        "trainer_name": "nnInteractiveTrainer",
+        "grad_scaler_state": None,
+        "logging": {"train_losses": [0.5, 0.4]},
+        "_best_ema": None,
+        "current_epoch": 1,
+        "inference_allowed_mirroring_axes": (0, 1, 2),
+    }
+    torch.save(ckpt, folder / f"fold_{fold}" / "checkpoint_final.pth")
+    return folder
+
+
+def synthetic_volume(shape=(128, 128, 128), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A scan-like float32 volume (a few blobs of different contrast, noise) and its label map."""
+    rng = np.random.default_rng(seed)
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    image = np.full(shape, 20.0, dtype=np.float32)
+    labels = np.zeros(shape, dtype=np.uint8)
+    for label in range(1, 5):
+        centre = [rng.uniform(0.25, 0.75) * s for s in shape]
+        radii = [rng.uniform(0.08, 0.18) * s for s in shape]
+        d = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii))
+        inside = d <= 1
+        labels[inside & (labels == 0)] = label
+        image[inside] = 60.0 + 40.0 * label
+    image += rng.normal(0, 8, shape).astype(np.float32)
+    return image, labels
+
+
+def _main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m napari_nninteractive.testing",
+        description="Write a random-weight model folder in the official nnInteractive format and a "
+        "synthetic example (volume + prompts). The weights are random: masks are meaningless; this "
+        "checks the whole pipeline without downloading the real model.",
+    )
+    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, prompts.json)")
+    parser.add_argument("--full", action="store_true", help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one")
+    parser.add_argument("--size", type=int, default=128, help="edge of the synthetic cubic volume (default 128)")
+    args = parser.parse_args(argv)
+    import nibabel as nib
+
+    arch, patch = (v1_architecture(), (192,) * 3) if args.full else (tiny_architecture(), (64,) * 3)
+    write_model_folder(args.out / "model", arch, patch)
+    image, labels = synthetic_volume((args.size,) * 3)
+    nib.save(nib.Nifti1Image(image, np.eye(4)), str(args.out / "volume.nii.gz"))
+    centre = [int(v) for v in np.argwhere(labels == 1).mean(axis=0).round()]
+    prompts = {"interactions": [
+        {"type": "point", "positive": True, "coord": centre},
+        {"type": "bbox", "positive": True, "bbox": [[centre[0], centre[0] + 1], [centre[1] - 10, centre[1] + 10], [centre[2] - 10, centre[2] + 10]]},
+        {"type": "point", "positive": False, "coord": [centre[0], centre[1], max(0, centre[2] - 25)]},
+    ]}
+    (args.out / "prompts.json").write_text(json.dumps(prompts, indent=2))
+    print(f"wrote {args.out}/model, {args.out}/volume.nii.gz and {args.out}/prompts.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
