@@ -34,6 +34,7 @@ class ProgressEvent:
     step: int
     total: int | None
     message: str
+    zoom: float | None = None
 
 
 @dataclass
@@ -48,10 +49,10 @@ class RunControl:
         if self.should_cancel is not None and self.should_cancel():
             raise PredictionCancelled("prediction cancelled")
 
-    def report(self, stage: str, step: int, total: int | None, message: str) -> None:
+    def report(self, stage: str, step: int, total: int | None, message: str, zoom: float | None = None) -> None:
         """Send a progress event, if anyone listens."""
         if self.progress is not None:
-            self.progress(ProgressEvent(stage, step, total, message))
+            self.progress(ProgressEvent(stage, step, total, message, zoom))
 
 
 Update = tuple[BBox, np.ndarray]

@@ -146,9 +146,10 @@ class NetworkEngine(Engine):
             channels.append(values)
         return torch.stack(channels)[None], prev_small
 
-    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total, message: str) -> np.ndarray:
+    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total, message: str,
+                 zoom: float = 1.0) -> np.ndarray:
         control.check()
-        control.report(stage, step, total, message)
+        control.report(stage, step, total, message, zoom)
         net = self.model.network
         try:
             with torch.inference_mode():
@@ -185,7 +186,7 @@ class NetworkEngine(Engine):
             box = window(centre, az.crop_size(self.patch_size, zoom))
             x, prev_small = self.network_input(mask, box, zoom)
             step += 1
-            pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}")
+            pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}", zoom)
             del x
             if not cfg.enabled or zoom >= cfg.max_zoom:
                 break

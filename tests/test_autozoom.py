@@ -1,0 +1,259 @@
+"""AutoZoom: schedule values, border test, filter sizes, refinement planning, end to end."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_nninteractive.core import autozoom as az
+from napari_nninteractive.core.engines.network import NetworkEngine
+from napari_nninteractive.core.geometry import window
+from napari_nninteractive.core.session import Session
+
+from .conftest import ThresholdNet, fake_model, sphere, sphere_image
+
+P64 = (64, 64, 64)
+
+
+# ----------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize(
+    "extent, expected",
+    [
+        ((1, 100, 100), 1.0),  # (100 + 64) / 192 < 1
+        ((1, 128, 128), 1.0),  # (128 + 64) / 192 == 1
+        ((1, 200, 10), (200 + 64) / 192),
+        ((1, 300, 800), 4.0),  # (800 + 64) / 192 = 4.5, capped
+    ],
+)
+def test_starting_zoom_from_prompt_extent(extent, expected):
+    assert az.starting_zoom(extent, (192, 192, 192)) == pytest.approx(expected, abs=0)
+
+
+def test_zoom_sequence_and_crop_sizes():
+    zooms = [1.0]
+    while zooms[-1] < 4:
+        zooms.append(az.next_zoom(zooms[-1]))
+    assert zooms == [1.0, 1.5, 2.25, 3.375, 4.0]
+    assert [az.crop_size((192,) * 3, z)[0] for z in zooms] == [192, 288, 432, 648, 768]
+
+
+@pytest.mark.parametrize("size, expected", [(5, (8, 13)), (6, (7, 13)), (192, (-86, 106)), (1, (10, 11))])
+def test_crop_windows_with_odd_and_even_sizes(size, expected):
+    assert window((10, 10, 10), (size,) * 3)[0] == expected
+    lo, hi = expected
+    assert hi - lo == size
+
+
+@pytest.mark.parametrize(
+    "zoom, k", [(1.0, 1), (1.49, 1), (1.5, 3), (2.25, 3), (3.375, 5), (4.0, 7), ((200 + 64) / 192, 1), (2.8, 5)]
+)
+def test_max_filter_sizes(zoom, k):
+    assert az.max_filter_size(zoom) == k
+
+
+# ----------------------------------------------------------------------------- border test
+
+
+def _faces_with(n_prev, n_pred, n_common, size=64):
+    """Cubes whose z=0 face has n_prev / n_pred set voxels sharing n_common."""
+    prev = np.zeros((size,) * 3, dtype=np.uint8)
+    pred = np.zeros_like(prev)
+    flat_prev, flat_pred = prev[0].reshape(-1), pred[0].reshape(-1)
+    flat_prev[:n_prev] = 1
+    start = n_prev - n_common
+    flat_pred[start : start + n_pred] = 1
+    return prev, pred
+
+
+@pytest.mark.parametrize(
+    "n_prev, n_pred, n_common, fires",
+    [
+        (3000, 3000, 2250, False),  # d = 1500, rel 0 -> not > 1500
+        (3000, 3000, 2249, True),  # d = 1502
+        (0, 100, 0, False),  # d = 100 (not > 100) although rel is huge
+        (0, 101, 0, True),  # d = 101, rel huge
+        (1000, 1190, 1000, False),  # d = 190, rel 0.19
+        (1000, 1210, 1000, True),  # d = 210, rel 0.21
+    ],
+)
+def test_border_test_thresholds(n_prev, n_pred, n_common, fires):
+    prev, pred = _faces_with(n_prev, n_pred, n_common)
+    faces = az.face_triggers(prev, pred)
+    assert faces[0] is fires
+    assert faces[1:] == [False] * 5
+
+
+def test_border_test_checks_all_six_faces():
+    prev = np.zeros((64,) * 3, dtype=np.uint8)
+    for axis in range(3):
+        for idx, face in ((0, 2 * axis), (-1, 2 * axis + 1)):
+            pred = np.zeros_like(prev)
+            sl = [slice(None)] * 3
+            sl[axis] = idx
+            pred[tuple(sl)] = 1
+            # the 4 neighbouring faces see one 64-voxel edge row: d = 64 <= 100, no trigger
+            assert az.face_triggers(prev, pred) == [i == face for i in range(6)]
+
+
+# ----------------------------------------------------------------------------- resampling helpers
+
+
+def test_opening_removes_thin_structures_keeps_blocks_and_matches_full_filter():
+    from scipy import ndimage
+
+    m = np.zeros((30, 30, 30), dtype=bool)
+    m[2:12, 2:12, 2:12] = True  # block survives
+    m[20, 5:25, 20] = True  # 1-voxel line vanishes
+    m[25:30, 25:30, 25:30] = True  # touches the edge: replicated edges keep it
+    out = az.binary_opening(m, 5)
+    ref = ndimage.maximum_filter(ndimage.minimum_filter(m, 5, mode="nearest"), 5, mode="nearest")
+    assert np.array_equal(out, ref)
+    assert out[2:12, 2:12, 2:12].all() and not out[20].any() and out[25:, 25:, 25:].all()
+
+
+def test_upsample_mask_is_trilinear_then_threshold():
+    pred = np.zeros((4, 4, 4), dtype=np.uint8)
+    pred[1:3, 1:3, 1:3] = 1
+    up = az.upsample_mask(pred, (8, 8, 8))
+    ref = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None].float(), size=(8, 8, 8),
+                                          mode="trilinear", align_corners=False)[0, 0] >= 0.5
+    assert np.array_equal(up, ref.numpy())
+    assert up[3:5, 3:5, 3:5].all() and not up[0].any() and not up[2, 2, 2]  # corner 0.75^3 < 0.5
+
+
+# ----------------------------------------------------------------------------- refinement planning
+
+
+def test_plan_empty_diff_gives_no_boxes():
+    assert az.plan_refinement(np.zeros((10, 10, 10), bool), P64) == []
+
+
+def test_plan_single_block_is_one_box_at_first_covering_grid_point():
+    diff = np.zeros((40, 40, 40), dtype=bool)
+    diff[10:20, 10:20, 10:20] = True
+    # extent 10..19 -> stride round(9 / 4) = 2 -> grid 10, 12, ..., 18; inner boxes [c - 8, c + 8)
+    # cover the block for 12 <= c <= 18; the first in lexicographic order is (12, 12, 12).
+    assert az.plan_refinement(diff, P64) == [((-20, 44),) * 3]
+
+
+def test_plan_far_blob_is_covered_by_fallback_after_greedy():
+    diff = np.zeros((200, 200, 200), dtype=bool)
+    diff[9:12, 9:12, 9:12] = True
+    diff[149:152, 149:152, 149:152] = True
+    # extent 9..151 -> stride round(142 / 4) = 36 -> grid 9, 45, 81, 117: only (9, 9, 9) hits.
+    # Greedy takes it; the second blob goes to the fallback, whose first sample (149,)*3 covers it.
+    assert az.plan_refinement(diff, P64) == [((-23, 41),) * 3, ((117, 181),) * 3]
+
+
+def test_plan_no_candidate_after_three_halvings_uses_fallback():
+    diff = np.zeros((1, 99, 99), dtype=bool)
+    diff[0, 0, 98] = diff[0, 98, 0] = True
+    # strides 24 -> 12 -> 6 -> 3 never land on 98: fallback with K = 25 picks each voxel in C order
+    assert az.plan_refinement(diff, P64) == [
+        ((-32, 32), (-32, 32), (66, 130)),
+        ((-32, 32), (66, 130), (-32, 32)),
+    ]
+
+
+def test_plan_covers_every_diff_voxel_with_inner_boxes(rng):
+    diff = rng.random((90, 80, 70)) > 0.995
+    boxes = az.plan_refinement(diff, P64)
+    covered = np.zeros_like(diff)
+    for box in boxes:
+        inner = [(lo + 24, hi - 24) for lo, hi in box]
+        covered[tuple(slice(max(lo, 0), max(hi, 0)) for lo, hi in inner)] = True
+        assert all(hi - lo == 64 for lo, hi in box)
+    assert covered[diff].all()
+    assert az.plan_refinement(diff, P64) == boxes  # deterministic
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def _session(image, net, patch=64, **kw):
+    engine = NetworkEngine(fake_model(net, patch), device="cpu", **kw)
+    events = []
+    session = Session(engine, progress=events.append)
+    session.set_image(image)
+    return session, engine, events
+
+
+def test_small_object_needs_one_pass_at_zoom_one():
+    shape, c = (160, 160, 160), (80, 80, 80)
+    session, engine, events = _session(sphere_image(shape, c, 10), ThresholdNet(0.5))
+    changed = session.add_point(c)
+    assert engine.forward_passes == 1
+    assert changed == ((48, 112),) * 3
+    assert np.array_equal(session.mask, sphere(shape, c, 10))
+    assert [e.zoom for e in events] == [1.0]
+
+
+def test_object_cut_by_the_patch_zooms_out_once_and_refines_to_full_resolution():
+    shape, c = (160, 160, 160), (80, 80, 80)
+    session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
+    # two blobs in the previous mask: one inside the zoomed crop (refined away), one outside it (kept)
+    init = np.zeros(shape, dtype=np.uint8)
+    init[38:42, 38:42, 38:42] = 1
+    init[148:152, 148:152, 148:152] = 1
+    session.set_initial_mask(init)
+    boxes = []
+    real_input = engine.network_input
+
+    def recording_input(prev, box, zoom, prev_offset=None):
+        boxes.append((box, zoom))
+        return real_input(prev, box, zoom, prev_offset)
+
+    engine.network_input = recording_input
+    session.add_point(c)
+    zooms = [e.zoom for e in events if e.stage == "zoom"]
+    refines = [b for b, z in boxes if z == 1.0][1:]
+    # zoom 1: the sphere (r 40) crosses the faces at 48 / 111 (about 1810 voxels each) -> zoom 1.5
+    assert zooms == [1.0, 1.5]
+    assert [b for b, _ in boxes[:2]] == [((48, 112),) * 3, ((32, 128),) * 3]
+    assert engine.forward_passes == 2 + len(refines) and len(refines) > 0
+    assert all(all(hi - lo == 64 for lo, hi in b) for b in refines)
+    expected = sphere(shape, c, 40).astype(np.uint8)
+    expected[148:152, 148:152, 148:152] = 1
+    assert np.array_equal(session.mask, expected)
+
+
+def test_zoom_stops_at_four():
+    class AllForeground:
+        def __call__(self, x):
+            return torch.stack([torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], dim=1)
+
+    image = np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32)
+    session, engine, events = _session(image, AllForeground())
+    session.add_point((20, 20, 20))
+    assert [e.zoom for e in events if e.stage == "zoom"] == [1.0, 1.5, 2.25, 3.375, 4.0]
+    assert session.mask.all()
+
+
+def test_autozoom_off_is_one_pass_and_pastes():
+    shape, c = (160, 160, 160), (80, 80, 80)
+    session, engine, _ = _session(sphere_image(shape, c, 40), ThresholdNet(0.5), autozoom=False)
+    changed = session.add_point(c)
+    assert engine.forward_passes == 1 and changed == ((48, 112),) * 3
+    assert np.array_equal(session.mask[48:112, 48:112, 48:112], sphere(shape, c, 40)[48:112, 48:112, 48:112])
+    assert session.mask.sum() == session.mask[48:112, 48:112, 48:112].sum()
+
+
+def test_large_box_starts_zoomed_out():
+    shape, c = (160, 160, 160), (80, 80, 80)
+    session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
+    session.add_bbox([[80, 81], [38, 122], [38, 122]])  # extent 84 -> zoom (84 + 21) / 64
+    assert events[0].zoom == pytest.approx((84 + 21) / 64)
+    assert np.array_equal(session.mask, sphere(shape, c, 40))
+
+
+def test_same_inputs_give_the_same_mask(tiny_model_dir):
+    image = sphere_image((96, 96, 96), (48, 48, 48), 20) + np.random.default_rng(1).normal(0, 5, (96,) * 3).astype(np.float32)
+    masks = []
+    for _ in range(2):
+        session = Session(NetworkEngine.from_folder(tiny_model_dir, device="cpu"))
+        session.set_image(image)
+        session.add_point((48, 48, 48))
+        session.add_bbox([[48, 49], [30, 66], [30, 66]], positive=False)
+        masks.append(session.mask.copy())
+    assert np.array_equal(masks[0], masks[1])
