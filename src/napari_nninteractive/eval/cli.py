@@ -1,0 +1,130 @@
+"""``nninteractive-eval``: simulated users on an image/label pair; CSV, table, plot, prompt logs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .agents import AGENT_NAMES
+
+EPILOG = """\
+Writes into --out:
+  results.csv        one row per object x interaction: label, agent, engine, prompt type and
+                     sign, Dice after the interaction, the object's AUC, seconds, forward passes
+  summary.txt        the table printed at the end (per object and mean per agent)
+  dice.png           mean Dice vs interaction, one line per engine/agent
+  prompts/AGENT_labelL.json
+                     every prompt of that run in nninteractive-segment's prompt-file format;
+                     replay it exactly with
+                     nninteractive-segment IMAGE --prompts prompts/AGENT_labelL.json --model DIR \\
+                        -o mask.nii.gz --save-steps steps.npz
+
+Protocol (evaluation.md): interaction 0 is the agent's initial prompt placed from the reference
+mask on the object's largest slice; interactions 1..N correct the largest error component
+(negative with probability |FP| / (|FP| + |FN|)). AUC is the trapezoidal area under Dice@0..N
+divided by N. All randomness comes from --seed.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="nninteractive-eval",
+        description="Measure an engine with simulated users: Dice after every interaction and AUC, "
+        "per object of a label volume.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("image", type=Path, metavar="IMAGE", help="volume (.nii/.nii.gz/.nrrd/.tif/.npy/.npz)")
+    p.add_argument("labels", type=Path, metavar="LABELS", help="reference label volume on the same grid")
+    p.add_argument("--labels", dest="values", default=None, metavar="1,5,7",
+                   help="label values to evaluate (default: every nonzero value)")
+    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="nnInteractive model folder")
+    p.add_argument("--agent", default="random", metavar="NAME[,NAME]",
+                   help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)")
+    p.add_argument("--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
+    p.add_argument("--no-autozoom", action="store_true", help="one forward pass per interaction")
+    return p
+
+
+def _parse_values(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--labels must be comma-separated integers, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.engines.network import NetworkEngine
+    from ..core.session import Session, as_channel_first
+    from ..io.volumes import read_volume
+    from . import report
+    from .runner import evaluate
+
+    agents = [a.strip() for a in args.agent.split(",") if a.strip()]
+    unknown = [a for a in agents if a not in AGENT_NAMES]
+    if unknown or not agents:
+        raise ValueError(f"unknown agent(s) {unknown}; use {', '.join(AGENT_NAMES)}")
+    if args.interactions < 0:
+        raise ValueError("--interactions must be 0 or more")
+    values = _parse_values(args.values)
+    image = read_volume(args.image)
+    labels = np.asarray(read_volume(args.labels).array)
+    spatial = as_channel_first(image.array).shape[1:]
+    labels = labels[None] if labels.ndim == 2 else labels
+    if labels.shape != spatial:
+        raise ValueError(f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
+                         "pass labels on the same grid (read with the same reader).")
+    engine = NetworkEngine.from_folder(args.model, fold=args.fold, device=args.device, autozoom=not args.no_autozoom)
+    session = Session(engine)
+    session.set_image(image.array)
+    t0 = time.perf_counter()
+
+    def progress(done: int, total: int, run) -> None:
+        bar = "#" * int(30 * done / total)
+        print(f"\r[{bar:<30}] {done}/{total} objects (label {run.label}, {run.agent}: AUC {run.auc:.3f}, "
+              f"{time.perf_counter() - t0:.0f} s)", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+    runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress)
+    out = args.out
+    report.write_csv(runs, out / "results.csv")
+    table = report.summary_table(runs)
+    (out / "summary.txt").write_text(table)
+    report.plot_dice(runs, out / "dice.png", title=f"{args.image.name} ({len(runs)} object runs)")
+    for r in runs:
+        report.write_prompt_log(r, out / "prompts" / report.prompt_log_name(r))
+    print(table, end="")
+    print(f"wrote {out}/results.csv, summary.txt, dice.png and prompts/ ({len(runs)} runs)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; user errors print one clear line and exit 2."""
+    from ..core.encoding import ImageError
+    from ..core.engines.base import EngineError
+    from ..core.model import ModelFolderError
+    from ..core.prompts import PromptError
+    from ..io.volumes import VolumeIOError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except (ImageError, EngineError, ModelFolderError, PromptError, VolumeIOError, ValueError) as exc:
+        print(f"nninteractive-eval: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nninteractive-eval: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,102 @@
+"""Evaluation outputs: CSV (one row per object x interaction), text table, PNG plot, prompt logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from ..io.prompt_file import interaction_to_json
+from .runner import ObjectRun
+
+CSV_FIELDS = ["image", "label", "agent", "engine", "interaction", "prompt", "positive", "dice", "auc",
+              "seconds", "forward_passes"]
+
+
+def write_csv(runs: list[ObjectRun], path: Path) -> Path:
+    """One row per object x interaction; ``auc`` repeats the object's AUC on every row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        for run in runs:
+            for s in run.steps:
+                writer.writerow({
+                    "image": run.image, "label": run.label, "agent": run.agent, "engine": run.engine,
+                    "interaction": s.interaction, "prompt": s.kind or "", "positive": "" if s.positive is None else int(s.positive),
+                    "dice": f"{s.dice:.6f}", "auc": f"{run.auc:.6f}", "seconds": f"{s.seconds:.4f}",
+                    "forward_passes": s.forward_passes,
+                })
+    return path
+
+
+def _groups(runs: list[ObjectRun]) -> dict[tuple[str, str], list[ObjectRun]]:
+    groups: dict[tuple[str, str], list[ObjectRun]] = defaultdict(list)
+    for run in runs:
+        groups[(run.engine, run.agent)].append(run)
+    return groups
+
+
+def summary_table(runs: list[ObjectRun]) -> str:
+    """Per-object Dice@0..N and AUC, then the mean per engine and agent."""
+    if not runs:
+        return "no objects evaluated"
+    n = len(runs[0].steps)
+    dcols = " ".join(f"{f'D@{k}':>6}" for k in range(n))
+    head = f"{'engine':<24} {'agent':<10} {'label':>6} {dcols} {'AUC':>6} {'s/int':>6} {'passes':>6}"
+    lines = [head, "-" * len(head)]
+    for (engine, agent), group in _groups(runs).items():
+        for run in group:
+            d = " ".join(f"{v:6.3f}" for v in run.dices)
+            secs = np.mean([s.seconds for s in run.steps])
+            passes = np.mean([s.forward_passes for s in run.steps])
+            lines.append(f"{engine:<24} {agent:<10} {run.label:>6} {d} {run.auc:6.3f} {secs:6.2f} {passes:6.1f}")
+        mean = np.mean([r.dices for r in group], axis=0)
+        d = " ".join(f"{v:6.3f}" for v in mean)
+        secs = np.mean([s.seconds for r in group for s in r.steps])
+        passes = np.mean([s.forward_passes for r in group for s in r.steps])
+        auc = np.mean([r.auc for r in group])
+        lines.append(f"{engine:<24} {agent:<10} {'mean':>6} {d} {auc:6.3f} {secs:6.2f} {passes:6.1f}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def plot_dice(runs: list[ObjectRun], path: Path, title: str = "") -> Path:
+    """PNG: mean Dice vs interaction, one line per engine/agent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for (engine, agent), group in _groups(runs).items():
+        mean = np.mean([r.dices for r in group], axis=0)
+        auc = np.mean([r.auc for r in group])
+        ax.plot(range(len(mean)), mean, marker="o", label=f"{engine} / {agent} (AUC {auc:.3f})")
+    ax.set_xlabel("interaction")
+    ax.set_ylabel("mean Dice")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or f"{len(runs)} object run(s)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_prompt_log(run: ObjectRun, path: Path) -> Path:
+    """The object's prompts in the ``nninteractive-segment`` prompt-file format (exact replay)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = [interaction_to_json(p) for p in run.prompts]
+    path.write_text(json.dumps({"interactions": items}))
+    return path
+
+
+def prompt_log_name(run: ObjectRun) -> str:
+    """File name of a run's prompt log: ``<agent>_label<value>.json`` (engine-safe characters)."""
+    return f"{run.agent}_label{run.label}.json"

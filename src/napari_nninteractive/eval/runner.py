@@ -1,0 +1,123 @@
+"""Run simulated users against any engine through the session interface; Dice and AUC.
+
+``evaluate`` drives a :class:`~napari_nninteractive.core.session.Session` (network engine,
+weight-free engine, or any :class:`~napari_nninteractive.core.engines.base.Engine`) over the
+objects of a label volume and returns one :class:`ObjectRun` per object and agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..core.prompts import Prompt
+from ..core.session import Session
+from .agents import Agent, make_agent
+from .simulate import KINDS, correction, make_prompt
+
+
+def dice(mask: np.ndarray, reference: np.ndarray) -> float:
+    """Dice of two binary masks; 1.0 when both are empty."""
+    a, b = mask.astype(bool), reference.astype(bool)
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
+
+
+def normalized_auc(dices: list[float]) -> float:
+    """Trapezoidal area under Dice@k for k = 0..N, divided by N (Dice@0 when N = 0)."""
+    if len(dices) == 1:
+        return float(dices[0])
+    area = sum((a + b) / 2 for a, b in zip(dices[:-1], dices[1:]))
+    return float(area / (len(dices) - 1))
+
+
+@dataclass
+class Step:
+    """One interaction of a simulated user."""
+
+    interaction: int
+    kind: str | None  # None: nothing left to correct
+    positive: bool | None
+    dice: float
+    seconds: float
+    forward_passes: int
+
+
+@dataclass
+class ObjectRun:
+    """A simulated user's whole session on one object."""
+
+    image: str
+    label: int
+    agent: str
+    engine: str
+    steps: list[Step] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
+
+    @property
+    def dices(self) -> list[float]:
+        return [s.dice for s in self.steps]
+
+    @property
+    def auc(self) -> float:
+        return normalized_auc(self.dices)
+
+
+def simulate_object(session: Session, reference: np.ndarray, agent: Agent, n_interactions: int,
+                    rng: np.random.Generator, label: int = 1, image: str = "image", engine: str | None = None) -> ObjectRun:
+    """Prompt, predict and correct ``n_interactions`` times on one object (Dice@0..N)."""
+    reference = reference.astype(bool)
+    if not reference.any():
+        raise ValueError(f"label {label} has no voxel in the reference")
+    session.reset_object()
+    agent.reset(rng)
+    run = ObjectRun(image, int(label), agent.name, engine or session.engine.name)
+    for k in range(n_interactions + 1):
+        kind = agent.choose(k, run.dices, rng)
+        prompt = make_prompt(kind, reference, True, rng) if k == 0 else correction(kind, reference, session.mask, rng)
+        if prompt is None:  # perfect already: the user has nothing to correct
+            run.steps.append(Step(k, None, None, run.dices[-1], 0.0, 0))
+            continue
+        t0 = time.perf_counter()
+        session.add_prompt(prompt)
+        seconds = time.perf_counter() - t0
+        run.prompts.append(prompt.validated(session.shape, session.engine.supports_3d_box))
+        passes = int(getattr(session.engine, "forward_passes", 0))
+        run.steps.append(Step(k, kind.value, bool(prompt.positive), dice(session.mask, reference), seconds, passes))
+    return run
+
+
+def label_values(labels: np.ndarray, wanted: Iterable[int] | None = None) -> list[int]:
+    """The label values to evaluate: ``wanted`` (checked to exist) or every nonzero value."""
+    present = [int(v) for v in np.unique(labels) if v != 0]
+    if wanted is None:
+        return present
+    missing = [v for v in wanted if v not in present]
+    if missing:
+        raise ValueError(f"label value(s) {missing} do not occur in the label file (it has {present})")
+    return list(wanted)
+
+
+def evaluate(session: Session, labels: np.ndarray, agents: Iterable[str] = ("random",), n_interactions: int = 5,
+             seed: int = 0, wanted: Iterable[int] | None = None, image: str = "image",
+             on_object: Callable[[int, int, ObjectRun], None] | None = None) -> list[ObjectRun]:
+    """Evaluate every (agent, label) pair; the session must already hold the image.
+
+    Each pair gets its own generator seeded by ``(seed, label, agent index)``, so a run is
+    reproducible and adding labels or agents does not change the others.
+    """
+    values = label_values(labels, wanted)
+    kinds = tuple(k for k in KINDS if k in session.engine.supported_kinds)
+    agent_objs = [make_agent(name, kinds) for name in agents]
+    jobs = [(a_i, agent, v) for a_i, agent in enumerate(agent_objs) for v in values]
+    runs = []
+    for done, (a_i, agent, value) in enumerate(jobs, start=1):
+        rng = np.random.default_rng([seed, value, a_i])
+        run = simulate_object(session, labels == value, agent, n_interactions, rng, value, image)
+        runs.append(run)
+        if on_object is not None:
+            on_object(done, len(jobs), run)
+    return runs
