@@ -76,6 +76,7 @@ def plot_dice(runs: list[ObjectRun], path: Path, title: str = "") -> Path:
         mean = np.mean([r.dices for r in group], axis=0)
         auc = np.mean([r.auc for r in group])
         ax.plot(range(len(mean)), mean, marker="o", label=f"{engine} / {agent} (AUC {auc:.3f})")
+    ax.set_xticks(range(len(runs[0].steps)) if runs else [])
     ax.set_xlabel("interaction")
     ax.set_ylabel("mean Dice")
     ax.set_ylim(0, 1.02)
