@@ -193,3 +193,16 @@ def test_session_never_modifies_the_callers_image():
     s = make_session(image=image)
     s.add_point(C)
     assert np.array_equal(image, copy)
+
+
+def test_new_object_starts_fresh_without_touching_the_output_buffer():
+    s = make_session()
+    buf = np.zeros(SHAPE, dtype=np.uint8)
+    s.set_output_buffer(buf)
+    s.add_point(C)
+    kept = buf.copy()
+    s.new_object()
+    assert not s.can_undo and s.pending == () and s.engine.get_state().rasters == ()
+    assert np.array_equal(buf, kept) and buf.any()
+    s.set_output_buffer(None)
+    assert not s.mask.any()

@@ -251,6 +251,17 @@ class Session:
         self._push(_Step("reset", before, self._snapshot(), tuple(patches)))
         return box
 
+    def new_object(self) -> None:
+        """Start the next object: empty mask, no prompts, fresh history (not undoable).
+
+        The finished object's mask is not erased from a caller's output buffer; callers that
+        keep finished objects (the napari widget, evaluation) read it before calling this.
+        """
+        self._require_image()
+        self._mask[...] = 0
+        self.engine.clear_prompts()
+        self._pending, self._undo, self._redo = [], [], []
+
     def undo(self) -> BBox | None:
         """Undo the last action (unlimited depth); returns the bbox it changed."""
         if not self._undo:

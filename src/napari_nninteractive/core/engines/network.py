@@ -166,6 +166,7 @@ class NetworkEngine(Engine):
                 "run on the CPU (device 'cpu')."
             ) from None
         self.forward_passes += 1
+        control.check()  # a cancel pressed during the pass is honoured before anything is written
         return pred
 
     # ------------------------------------------------------------------ predict

@@ -1,0 +1,406 @@
+"""The napari side of the plugin: prompt layers, objects, output layers (no Qt widgets).
+
+An :class:`Annotator` turns edits of its prompt layers into prompts for a
+:class:`~napari_nninteractive._worker.SessionRunner` and writes the runner's outcomes into the
+chosen Labels layer on the GUI thread. User mistakes become napari notifications, never
+tracebacks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Labels, Points, Shapes
+from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_info, show_warning
+
+from . import _layers as L
+from ._worker import Action, Outcome, SessionRunner
+from .core.prompts import InitialMask, Prompt, PromptError
+
+log = logging.getLogger(__name__)
+
+
+class Tool(enum.Enum):
+    """Prompt tools and their keys."""
+
+    POINT = "P"
+    BBOX = "B"
+    SCRIBBLE = "S"
+    LASSO = "L"
+
+
+class OutputMode(enum.Enum):
+    """Where objects go."""
+
+    INSTANCE = "instance map (one label value per object)"
+    SEMANTIC = "semantic map (class id)"
+    SEPARATE = "separate layer per object"
+
+
+_TOOL_MODES = {Tool.POINT: "add", Tool.BBOX: "add_rectangle", Tool.SCRIBBLE: "paint", Tool.LASSO: "add_polygon_lasso"}
+# scribble layer values: fresh positive / negative stroke, consumed positive / negative
+_SCRIBBLE_COLORS = {None: "transparent", 0: "transparent", 1: L.POSITIVE_COLOR, 2: L.NEGATIVE_COLOR,
+                    3: L.POSITIVE_COLOR, 4: L.NEGATIVE_COLOR}
+
+
+@dataclass
+class ObjectTarget:
+    """Where one object's mask is written."""
+
+    layer: Labels
+    value: int
+
+
+class Annotator:
+    """Interactive segmentation of one image layer in a viewer.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    notify
+        Called with ``(message, level)`` for user-facing messages (napari notifications by default).
+    """
+
+    def __init__(self, viewer, notify: Callable[[str, str], None] | None = None):
+        self.viewer = viewer
+        self.notify = notify or (lambda msg, level="info": (show_warning if level == "warning" else show_info)(msg))
+        self.view: L.ImageView | None = None
+        self.runner: SessionRunner | None = None
+        self.prompt_layers: dict[Tool, object] = {}
+        self.tool: Tool | None = None
+        self.positive = True
+        self.autorun = True
+        self.mode = OutputMode.INSTANCE
+        self.class_id = 1
+        self.overwrite = False
+        self.output_choice: Labels | None = None  # None: a new layer
+        self.targets: dict[int, ObjectTarget] = {}
+        self.object_id = 0
+        self.on_state: Callable[[], None] = lambda: None  # GUI refresh hook
+        self.last_outcome: Outcome | None = None
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+        viewer.dims.events.ndisplay.connect(self._on_ndisplay)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def ready(self) -> bool:
+        return self.runner is not None
+
+    def attach(self, view: L.ImageView, session) -> None:
+        """Start annotating ``view`` with a loaded ``session`` (image already set)."""
+        self.detach()
+        self.view = view
+        self.runner = SessionRunner(session, self._on_outcome, self.on_state)
+        self.object_id = 0
+        self.targets = {}
+        self._make_prompt_layers()
+        if view.note:
+            self.notify(view.note, "info")
+
+    def detach(self) -> None:
+        """Stop: cancel work, remove the prompt layers (never the image or output layers)."""
+        if self.runner is not None:
+            self.runner.cancel()
+        self.runner = None
+        self.tool = None
+        for layer in list(self.prompt_layers.values()):
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.prompt_layers = {}
+        self.view = None
+
+    def _make_prompt_layers(self) -> None:
+        v = self.view
+        kw = L.copy_transform(v.layer)
+        nd = v.layer.ndim
+        pts = Points(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "points", size=6, border_width=0, face_color=L.POSITIVE_COLOR, **kw)
+        boxes = Shapes(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "boxes", edge_width=1.5, face_color="transparent",
+                       edge_color=L.POSITIVE_COLOR, **kw)
+        lassos = Shapes(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "lassos", edge_width=1.5, face_color="transparent",
+                        edge_color=L.POSITIVE_COLOR, **kw)
+        shape = v.layer.data[0].shape if v.layer.multiscale else v.layer.data.shape
+        shape = shape[:-1] if v.layer.rgb else shape
+        scribbles = Labels(np.zeros(shape, np.uint8), name=L.PROMPT_LAYER_PREFIX + "scribbles", opacity=0.9,
+                           colormap=DirectLabelColormap(color_dict=_SCRIBBLE_COLORS), **kw)
+        scribbles.n_edit_dimensions = 2
+        scribbles.brush_size = 2
+        scribbles.selected_label = 1
+        pts.events.data.connect(self._on_points)
+        boxes.events.data.connect(self._on_boxes)
+        lassos.events.data.connect(self._on_lassos)
+        scribbles.events.paint.connect(self._on_paint)
+        scribbles.events.labels_update.connect(self._on_labels_update)
+        self.prompt_layers = {Tool.POINT: pts, Tool.BBOX: boxes, Tool.SCRIBBLE: scribbles, Tool.LASSO: lassos}
+        for layer in self.prompt_layers.values():
+            self.viewer.add_layer(layer)
+            self._bind_keys(layer)
+        self._bind_keys(v.layer)
+        self.viewer.layers.selection.active = v.layer
+
+    # ------------------------------------------------------------------ keys
+
+    def _bind_keys(self, layer) -> None:
+        """Shortcuts on our layers only, so napari's global keys keep working."""
+        bindings = {"P": lambda _: self.toggle_tool(Tool.POINT), "B": lambda _: self.toggle_tool(Tool.BBOX),
+                    "S": lambda _: self.toggle_tool(Tool.SCRIBBLE), "L": lambda _: self.toggle_tool(Tool.LASSO),
+                    "T": lambda _: self.toggle_polarity(), "R": lambda _: self.reset_object(),
+                    "M": lambda _: self.next_object(), "Control-Z": lambda _: self.undo(),
+                    "Control-Shift-Z": lambda _: self.redo()}
+        for key, func in bindings.items():
+            layer.bind_key(key, func, overwrite=True)
+
+    # ------------------------------------------------------------------ tools
+
+    def toggle_tool(self, tool: Tool) -> None:
+        """Activate ``tool``; pressing the active tool again returns to pan/zoom."""
+        if not self.ready:
+            self.notify("Initialize first (pick an image layer and press Initialize).", "warning")
+            return
+        if self.tool is tool:
+            self.set_tool(None)
+        else:
+            self.set_tool(tool)
+
+    def set_tool(self, tool: Tool | None) -> None:
+        if self.tool is not None and self.tool in self.prompt_layers:
+            self.prompt_layers[self.tool].mode = "pan_zoom"
+        self.tool = tool
+        if tool is not None:
+            layer = self._prompt_layer(tool)
+            self.viewer.layers.selection.active = layer
+            layer.mode = _TOOL_MODES[tool]
+            if self.viewer.dims.ndisplay == 3:
+                self.notify("Prompts are drawn on 2-D slices: switch to the 2-D view (the 2D/3D button) to draw.", "warning")
+        self.on_state()
+
+    def _prompt_layer(self, tool: Tool):
+        layer = self.prompt_layers.get(tool)
+        if layer is None or layer not in self.viewer.layers:
+            self.notify("A prompt layer was deleted; recreating the prompt layers.", "warning")
+            for other in list(self.prompt_layers.values()):
+                if other in self.viewer.layers:
+                    self.viewer.layers.remove(other)
+            self._make_prompt_layers()
+            layer = self.prompt_layers[tool]
+        return layer
+
+    def toggle_polarity(self) -> None:
+        self.set_polarity(not self.positive)
+
+    def set_polarity(self, positive: bool) -> None:
+        self.positive = bool(positive)
+        color = L.polarity_color(self.positive)
+        if self.prompt_layers:
+            self.prompt_layers[Tool.POINT].current_face_color = color
+            self.prompt_layers[Tool.BBOX].current_edge_color = color
+            self.prompt_layers[Tool.LASSO].current_edge_color = color
+            self.prompt_layers[Tool.SCRIBBLE].selected_label = 1 if self.positive else 2
+        self.on_state()
+
+    # ------------------------------------------------------------------ prompt layer events
+
+    def _on_points(self, event) -> None:
+        if getattr(event, "action", None) != "added" or not self.ready:
+            return
+        layer = self.prompt_layers[Tool.POINT]
+        for i in event.data_indices:
+            self._guarded(lambda i=i: L.point_from_coords(self.view, layer, layer.data[i], self.positive))
+
+    def _on_boxes(self, event) -> None:
+        self._on_shape(event, Tool.BBOX, lambda vox: L.box_from_vertices(vox, self.positive))
+
+    def _on_lassos(self, event) -> None:
+        self._on_shape(event, Tool.LASSO, lambda vox: L.lasso_from_vertices(vox, self.view.shape, self.positive))
+
+    def _on_shape(self, event, tool, make) -> None:
+        if getattr(event, "action", None) != "added" or not self.ready:
+            return
+        layer = self.prompt_layers[tool]
+        for i in event.data_indices:
+            verts = layer.data[i]
+            self._guarded(lambda v=verts: make(L.world_to_voxel(self.view, layer, v)))
+
+    def _on_paint(self, event) -> None:
+        """A finished stroke: turn its fresh voxels into a scribble prompt.
+
+        A mouse stroke is committed after its voxels are written; a single programmatic
+        ``paint`` announces itself before the write, so then the next ``labels_update`` does it.
+        """
+        self._stroke_pending = not self._consume_strokes()
+
+    def _on_labels_update(self, event) -> None:
+        if getattr(self, "_stroke_pending", False):
+            self._stroke_pending = False
+            self._consume_strokes()
+
+    def _consume_strokes(self) -> bool:
+        if not self.ready:
+            return True
+        layer = self.prompt_layers[Tool.SCRIBBLE]
+        data = layer.data
+        found = False
+        for fresh, consumed, positive in ((1, 3, True), (2, 4, False)):
+            where = data == fresh
+            if not where.any():
+                continue
+            found = True
+            stroke = Labels(where.astype(np.uint8), **L.copy_transform(layer))
+            self._guarded(lambda s=stroke, p=positive: L.scribble_from_layer(self.view, s, p))
+            data[where] = consumed
+        if found:
+            layer.refresh()
+        return found
+
+    def _guarded(self, make_prompt: Callable[[], Prompt | None]) -> None:
+        """Build a prompt on the GUI thread; a user mistake becomes a message."""
+        try:
+            prompt = make_prompt()
+        except PromptError as exc:
+            self.notify(str(exc), "warning")
+            return
+        if prompt is not None:
+            self.submit_prompt(prompt)
+
+    # ------------------------------------------------------------------ actions
+
+    def submit_prompt(self, prompt: Prompt) -> None:
+        """Queue a prompt (predicted at once with auto-run, else on Run)."""
+        self._submit(Action("prompt", prompt, run=self.autorun))
+
+    def _submit(self, action: Action) -> None:
+        if not self.ready:
+            self.notify("Initialize first (pick an image layer and press Initialize).", "warning")
+            return
+        self._target(self.object_id)
+        self.runner.submit(Action(action.kind, action.prompt, action.run, tag=self.object_id))
+        self.on_state()
+
+    def run(self) -> None:
+        self._submit(Action("predict"))
+
+    def undo(self) -> None:
+        self._submit(Action("undo"))
+
+    def redo(self) -> None:
+        self._submit(Action("redo"))
+
+    def reset_object(self) -> None:
+        self._submit(Action("reset"))
+        self._clear_prompt_layers()
+
+    def cancel(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+
+    def next_object(self) -> None:
+        """Keep the current object in its layer and start the next one."""
+        if not self.ready:
+            return
+        self._submit(Action("next"))
+        self.object_id += 1
+        self._clear_prompt_layers()
+        self.on_state()
+
+    def init_with_mask(self, layer: Labels, value: int, refine: bool) -> None:
+        """Seed the current object with the voxels of ``layer`` equal to ``value``."""
+        if not self.ready:
+            self.notify("Initialize first (pick an image layer and press Initialize).", "warning")
+            return
+        try:
+            L.check_output_layer(self.view, layer)
+        except L.LayerError as exc:
+            self.notify(f"Cannot use '{layer.name}' as initial mask: {exc}", "warning")
+            return
+        mask = np.asarray(layer.data) == value
+        if not mask.any():
+            self.notify(f"The labels layer '{layer.name}' has no voxel with value {value}.", "warning")
+            return
+        self._submit(Action("mask", InitialMask(mask[None] if self.view.squeeze2d else mask, None, True, refine)))
+
+    def _clear_prompt_layers(self) -> None:
+        for tool, layer in self.prompt_layers.items():
+            if layer not in self.viewer.layers:
+                continue
+            if tool is Tool.SCRIBBLE:
+                layer.data[...] = 0
+                layer.refresh()
+            else:
+                with layer.events.data.blocker():
+                    layer.data = []
+
+    # ------------------------------------------------------------------ output
+
+    def _target(self, object_id: int) -> ObjectTarget:
+        """The layer and value of an object (created on first use)."""
+        target = self.targets.get(object_id)
+        if target is not None and target.layer in self.viewer.layers:
+            return target
+        if target is not None:
+            self.notify(f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.", "warning")
+        layer = self._output_layer(object_id)
+        value = self._value_for(layer)
+        target = ObjectTarget(layer, value)
+        self.targets[object_id] = target
+        return target
+
+    def _output_layer(self, object_id: int) -> Labels:
+        if self.mode is not OutputMode.SEPARATE and self.output_choice is not None and self.output_choice in self.viewer.layers:
+            try:
+                L.check_output_layer(self.view, self.output_choice)
+                return self.output_choice
+            except L.LayerError as exc:
+                self.notify(f"{exc} Writing into a new layer instead.", "warning")
+        name = f"nnInteractive object {object_id + 1}" if self.mode is OutputMode.SEPARATE else "nnInteractive objects"
+        if self.mode is not OutputMode.SEPARATE:
+            for layer in self.viewer.layers:
+                if isinstance(layer, Labels) and layer.name == name and tuple(layer.data.shape) == L.output_shape(self.view):
+                    return layer
+        layer = L.new_output_layer(self.view, name)
+        self.viewer.add_layer(layer)
+        self.viewer.layers.selection.active = self.prompt_layers.get(self.tool, self.view.layer) if self.tool else self.view.layer
+        return layer
+
+    def _value_for(self, layer: Labels) -> int:
+        if self.mode is OutputMode.SEMANTIC:
+            return int(self.class_id)
+        if self.mode is OutputMode.SEPARATE:
+            return 1
+        used = {t.value for t in self.targets.values() if t.layer is layer}
+        top = int(np.asarray(layer.data).max(initial=0))
+        return max([top] + list(used)) + 1
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        """GUI thread: show messages, write the changed region of the object into its layer."""
+        self.last_outcome = outcome
+        if outcome.kind in ("cancelled", "error"):
+            self.notify(outcome.message, "warning" if outcome.kind == "error" else "info")
+        elif outcome.bbox is not None and self.view is not None:
+            target = self._target(outcome.tag)
+            try:
+                L.write_object(target.layer, self.view, outcome.bbox, outcome.values, target.value, self.overwrite)
+            except L.LayerError as exc:
+                self.notify(str(exc), "warning")
+        self.on_state()
+
+    # ------------------------------------------------------------------ viewer events
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        if self.view is not None and layer is self.view.layer:
+            self.detach()
+            self.notify("The image layer was removed; annotation stopped. Pick an image and Initialize again.", "warning")
+            self.on_state()
+        elif layer is self.output_choice:
+            self.output_choice = None
+            self.on_state()
+
+    def _on_ndisplay(self, event) -> None:
+        if self.tool is not None and self.viewer.dims.ndisplay == 3:
+            self.notify("Prompts are drawn on 2-D slices: switch back to the 2-D view to draw.", "warning")

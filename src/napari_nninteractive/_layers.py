@@ -1,0 +1,224 @@
+"""napari layers <-> core prompts: image selection, prompt layers, coordinates, result writing.
+
+No Qt here. Every conversion from a drawn shape to voxels goes prompt layer data -> world ->
+image layer data, so scale / translate / (orthogonal) affine of the image are respected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Image, Labels, Layer, Points, Shapes
+
+from .core.geometry import BBox, bbox_to_slices
+from .core.prompts import Box, Lasso, Point, Prompt, PromptError, Scribble, fill_polygon
+
+POSITIVE_COLOR = "#00d000"
+NEGATIVE_COLOR = "#ff2020"
+PROMPT_LAYER_PREFIX = "nnInteractive "
+
+
+class LayerError(ValueError):
+    """A layer the plugin cannot use as it is; the message says what to do."""
+
+
+@dataclass
+class ImageView:
+    """The 3-D volume handed to the session, and how it sits in the image layer.
+
+    ``lead`` are indices fixed on leading axes (e.g. the displayed time point); ``squeeze2d`` is
+    True for a 2-D image (the session sees one slice).
+    """
+
+    volume: np.ndarray
+    layer: Image
+    lead: tuple[int, ...] = ()
+    squeeze2d: bool = False
+    note: str = ""
+
+    @property
+    def spatial_ndim(self) -> int:
+        return 2 if self.squeeze2d else 3
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.volume.shape[-3:] if self.volume.ndim >= 3 else (1,) + self.volume.shape
+
+
+def _linear_part(layer: Layer) -> np.ndarray:
+    """The data->world linear matrix (scale, rotate, shear, affine), from the public transform."""
+    nd = layer.ndim
+    origin = np.asarray(layer.data_to_world(np.zeros(nd)), dtype=float)
+    return np.stack([np.asarray(layer.data_to_world(np.eye(nd)[i]), dtype=float) - origin for i in range(nd)], axis=1)
+
+
+def check_orthogonal(layer: Layer) -> None:
+    """Refuse rotated or sheared layers (prompts on orthogonal slices would not map to voxels)."""
+    lin = _linear_part(layer)
+    off = lin - np.diag(np.diag(lin))
+    if np.abs(off).max(initial=0) > 1e-6 * max(1.0, np.abs(lin).max()):
+        raise LayerError(
+            f"The image layer '{layer.name}' is rotated or sheared (non-orthogonal affine); prompts "
+            "drawn on its slices cannot be mapped to voxels. Resample the image onto its grid first "
+            "(the layer was not changed)."
+        )
+
+
+def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 0) -> ImageView:
+    """The volume to segment from an image layer, with a note on what was chosen.
+
+    2-D: one slice. 3-D: as is. 4-D and more: the displayed point of the leading axes (time).
+    RGB(A): converted to luminance. Multiscale: the full-resolution level.
+    """
+    if not isinstance(layer, Image):
+        raise LayerError(f"'{getattr(layer, 'name', layer)}' is not an image layer; pick an image.")
+    check_orthogonal(layer)
+    data = layer.data[0] if layer.multiscale else layer.data
+    note = "multiscale image: using the full-resolution level" if layer.multiscale else ""
+    if layer.rgb:
+        arr = np.asarray(data, dtype=np.float32)
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        data = arr[..., :3] @ weights
+        note = "RGB image: segmenting its luminance"
+    nd = data.ndim
+    if nd < 2:
+        raise LayerError(f"The image layer '{layer.name}' has {nd} axis; a 2-D or 3-D image is needed.")
+    if nd == 2:
+        return ImageView(np.asarray(data), layer, (), True, note)
+    lead: tuple[int, ...] = ()
+    if nd > 3:
+        step = tuple(current_step[: nd - 3]) if len(current_step) >= nd - 3 else (0,) * (nd - 3)
+        lead = tuple(int(min(max(s, 0), n - 1)) for s, n in zip(step, data.shape[: nd - 3]))
+        data = data[lead]
+        note = (f"{nd}-D image: segmenting the displayed point {lead} of the leading axes "
+                "(move the slider and re-initialize for another)")
+    return ImageView(np.asarray(data), layer, lead, False, note)
+
+
+# ----------------------------------------------------------------------------- prompt layers
+
+
+def copy_transform(src: Layer) -> dict:
+    """Keyword arguments that give a new layer the same data->world transform as ``src``."""
+    return {"scale": src.scale, "translate": src.translate, "rotate": src.rotate, "shear": src.shear,
+            "affine": src.affine.affine_matrix}
+
+
+def world_to_voxel(view: ImageView, prompt_layer: Layer, data_coords: np.ndarray) -> np.ndarray:
+    """Prompt-layer data coordinates (N, ndim) -> session voxel coordinates (N, 3)."""
+    pts = np.atleast_2d(np.asarray(data_coords, dtype=float))
+    world = np.array([prompt_layer.data_to_world(p) for p in pts])
+    img = np.array([view.layer.world_to_data(w) for w in world])
+    if view.layer.rgb:
+        img = img[:, : view.layer.ndim]
+    spatial = img[:, -view.spatial_ndim:]
+    if view.squeeze2d:
+        spatial = np.concatenate([np.zeros((len(spatial), 1)), spatial], axis=1)
+    return spatial
+
+
+def _sliced_axis(vox: np.ndarray) -> int:
+    """The axis on which all vertices lie on one slice."""
+    flat = [a for a in range(3) if np.allclose(np.round(vox[:, a]), np.round(vox[0, a]))]
+    if not flat:
+        raise PromptError("The shape does not lie on one slice; draw it in a 2-D view.")
+    return flat[0]
+
+
+def box_from_vertices(vox: np.ndarray, positive: bool) -> Box:
+    """A 2-D box (extent 1 on the sliced axis) from the voxel coordinates of a drawn rectangle."""
+    axis = _sliced_axis(vox)
+    lo, hi = vox.min(axis=0), vox.max(axis=0)
+    box = []
+    for a in range(3):
+        if a == axis:
+            s = int(round(vox[0, a]))
+            box.append((s, s + 1))
+        else:
+            box.append((int(round(lo[a])), int(round(hi[a])) + 1))
+    return Box(tuple(box), positive)
+
+
+def lasso_from_vertices(vox: np.ndarray, shape, positive: bool) -> Lasso:
+    """A filled lasso from the voxel coordinates of a drawn polygon on one slice."""
+    axis = _sliced_axis(vox)
+    vox = vox.copy()
+    vox[:, axis] = np.round(vox[0, axis])
+    crop, box = fill_polygon(vox, shape)
+    return Lasso(crop, box, positive)
+
+
+def scribble_from_layer(view: ImageView, layer: Labels, positive: bool) -> Scribble | None:
+    """The painted voxels of the scribble layer as a scribble prompt (``None`` if nothing painted)."""
+    data = np.asarray(layer.data)
+    idx = np.nonzero(data)
+    if idx[0].size == 0:
+        return None
+    vox = world_to_voxel(view, layer, np.stack(idx, axis=1))
+    vox = np.round(vox).astype(int)
+    shape = np.asarray(view.shape)
+    vox = vox[np.all((vox >= 0) & (vox < shape), axis=1)]
+    if len(vox) == 0:
+        return None
+    lo, hi = vox.min(axis=0), vox.max(axis=0) + 1
+    crop = np.zeros(tuple(hi - lo), dtype=bool)
+    crop[tuple((vox - lo).T)] = True
+    return Scribble(crop, tuple((int(a), int(b)) for a, b in zip(lo, hi)), positive)
+
+
+def point_from_coords(view: ImageView, layer: Points, coord, positive: bool) -> Point:
+    """A point prompt from one point of the points layer (data coordinates)."""
+    return Point(tuple(float(v) for v in world_to_voxel(view, layer, coord)[0]), positive)
+
+
+def polarity_color(positive: bool) -> str:
+    """Green for positive prompts, red for negative ones."""
+    return POSITIVE_COLOR if positive else NEGATIVE_COLOR
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def output_shape(view: ImageView) -> tuple[int, ...]:
+    """Shape of a Labels layer on the image's spatial grid."""
+    return view.shape[1:] if view.squeeze2d else view.shape
+
+
+def new_output_layer(view: ImageView, name: str) -> Labels:
+    """An empty Labels layer on the image's grid with the image's spatial transform."""
+    nd = view.spatial_ndim
+    layer = view.layer
+    n_img = layer.ndim
+    kwargs = {"scale": layer.scale[n_img - nd:], "translate": layer.translate[n_img - nd:]}
+    return Labels(np.zeros(output_shape(view), dtype=np.uint16), name=name, **kwargs)
+
+
+def check_output_layer(view: ImageView, layer: Labels) -> None:
+    """The output layer must be on the image grid."""
+    if tuple(layer.data.shape) != output_shape(view):
+        raise LayerError(
+            f"The labels layer '{layer.name}' has shape {tuple(layer.data.shape)} but the image is "
+            f"{output_shape(view)}; choose a labels layer on the image grid or a new layer."
+        )
+
+
+def write_object(layer: Labels, view: ImageView, bbox: BBox, mask: np.ndarray, value: int, overwrite: bool) -> None:
+    """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``.
+
+    Only ``bbox`` is touched. Voxels of other objects (another value) change only with
+    ``overwrite``; voxels this object gives up (``value`` where the mask is now 0) become 0.
+    """
+    box = bbox[1:] if view.squeeze2d else bbox
+    region = mask[0] if view.squeeze2d else mask
+    if layer.data.dtype.kind in "iu" and value > np.iinfo(layer.data.dtype).max:
+        raise LayerError(f"Label value {value} does not fit the labels layer's dtype {layer.data.dtype}.")
+    sl = bbox_to_slices(box)
+    cur = np.asarray(layer.data[sl])
+    new = region.astype(bool)
+    writable = np.ones_like(new) if overwrite else (cur == 0) | (cur == value)
+    out = cur.copy()
+    out[new & writable] = value
+    out[~new & (cur == value)] = 0
+    layer.data[sl] = out
+    layer.refresh()

@@ -1,0 +1,299 @@
+"""The "nnInteractive" dock widget: the only module with Qt widgets.
+
+It lays out the controls and forwards them to an
+:class:`~napari_nninteractive._annotator.Annotator`; model loading and predictions run on napari
+thread workers, so the viewer stays responsive throughout.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari.layers import Image, Labels
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from . import _layers as L
+from ._annotator import Annotator, OutputMode, Tool
+from ._worker import load_session_worker
+
+NEW_LAYER = "<new layer>"
+
+
+class NNInteractiveWidget(QWidget):
+    """Dock widget: pick an image and a model, Initialize, then prompt on any 2-D slice."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.annotator = Annotator(napari_viewer)
+        self.annotator.on_state = self._refresh
+        self._loader = None
+        self._build()
+        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            ev.connect(self._refresh_layer_choices)
+        self._refresh_layer_choices()
+        self._timer = QTimer(self)
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self._poll_progress)
+        self._timer.start()
+        self._refresh()
+
+    # ------------------------------------------------------------------ layout
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+
+        setup = QGroupBox("Setup")
+        form = QFormLayout(setup)
+        self.image_combo = QComboBox()
+        form.addRow("Image layer", self.image_combo)
+        self.model_edit = QLineEdit()
+        self.model_edit.setPlaceholderText("nnInteractive model folder (holds plans.json, fold_0/)")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_model)
+        row = QHBoxLayout()
+        row.addWidget(self.model_edit)
+        row.addWidget(browse)
+        form.addRow("Model", row)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.autozoom_check = QCheckBox("AutoZoom")
+        self.autozoom_check.setChecked(True)
+        row = QHBoxLayout()
+        row.addWidget(self.device_combo)
+        row.addWidget(self.autozoom_check)
+        form.addRow("Device", row)
+        self.init_button = QPushButton("Initialize")
+        self.init_button.clicked.connect(self.initialize)
+        form.addRow(self.init_button)
+        self.status_label = QLabel("Not initialized.")
+        self.status_label.setWordWrap(True)
+        form.addRow(self.status_label)
+        root.addWidget(setup)
+
+        prompts = QGroupBox("Prompts (draw on any 2-D slice)")
+        grid = QGridLayout(prompts)
+        self.tool_buttons = {}
+        for i, (tool, text) in enumerate([(Tool.POINT, "Point (P)"), (Tool.BBOX, "BBox (B)"),
+                                          (Tool.SCRIBBLE, "Scribble (S)"), (Tool.LASSO, "Lasso (L)")]):
+            b = QPushButton(text)
+            b.setCheckable(True)
+            b.clicked.connect(lambda _=False, t=tool: self.annotator.toggle_tool(t))
+            grid.addWidget(b, 0, i)
+            self.tool_buttons[tool] = b
+        self.polarity_button = QPushButton()
+        self.polarity_button.clicked.connect(self.annotator.toggle_polarity)
+        grid.addWidget(self.polarity_button, 1, 0, 1, 2)
+        self.autorun_check = QCheckBox("Auto-run")
+        self.autorun_check.setChecked(True)
+        self.autorun_check.toggled.connect(lambda on: setattr(self.annotator, "autorun", on))
+        grid.addWidget(self.autorun_check, 1, 2)
+        self.run_button = QPushButton("Run")
+        self.run_button.clicked.connect(self.annotator.run)
+        grid.addWidget(self.run_button, 1, 3)
+        self.undo_button = QPushButton("Undo (Ctrl+Z)")
+        self.undo_button.clicked.connect(self.annotator.undo)
+        self.redo_button = QPushButton("Redo (Ctrl+Shift+Z)")
+        self.redo_button.clicked.connect(self.annotator.redo)
+        self.reset_button = QPushButton("Reset object (R)")
+        self.reset_button.clicked.connect(self.annotator.reset_object)
+        self.next_button = QPushButton("Next object (M)")
+        self.next_button.clicked.connect(self.annotator.next_object)
+        for i, b in enumerate([self.undo_button, self.redo_button, self.reset_button, self.next_button]):
+            grid.addWidget(b, 2 + i // 2, 2 * (i % 2), 1, 2)
+        root.addWidget(prompts)
+
+        seed = QGroupBox("Initialize with mask")
+        row = QHBoxLayout(seed)
+        self.mask_combo = QComboBox()
+        self.mask_value = QSpinBox()
+        self.mask_value.setRange(1, 2**31 - 1)
+        self.mask_refine = QCheckBox("refine")
+        apply_mask = QPushButton("Use mask")
+        apply_mask.clicked.connect(self._apply_mask)
+        for w in (self.mask_combo, QLabel("value"), self.mask_value, self.mask_refine, apply_mask):
+            row.addWidget(w)
+        root.addWidget(seed)
+
+        out = QGroupBox("Output")
+        form = QFormLayout(out)
+        self.output_combo = QComboBox()
+        self.output_combo.currentIndexChanged.connect(self._output_changed)
+        form.addRow("Labels layer", self.output_combo)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems([m.value for m in OutputMode])
+        self.mode_combo.currentIndexChanged.connect(self._output_changed)
+        form.addRow("Mode", self.mode_combo)
+        self.class_spin = QSpinBox()
+        self.class_spin.setRange(1, 65535)
+        self.class_spin.valueChanged.connect(self._output_changed)
+        form.addRow("Class id (semantic)", self.class_spin)
+        self.overlap_combo = QComboBox()
+        self.overlap_combo.addItems(["keep existing objects", "overwrite"])
+        self.overlap_combo.currentIndexChanged.connect(self._output_changed)
+        form.addRow("On overlap", self.overlap_combo)
+        root.addWidget(out)
+
+        busy = QHBoxLayout()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.setVisible(False)
+        self.progress_label = QLabel("")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.annotator.cancel)
+        busy.addWidget(self.progress_bar)
+        busy.addWidget(self.cancel_button)
+        root.addLayout(busy)
+        root.addWidget(self.progress_label)
+        root.addStretch(1)
+
+    # ------------------------------------------------------------------ setup
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "nnInteractive model folder", self.model_edit.text())
+        if folder:
+            self.model_edit.setText(folder)
+
+    def _selected(self, combo: QComboBox, kind):
+        name = combo.currentText()
+        return next((layer for layer in self.viewer.layers if isinstance(layer, kind) and layer.name == name), None)
+
+    def initialize(self) -> None:
+        """Load the model and hand the image over, on a worker thread."""
+        layer = self._selected(self.image_combo, Image)
+        if layer is None:
+            return self._fail("No image layer: open an image (File > Open) and pick it above.")
+        folder = self.model_edit.text().strip()
+        if not folder:
+            return self._fail("Choose an nnInteractive model folder (Browse…).")
+        try:
+            view = L.image_view(layer, tuple(self.viewer.dims.current_step))
+        except L.LayerError as exc:
+            return self._fail(str(exc))
+        from .core.engines.network import NetworkEngine
+
+        device, autozoom = self.device_combo.currentText(), self.autozoom_check.isChecked()
+        self.annotator.detach()
+        self._set_status(f"Loading {Path(folder).name} …")
+        self.init_button.setEnabled(False)
+        self._loader = load_session_worker(
+            lambda: NetworkEngine.from_folder(folder, device=device, autozoom=autozoom), view.volume)
+        self._loader.returned.connect(lambda result: self._loaded(view, *result))
+        self._loader.start()
+
+    def _loaded(self, view, session, error) -> None:
+        self.init_button.setEnabled(True)
+        self._loader = None
+        if session is None:
+            return self._fail(f"Initialization failed: {error}")
+        if view.layer not in self.viewer.layers:
+            return self._fail("The image layer was removed while loading; pick an image and Initialize again.")
+        self.annotator.attach(view, session)
+        self._output_changed()
+        engine = session.engine
+        lines = [f"Initialized: {engine.describe()}."]
+        licence = getattr(getattr(engine, "model", None), "licence", None)
+        if licence:
+            lines.append(f"Model licence: {licence}")
+        if getattr(engine, "device", None) is not None and engine.device.type == "cpu":
+            lines.append("Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
+                         "here; a GPU makes it interactive.")
+        self._set_status("\n".join(lines))
+        self._refresh()
+
+    def _fail(self, message: str) -> None:
+        self._set_status(message, error=True)
+        self.annotator.notify(message, "warning")
+
+    def _set_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet("color: #ff6060;" if error else "")
+
+    # ------------------------------------------------------------------ other controls
+
+    def _apply_mask(self) -> None:
+        layer = self._selected(self.mask_combo, Labels)
+        if layer is None:
+            return self.annotator.notify("Pick a labels layer to start from.", "warning")
+        self.annotator.init_with_mask(layer, self.mask_value.value(), self.mask_refine.isChecked())
+
+    def _output_changed(self, *_) -> None:
+        a = self.annotator
+        a.mode = list(OutputMode)[self.mode_combo.currentIndex()]
+        a.class_id = self.class_spin.value()
+        a.overwrite = self.overlap_combo.currentIndex() == 1
+        a.output_choice = self._selected(self.output_combo, Labels)
+        self.class_spin.setEnabled(a.mode is OutputMode.SEMANTIC)
+        self.output_combo.setEnabled(a.mode is not OutputMode.SEPARATE)
+
+    def _refresh_layer_choices(self, *_) -> None:
+        ours = {layer for layer in self.annotator.prompt_layers.values()}
+        images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
+        labels = [layer.name for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in ours
+                  and not layer.name.startswith(L.PROMPT_LAYER_PREFIX + "scribbles")]
+        for combo, names in ((self.image_combo, images), (self.mask_combo, labels), (self.output_combo, [NEW_LAYER] + labels)):
+            current = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            combo.blockSignals(False)
+        self._output_changed()
+
+    # ------------------------------------------------------------------ state
+
+    def _refresh(self) -> None:
+        a = self.annotator
+        ready = a.ready
+        for tool, button in self.tool_buttons.items():
+            button.setEnabled(ready)
+            button.setChecked(a.tool is tool)
+        self.polarity_button.setText("Positive (T)" if a.positive else "Negative (T)")
+        color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
+        self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
+        outcome = a.last_outcome
+        for b in (self.run_button, self.reset_button, self.next_button):
+            b.setEnabled(ready)
+        self.undo_button.setEnabled(ready and (outcome is None or outcome.can_undo or a.runner.busy))
+        self.redo_button.setEnabled(ready and (outcome is not None and (outcome.can_redo or a.runner.busy)))
+        if outcome is not None and outcome.pending and not a.autorun:
+            self.progress_label.setText(f"{outcome.pending} prompt(s) queued: press Run.")
+        if not ready and self.status_label.text().startswith("Initialized"):
+            self._set_status("Not initialized (the image layer was removed).", error=True)
+
+    def _poll_progress(self) -> None:
+        runner = self.annotator.runner
+        busy = bool(runner is not None and runner.busy) or self._loader is not None
+        self.progress_bar.setVisible(busy)
+        self.cancel_button.setEnabled(busy and runner is not None and runner.busy)
+        if runner is not None and runner.busy:
+            event = runner.last_progress
+            self.progress_label.setText(event.message if event is not None else "predicting …")
+        elif busy:
+            self.progress_label.setText("loading the model …")
+        elif self.progress_label.text().startswith(("predicting", "forward", "refining", "loading")):
+            self.progress_label.setText("")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.annotator.detach()
+        super().closeEvent(event)
+
+
+__all__ = ["NNInteractiveWidget"]

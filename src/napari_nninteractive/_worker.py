@@ -1,0 +1,201 @@
+"""Background work for the widget: model loading and session actions on napari thread workers.
+
+The session is touched only from the worker thread, one action at a time. Prompts that arrive
+while a prediction runs wait in a queue; the next run adds all of them and predicts once, so the
+newest state wins. Nothing here touches Qt widgets or layers: results reach the GUI thread
+through the worker's ``yielded`` signal, and the widget writes them into layers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from napari.qt.threading import create_worker
+
+from .core.encoding import ImageError
+from .core.engines.base import EngineError, PredictionCancelled, ProgressEvent
+from .core.geometry import BBox, bbox_to_slices
+from .core.model import ModelFolderError
+from .core.prompts import Prompt, PromptError
+from .core.session import Session
+
+log = logging.getLogger(__name__)
+USER_ERRORS = (PromptError, ImageError, EngineError, ModelFolderError, ValueError)
+
+
+@dataclass(frozen=True)
+class Action:
+    """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next.
+
+    ``tag`` names the object the request belongs to; its :class:`Outcome` carries it back.
+    """
+
+    kind: str
+    prompt: Prompt | None = None
+    run: bool = True
+    tag: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action did: the changed bbox and the mask there (copied in the worker)."""
+
+    kind: str
+    bbox: BBox | None = None
+    values: np.ndarray | None = None
+    message: str = ""
+    pending: int = 0
+    can_undo: bool = False
+    can_redo: bool = False
+    tag: int = 0
+
+
+class SessionRunner:
+    """Runs session actions on one background worker at a time; never blocks the GUI.
+
+    Parameters
+    ----------
+    session
+        The session (image already set). Owned by the runner from now on.
+    on_outcome
+        Called on the GUI thread with each :class:`Outcome`.
+    on_idle
+        Called on the GUI thread when the queue is empty and no worker runs.
+    """
+
+    def __init__(self, session: Session, on_outcome: Callable[[Outcome], None], on_idle: Callable[[], None] = lambda: None):
+        self.session = session
+        self.on_outcome = on_outcome
+        self.on_idle = on_idle
+        self._queue: deque[Action] = deque()
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._running = False
+        self._live_workers = 0  # started workers whose `finished` the GUI thread has not handled
+        self.worker = None
+        self.last_progress: ProgressEvent | None = None
+        session.should_cancel = self._cancel.is_set
+        session.progress = self._record_progress
+
+    # ------------------------------------------------------------------ GUI thread
+
+    @property
+    def busy(self) -> bool:
+        """True while an action runs or its outcomes have not reached the GUI thread yet."""
+        return self._running or self._live_workers > 0
+
+    def submit(self, action: Action) -> None:
+        """Queue an action; starts a worker if none runs."""
+        with self._lock:
+            self._queue.append(action)
+            if self._running:
+                return
+            self._running = True
+        self._live_workers += 1
+        self.worker = create_worker(self._work, _start_thread=False)
+        self.worker.yielded.connect(self.on_outcome)
+        self.worker.finished.connect(self._finished)
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Cancel the prediction in flight (its prompts stay queued in the session)."""
+        if self._running:
+            self._cancel.set()
+
+    def wait(self, timeout: float = 30.0) -> None:
+        """Block until idle (tests and shutdown only; processes Qt events meanwhile)."""
+        from qtpy.QtCore import QCoreApplication, QElapsedTimer
+
+        timer = QElapsedTimer()
+        timer.start()
+        while self.busy and timer.elapsed() < timeout * 1000:
+            QCoreApplication.processEvents()
+
+    def _finished(self) -> None:
+        # signals of one worker arrive in order: every outcome it yielded was handled before this
+        self._live_workers -= 1
+        if not self.busy:
+            self.on_idle()
+
+    # ------------------------------------------------------------------ worker thread
+
+    def _record_progress(self, event: ProgressEvent) -> None:
+        self.last_progress = event
+
+    def _take(self) -> list[Action] | None:
+        with self._lock:
+            if not self._queue:
+                self._running = False
+                return None
+            first = self._queue.popleft()
+            batch = [first]
+            while first.kind == "prompt" and self._queue and self._queue[0].kind == "prompt" and self._queue[0].tag == first.tag:
+                batch.append(self._queue.popleft())
+            return batch
+
+    def _work(self):
+        s = self.session
+        while (batch := self._take()) is not None:
+            self._cancel.clear()
+            self.last_progress = None
+            kind, tag = batch[0].kind, batch[0].tag
+            try:
+                if kind == "prompt":
+                    for a in batch[:-1]:
+                        s.add_prompt(a.prompt, run=False)
+                    bbox = s.add_prompt(batch[-1].prompt, run=any(a.run for a in batch))
+                elif kind == "mask":
+                    bbox = s.add_prompt(batch[0].prompt, run=True)
+                elif kind == "predict":
+                    bbox = s.predict()
+                elif kind == "undo":
+                    bbox = s.undo()
+                elif kind == "redo":
+                    bbox = s.redo()
+                elif kind == "reset":
+                    bbox = s.reset_object()
+                elif kind == "next":
+                    s.new_object()
+                    bbox = None
+                else:
+                    raise ValueError(f"unknown action {kind!r}")
+            except PredictionCancelled:
+                yield self._outcome("cancelled", tag, None, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
+                continue
+            except USER_ERRORS as exc:
+                yield self._outcome("error", tag, None, str(exc))
+                continue
+            except MemoryError:
+                yield self._outcome("error", tag, None, "Out of memory during the prediction; close other programs or use a smaller image.")
+                continue
+            yield self._outcome(kind, tag, bbox)
+
+    def _outcome(self, kind: str, tag: int, bbox: BBox | None, message: str = "") -> Outcome:
+        s = self.session
+        values = s.mask[bbox_to_slices(bbox)].copy() if bbox is not None else None
+        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag)
+
+
+def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
+    """A worker (not started) that builds the engine and a session holding ``volume``.
+
+    Its ``returned`` signal carries ``(session, None)``, or ``(None, message)`` for a problem
+    the user can fix (wrong folder, unusable image, ...).
+    """
+
+    def work():
+        try:
+            session = Session(make_engine())
+            session.set_image(volume)
+        except USER_ERRORS as exc:
+            return None, str(exc)
+        except MemoryError:
+            return None, "Out of memory while loading; close other programs or use a smaller image."
+        return session, None
+
+    return create_worker(work, _start_thread=False)
