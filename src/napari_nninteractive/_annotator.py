@@ -78,7 +78,8 @@ class Annotator:
         self.autorun = True
         self.mode = OutputMode.INSTANCE
         self.class_id = 1
-        self.overwrite = False
+        self._overwrite = False
+        self._resync = False  # next write compares the whole region (the overlap rule changed)
         self.output_choice: Labels | None = None  # None: a new layer
         self.targets: dict[int, ObjectTarget] = {}
         self.object_id = 0
@@ -86,6 +87,17 @@ class Annotator:
         self.last_outcome: Outcome | None = None
         viewer.layers.events.removed.connect(self._on_layer_removed)
         viewer.dims.events.ndisplay.connect(self._on_ndisplay)
+
+    @property
+    def overwrite(self) -> bool:
+        """On overlap with other objects: overwrite them (True) or keep them (False)."""
+        return self._overwrite
+
+    @overwrite.setter
+    def overwrite(self, value: bool) -> None:
+        if bool(value) != self._overwrite:
+            self._resync = True
+        self._overwrite = bool(value)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -342,12 +354,15 @@ class Annotator:
         target = self.targets.get(object_id)
         if target is not None and target.layer in self.viewer.layers:
             return target
-        if target is not None:
+        recreated = target is not None
+        if recreated:
             self.notify(f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.", "warning")
         layer = self._output_layer(object_id)
         value = self._value_for(layer)
         target = ObjectTarget(layer, value)
         self.targets[object_id] = target
+        if recreated and object_id == self.object_id and self.runner is not None:
+            self.runner.submit(Action("sync", tag=object_id))  # re-write the whole current object
         return target
 
     def _output_layer(self, object_id: int) -> Labels:
@@ -383,8 +398,11 @@ class Annotator:
             self.notify(outcome.message, "warning" if outcome.kind == "error" else "info")
         elif outcome.bbox is not None and self.view is not None:
             target = self._target(outcome.tag)
+            # sync, or a changed overlap rule: compare the whole region, not only the changed voxels
+            changed = None if outcome.kind == "sync" or self._resync else outcome.changed
+            self._resync = False
             try:
-                L.write_object(target.layer, self.view, outcome.bbox, outcome.values, target.value, self.overwrite)
+                L.write_object(target.layer, self.view, outcome.bbox, outcome.values, target.value, self.overwrite, changed)
             except L.LayerError as exc:
                 self.notify(str(exc), "warning")
         self.on_state()

@@ -203,22 +203,35 @@ def check_output_layer(view: ImageView, layer: Labels) -> None:
         )
 
 
-def write_object(layer: Labels, view: ImageView, bbox: BBox, mask: np.ndarray, value: int, overwrite: bool) -> None:
+def write_object(layer: Labels, view: ImageView, bbox: BBox, mask: np.ndarray, value: int, overwrite: bool,
+                 changed: tuple[np.ndarray, ...] | None = None) -> None:
     """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``.
 
-    Only ``bbox`` is touched. Voxels of other objects (another value) change only with
-    ``overwrite``; voxels this object gives up (``value`` where the mask is now 0) become 0.
+    Only voxels of ``bbox`` are touched, and with ``changed`` (indices in the bbox frame of the
+    voxels whose mask value changed) only those, so the GUI thread does work proportional to
+    the change. Voxels of other objects (another value) change only with ``overwrite``; voxels
+    this object gives up become 0.
     """
-    box = bbox[1:] if view.squeeze2d else bbox
-    region = mask[0] if view.squeeze2d else mask
     if layer.data.dtype.kind in "iu" and value > np.iinfo(layer.data.dtype).max:
         raise LayerError(f"Label value {value} does not fit the labels layer's dtype {layer.data.dtype}.")
-    sl = bbox_to_slices(box)
-    cur = np.asarray(layer.data[sl])
-    new = region.astype(bool)
-    writable = np.ones_like(new) if overwrite else (cur == 0) | (cur == value)
-    out = cur.copy()
-    out[new & writable] = value
-    out[~new & (cur == value)] = 0
-    layer.data[sl] = out
+    if view.squeeze2d:
+        bbox, mask = bbox[1:], mask[0]
+        changed = None if changed is None else changed[1:]
+    sl = bbox_to_slices(bbox)
+    writable_view = isinstance(layer.data, np.ndarray)  # basic slicing of an ndarray is a view
+    region = layer.data[sl]
+    if not writable_view:
+        region = np.array(region)
+    new = mask.astype(bool, copy=False)
+    todo = changed if changed is not None else np.nonzero(new != (np.asarray(region) == value))
+    if todo[0].size == 0:
+        return
+    was, now = region[todo], new[todo]
+    out = np.where(now, value, np.where(was == value, 0, was)).astype(region.dtype)
+    if not overwrite:
+        keep = now & (was != 0) & (was != value)  # another object's voxel stays
+        out[keep] = was[keep]
+    region[todo] = out
+    if not writable_view:
+        layer.data[sl] = region
     layer.refresh()

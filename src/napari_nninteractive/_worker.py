@@ -19,7 +19,7 @@ from napari.qt.threading import create_worker
 
 from .core.encoding import ImageError
 from .core.engines.base import EngineError, PredictionCancelled, ProgressEvent
-from .core.geometry import BBox, bbox_to_slices
+from .core.geometry import BBox, bbox_to_slices, nonzero_bbox
 from .core.model import ModelFolderError
 from .core.prompts import Prompt, PromptError
 from .core.session import Session
@@ -30,7 +30,7 @@ USER_ERRORS = (PromptError, ImageError, EngineError, ModelFolderError, ValueErro
 
 @dataclass(frozen=True)
 class Action:
-    """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next.
+    """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next | sync.
 
     ``tag`` names the object the request belongs to; its :class:`Outcome` carries it back.
     """
@@ -53,6 +53,7 @@ class Outcome:
     can_undo: bool = False
     can_redo: bool = False
     tag: int = 0
+    changed: tuple[np.ndarray, ...] | None = None  # voxels (bbox frame) whose value changed
 
 
 class SessionRunner:
@@ -162,6 +163,8 @@ class SessionRunner:
                 elif kind == "next":
                     s.new_object()
                     bbox = None
+                elif kind == "sync":  # the whole object, e.g. for a re-created output layer
+                    bbox = nonzero_bbox(s.mask)
                 else:
                     raise ValueError(f"unknown action {kind!r}")
             except PredictionCancelled:
@@ -178,7 +181,11 @@ class SessionRunner:
     def _outcome(self, kind: str, tag: int, bbox: BBox | None, message: str = "") -> Outcome:
         s = self.session
         values = s.mask[bbox_to_slices(bbox)].copy() if bbox is not None else None
-        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag)
+        changed = None
+        if kind in ("prompt", "mask", "predict", "undo", "redo", "reset") and s.last_change is not None \
+                and s.last_change[0] == bbox:
+            changed = s.last_change[1]
+        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag, changed)
 
 
 def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):

@@ -116,6 +116,9 @@ class Session:
         self._pending: list[Prompt] = []
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
+        #: ``(bbox, indices)`` of the voxels whose value the latest call changed (indices in the
+        #: bbox frame, as from ``np.nonzero``); lets a GUI update only those voxels.
+        self.last_change: tuple[BBox, tuple[np.ndarray, ...]] | None = None
 
     # ------------------------------------------------------------------ image and buffers
 
@@ -248,7 +251,9 @@ class Session:
             self._write(box, np.zeros_like(self._mask[bbox_to_slices(box)]), patches)
         self.engine.clear_prompts()
         self._pending = []
-        self._push(_Step("reset", before, self._snapshot(), tuple(patches)))
+        step = _Step("reset", before, self._snapshot(), tuple(patches))
+        self._push(step)
+        self._record_change(step)
         return box
 
     def new_object(self) -> None:
@@ -261,6 +266,7 @@ class Session:
         self._mask[...] = 0
         self.engine.clear_prompts()
         self._pending, self._undo, self._redo = [], [], []
+        self.last_change = None
 
     def undo(self) -> BBox | None:
         """Undo the last action (unlimited depth); returns the bbox it changed."""
@@ -271,6 +277,7 @@ class Session:
             self._set(patch.bbox, patch.values("old"))
         self._restore(step.before)
         self._redo.append(step)
+        self._record_change(step)
         return step.bbox
 
     def redo(self) -> BBox | None:
@@ -282,9 +289,22 @@ class Session:
             self._set(patch.bbox, patch.values("new"))
         self._restore(step.after)
         self._undo.append(step)
+        self._record_change(step)
         return step.bbox
 
     # ------------------------------------------------------------------ internals
+
+    def _record_change(self, step: _Step) -> None:
+        box = step.bbox
+        if box is None:
+            self.last_change = None
+            return
+        changed = np.zeros(tuple(hi - lo for lo, hi in box), dtype=bool)
+        for patch in step.patches:
+            local = tuple(slice(lo - b0, hi - b0) for (lo, hi), (b0, _) in zip(patch.bbox, box))
+            flips = np.unpackbits(np.bitwise_xor(patch.old, patch.new), count=int(np.prod(patch.shape)))
+            changed[local] |= flips.reshape(patch.shape).astype(bool)
+        self.last_change = (box, np.nonzero(changed))
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self.engine.get_state(), tuple(self._pending))
@@ -335,6 +355,7 @@ class Session:
         self._pending = []
         step = _Step(label, before, self._snapshot(), tuple(patches))
         self._push(step)
+        self._record_change(step)
         return step.bbox
 
 
