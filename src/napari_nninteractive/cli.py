@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one clear line and exit 2 (no traceback)."""
+def guarded(prog: str, run_fn, args: argparse.Namespace, extra_errors: tuple = ()) -> int:
+    """Run ``run_fn(args)``; a user error prints one line naming the fix and exits 2, no traceback."""
     from .core.encoding import ImageError
     from .core.engines.base import EngineError
     from .core.model import ModelFolderError
@@ -109,16 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     from .io.prompt_file import PromptFileError
     from .io.volumes import VolumeIOError
 
-    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    user_errors = (ImageError, EngineError, ModelFolderError, PromptError, PromptFileError, VolumeIOError) + extra_errors
     try:
-        return run(args)
-    except (ImageError, EngineError, ModelFolderError, PromptError, PromptFileError, VolumeIOError) as exc:
-        print(f"nninteractive-segment: error: {exc}", file=sys.stderr)
+        return run_fn(args)
+    except user_errors as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nninteractive-segment: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nninteractive-segment``."""
+    return guarded("nninteractive-segment", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -108,22 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; user errors print one clear line and exit 2."""
-    from ..core.encoding import ImageError
-    from ..core.engines.base import EngineError
-    from ..core.model import ModelFolderError
-    from ..core.prompts import PromptError
-    from ..io.volumes import VolumeIOError
+    """Entry point of ``nninteractive-eval``; user errors print one line and exit 2."""
+    from ..cli import guarded
 
-    args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except (ImageError, EngineError, ModelFolderError, PromptError, VolumeIOError, ValueError) as exc:
-        print(f"nninteractive-eval: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nninteractive-eval: interrupted", file=sys.stderr)
-        return 130
+    return guarded("nninteractive-eval", run, build_parser().parse_args(argv), (ValueError,))
 
 
 if __name__ == "__main__":
