@@ -75,15 +75,26 @@ def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_mode
     assert w.annotator.ready
 
 
-def test_initialize_without_image_or_model_says_what_to_do(viewer):
+def test_initialize_without_image_says_what_to_do(viewer):
     w = NNInteractiveWidget(viewer)
     msgs = []
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     w.initialize()
     assert "No image layer" in msgs[-1]
-    viewer.add_image(np.ones((4, 4, 4)), name="img")
+
+
+def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
+    w, layer, _ = _widget(viewer)
+    assert w.model_edit.text() == ""
     w.initialize()
-    assert "model folder" in msgs[-1]
+    qtbot.waitUntil(lambda: w._loader is None, timeout=30000)
+    assert w.status_label.text().startswith("Initialized: weight-free")
+    assert "CPU" not in w.status_label.text()  # no network: no CPU warning
+    w.annotator.prompt_layers[Tool.POINT].add(list(C))
+    _settle(w, qtbot)
+    expected = sphere(SHAPE, C, R)
+    got = _output(viewer).data > 0
+    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -64,7 +64,7 @@ class NNInteractiveWidget(QWidget):
         self.image_combo = QComboBox()
         form.addRow("Image layer", self.image_combo)
         self.model_edit = QLineEdit()
-        self.model_edit.setPlaceholderText("nnInteractive model folder (holds plans.json, fold_0/)")
+        self.model_edit.setPlaceholderText("empty: weight-free engine; or an nnInteractive model folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_model)
         row = QHBoxLayout()
@@ -179,21 +179,18 @@ class NNInteractiveWidget(QWidget):
         layer = self._selected(self.image_combo, Image)
         if layer is None:
             return self._fail("No image layer: open an image (File > Open) and pick it above.")
-        folder = self.model_edit.text().strip()
-        if not folder:
-            return self._fail("Choose an nnInteractive model folder (Browse…).")
+        folder = self.model_edit.text().strip() or None
         try:
             view = L.image_view(layer, tuple(self.viewer.dims.current_step))
         except L.LayerError as exc:
             return self._fail(str(exc))
-        from .core.engines.network import NetworkEngine
+        from .core.engines.factory import make_engine
 
         device, autozoom = self.device_combo.currentText(), self.autozoom_check.isChecked()
         self.annotator.detach()
-        self._set_status(f"Loading {Path(folder).name} …")
+        self._set_status(f"Loading {Path(folder).name if folder else 'the weight-free engine'} …")
         self.init_button.setEnabled(False)
-        self._loader = load_session_worker(
-            lambda: NetworkEngine.from_folder(folder, device=device, autozoom=autozoom), view.volume)
+        self._loader = load_session_worker(lambda: make_engine(folder, "auto", device, autozoom), view.volume)
         self._loader.returned.connect(lambda result: self._loaded(view, *result))
         self._loader.start()
 

@@ -20,8 +20,9 @@ the array order of the file as read (no reorientation). A 4-D image is channel-f
 --save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
 (a queued interaction, "run": false, stores the unchanged mask).
 
-Example:
+Examples:
   nninteractive-segment ct.nii.gz --prompts prompts.json --model nnInteractive_v1.0 -o mask.nii.gz
+  nninteractive-segment ct.nii.gz --prompts prompts.json -o mask.nii.gz     # weight-free engine
 """
 
 log = logging.getLogger("napari_nninteractive")
@@ -31,15 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nninteractive-segment",
         description="Segment one object in a 3-D volume from point / box / scribble / lasso / mask "
-        "prompts with an nnInteractive model folder, without a GUI. Prints one progress line per "
-        "interaction with its time and forward passes.",
+        "prompts, without a GUI: with an nnInteractive model folder (--model), or with the "
+        "weight-free engine when no model is given. Prints one progress line per interaction with "
+        "its time and forward passes (solver runs for the weight-free engine).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="volume to segment")
     parser.add_argument("--prompts", type=Path, required=True, metavar="PROMPTS.json", help="prompt file (format below)")
-    parser.add_argument("--model", type=Path, required=True, metavar="MODEL_DIR",
-                        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/)")
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
+                        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
+                        "without it the weight-free engine segments (no download needed)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "network", "weight-free", "random-walker"],
+                        help="auto (default): the network with --model, else weight-free; "
+                        "random-walker is the scikit-image baseline")
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="mask file to write")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
                         help="where the network runs (default auto: CUDA, then MPS, then CPU)")
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .core.engines.network import NetworkEngine
+    from .core.engines.factory import make_engine
     from .core.session import Session
     from .io.prompt_file import load_prompt_file
     from .io.volumes import read_volume, write_mask
@@ -60,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     volume = read_volume(args.image)
     t0 = time.perf_counter()
-    engine = NetworkEngine.from_folder(args.model, fold=args.fold, device=args.device, autozoom=not args.no_autozoom)
+    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold)
     say(f"loaded {engine.describe()} in {time.perf_counter() - t0:.1f} s")
-    if engine.model.licence:
-        say(f"model licence: {engine.model.licence}")
+    licence = getattr(getattr(engine, "model", None), "licence", None)
+    if licence:
+        say(f"model licence: {licence}")
     session = Session(engine)
     session.set_image(volume.array)
 
@@ -123,7 +130,7 @@ def guarded(prog: str, run_fn, args: argparse.Namespace, extra_errors: tuple = (
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-segment``."""
-    return guarded("nninteractive-segment", run, build_parser().parse_args(argv))
+    return guarded("nninteractive-segment", run, build_parser().parse_args(argv), (ValueError,))
 
 
 if __name__ == "__main__":

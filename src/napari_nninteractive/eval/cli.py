@@ -42,7 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", type=Path, metavar="LABELS", help="reference label volume on the same grid")
     p.add_argument("--labels", dest="values", default=None, metavar="1,5,7",
                    help="label values to evaluate (default: every nonzero value)")
-    p.add_argument("--model", type=Path, required=True, metavar="DIR", help="nnInteractive model folder")
+    p.add_argument("--model", type=Path, default=None, metavar="DIR",
+                   help="nnInteractive model folder (default: the weight-free engine, no weights needed)")
+    p.add_argument("--engine", default="auto", choices=["auto", "network", "weight-free", "random-walker"],
+                   help="auto (default): the network with --model, else weight-free; random-walker is the baseline")
     p.add_argument("--agent", default="random", metavar="NAME[,NAME]",
                    help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)")
     p.add_argument("--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)")
@@ -64,7 +67,7 @@ def _parse_values(text: str | None) -> list[int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.engines.network import NetworkEngine
+    from ..core.engines.factory import make_engine
     from ..core.session import Session, as_channel_first
     from ..io.volumes import read_volume
     from . import report
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if labels.shape != spatial:
         raise ValueError(f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
                          "pass labels on the same grid (read with the same reader).")
-    engine = NetworkEngine.from_folder(args.model, fold=args.fold, device=args.device, autozoom=not args.no_autozoom)
+    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold)
     session = Session(engine)
     session.set_image(image.array)
     t0 = time.perf_counter()

@@ -72,6 +72,10 @@ class Engine(abc.ABC):
     #: Forward passes (or equivalent solver runs) of the last ``predict``.
     forward_passes: int = 0
 
+    def describe(self) -> str:
+        """One line for logs and the UI."""
+        return self.name
+
     @abc.abstractmethod
     def set_image(self, image: np.ndarray) -> None:
         """Take a channel-first ``(C, Z, Y, X)`` image (never modify it); forget all prompts."""

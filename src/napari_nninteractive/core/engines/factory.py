@@ -1,0 +1,29 @@
+"""Choosing an engine: the nnInteractive network when a model folder is given, else weight-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Engine
+
+ENGINES = ("auto", "network", "weight-free", "random-walker")
+
+
+def make_engine(model: str | Path | None = None, engine: str = "auto", device: str = "auto",
+                autozoom: bool = True, fold: int | str | None = None) -> Engine:
+    """Build an engine.
+
+    ``engine="auto"`` uses the nnInteractive network when ``model`` (a model folder) is given and
+    the weight-free seeded-watershed engine otherwise; ``"random-walker"`` is the baseline.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "network" or (engine == "auto" and model is not None):
+        if model is None:
+            raise ValueError("the network engine needs a model folder (--model DIR)")
+        from .network import NetworkEngine
+
+        return NetworkEngine.from_folder(model, fold=fold, device=device, autozoom=autozoom)
+    from .seeded import RandomWalkerEngine, SeededWatershedEngine
+
+    return RandomWalkerEngine() if engine == "random-walker" else SeededWatershedEngine()
