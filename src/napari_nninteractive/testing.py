@@ -167,11 +167,16 @@ def _main(argv=None) -> int:
     write_model_folder(args.out / "model", arch, patch)
     image, labels = synthetic_volume((args.size,) * 3)
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(args.out / "volume.nii.gz"))
-    centre = [int(v) for v in np.argwhere(labels == 1).mean(axis=0).round()]
+    obj = labels == 1
+    centre = [int(v) for v in np.argwhere(obj).mean(axis=0).round()]
+    ys, xs = np.nonzero(obj[centre[0]])
+    outside = np.argwhere((labels == 0) & (image < 40))  # a background voxel for the negative click
+    far = outside[np.argmax(((outside - centre) ** 2).sum(axis=1) < 30**2)]
     prompts = {"interactions": [
         {"type": "point", "positive": True, "coord": centre},
-        {"type": "bbox", "positive": True, "bbox": [[centre[0], centre[0] + 1], [centre[1] - 10, centre[1] + 10], [centre[2] - 10, centre[2] + 10]]},
-        {"type": "point", "positive": False, "coord": [centre[0], centre[1], max(0, centre[2] - 25)]},
+        {"type": "bbox", "positive": True, "bbox": [[centre[0], centre[0] + 1], [int(ys.min()) - 2, int(ys.max()) + 3],
+                                                     [int(xs.min()) - 2, int(xs.max()) + 3]]},
+        {"type": "point", "positive": False, "coord": [int(v) for v in far]},
     ]}
     (args.out / "prompts.json").write_text(json.dumps(prompts, indent=2))
     print(f"wrote {args.out}/model, {args.out}/volume.nii.gz and {args.out}/prompts.json")

@@ -156,15 +156,20 @@ class _SeededBase(Engine):
                     _paint(inside, roi, p.bbox, p.mask)
                 if p.positive:
                     plane_axis = _flat_axis(p.bbox)
-                    if plane_axis is not None:  # the rest of its slice is background
-                        plane = np.zeros(shape, bool)
+                    if plane_axis is not None:  # the rest of its slice, beyond a tolerance, is background
+                        tolerant = np.zeros(shape, bool)
+                        grown = tuple((lo, hi) if a == plane_axis else
+                                      (lo - max(2, (hi - lo) // 10), hi + max(2, (hi - lo) // 10))
+                                      for a, (lo, hi) in enumerate(p.bbox))
+                        _paint(tolerant, roi, grown, np.ones(bbox_shape(grown), bool))
                         s = p.bbox[plane_axis][0] - roi[plane_axis][0]
                         if 0 <= s < shape[plane_axis]:
                             sl = [slice(None)] * 3
                             sl[plane_axis] = s
-                            plane[tuple(sl)] = True
-                            bg |= plane & ~inside
-                            fg &= ~(plane & ~inside)
+                            outside = np.zeros(shape, bool)
+                            outside[tuple(sl)] = ~tolerant[tuple(sl)]
+                            bg |= outside
+                            fg &= ~outside
                     centre = _central(inside, p.bbox, roi)
                     model |= centre
                     fg |= centre & ~bg
