@@ -38,6 +38,7 @@ class SeededConfig:
     k_sigma: float = 2.5  # voxels farther than k robust sigmas from the object's intensity are background
     sigma_floor: float = 0.15  # robust sigma is at least this fraction of the ROI's 5-95 % intensity spread
     marker_gap: int = 2  # background markers keep this distance from the object's intensity range
+    crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
 
 
@@ -218,8 +219,15 @@ class SeededWatershedEngine(_SeededBase):
         markers[far] = 1
         markers[bg] = 1
         markers[fg] = 2
-        gradient = ndimage.gaussian_gradient_magnitude(img, 1.0)
-        labels = watershed(gradient, markers)
+        # only unmarked voxels can change: flood just their bounding box (plus the markers around it)
+        free = nonzero_bbox(markers == 0) if cfg.crop_watershed else tuple((0, n) for n in img.shape)
+        labels = markers
+        if free is not None:
+            box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in free), img.shape)
+            sub = _slices(box)
+            gradient = ndimage.gaussian_gradient_magnitude(img, 1.0)  # on the whole region: exact values
+            labels = markers.copy()
+            labels[sub] = watershed(gradient[sub], markers[sub])
         seg = labels == 2
         seg = _keep_seeded(seg, fg)
         return ndimage.binary_fill_holes(seg).astype(np.uint8)
