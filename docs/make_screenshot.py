@@ -20,7 +20,6 @@ def main() -> int:
     from qtpy.QtCore import QCoreApplication
 
     from napari_nninteractive._annotator import Tool
-    from napari_nninteractive._widget import NNInteractiveWidget
     from napari_nninteractive.testing import synthetic_volume, write_model_folder
 
     def pump(seconds: float = 0.3) -> None:

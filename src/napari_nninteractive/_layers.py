@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from napari.layers import Image, Labels, Layer, Points, Shapes
+from napari.layers import Image, Labels, Layer, Points
 
 from .core.geometry import BBox, bbox_to_slices
-from .core.prompts import Box, Lasso, Point, Prompt, PromptError, Scribble, fill_polygon
+from .core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
 
 POSITIVE_COLOR = "#00d000"
 NEGATIVE_COLOR = "#ff2020"
