@@ -51,3 +51,8 @@ def test_version_is_exposed():
     import napari_nninteractive
 
     assert napari_nninteractive.__version__.count(".") == 2
+
+
+def test_opening_the_dock_imports_no_torch():
+    mods = _modules_after("import napari_nninteractive._widget")
+    assert "torch" not in mods  # torch loads with the model, in the background, not when the dock opens

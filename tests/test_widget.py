@@ -377,3 +377,29 @@ def test_torch_never_runs_on_the_gui_thread(viewer, qtbot):
     _settle(w, qtbot)
     assert seen and all(t != main for t in seen)
     assert torch.get_num_threads() >= 1
+
+
+def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer, qtbot, tmp_path, monkeypatch):
+    from .test_hub import FakeHub
+
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", FakeHub())
+    w, _, msgs = _widget(viewer)
+    w.download_model()
+    assert w._downloader is not None  # the GUI thread returned at once
+    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    assert w.model_edit.text() == str(tmp_path / "nnInteractive_v1.0")
+    assert w.status_label.text().startswith("Model ready")
+
+
+def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbot, tmp_path, monkeypatch):
+    def offline(**kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    w, _, msgs = _widget(viewer)
+    w.download_model()
+    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    assert "Cannot reach Hugging Face" in w.status_label.text() and "weight-free engine works meanwhile" in msgs[-1]
+    assert w.model_edit.text() == ""

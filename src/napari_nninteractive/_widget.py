@@ -44,6 +44,9 @@ class NNInteractiveWidget(QWidget):
         self.annotator = Annotator(napari_viewer)
         self.annotator.on_state = self._refresh
         self._loader = None
+        self._downloader = None
+        self._download_cancel = None
+        self._download_progress = None
         self._build()
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
             ev.connect(self._refresh_layer_choices)
@@ -67,9 +70,14 @@ class NNInteractiveWidget(QWidget):
         self.model_edit.setPlaceholderText("empty: weight-free engine; or an nnInteractive model folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_model)
+        self.download_button = QPushButton("Download")
+        self.download_button.setToolTip("Fetch nnInteractive_v1.0 (~410 MB, CC BY-NC-SA 4.0) from Hugging Face into the "
+                                        "cache, or use the cached copy; runs in the background.")
+        self.download_button.clicked.connect(self.download_model)
         row = QHBoxLayout()
         row.addWidget(self.model_edit)
         row.addWidget(browse)
+        row.addWidget(self.download_button)
         form.addRow("Model", row)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
@@ -82,7 +90,9 @@ class NNInteractiveWidget(QWidget):
         self.init_button = QPushButton("Initialize")
         self.init_button.clicked.connect(self.initialize)
         form.addRow(self.init_button)
-        self.status_label = QLabel("Not initialized.")
+        self.status_label = QLabel(
+            "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
+            "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize.")
         self.status_label.setWordWrap(True)
         form.addRow(self.status_label)
         root.addWidget(setup)
@@ -156,7 +166,7 @@ class NNInteractiveWidget(QWidget):
         self.progress_bar.setVisible(False)
         self.progress_label = QLabel("")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.annotator.cancel)
+        self.cancel_button.clicked.connect(self._cancel)
         busy.addWidget(self.progress_bar)
         busy.addWidget(self.cancel_button)
         root.addLayout(busy)
@@ -169,6 +179,43 @@ class NNInteractiveWidget(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "nnInteractive model folder", self.model_edit.text())
         if folder:
             self.model_edit.setText(folder)
+
+    def download_model(self) -> None:
+        """Download (or find in the cache) nnInteractive_v1.0 on a worker; Cancel stops it."""
+        import threading
+
+        from napari.qt.threading import create_worker
+
+        from .core import hub
+
+        if self._downloader is not None:
+            return
+        self._download_cancel = threading.Event()
+        self._download_progress = None
+
+        def work():
+            try:
+                return hub.download_model(progress=lambda done, total: setattr(self, "_download_progress", (done, total)),
+                                          should_cancel=self._download_cancel.is_set), None
+            except hub.DownloadCancelled:
+                return None, "Download cancelled; press Download again to resume."
+            except hub.DownloadError as exc:
+                return None, str(exc)
+
+        self._set_status("Downloading nnInteractive_v1.0 … (the weight-free engine works meanwhile)")
+        self.download_button.setEnabled(False)
+        self._downloader = create_worker(work, _start_thread=False)
+        self._downloader.returned.connect(self._downloaded)
+        self._downloader.start()
+
+    def _downloaded(self, result) -> None:
+        folder, error = result
+        self._downloader = None
+        self.download_button.setEnabled(True)
+        if folder is None:
+            return self._fail(error)
+        self.model_edit.setText(str(folder))
+        self._set_status(f"Model ready: {folder}. Press Initialize to use it (licence: CC BY-NC-SA 4.0).")
 
     def _selected(self, combo: QComboBox, kind):
         name = combo.currentText()
@@ -275,17 +322,26 @@ class NNInteractiveWidget(QWidget):
         if not ready and self.status_label.text().startswith("Initialized"):
             self._set_status("Not initialized (the image layer was removed).", error=True)
 
+    def _cancel(self) -> None:
+        if self._downloader is not None and self._download_cancel is not None:
+            self._download_cancel.set()
+        self.annotator.cancel()
+
     def _poll_progress(self) -> None:
         runner = self.annotator.runner
-        busy = bool(runner is not None and runner.busy) or self._loader is not None
+        downloading = self._downloader is not None
+        busy = bool(runner is not None and runner.busy) or self._loader is not None or downloading
         self.progress_bar.setVisible(busy)
-        self.cancel_button.setEnabled(busy and runner is not None and runner.busy)
-        if runner is not None and runner.busy:
+        self.cancel_button.setEnabled((runner is not None and runner.busy) or downloading)
+        if downloading:
+            done, total = self._download_progress or (0, None)
+            self.progress_label.setText(f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB")
+        elif runner is not None and runner.busy:
             event = runner.last_progress
             self.progress_label.setText(event.message if event is not None else "predicting …")
         elif busy:
             self.progress_label.setText("loading the model …")
-        elif self.progress_label.text().startswith(("predicting", "forward", "refining", "loading")):
+        elif self.progress_label.text().startswith(("predicting", "forward", "refining", "loading", "downloading")):
             self.progress_label.setText("")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -20,12 +20,17 @@ from napari.qt.threading import create_worker
 from .core.encoding import ImageError
 from .core.engines.base import EngineError, PredictionCancelled, ProgressEvent
 from .core.geometry import BBox, bbox_to_slices, nonzero_bbox
-from .core.model import ModelFolderError
 from .core.prompts import Prompt, PromptError
 from .core.session import Session
 
 log = logging.getLogger(__name__)
-USER_ERRORS = (PromptError, ImageError, EngineError, ModelFolderError, ValueError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that are the user's to fix (imported lazily: opening the dock needs no torch)."""
+    from .core.model import ModelFolderError
+
+    return (PromptError, ImageError, EngineError, ModelFolderError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,7 @@ class SessionRunner:
             except PredictionCancelled:
                 yield self._outcome("cancelled", tag, None, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
                 continue
-            except USER_ERRORS as exc:
+            except user_errors() as exc:
                 yield self._outcome("error", tag, None, str(exc))
                 continue
             except MemoryError:
@@ -199,7 +204,7 @@ def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
         try:
             session = Session(make_engine())
             session.set_image(volume)
-        except USER_ERRORS as exc:
+        except user_errors() as exc:
             return None, str(exc)
         except MemoryError:
             return None, "Out of memory while loading; close other programs or use a smaller image."

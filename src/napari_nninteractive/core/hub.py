@@ -1,0 +1,127 @@
+"""Getting the nnInteractive weights: Hugging Face download, cache, offline reuse (spec section 1).
+
+``download_model`` fetches the ``nnInteractive_v1.0/`` folder of the model repository with
+``huggingface_hub.snapshot_download`` into a cache folder, reports progress and honours
+cancellation through plain callables, resumes interrupted downloads, checks the checkpoint and
+reuses the cached folder offline. The hub call is a parameter so tests replace it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPO_IDS = ("MIC-DKFZ/nnInteractive", "nnInteractive/nnInteractive")  # current name first
+DEFAULT_MODEL = "nnInteractive_v1.0"
+LICENCE_NOTE = "nnInteractive weights: CC BY-NC-SA 4.0 (non-commercial)"
+
+
+class DownloadError(RuntimeError):
+    """The model could not be obtained; the message says why and what to do."""
+
+
+class DownloadCancelled(Exception):
+    """Raised when ``should_cancel`` returned True during a download."""
+
+
+def cache_dir(path: str | Path | None = None) -> Path:
+    """Where models live: ``path``, ``$NNINTERACTIVE_HOME``, or ``~/.cache/napari-nninteractive``."""
+    if path is not None:
+        return Path(path).expanduser()
+    env = os.environ.get("NNINTERACTIVE_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "napari-nninteractive"
+
+
+def is_complete(folder: Path) -> bool:
+    """True when ``folder`` has plans, dataset, metadata and a checkpoint."""
+    has_meta = (folder / "inference_session_class.json").is_file() or (folder / "inference_info.json").is_file()
+    return (folder / "plans.json").is_file() and (folder / "dataset.json").is_file() and has_meta and any(
+        folder.glob("fold_*/checkpoint_final.pth"))
+
+
+def cached_model(name: str = DEFAULT_MODEL, root: str | Path | None = None) -> Path | None:
+    """The complete cached model folder, or ``None``."""
+    folder = cache_dir(root) / name
+    return folder if is_complete(folder) else None
+
+
+def _progress_class(progress: Callable[[int, int | None], None] | None, should_cancel: Callable[[], bool] | None):
+    """A tqdm class for huggingface_hub that forwards bytes and checks for cancellation."""
+    from tqdm.auto import tqdm
+
+    class Reporter(tqdm):
+        def __init__(self, *args, **kwargs):
+            kwargs["disable"] = True  # no console bar; a disabled bar does not count, so we do
+            super().__init__(*args, **kwargs)
+            self.done = 0
+
+        def update(self, n=1):
+            if should_cancel is not None and should_cancel():
+                raise DownloadCancelled("download cancelled")
+            self.done += int(n or 0)
+            if progress is not None:
+                progress(self.done, int(self.total) if self.total else None)
+
+    return Reporter
+
+
+def _is_offline(exc: Exception) -> bool:
+    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
+    offline = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "Timeout", "ConnectTimeout",
+               "ReadTimeout", "ProxyError", "SSLError", "ConnectError", "TimeoutException"}
+    return bool(names & offline) or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
+                   progress: Callable[[int, int | None], None] | None = None,
+                   should_cancel: Callable[[], bool] | None = None, snapshot=None) -> Path:
+    """The model folder, from the cache or downloaded into it (partial downloads resume).
+
+    Raises :class:`DownloadError` when offline or the files are broken (a corrupt checkpoint
+    is deleted so the next call fetches it again) and :class:`DownloadCancelled` on cancel.
+    """
+    found = cached_model(name, root)
+    if found is not None:
+        return found
+    if snapshot is None:
+        from huggingface_hub import snapshot_download as snapshot
+    target = cache_dir(root)
+    target.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for repo in REPO_IDS:
+        try:
+            snapshot(repo_id=repo, allow_patterns=[f"{name}/*"], local_dir=str(target),
+                     tqdm_class=_progress_class(progress, should_cancel))
+        except DownloadCancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the hub raises many types
+            if _is_offline(exc):
+                raise DownloadError(
+                    f"Cannot reach Hugging Face to download {name} ({type(exc).__name__}). The "
+                    f"weight-free engine works meanwhile; to use the network, download on a connected "
+                    f"machine (nninteractive-download-model) and copy the folder to {target / name}."
+                ) from None
+            errors.append(f"{repo}: {type(exc).__name__}: {exc}")
+            continue
+        folder = target / name
+        if not is_complete(folder):
+            errors.append(f"{repo}: the download has no complete {name}/ folder")
+            continue
+        _check_checkpoint(folder)
+        return folder
+    raise DownloadError(f"Could not download {name}: " + "; ".join(errors))
+
+
+def _check_checkpoint(folder: Path) -> None:
+    from .model import ModelFolderError, find_checkpoint, load_checkpoint
+
+    path = find_checkpoint(folder)
+    try:
+        load_checkpoint(path)
+    except ModelFolderError:
+        path.unlink(missing_ok=True)
+        raise DownloadError(f"The downloaded checkpoint {path} is corrupt and was deleted; run the download again.") from None

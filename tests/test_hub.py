@@ -1,0 +1,105 @@
+"""Model download with the Hugging Face call replaced at its boundary (no network in tests)."""
+
+from pathlib import Path
+
+import pytest
+
+from napari_nninteractive.core import hub
+from napari_nninteractive.core.model import load_model_folder
+from napari_nninteractive.testing import write_model_folder
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.snapshot_download; writes an official-format folder."""
+
+    def __init__(self, fail_first=None, corrupt=False, chunks=3):
+        self.calls = []
+        self.fail_first = fail_first
+        self.corrupt = corrupt
+        self.chunks = chunks
+
+    def __call__(self, repo_id, allow_patterns, local_dir, tqdm_class):
+        self.calls.append(repo_id)
+        folder = Path(local_dir) / allow_patterns[0].split("/")[0]
+        bar = tqdm_class(total=300)
+        if self.fail_first is not None and len(self.calls) == 1:
+            (folder).mkdir(parents=True, exist_ok=True)
+            (folder / "plans.json").write_text("{}")  # a partial download
+            bar.update(100)
+            raise self.fail_first
+        for _ in range(self.chunks):
+            bar.update(100)
+        write_model_folder(folder)
+        if self.corrupt:
+            ckpt = folder / "fold_0" / "checkpoint_final.pth"
+            ckpt.write_bytes(ckpt.read_bytes()[:200])
+        return str(local_dir)
+
+
+def test_download_then_reuse_the_cache(tmp_path):
+    fake, seen = FakeHub(), []
+    folder = hub.download_model(root=tmp_path, progress=lambda done, total: seen.append((done, total)), snapshot=fake)
+    assert folder == tmp_path / "nnInteractive_v1.0" and load_model_folder(folder).patch_size == (64, 64, 64)
+    assert fake.calls == ["MIC-DKFZ/nnInteractive"] and seen[-1] == (300, 300)
+    assert hub.download_model(root=tmp_path, snapshot=fake) == folder and len(fake.calls) == 1  # cached: no call
+
+
+def test_offline_says_what_to_do(tmp_path):
+    class ConnectError(Exception):
+        pass
+
+    with pytest.raises(hub.DownloadError, match="Cannot reach Hugging Face.*weight-free engine works meanwhile"):
+        hub.download_model(root=tmp_path, snapshot=FakeHub(fail_first=ConnectError("no route")))
+
+
+def test_interrupted_download_resumes(tmp_path):
+    fake = FakeHub(fail_first=ConnectionResetError("connection dropped"))
+    with pytest.raises(hub.DownloadError):
+        hub.download_model(root=tmp_path, snapshot=fake)
+    assert hub.cached_model(root=tmp_path) is None  # the partial folder is not taken for a model
+    folder = hub.download_model(root=tmp_path, snapshot=fake)
+    assert hub.is_complete(folder)
+
+
+def test_corrupt_checkpoint_is_deleted_and_reported(tmp_path):
+    with pytest.raises(hub.DownloadError, match="corrupt and was deleted"):
+        hub.download_model(root=tmp_path, snapshot=FakeHub(corrupt=True))
+    assert not (tmp_path / "nnInteractive_v1.0" / "fold_0" / "checkpoint_final.pth").exists()
+    assert hub.download_model(root=tmp_path, snapshot=FakeHub()).is_dir()  # the next run fetches it again
+
+
+def test_cancel(tmp_path):
+    with pytest.raises(hub.DownloadCancelled):
+        hub.download_model(root=tmp_path, should_cancel=lambda: True, snapshot=FakeHub())
+
+
+def test_unknown_repo_falls_back_to_the_older_name(tmp_path):
+    class RepositoryNotFoundError(Exception):
+        pass
+
+    class OldNameOnly(FakeHub):
+        def __call__(self, repo_id, **kw):
+            if repo_id == "MIC-DKFZ/nnInteractive":
+                self.calls.append(repo_id)
+                raise RepositoryNotFoundError("404")
+            return super().__call__(repo_id, **kw)
+
+    fake = OldNameOnly()
+    assert hub.download_model(root=tmp_path, snapshot=fake).is_dir()
+    assert fake.calls == ["MIC-DKFZ/nnInteractive", "nnInteractive/nnInteractive"]
+
+
+def test_cli_prints_the_cached_folder_and_errors_in_one_line(tmp_path, capsys, monkeypatch):
+    from napari_nninteractive import download_cli
+
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+    assert download_cli.main(["--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "nnInteractive_v1.0")
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
+    assert download_cli.main(["--cache-dir", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot reach Hugging Face" in err and "Traceback" not in err
