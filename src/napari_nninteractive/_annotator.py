@@ -259,12 +259,11 @@ class Annotator:
         data = layer.data
         found = False
         for fresh, consumed, positive in ((1, 3, True), (2, 4, False)):
-            where = data == fresh
-            if not where.any():
+            where = np.nonzero(data == fresh)
+            if where[0].size == 0:
                 continue
             found = True
-            stroke = Labels(where.astype(np.uint8), **L.copy_transform(layer))
-            self._guarded(lambda s=stroke, p=positive: L.scribble_from_layer(self.view, s, p))
+            self._guarded(lambda w=where, p=positive: L.scribble_from_voxels(self.view, layer, w, p))
             data[where] = consumed
         if found:
             layer.refresh()

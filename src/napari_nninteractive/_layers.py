@@ -46,16 +46,17 @@ class ImageView:
         return self.volume.shape[-3:] if self.volume.ndim >= 3 else (1,) + self.volume.shape
 
 
-def _linear_part(layer: Layer) -> np.ndarray:
-    """The data->world linear matrix (scale, rotate, shear, affine), from the public transform."""
+def data_to_world_affine(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, b)`` with ``world = A @ data + b`` (scale, rotate, shear, affine), from the public transform."""
     nd = layer.ndim
     origin = np.asarray(layer.data_to_world(np.zeros(nd)), dtype=float)
-    return np.stack([np.asarray(layer.data_to_world(np.eye(nd)[i]), dtype=float) - origin for i in range(nd)], axis=1)
+    lin = np.stack([np.asarray(layer.data_to_world(np.eye(nd)[i]), dtype=float) - origin for i in range(nd)], axis=1)
+    return lin, origin
 
 
 def check_orthogonal(layer: Layer) -> None:
     """Refuse rotated or sheared layers (prompts on orthogonal slices would not map to voxels)."""
-    lin = _linear_part(layer)
+    lin, _ = data_to_world_affine(layer)
     off = lin - np.diag(np.diag(lin))
     if np.abs(off).max(initial=0) > 1e-6 * max(1.0, np.abs(lin).max()):
         raise LayerError(
@@ -108,10 +109,10 @@ def copy_transform(src: Layer) -> dict:
 def world_to_voxel(view: ImageView, prompt_layer: Layer, data_coords: np.ndarray) -> np.ndarray:
     """Prompt-layer data coordinates (N, ndim) -> session voxel coordinates (N, 3)."""
     pts = np.atleast_2d(np.asarray(data_coords, dtype=float))
-    world = np.array([prompt_layer.data_to_world(p) for p in pts])
-    img = np.array([view.layer.world_to_data(w) for w in world])
-    if view.layer.rgb:
-        img = img[:, : view.layer.ndim]
+    a_prompt, b_prompt = data_to_world_affine(prompt_layer)  # one affine map for all points
+    a_image, b_image = data_to_world_affine(view.layer)
+    world = pts @ a_prompt.T + b_prompt
+    img = np.linalg.solve(a_image, (world - b_image).T).T
     spatial = img[:, -view.spatial_ndim:]
     if view.squeeze2d:
         spatial = np.concatenate([np.zeros((len(spatial), 1)), spatial], axis=1)
@@ -149,16 +150,12 @@ def lasso_from_vertices(vox: np.ndarray, shape, positive: bool) -> Lasso:
     return Lasso(crop, box, positive)
 
 
-def scribble_from_layer(view: ImageView, layer: Labels, positive: bool) -> Scribble | None:
-    """The painted voxels of the scribble layer as a scribble prompt (``None`` if nothing painted)."""
-    data = np.asarray(layer.data)
-    idx = np.nonzero(data)
-    if idx[0].size == 0:
+def scribble_from_voxels(view: ImageView, layer: Labels, indices: tuple[np.ndarray, ...], positive: bool) -> Scribble | None:
+    """A scribble prompt from painted voxels (``np.nonzero`` indices in the scribble layer's data)."""
+    if indices[0].size == 0:
         return None
-    vox = world_to_voxel(view, layer, np.stack(idx, axis=1))
-    vox = np.round(vox).astype(int)
-    shape = np.asarray(view.shape)
-    vox = vox[np.all((vox >= 0) & (vox < shape), axis=1)]
+    vox = np.round(world_to_voxel(view, layer, np.stack(indices, axis=1))).astype(int)
+    vox = vox[np.all((vox >= 0) & (vox < np.asarray(view.shape)), axis=1)]
     if len(vox) == 0:
         return None
     lo, hi = vox.min(axis=0), vox.max(axis=0) + 1
