@@ -32,6 +32,20 @@ class ThresholdNet:
         return torch.stack([1 - fg, fg], dim=1)
 
 
+class SlowNet(ThresholdNet):
+    """A :class:`ThresholdNet` whose every pass takes ``delay`` seconds (for cancel and threading tests)."""
+
+    def __init__(self, threshold: float = 0.0, delay: float = 0.3):
+        super().__init__(threshold)
+        self.delay = delay
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import time
+
+        time.sleep(self.delay)
+        return super().__call__(x)
+
+
 def fake_model(network, patch=64, **meta) -> LoadedModel:
     """A :class:`LoadedModel` around any callable network."""
     return LoadedModel(network=network, patch_size=(patch,) * 3, metadata=InteractionMetadata(**meta))

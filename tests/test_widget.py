@@ -1,6 +1,5 @@
 """The dock widget in a real napari viewer (Xvfb): prompts, history, output modes, messages."""
 
-import time
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from napari_nninteractive._widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.session import Session
 
-from .conftest import ThresholdNet, fake_model, sphere, sphere_image
+from .conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
 
 pytestmark = pytest.mark.qt
 
@@ -315,13 +314,8 @@ def test_wrong_shape_mask_and_3d_view_messages(viewer, qtbot):
 
 
 def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
-    class SlowNet(ThresholdNet):
-        def __call__(self, x):
-            time.sleep(0.4)
-            return super().__call__(x)
-
     w, layer, msgs = _widget(viewer)
-    a = _attach(w, layer, SlowNet(0.5))
+    a = _attach(w, layer, SlowNet(0.5, delay=0.4))
     a.prompt_layers[Tool.POINT].add(list(C))
     _settle(w, qtbot)
     viewer.layers.remove(_output(viewer))
@@ -341,13 +335,8 @@ def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
 
 
 def test_cancel_keeps_the_mask(viewer, qtbot):
-    class SlowNet(ThresholdNet):
-        def __call__(self, x):
-            time.sleep(0.3)
-            return super().__call__(x)
-
     w, layer, msgs = _widget(viewer)
-    a = _attach(w, layer, SlowNet(0.5), autozoom=True)
+    a = _attach(w, layer, SlowNet(0.5, delay=0.3), autozoom=True)
     a.prompt_layers[Tool.POINT].add(list(C))
     qtbot.wait(100)
     w.cancel_button.click() if w.cancel_button.isEnabled() else a.cancel()

@@ -68,7 +68,7 @@ def run_headless(out: Path) -> int:
     import nibabel as nib
 
     from .cli import main as segment
-    from .testing import synthetic_volume
+    from .testing import enclosing_box, synthetic_volume
 
     out.mkdir(parents=True, exist_ok=True)
     image, labels = synthetic_volume((96, 128, 128), seed=3)
@@ -76,8 +76,7 @@ def run_headless(out: Path) -> int:
     z = int(np.argwhere(obj)[:, 0].mean())
     ys, xs = np.nonzero(obj[z])
     prompts = {"interactions": [
-        {"type": "bbox", "positive": True, "bbox": [[z, z + 1], [int(ys.min()) - 2, int(ys.max()) + 3],
-                                                     [int(xs.min()) - 2, int(xs.max()) + 3]]},
+        {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, z)},
         {"type": "point", "positive": True, "coord": [z, int(ys.mean()), int(xs.mean())]},
     ]}
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(out / "scan.nii.gz"))

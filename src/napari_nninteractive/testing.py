@@ -150,6 +150,13 @@ def synthetic_volume(shape=(128, 128, 128), seed: int = 0) -> tuple[np.ndarray, 
     return image, labels
 
 
+def enclosing_box(obj: np.ndarray, z: int, margin: int = 2) -> list[list[int]]:
+    """Prompt-file bbox enclosing ``obj`` on slice ``z`` with ``margin`` voxels around it."""
+    ys, xs = np.nonzero(obj[z])
+    return [[z, z + 1], [int(ys.min()) - margin, int(ys.max()) + 1 + margin],
+            [int(xs.min()) - margin, int(xs.max()) + 1 + margin]]
+
+
 def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m napari_nninteractive.testing",
@@ -169,13 +176,11 @@ def _main(argv=None) -> int:
     nib.save(nib.Nifti1Image(image, np.eye(4)), str(args.out / "volume.nii.gz"))
     obj = labels == 1
     centre = [int(v) for v in np.argwhere(obj).mean(axis=0).round()]
-    ys, xs = np.nonzero(obj[centre[0]])
     outside = np.argwhere((labels == 0) & (image < 40))  # a background voxel for the negative click
     far = outside[np.argmax(((outside - centre) ** 2).sum(axis=1) < 30**2)]
     prompts = {"interactions": [
         {"type": "point", "positive": True, "coord": centre},
-        {"type": "bbox", "positive": True, "bbox": [[centre[0], centre[0] + 1], [int(ys.min()) - 2, int(ys.max()) + 3],
-                                                     [int(xs.min()) - 2, int(xs.max()) + 3]]},
+        {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, centre[0])},
         {"type": "point", "positive": False, "coord": [int(v) for v in far]},
     ]}
     (args.out / "prompts.json").write_text(json.dumps(prompts, indent=2))

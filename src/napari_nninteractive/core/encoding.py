@@ -35,7 +35,6 @@ class Channel(enum.IntEnum):
     SCRIBBLE_NEG = 5
 
 
-N_PROMPT_CHANNELS = len(Channel)
 #: Channels that get a max filter before area downsampling (thin cues that would vanish).
 MAX_FILTERED = (Channel.POINT_POS, Channel.POINT_NEG, Channel.SCRIBBLE_POS, Channel.SCRIBBLE_NEG)
 
@@ -231,11 +230,4 @@ class PromptStore:
     def nbytes(self) -> int:
         """Bytes held by the stored rasters."""
         return sum(r.values.nbytes for r in self.state.rasters)
-
-
-def prompt_extent_box(prompt: Prompt) -> BBox:
-    """The (already clipped) bbox of a validated prompt's voxels."""
-    if isinstance(prompt, Point):
-        return tuple((c, c + 1) for c in prompt.coord)
-    return prompt.bbox
 

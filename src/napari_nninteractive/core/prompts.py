@@ -149,10 +149,6 @@ class _RegionPrompt:
     def _extra(self) -> tuple:
         return (bool(self.positive),)
 
-    def full_bbox_slices(self) -> tuple[slice, ...]:
-        """Slices of this prompt's bbox (only valid after ``validated``)."""
-        return tuple(slice(lo, hi) for lo, hi in self.bbox)
-
 
 @dataclass(frozen=True)
 class Scribble(_RegionPrompt):

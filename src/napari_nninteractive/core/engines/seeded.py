@@ -248,7 +248,7 @@ class RandomWalkerEngine(_SeededBase):
             return np.zeros(img.shape, np.uint8)
         markers = np.zeros(img.shape, np.int32)
         border = np.ones(img.shape, bool)
-        border[1:-1, 1:-1, 1:-1] = False if min(img.shape) > 2 else border[1:-1, 1:-1, 1:-1]
+        border[1:-1, 1:-1, 1:-1] = False  # the region's outer faces
         markers[border] = 1
         markers[bg] = 1
         markers[fg] = 2
