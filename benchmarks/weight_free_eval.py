@@ -5,7 +5,7 @@ corrections, seed 0) on the real volumes in ``../shared/data`` and prints Dice@0
 object and engine, the mean AUC per case and overall, and seconds per interaction. MNI is
 evaluated at half resolution (both engines on the same grid) so the random walker finishes.
 
-    python benchmarks/weight_free_eval.py [--data ../shared/data] [--cases tptbox-ct,stardist] [--agents point,box]
+    python benchmarks/weight_free_eval.py [--data ../shared/data] [--cases tptbox-ct,stardist] [--agents point,box] [--engines weight-free]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def main() -> int:
     ap.add_argument("--cases", default="tptbox-ct,tptbox-mri,slicerio,stardist,mni-half")
     ap.add_argument("--agents", default="point,box,scribble,lasso")
     ap.add_argument("--interactions", type=int, default=5)
+    ap.add_argument("--engines", default="weight-free,random-walker")
     args = ap.parse_args()
     cases = load_cases(args.data)
     agents = args.agents.split(",")
@@ -62,7 +63,8 @@ def main() -> int:
     for name in args.cases.split(","):
         image, labels, values = cases[name]
         print(f"\n== {name}: image {image.shape} {image.dtype}, labels {values}")
-        for engine_cls in (SeededWatershedEngine, RandomWalkerEngine):
+        chosen = {"weight-free": SeededWatershedEngine, "random-walker": RandomWalkerEngine}
+        for engine_cls in (chosen[e] for e in args.engines.split(",")):
             session = Session(engine_cls())
             session.set_image(image)
             t0 = time.perf_counter()

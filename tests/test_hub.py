@@ -103,3 +103,40 @@ def test_cli_prints_the_cached_folder_and_errors_in_one_line(tmp_path, capsys, m
     assert download_cli.main(["--cache-dir", str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "Cannot reach Hugging Face" in err and "Traceback" not in err
+
+
+def test_list_models_names_the_repository_folders_and_the_cache(tmp_path):
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+    (tmp_path / "half_downloaded").mkdir()  # incomplete folders are not offered as cached
+    files = ["README.md", "nnInteractive_v1.0/plans.json", "nnInteractive_v1.0/fold_0/checkpoint_final.pth",
+             "nnInteractive_v2.0/plans.json", "docs/plans/readme.md"]
+    seen = []
+
+    def list_files(repo_id):
+        seen.append(repo_id)
+        return files
+
+    listing = hub.list_models(tmp_path, list_files=list_files)
+    assert listing.remote == ("nnInteractive_v1.0", "nnInteractive_v2.0") and listing.cached == ("nnInteractive_v1.0",)
+    assert listing.names == ("nnInteractive_v1.0", "nnInteractive_v2.0") and seen == ["MIC-DKFZ/nnInteractive"]
+
+
+def test_list_models_offline_shows_the_cache_and_says_so(tmp_path):
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+
+    def offline(repo_id):
+        raise ConnectionError("no route")
+
+    listing = hub.list_models(tmp_path, list_files=offline)
+    assert listing.remote == () and listing.cached == ("nnInteractive_v1.0",) and "cannot be reached" in listing.note
+    assert hub.list_models(tmp_path / "nothing", list_files=offline).names == ("nnInteractive_v1.0",)
+
+
+def test_cli_list(tmp_path, capsys, monkeypatch):
+    from napari_nninteractive import download_cli
+
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+    monkeypatch.setattr("huggingface_hub.list_repo_files", lambda repo_id: ["nnInteractive_v2.0/plans.json"])
+    assert download_cli.main(["--list", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["nnInteractive_v1.0\tcached", "nnInteractive_v2.0\trepository"]

@@ -392,3 +392,35 @@ def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbo
     qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
     assert "Cannot reach Hugging Face" in w.status_label.text() and "weight-free engine works meanwhile" in msgs[-1]
     assert w.model_edit.text() == ""
+
+
+def test_list_button_fills_the_hub_choice_in_the_background(viewer, qtbot, tmp_path, monkeypatch):
+    from .test_hub import FakeHub
+
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.list_repo_files",
+                        lambda repo_id: ["nnInteractive_v1.0/plans.json", "nnInteractive_v2.0/plans.json"])
+    fake = FakeHub()
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
+    w, _, _ = _widget(viewer)
+    w.list_models()
+    assert w._lister is not None
+    qtbot.waitUntil(lambda: w._lister is None, timeout=30000)
+    assert [w.hub_combo.itemText(i) for i in range(w.hub_combo.count())] == ["nnInteractive_v1.0", "nnInteractive_v2.0"]
+    assert "2 model(s) in MIC-DKFZ/nnInteractive" in w.status_label.text()
+    w.hub_combo.setCurrentText("nnInteractive_v2.0")
+    w.download_model()
+    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    assert w.model_edit.text() == str(tmp_path / "nnInteractive_v2.0")
+
+
+def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monkeypatch):
+    def offline(repo_id):
+        raise ConnectionError("no network")
+
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.list_repo_files", offline)
+    w, _, _ = _widget(viewer)
+    w.list_models()
+    qtbot.waitUntil(lambda: w._lister is None, timeout=30000)
+    assert w.hub_combo.count() == 1 and "cannot be reached" in w.status_label.text()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari.layers import Image, Labels
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 from . import _layers as L
 from ._annotator import Annotator, OutputMode, Tool
 from ._worker import load_session_worker
+from .core.hub import DEFAULT_MODEL
 
 NEW_LAYER = "<new layer>"
 
@@ -45,6 +46,7 @@ class NNInteractiveWidget(QWidget):
         self.annotator.on_state = self._refresh
         self._loader = None
         self._downloader = None
+        self._lister = None
         self._download_cancel = None
         self._download_progress = None
         self._build()
@@ -70,15 +72,25 @@ class NNInteractiveWidget(QWidget):
         self.model_edit.setPlaceholderText("empty: weight-free engine; or an nnInteractive model folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_model)
-        self.download_button = QPushButton("Download")
-        self.download_button.setToolTip("Fetch nnInteractive_v1.0 (~410 MB, CC BY-NC-SA 4.0) from Hugging Face into the "
-                                        "cache, or use the cached copy; runs in the background.")
-        self.download_button.clicked.connect(self.download_model)
         row = QHBoxLayout()
         row.addWidget(self.model_edit)
         row.addWidget(browse)
-        row.addWidget(self.download_button)
         form.addRow("Model", row)
+        self.hub_combo = QComboBox()
+        self.hub_combo.addItem(DEFAULT_MODEL)
+        self.hub_combo.setToolTip("Model folder of the Hugging Face repository to download (List fetches the names)")
+        self.list_button = QPushButton("List")
+        self.list_button.setToolTip("Fetch the repository's model names in the background (offline: the cached ones)")
+        self.list_button.clicked.connect(self.list_models)
+        self.download_button = QPushButton("Download")
+        self.download_button.setToolTip("Fetch the chosen model (nnInteractive_v1.0: ~410 MB, CC BY-NC-SA 4.0) from "
+                                        "Hugging Face into the cache, or use the cached copy; runs in the background.")
+        self.download_button.clicked.connect(self.download_model)
+        row = QHBoxLayout()
+        row.addWidget(self.hub_combo, 1)
+        row.addWidget(self.list_button)
+        row.addWidget(self.download_button)
+        form.addRow("Hugging Face", row)
         self.device_combo = QComboBox()
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.autozoom_check = QCheckBox("AutoZoom")
@@ -180,8 +192,39 @@ class NNInteractiveWidget(QWidget):
         if folder:
             self.model_edit.setText(folder)
 
+    def list_models(self) -> None:
+        """Fill the Hugging Face choice with the repository's and the cached model names, on a worker."""
+        from napari.qt.threading import create_worker
+
+        from .core import hub
+
+        if self._lister is not None:
+            return
+        self.list_button.setEnabled(False)
+        self._set_status("Listing the models on Hugging Face …")
+        self._lister = create_worker(hub.list_models, _start_thread=False)
+        self._lister.returned.connect(self._listed)
+        self._lister.errored.connect(lambda exc: self._listed(None, f"Could not list the models: {exc}"))
+        self._lister.start()
+
+    def _listed(self, listing, error: str | None = None) -> None:
+        self._lister = None
+        self.list_button.setEnabled(True)
+        if listing is None:
+            return self._fail(error)
+        current = self.hub_combo.currentText()
+        self.hub_combo.clear()
+        for i, name in enumerate(listing.names):
+            self.hub_combo.addItem(name)
+            where = [w for w, names in (("in the repository", listing.remote), ("cached", listing.cached)) if name in names]
+            self.hub_combo.setItemData(i, ", ".join(where) or "not listed", Qt.ItemDataRole.ToolTipRole)
+        if current in listing.names:
+            self.hub_combo.setCurrentText(current)
+        found = f"{len(listing.remote)} model(s) in {listing.repo}" if listing.repo else listing.note
+        self._set_status(f"{found}; cached: {', '.join(listing.cached) or 'none'}. Pick one and press Download.")
+
     def download_model(self) -> None:
-        """Download (or find in the cache) nnInteractive_v1.0 on a worker; Cancel stops it."""
+        """Download (or find in the cache) the chosen model on a worker; Cancel stops it."""
         import threading
 
         from napari.qt.threading import create_worker
@@ -190,19 +233,20 @@ class NNInteractiveWidget(QWidget):
 
         if self._downloader is not None:
             return
+        name = self.hub_combo.currentText() or DEFAULT_MODEL
         self._download_cancel = threading.Event()
         self._download_progress = None
 
         def work():
             try:
-                return hub.download_model(progress=lambda done, total: setattr(self, "_download_progress", (done, total)),
+                return hub.download_model(name, progress=lambda done, total: setattr(self, "_download_progress", (done, total)),
                                           should_cancel=self._download_cancel.is_set), None
             except hub.DownloadCancelled:
                 return None, "Download cancelled; press Download again to resume."
             except hub.DownloadError as exc:
                 return None, str(exc)
 
-        self._set_status("Downloading nnInteractive_v1.0 … (the weight-free engine works meanwhile)")
+        self._set_status(f"Downloading {name} … (the weight-free engine works meanwhile)")
         self.download_button.setEnabled(False)
         self._downloader = create_worker(work, _start_thread=False)
         self._downloader.returned.connect(self._downloaded)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core.hub import DEFAULT_MODEL, LICENCE_NOTE, DownloadCancelled, DownloadError, cache_dir, download_model
+    from .core.hub import (DEFAULT_MODEL, LICENCE_NOTE, DownloadCancelled, DownloadError, cache_dir, download_model,
+                           list_models)
 
     ap = argparse.ArgumentParser(
         prog="nninteractive-download-model",
@@ -18,7 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=DEFAULT_MODEL, help=f"model folder in the repository (default {DEFAULT_MODEL})")
     ap.add_argument("--cache-dir", type=Path, default=None,
                     help="where models are kept (default $NNINTERACTIVE_HOME or ~/.cache/napari-nninteractive)")
+    ap.add_argument("--list", action="store_true",
+                    help="list the model folders of the Hugging Face repository and of the cache, then exit")
     args = ap.parse_args(argv)
+    if args.list:
+        listing = list_models(args.cache_dir)
+        for name in listing.names:
+            where = [w for w, names in (("repository", listing.remote), ("cached", listing.cached)) if name in names]
+            print(f"{name}\t{', '.join(where) or 'default name (not listed)'}")
+        if listing.note:
+            print(listing.note, file=sys.stderr)
+        return 0
 
     def progress(done: int, total: int | None) -> None:
         text = f"{done / 1e6:.0f} MB" + (f" of {total / 1e6:.0f} MB" if total else "")

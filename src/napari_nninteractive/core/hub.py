@@ -1,9 +1,10 @@
 """Getting the nnInteractive weights: Hugging Face download, cache, offline reuse (spec section 1).
 
-``download_model`` fetches the ``nnInteractive_v1.0/`` folder of the model repository with
-``huggingface_hub.snapshot_download`` into a cache folder, reports progress and honours
-cancellation through plain callables, resumes interrupted downloads, checks the checkpoint and
-reuses the cached folder offline. The hub call is a parameter so tests replace it.
+``list_models`` lists the model folders of the repository and of the cache. ``download_model``
+fetches one folder (default ``nnInteractive_v1.0/``) with ``huggingface_hub.snapshot_download``
+into a cache folder, reports progress and honours cancellation through plain callables, resumes
+interrupted downloads, checks the checkpoint and reuses the cached folder offline. The hub calls
+are parameters so tests replace them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,46 @@ def cached_model(name: str = DEFAULT_MODEL, root: str | Path | None = None) -> P
     """The complete cached model folder, or ``None``."""
     folder = cache_dir(root) / name
     return folder if is_complete(folder) else None
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """Model folders of the Hugging Face repository and of the local cache."""
+
+    remote: tuple[str, ...]  # empty when the repository could not be reached
+    cached: tuple[str, ...]
+    repo: str | None  # the repository that answered, or None
+    note: str = ""  # why the remote list is empty, in words for the user
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every model a user can pick: the repository's and the cached ones, the default first."""
+        names = sorted(set(self.remote) | set(self.cached) | {DEFAULT_MODEL})
+        return tuple(sorted(names, key=lambda n: (n != DEFAULT_MODEL, n)))
+
+
+def list_models(root: str | Path | None = None, list_files=None) -> ModelListing:
+    """List the repository's model folders (those with a ``plans.json``) and the complete cached ones.
+
+    Never raises for network problems: offline, the listing has the cached models and a note.
+    ``list_files`` replaces ``huggingface_hub.list_repo_files`` (tests).
+    """
+    folder = cache_dir(root)
+    cached = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and is_complete(p))) if folder.is_dir() else ()
+    if list_files is None:
+        from huggingface_hub import list_repo_files as list_files
+    errors = []
+    for repo in REPO_IDS:
+        try:
+            files = list_files(repo_id=repo)
+        except Exception as exc:  # noqa: BLE001 - the hub raises many types
+            if _is_offline(exc):
+                return ModelListing((), cached, None, "Hugging Face cannot be reached; showing the cached models.")
+            errors.append(f"{repo}: {type(exc).__name__}")
+            continue
+        remote = sorted({f.split("/")[0] for f in files if f.count("/") == 1 and f.endswith("/plans.json")})
+        return ModelListing(tuple(remote), cached, repo)
+    return ModelListing((), cached, None, "Could not list the repository (" + "; ".join(errors) + ").")
 
 
 def _progress_class(progress: Callable[[int, int | None], None] | None, should_cancel: Callable[[], bool] | None):

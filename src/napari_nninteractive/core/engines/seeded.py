@@ -40,6 +40,7 @@ class SeededConfig:
     marker_gap: int = 2  # background markers keep this distance from the object's intensity range
     crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
+    full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
 
 
 def _slices(box: BBox):
@@ -192,45 +193,191 @@ class _SeededBase(Engine):
 
 
 class SeededWatershedEngine(_SeededBase):
-    """The default weight-free engine: intensity model + marker-based watershed on the gradient."""
+    """The default weight-free engine: intensity model + marker-based watershed on the gradient.
+
+    Regions larger than ``config.full_res_voxels`` are solved coarse-to-fine: the whole pipeline runs
+    on a block-averaged copy, then a watershed at full resolution re-decides only a band of about
+    two coarse voxels around the coarse boundary (user seeds keep their full-resolution value).
+    """
 
     name = "weight-free (seeded watershed)"
+    last_factors: tuple[int, ...] = (1, 1, 1)  # block size of the last region solved (1 = full resolution)
 
     def _segment(self, roi: BBox) -> np.ndarray:
-        from skimage.segmentation import watershed
-
         cfg = self.config
-        image = self._image[(slice(None),) + _slices(roi)].astype(np.float32)
-        img = image.mean(axis=0) if image.shape[0] > 1 else image[0]
-        if cfg.smoothing:
-            img = ndimage.gaussian_filter(img, cfg.smoothing)
+        image = self._image[(slice(None),) + _slices(roi)]
+        img = (image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32))
         fg, bg, model = self._seeds(roi)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
-        values = img[model & ~bg] if (model & ~bg).any() else img[fg]
-        med = float(np.median(values))
-        mad = 1.4826 * float(np.median(np.abs(values - med)))
-        spread = float(np.percentile(img, 95) - np.percentile(img, 5)) or 1.0
-        sigma = max(mad, cfg.sigma_floor * spread)
-        far = np.abs(img - med) > cfg.k_sigma * sigma
-        if cfg.marker_gap:  # markers right at an edge would claim its voxels before the ridge decides
-            far = ndimage.binary_erosion(far, iterations=cfg.marker_gap, border_value=1)
-        markers = np.zeros(img.shape, np.int32)
-        markers[far] = 1
-        markers[bg] = 1
-        markers[fg] = 2
-        # only unmarked voxels can change: flood just their bounding box (plus the markers around it)
-        free = nonzero_bbox(markers == 0) if cfg.crop_watershed else tuple((0, n) for n in img.shape)
-        labels = markers
-        if free is not None:
-            box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in free), img.shape)
-            sub = _slices(box)
-            gradient = ndimage.gaussian_gradient_magnitude(img, 1.0)  # on the whole region: exact values
-            labels = markers.copy()
-            labels[sub] = watershed(gradient[sub], markers[sub])
-        seg = labels == 2
-        seg = _keep_seeded(seg, fg)
-        return ndimage.binary_fill_holes(seg).astype(np.uint8)
+        factors = self.last_factors = _coarse_factors(img.shape, cfg.full_res_voxels)
+        if factors == (1, 1, 1):
+            return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap)
+        f = max(factors)
+        coarse = _flood(_block_mean(img, factors), _block_any(fg, factors) & ~_block_majority(bg, fg, factors),
+                        _block_majority(bg, fg, factors), _block_any(model, factors), cfg,
+                        cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0, max(1, round(cfg.marker_gap / f)))
+        return _refine_band(img, coarse, factors, fg, bg, cfg)
+
+
+def _flood(img: np.ndarray, fg: np.ndarray, bg: np.ndarray, model: np.ndarray, cfg: SeededConfig,
+           smoothing: float, marker_gap: int) -> np.ndarray:
+    """Intensity-model markers + seeded watershed on the gradient of one region; uint8 object mask."""
+    if not fg.any():
+        return np.zeros(img.shape, np.uint8)
+    if smoothing:
+        img = ndimage.gaussian_filter(img, smoothing)
+    values = img[model & ~bg] if (model & ~bg).any() else img[fg]
+    med = float(np.median(values))
+    mad = 1.4826 * float(np.median(np.abs(values - med)))
+    spread = float(np.subtract(*np.percentile(img, [95, 5]))) or 1.0
+    sigma = max(mad, cfg.sigma_floor * spread)
+    far = np.abs(img - med) > cfg.k_sigma * sigma
+    if marker_gap:  # markers right at an edge would claim its voxels before the ridge decides
+        far = ndimage.binary_erosion(far, iterations=marker_gap, border_value=1)
+    markers = np.zeros(img.shape, np.int32)
+    markers[far] = 1
+    markers[bg] = 1
+    markers[fg] = 2
+    _flood_unmarked(img, markers, crop=cfg.crop_watershed)
+    return _clean(markers == 2, fg)
+
+
+def _flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
+    """Give every unmarked voxel (0) of ``markers`` the label of the basin that reaches it first, in place.
+
+    Only unmarked voxels can change, so the watershed runs on their bounding box and only visits them
+    and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
+    which gives the same values as on the whole region.
+    """
+    from skimage.segmentation import watershed
+
+    free = markers == 0
+    box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
+    if box is None:
+        return
+    box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
+    reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
+    gradient = ndimage.gaussian_gradient_magnitude(img[_slices(reach)], 1.0)[_slices(_rel(box, reach))]
+    sub = _slices(box)
+    visit = ndimage.binary_dilation(free[sub]) if crop else None
+    flooded = watershed(gradient, markers[sub], mask=visit)
+    if visit is not None:
+        flooded = np.where(visit, flooded, markers[sub])
+    markers[sub] = flooded
+
+
+def _clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """Keep the components that hold a positive seed and fill their holes (on the mask's bounding box)."""
+    box = nonzero_bbox(seg)
+    out = np.zeros(seg.shape, np.uint8)
+    if box is None:
+        return out
+    sub = _slices(box)
+    part = _keep_seeded(seg[sub], fg[sub])
+    out[sub] = _fill_holes(part)
+    return out
+
+
+def _fill_holes(seg: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes`` by labelling the background once (same result, no iterations)."""
+    labels, n = ndimage.label(~seg)
+    if n == 0:
+        return seg
+    outside = np.zeros(n + 1, bool)
+    for axis in range(seg.ndim):
+        for idx in (0, -1):
+            outside[np.take(labels, idx, axis=axis)] = True
+    outside[0] = True
+    return seg | ~outside[labels]
+
+
+def _coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
+    """Per-axis block sizes so that the coarse region has at most ``max_voxels`` (1 = full resolution)."""
+    n = int(np.prod(shape))
+    if n <= max_voxels:
+        return (1,) * len(shape)
+    f = int(np.ceil((n / max_voxels) ** (1 / 3)))
+    return tuple(max(1, min(f, s // 8)) for s in shape)  # thin axes stay (nearly) at full resolution
+
+
+def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype) -> np.ndarray:
+    """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast)."""
+    pad = [(0, -s % f) for s, f in zip(a.shape, factors)]
+    if any(p for _, p in pad):
+        a = np.pad(a, pad, mode="edge")
+    for axis, f in enumerate(factors):
+        if f > 1:
+            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1:]
+            a = a.reshape(shape).sum(axis=axis + 1, dtype=dtype)
+    return a.astype(dtype, copy=False)
+
+
+def _block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    return _block_sum(img, factors, np.float32) / np.float32(np.prod(factors))
+
+
+def _block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Number of true voxels per block; only the blocks around the true voxels are summed (seeds are sparse)."""
+    coarse_shape = tuple(-(-s // f) for s, f in zip(mask.shape, factors))
+    out = np.zeros(coarse_shape, np.int32)
+    box = nonzero_bbox(mask)
+    if box is None:
+        return out
+    cbox = tuple((lo // f, -(-hi // f)) for (lo, hi), f in zip(box, factors))
+    part = mask[tuple(slice(lo * f, hi * f) for (lo, hi), f in zip(cbox, factors))]
+    counts = _block_sum(part, factors, np.int32)
+    out[_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
+    return out
+
+
+def _block_any(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    return _block_count(mask, factors) > 0
+
+
+def _block_majority(mask: np.ndarray, other: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Blocks holding ``mask`` voxels and no more ``other`` voxels than ``mask`` voxels."""
+    a = _block_count(mask, factors)
+    return (a > 0) & (a >= _block_count(other, factors))
+
+
+def _upsample(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    for axis, f in enumerate(factors):
+        if f > 1:
+            mask = np.repeat(mask, f, axis=axis)
+    return mask[tuple(slice(0, s) for s in shape)]
+
+
+def _refine_band(img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], fg: np.ndarray, bg: np.ndarray,
+                 cfg: SeededConfig) -> np.ndarray:
+    """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
+
+    Works on the bounding box of the dilated coarse object only; everything outside it is background.
+    """
+    out = np.zeros(img.shape, np.uint8)
+    outer_c = ndimage.binary_dilation(coarse.astype(bool))
+    cbox = nonzero_bbox(outer_c)
+    if cbox is None:
+        return out
+    box = clip_bbox(tuple((lo * f, hi * f) for (lo, hi), f in zip(cbox, factors)), img.shape)
+    csub = _slices(cbox)
+    inner = _upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
+    outer = _upsample(outer_c[csub], factors, bbox_shape(box))
+    sub = _slices(box)
+    markers = np.where(inner, 2, np.where(outer, 0, 1)).astype(np.int32)
+    markers[bg[sub]] = 1
+    markers[fg[sub]] = 2
+    # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
+    reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
+    local = img[_slices(reach)]
+    if cfg.smoothing:
+        local = ndimage.gaussian_filter(local, cfg.smoothing)
+    inside = _slices(_rel(box, reach))
+    work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
+    work[inside] = markers
+    _flood_unmarked(local, work)
+    out[sub] = _clean(work[inside] == 2, fg[sub])
+    return out
 
 
 class RandomWalkerEngine(_SeededBase):
