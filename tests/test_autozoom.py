@@ -257,3 +257,56 @@ def test_same_inputs_give_the_same_mask(tiny_model_dir):
         session.add_bbox([[48, 49], [30, 66], [30, 66]], positive=False)
         masks.append(session.mask.copy())
     assert np.array_equal(masks[0], masks[1])
+
+
+def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
+    """Resampling only the data-holding part of a zoomed crop gives bit-identical network inputs."""
+    from napari_nninteractive.core.engines.network import NetworkEngine
+    from napari_nninteractive.core.geometry import window
+    from napari_nninteractive.core.prompts import Box, Lasso, Point, Scribble
+
+    rng = np.random.default_rng(3)
+    shape = (40, 150, 170)
+    image = rng.normal(100, 20, (1,) + shape).astype(np.float32)
+    engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+    engine.set_image(image)
+    stroke = np.zeros((1, 12, 20), bool)
+    stroke[0, 5:7, 2:18] = True
+    lasso = np.zeros((1, 30, 30), bool)
+    lasso[0, 5:25, 8:22] = True
+    for prompt in (Point((20, 75, 85), True), Point((0, 3, 168), False), Point((39, 149, 0), True),
+                   Scribble(stroke, ((10, 11), (60, 72), (90, 110)), True),
+                   Box(((25, 26), (20, 80), (30, 90)), True), Lasso(lasso, ((5, 6), (100, 130), (120, 150)), False)):
+        engine.add_prompt(prompt.validated(shape))
+    prev = (rng.random(shape) > 0.7).astype(np.uint8)
+    for zoom in (1.5, 2.25, 3.375, 4.0):
+        for centre in ((20, 75, 85), (2, 5, 160), (38, 140, 10)):
+            box = window(centre, az.crop_size(engine.patch_size, zoom))
+            for offset in (None, (3, 10, 20)):
+                engine.lean_inputs = True
+                lean, lean_small = engine.network_input(prev, box, zoom, prev_offset=offset)
+                engine.lean_inputs = False
+                full, full_small = engine.network_input(prev, box, zoom, prev_offset=offset)
+                assert torch.equal(lean, full), (zoom, centre, offset)
+                assert np.array_equal(lean_small, full_small)
+                assert lean[0, 1:].abs().sum() > 0  # prompts and prev_seg were actually in view
+
+
+def test_lean_inputs_give_identical_masks_through_autozoom(tiny_model_dir):
+    from napari_nninteractive.core.engines.network import NetworkEngine
+    from napari_nninteractive.core.session import Session
+    from napari_nninteractive.testing import synthetic_volume
+
+    image, labels = synthetic_volume((48, 120, 120), seed=4)
+    masks = []
+    for lean in (False, True):
+        engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+        engine.lean_inputs = lean
+        s = Session(engine)
+        s.set_image(image)
+        s.add_bbox([[24, 25], [20, 100], [15, 105]])
+        s.add_point((24, 60, 60), positive=False)
+        s.add_point((30, 40, 80))
+        masks.append(s.mask.copy())
+        assert engine.forward_passes > 3  # random weights: AutoZoom zoomed out and refined
+    assert np.array_equal(masks[0], masks[1]) and masks[0].any()

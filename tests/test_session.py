@@ -206,3 +206,20 @@ def test_new_object_starts_fresh_without_touching_the_output_buffer():
     assert np.array_equal(buf, kept) and buf.any()
     s.set_output_buffer(None)
     assert not s.mask.any()
+
+
+def test_state_nbytes_counts_mask_prompts_and_packed_history():
+    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+
+    img = np.zeros((40, 50, 60), np.float32)
+    img[10:30, 10:40, 10:50] = 100
+    s = Session(SeededWatershedEngine())
+    s.set_image(img)
+    assert s.state_nbytes() == {"mask": 40 * 50 * 60, "prompts": 0, "history": 0}
+    stroke = np.zeros((1, 50, 60), bool)
+    stroke[0, 20:22, 20:40] = True
+    s.add_scribble(stroke, bbox=[[20, 21], [0, 50], [0, 60]])
+    s.add_point((20, 25, 25))
+    used = s.state_nbytes()
+    assert used["prompts"] == 2 * 20  # the scribble's tight crop (2 x 20 voxels), once despite two states
+    assert 0 < used["history"] <= 2 * 2 * (40 * 50 * 60) // 8 + 128  # two steps, 2 bits per changed voxel each

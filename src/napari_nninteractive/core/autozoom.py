@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import BBox, bbox_to_slices, clip_bbox, nonzero_bbox
+from .geometry import BBox, bbox_shape, bbox_to_slices, clip_bbox, intersect_bbox, nonzero_bbox, shift_bbox
 
 MAX_ZOOM = 4.0
 ZOOM_STEP = 1.5
@@ -113,6 +113,58 @@ def resample_area(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Te
 def resample_nearest(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Nearest-neighbour resampling of a 3-D array to ``size``."""
     return F.interpolate(_as5d(x).float(), size=tuple(size), mode="nearest")[0, 0]
+
+
+def _aligned_step(crop: int, out: int) -> int | None:
+    """Output cells per block for which resampling a sub-range gives bit-identical values, or ``None``.
+
+    With ``crop / out = k / m`` in lowest terms and ``m`` a power of two (every AutoZoom ratio:
+    1.5, 2.25, 3.375, 4), source coordinates are exact binary fractions, so a block-aligned
+    sub-range reproduces the full call's indices and weights exactly.
+    """
+    from math import gcd
+
+    m = out // gcd(crop, out)
+    return m if crop > out and m & (m - 1) == 0 else None
+
+
+def resample_sparse(values: np.ndarray, region: BBox, crop_shape: Sequence[int], size: Sequence[int],
+                    mode: str) -> torch.Tensor:
+    """Resample a crop that is zero outside ``region`` to ``size`` without building the crop.
+
+    ``values`` are the crop's values over ``region`` (crop frame). The result equals
+    ``F.interpolate`` of the whole zero-filled crop (``mode`` trilinear with align_corners False,
+    area or nearest) bit for bit: only the output cells that can read ``region`` are computed, from
+    a block-aligned part of the crop. Ratios without an exact block size fall back to the full crop.
+    """
+    out = torch.zeros(tuple(size), dtype=torch.float32)
+    if any(hi <= lo for lo, hi in region):
+        return out
+    steps = [_aligned_step(c, p) for c, p in zip(crop_shape, size)]
+    if any(m is None for m in steps):
+        full = np.zeros(tuple(crop_shape), np.float32)
+        full[bbox_to_slices(region)] = values
+        return _resample(torch.from_numpy(full), size, mode)
+    outs, ins = [], []
+    for (r0, r1), c, p, m in zip(region, crop_shape, size, steps):
+        scale = c / p  # every output cell o reads only crop voxels in [o * scale - 1, (o + 1) * scale + 1]
+        lo = max(0, int(np.floor((r0 - 1) / scale - 1)))
+        hi = min(p, int(np.ceil((r1 + 1) / scale)) + 1)
+        lo, hi = lo // m * m, min(p, -(-hi // m) * m)
+        outs.append((lo, hi))
+        ins.append((lo * c // p, hi * c // p))
+    ins = tuple(ins)
+    sub = np.zeros(bbox_shape(ins), np.float32)
+    common = intersect_bbox(ins, region)
+    sub[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in ins]))] = values[
+        bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))]
+    out[bbox_to_slices(tuple(outs))] = _resample(torch.from_numpy(sub), bbox_shape(tuple(outs)), mode)
+    return out
+
+
+def _resample(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
+    extra = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(_as5d(x).float(), size=tuple(size), mode=mode, **extra)[0, 0]
 
 
 def max_filter(x: np.ndarray, k: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import BBox, bbox_is_empty, bbox_to_slices, intersect_bbox, shift_bbox
+from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, shift_bbox, union_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
 FLOAT16_MAX = 65504.0
@@ -208,24 +208,34 @@ class PromptStore:
 
         ``box`` may extend outside the image (zeros there).
         """
-        out = None
-        for raster in self.state.rasters:
-            if raster.channel != channel:
-                continue
-            common = intersect_bbox(raster.bbox, box)
-            if bbox_is_empty(common):
-                continue
-            if out is None:
-                out = np.zeros(tuple(hi - lo for lo, hi in box), dtype=np.float16)
-            dst = bbox_to_slices(shift_bbox(common, [-lo for lo, _ in box]))
+        found = self.compose_region(channel, box)
+        if found is None:
+            return None
+        values, region = found
+        out = np.zeros(bbox_shape(box), dtype=np.float32)
+        out[bbox_to_slices(region)] = values
+        return out
+
+    def compose_region(self, channel: Channel, box: BBox) -> tuple[np.ndarray, BBox] | None:
+        """Like :meth:`compose`, but only over the part of ``box`` the channel's rasters touch.
+
+        Returns ``(values, region)`` with ``region`` in ``box``'s frame (zero outside it), or ``None``.
+        """
+        parts = [(r, intersect_bbox(r.bbox, box)) for r in self.state.rasters if r.channel == channel]
+        parts = [(r, common) for r, common in parts if not bbox_is_empty(common)]
+        if not parts:
+            return None
+        region = union_bbox(*(common for _, common in parts))
+        out = np.zeros(bbox_shape(region), dtype=np.float16)
+        for raster, common in parts:
+            dst = bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))
             if raster.values.ndim == 0:
                 src = raster.values
             else:
                 src = raster.values[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in raster.bbox]))]
             np.maximum(out[dst], src, out=out[dst])
-        if out is None:
-            return None
-        return out.astype(np.float32) / np.float32(self.state.intensity)
+        values = out.astype(np.float32) / np.float32(self.state.intensity)
+        return values, shift_bbox(region, [-lo for lo, _ in box])
 
     def nbytes(self) -> int:
         """Bytes held by the stored rasters."""

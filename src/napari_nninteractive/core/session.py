@@ -143,6 +143,27 @@ class Session:
         self._output = self._mask
         self._pending, self._undo, self._redo = [], [], []
 
+    def state_nbytes(self) -> dict[str, int]:
+        """Bytes of session state beyond the caller's image (and beyond a caller's output buffer).
+
+        ``mask``: the working mask (1 byte per voxel); ``prompts``: the prompt data of the current
+        and every undo/redo state, each array counted once (states share them); ``history``: the
+        bit-packed changed regions of the undo/redo steps.
+        """
+        states = [self.engine.get_state()] if self._image is not None else []
+        for step in self._undo + self._redo:
+            states += [step.before.engine_state, step.after.engine_state]
+        arrays = {}
+        for state in states:
+            items = getattr(state, "rasters", state if isinstance(state, tuple) else ())
+            for item in items:
+                values = getattr(item, "values", getattr(item, "mask", None))
+                if isinstance(values, np.ndarray):
+                    arrays[id(values)] = values.nbytes
+        history = sum(p.old.nbytes + p.new.nbytes for step in self._undo + self._redo for p in step.patches)
+        return {"mask": 0 if self._mask is None else self._mask.nbytes, "prompts": sum(arrays.values()),
+                "history": history}
+
     @property
     def shape(self) -> tuple[int, int, int]:
         """Spatial shape ``(Z, Y, X)`` of the image (a 2-D image has ``Z == 1``)."""

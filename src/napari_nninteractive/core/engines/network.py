@@ -17,6 +17,7 @@ from ..geometry import (
     bbox_to_slices,
     clip_bbox,
     crop_padded,
+    nonzero_bbox,
     shift_bbox,
     union_bbox,
     window,
@@ -67,6 +68,7 @@ class NetworkEngine(Engine):
         self._norm: Normalization | None = None
         self._store: PromptStore | None = None
         self.forward_passes = 0
+        self.lean_inputs = True  # see network_input
 
     @classmethod
     def from_folder(
@@ -119,8 +121,58 @@ class NetworkEngine(Engine):
         """The ``(1, C + 7, *P)`` input for window ``box`` at ``zoom``, and prev_seg for the border test.
 
         ``prev_seg`` is read through ``box`` shifted by ``-prev_offset`` (for working copies that
-        cover only part of the image; parts outside it are 0).
+        cover only part of the image; parts outside it are 0). When zoomed and ``lean_inputs`` is
+        set (the default), each channel is resampled from the part of the crop that holds data
+        (the image inside the volume, the nonzero prompts and prev_seg) instead of from full
+        S^3 float crops; the values are identical (``lean_inputs = False``: the plain path, kept
+        for tests and benchmarks).
         """
+        P = self.patch_size
+        S = bbox_shape(box)
+        if S == tuple(P) or not self.lean_inputs:
+            return self._network_input_full(prev_seg, box, zoom, prev_offset)
+        local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
+        channels: list[torch.Tensor] = []
+        inside = clip_bbox(box, self._image.shape[1:])
+        in_crop = shift_bbox(inside, [-lo for lo, _ in box])
+        image = self._norm.apply(self._image[(slice(None),) + bbox_to_slices(inside)])
+        for c in range(image.shape[0]):
+            channels.append(az.resample_sparse(image[c], in_crop, S, P, "trilinear"))
+        del image
+        prev_values, prev_region = self._prev_region(prev_seg, local)
+        channels.append(az.resample_sparse(prev_values, prev_region, S, P, "area"))
+        prev_small = az.resample_sparse(prev_values, prev_region, S, P, "nearest").numpy()
+        k = az.max_filter_size(zoom)
+        for ch in Channel:
+            found = self._store.compose_region(ch, box)
+            if found is None:
+                channels.append(torch.zeros(P, dtype=torch.float32))
+                continue
+            values, region = found
+            if ch in MAX_FILTERED and k > 1:  # a halo of 2r zeros makes the sub-array's edges exact
+                r = k // 2
+                grown = clip_bbox(tuple((lo - 2 * r, hi + 2 * r) for lo, hi in region), S)
+                padded = np.zeros(bbox_shape(grown), np.float32)
+                padded[bbox_to_slices(shift_bbox(region, [-lo for lo, _ in grown]))] = values
+                values, region = az.max_filter(padded, k), grown
+            channels.append(az.resample_sparse(values, region, S, P, "area"))
+        return torch.stack(channels)[None], prev_small
+
+    @staticmethod
+    def _prev_region(prev_seg: np.ndarray, local: BBox) -> tuple[np.ndarray, BBox]:
+        """prev_seg's nonzero part inside window ``local`` (float32) and its box in the window's frame."""
+        inside = clip_bbox(local, prev_seg.shape)
+        if any(hi <= lo for lo, hi in inside):
+            return np.zeros((0, 0, 0), np.float32), ((0, 0),) * 3
+        part = prev_seg[bbox_to_slices(inside)]
+        nz = nonzero_bbox(part)
+        if nz is None:
+            return np.zeros((0, 0, 0), np.float32), ((0, 0),) * 3
+        values = part[bbox_to_slices(nz)].astype(np.float32)
+        return values, shift_bbox(nz, [lo - wlo for (lo, _), (wlo, _) in zip(inside, local)])
+
+    def _network_input_full(self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset=None):
+        """The plain construction: full S^3 crops of every channel, then resampling."""
         P = self.patch_size
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
         prev = crop_padded(prev_seg, local).astype(np.float32)

@@ -1,0 +1,81 @@
+"""CPU forward-pass options for the full-size nnInteractive network, measured in one run.
+
+Builds the v1.0 architecture (102 M parameters) with random weights through the official folder
+format, feeds one random 1 x 8 x 192^3 input and times a forward pass for each option:
+
+- float32, contiguous (the reference and the default);
+- float32, channels-last 3-D memory format (network and input);
+- bfloat16 autocast (only useful on CPUs with native bf16; shown for the record);
+- float32 with 1 thread instead of all cores.
+
+For every option it prints seconds, the ratio to the default, and how the argmax mask agrees with
+the float32 one (Dice and changed voxels), which decides whether an option may become the default
+(spec: Dice >= 0.99). Each pass takes about a minute on 2 cores.
+
+    python benchmarks/forward_options.py [--patch 192] [--options fp32,channels_last,bf16,threads1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_nninteractive.core.model import load_model_folder
+from napari_nninteractive.testing import tiny_architecture, v1_architecture, write_model_folder
+
+
+def forward(net, x, option: str) -> tuple[float, np.ndarray]:
+    threads = torch.get_num_threads()
+    if option == "threads1":
+        torch.set_num_threads(1)
+    if option == "channels_last":
+        net = net.to(memory_format=torch.channels_last_3d)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    try:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            if option == "bf16":
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = net(x)
+            else:
+                logits = net(x)
+        secs = time.perf_counter() - t0
+    finally:
+        torch.set_num_threads(threads)
+        net.to(memory_format=torch.contiguous_format)
+    return secs, (logits[0, 1].float() > logits[0, 0].float()).numpy()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--patch", type=int, default=192)
+    ap.add_argument("--tiny", action="store_true", help="the tiny test network (a quick check of the script)")
+    ap.add_argument("--options", default="fp32,channels_last,bf16,threads1")
+    args = ap.parse_args()
+    folder = write_model_folder(Path(tempfile.mkdtemp()) / "model", tiny_architecture() if args.tiny else v1_architecture(),
+                                (args.patch,) * 3)
+    net = load_model_folder(folder).network.eval()
+    params = sum(p.numel() for p in net.parameters())
+    x = torch.randn((1, 8) + (args.patch,) * 3, generator=torch.Generator().manual_seed(0))
+    print(f"network {params:,} parameters, input {tuple(x.shape)}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}", flush=True)
+    ref = None
+    base = None
+    for option in args.options.split(","):
+        secs, mask = forward(net, x, option)
+        if ref is None:
+            ref, base = mask, secs
+        inter = np.logical_and(ref, mask).sum()
+        dice = 2 * inter / max(1, ref.sum() + mask.sum())
+        print(f"  {option:<14} {secs:7.2f} s  {base / secs:5.2f}x vs {args.options.split(',')[0]}   "
+              f"mask Dice {dice:.5f}, {int((ref != mask).sum())} voxels differ", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
