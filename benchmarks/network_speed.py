@@ -14,6 +14,9 @@ loaded, so the increase belongs to the interactions alone.
 - ``zoom input`` rows: building the network input at zoom 4 (crop 4P per axis) around an object
   with prompts and a previous mask, with full S^3 float crops (before) and from the data-holding
   part only (after, the default); inputs are compared for bit equality in the same run.
+- ``AutoZoom with a stand-in`` rows: a box and a point with AutoZoom on and a zero-cost network
+  that outlines bright objects (as a trained one would), so the time is all overhead: zoomed
+  inputs, border tests, upsampling, opening, planning, refinement bookkeeping; before/after as above.
 
     python benchmarks/network_speed.py [--arch tiny,full] [--volumes 128,133x512x512]
 """
@@ -102,6 +105,51 @@ def child_session(folder: str, volume: str, autozoom: bool) -> dict:
             "bytes_per_voxel": sum(used.values()) / n, "state": used}
 
 
+class StandIn:
+    """A zero-cost stand-in for the network: foreground where the normalised image exceeds 1.
+
+    Like a trained model it outlines bright objects, so AutoZoom zooms out until the object fits
+    and refinement plans a few patches; what is left to time is everything around the passes.
+    """
+
+    def __call__(self, x):
+        import torch
+
+        fg = (x[:, 0] > 1.0).float()
+        return torch.stack([1 - fg, fg], dim=1)
+
+
+def child_overhead(folder: str, volume: str, lean: bool) -> dict:
+    import dataclasses
+
+    session, engine, timed, image, labels = _setup(folder, volume, True)
+    engine.model = dataclasses.replace(engine.model, network=Timed(StandIn()))
+    engine.lean_inputs = lean
+    timed = engine.model.network
+    _reset_peak()
+    rss_ready = _rss_mb("VmRSS")
+    obj = np.argwhere(labels == 1)
+    lo, hi = obj.min(0), obj.max(0) + 1
+    centre = [int(v) for v in obj.mean(0).round()]
+    z = centre[0]
+    walls, passes = [], []
+    for call in (lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]]),
+                 lambda: session.add_point(centre)):
+        calls, spent = timed.calls, timed.seconds
+        t = time.perf_counter()
+        call()
+        walls.append(time.perf_counter() - t - (timed.seconds - spent))
+        passes.append(timed.calls - calls)
+    return {"walls": walls, "passes": passes, "rss_ready_mb": rss_ready, "rss_peak_mb": _rss_mb(),
+            "mask_file": _save_mask(session.mask, lean)}
+
+
+def _save_mask(mask, lean: bool) -> str:
+    out = Path(tempfile.gettempdir()) / f"nni_overhead_mask_{'lean' if lean else 'full'}.npy"
+    np.save(out, mask)
+    return str(out)
+
+
 def child_zoom_input(folder: str, volume: str, lean: bool) -> dict:
     import torch
 
@@ -137,12 +185,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", default="tiny,full")
     ap.add_argument("--volumes", default="128,133x512x512")
+    ap.add_argument("--parts", default="session,zoom,overhead", help="which measurements (default: all)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         kind, folder, volume, flag = args.child
-        result = (child_session(folder, volume, flag == "1") if kind == "session"
-                  else child_zoom_input(folder, volume, flag == "1"))
+        child = {"session": child_session, "zoom": child_zoom_input, "overhead": child_overhead}[kind]
+        result = child(folder, volume, flag == "1")
         print(json.dumps(result))
         return 0
 
@@ -166,21 +215,37 @@ def main() -> int:
         folder = write_model_folder(work / arch, spec, (patch,) * 3)
         for shape, volume in volumes.items():
             autozoom_here = autozoom and shape == "128x128x128"
-            r = _run_child("session", folder, volume, int(autozoom_here))
-            print(f"\n== {arch} network (patch {patch}^3), volume {shape}, AutoZoom {'on' if autozoom_here else 'off'}")
+            print(f"\n== {arch} network (patch {patch}^3), volume {shape}")
+            parts = args.parts.split(",")
+            r = _run_child("session", folder, volume, int(autozoom_here)) if "session" in parts else {"rows": []}
+            if r["rows"]:
+                print(f"  session, AutoZoom {'on' if autozoom_here else 'off'}:")
             for row in r["rows"]:
                 other = row["wall"] - row["forward"]
                 print(f"  {row['interaction']:<7} {row['wall']:8.2f} s = forward {row['forward']:8.2f} s "
                       f"({row['passes']} passes) + other {other:6.2f} s ({100 * other / row['wall']:4.1f} %)")
-            print(f"  peak RSS {r['rss_peak_mb']:.0f} MB (after loading model+image {r['rss_ready_mb']:.0f} MB; "
-                  f"image {r['image_mb']:.0f} MB); session state {r['bytes_per_voxel']:.3f} B/voxel {r['state']}")
-            full = _run_child("zoom", folder, volume, 0)
-            lean = _run_child("zoom", folder, volume, 1)
-            same = torch.equal(torch.load(full["file"]), torch.load(lean["file"]))
-            print(f"  zoom-4 input ({4 * patch}^3 crop): full crops {full['seconds']:.2f} s, peak RSS "
+            if r["rows"]:
+                print(f"  peak RSS {r['rss_peak_mb']:.0f} MB (after loading model+image {r['rss_ready_mb']:.0f} MB; "
+                      f"image {r['image_mb']:.0f} MB); session state {r['bytes_per_voxel']:.3f} B/voxel {r['state']}")
+            if "zoom" in parts:
+                full = _run_child("zoom", folder, volume, 0)
+                lean = _run_child("zoom", folder, volume, 1)
+                same = torch.equal(torch.load(full["file"]), torch.load(lean["file"]))
+                print(f"  zoom-4 input ({4 * patch}^3 crop): full crops {full['seconds']:.2f} s, peak RSS "
                   f"{full['rss_peak_mb']:.0f} MB (+{full['rss_peak_mb'] - full['rss_ready_mb']:.0f}) -> data part only "
-                  f"{lean['seconds']:.2f} s, {lean['rss_peak_mb']:.0f} MB (+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f}); "
-                  f"{full['seconds'] / lean['seconds']:.1f}x faster, identical input: {same}", flush=True)
+                      f"{lean['seconds']:.2f} s, {lean['rss_peak_mb']:.0f} MB (+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f}); "
+                      f"{full['seconds'] / lean['seconds']:.1f}x faster, identical input: {same}", flush=True)
+            if "overhead" not in parts:
+                continue
+            full = _run_child("overhead", folder, volume, 0)
+            lean = _run_child("overhead", folder, volume, 1)
+            same = np.array_equal(np.load(full["mask_file"]), np.load(lean["mask_file"]))
+            for i, name in enumerate(("box+", "point+")):
+                print(f"  AutoZoom with a zero-cost stand-in network, {name}: {full['passes'][i]} passes, everything "
+                      f"but the passes {full['walls'][i]:.2f} s -> {lean['walls'][i]:.2f} s "
+                      f"({full['walls'][i] / lean['walls'][i]:.1f}x)")
+            print(f"    peak RSS +{full['rss_peak_mb'] - full['rss_ready_mb']:.0f} MB -> "
+                  f"+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f} MB; identical masks: {same}", flush=True)
     return 0
 
 

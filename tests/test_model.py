@@ -196,3 +196,22 @@ def test_device_choice():
     if not torch.cuda.is_available():
         with pytest.raises(ModelFolderError, match="no CUDA GPU"):
             choose_device("cuda")
+
+
+def test_cpu_bf16_option_runs_the_network_in_bfloat16_and_agrees(tiny_model_dir):
+    """Opt-in bfloat16 autocast on the CPU; float32 stays the default (spec: faster precisions must agree)."""
+    image = np.zeros((48, 64, 64), np.float32)
+    image[14:34, 20:44, 20:44] = 100
+    image += np.random.default_rng(0).normal(0, 5, image.shape).astype(np.float32)
+    masks, dtypes = [], []
+    for bf16 in (False, True):
+        engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu", autozoom=False, cpu_bf16=bf16)
+        conv = next(m for m in engine.model.network.modules() if isinstance(m, torch.nn.Conv3d))
+        conv.register_forward_hook(lambda mod, inp, out: dtypes.append(out.dtype))
+        s = Session(engine)
+        s.set_image(image)
+        s.add_point((24, 32, 32))
+        masks.append(s.mask.astype(bool))
+    assert dtypes == [torch.float32, torch.bfloat16]
+    inter = (masks[0] & masks[1]).sum()
+    assert masks[0].any() and 2 * inter / (masks[0].sum() + masks[1].sum()) > 0.95  # random weights: measured 0.99

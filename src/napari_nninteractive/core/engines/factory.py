@@ -10,11 +10,12 @@ ENGINES = ("auto", "network", "weight-free", "random-walker")
 
 
 def make_engine(model: str | Path | None = None, engine: str = "auto", device: str = "auto",
-                autozoom: bool = True, fold: int | str | None = None) -> Engine:
+                autozoom: bool = True, fold: int | str | None = None, cpu_bf16: bool = False) -> Engine:
     """Build an engine.
 
     ``engine="auto"`` uses the nnInteractive network when ``model`` (a model folder) is given and
     the weight-free seeded-watershed engine otherwise; ``"random-walker"`` is the baseline.
+    ``cpu_bf16`` runs the network's CPU passes under bfloat16 autocast (see :class:`NetworkEngine`).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
@@ -23,7 +24,7 @@ def make_engine(model: str | Path | None = None, engine: str = "auto", device: s
             raise ValueError("the network engine needs a model folder (--model DIR)")
         from .network import NetworkEngine
 
-        return NetworkEngine.from_folder(model, fold=fold, device=device, autozoom=autozoom)
+        return NetworkEngine.from_folder(model, fold=fold, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16)
     from .seeded import RandomWalkerEngine, SeededWatershedEngine
 
     return RandomWalkerEngine() if engine == "random-walker" else SeededWatershedEngine()

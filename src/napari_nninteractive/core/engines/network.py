@@ -49,12 +49,19 @@ class NetworkEngine(Engine):
     autozoom
         ``True``/``False`` or an :class:`~napari_nninteractive.core.autozoom.AutoZoomConfig`.
         With AutoZoom off every prediction is one forward pass at zoom 1 around the prompt.
+    cpu_bf16
+        Run forward passes on the CPU under bfloat16 autocast. Off by default: float32 is the
+        reference, and on CPUs without native bf16 it is much slower
+        (``benchmarks/forward_options.py`` measures speed and mask agreement). CUDA always uses
+        float16 autocast.
     """
 
     name = "nnInteractive network"
 
-    def __init__(self, model: LoadedModel, device: str = "auto", autozoom: bool | az.AutoZoomConfig = True):
+    def __init__(self, model: LoadedModel, device: str = "auto", autozoom: bool | az.AutoZoomConfig = True,
+                 cpu_bf16: bool = False):
         self.model = model
+        self.cpu_bf16 = bool(cpu_bf16)
         self.device = choose_device(device)
         if isinstance(model.network, torch.nn.Module):
             model.network.to(self.device).eval()
@@ -73,10 +80,10 @@ class NetworkEngine(Engine):
     @classmethod
     def from_folder(
         cls, folder: str | Path, fold: int | str | None = None, device: str = "auto",
-        autozoom: bool | az.AutoZoomConfig = True,
+        autozoom: bool | az.AutoZoomConfig = True, cpu_bf16: bool = False,
     ) -> NetworkEngine:
         """Load an official model folder and wrap it (two-phase: options, then weights)."""
-        return cls(load_model_folder(folder, fold=fold), device=device, autozoom=autozoom)
+        return cls(load_model_folder(folder, fold=fold), device=device, autozoom=autozoom, cpu_bf16=cpu_bf16)
 
     # ------------------------------------------------------------------ state
 
@@ -208,6 +215,9 @@ class NetworkEngine(Engine):
                 xt = x.to(self.device)
                 if self.device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.float16):
+                        logits = net(xt)
+                elif self.device.type == "cpu" and self.cpu_bf16:
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
                         logits = net(xt)
                 else:
                     logits = net(xt)
