@@ -52,6 +52,7 @@ class _Patch:
 class _Snapshot:
     engine_state: object
     pending: tuple[Prompt, ...]
+    history: tuple[Prompt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Session:
         self._mask: np.ndarray | None = None
         self._output: np.ndarray | None = None
         self._pending: list[Prompt] = []
+        self._history: tuple[Prompt, ...] = ()  # the current object's prompts, oldest first
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
         #: ``(bbox, indices)`` of the voxels whose value the latest call changed (indices in the
@@ -142,6 +144,7 @@ class Session:
         self._mask = np.zeros(arr.shape[1:], dtype=np.uint8)
         self._output = self._mask
         self._pending, self._undo, self._redo = [], [], []
+        self._history = ()
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of session state beyond the caller's image (and beyond a caller's output buffer).
@@ -198,6 +201,40 @@ class Session:
         return tuple(self._pending)
 
     @property
+    def prompt_history(self) -> tuple[Prompt, ...]:
+        """The current object's prompts (validated, oldest first; undo removes, redo restores).
+
+        An initial mask starts a new history; reset and :meth:`new_object` clear it. Together with
+        the mask this is what :meth:`restore_object` needs to continue refining the object.
+        """
+        return self._history
+
+    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> BBox | None:
+        """Make ``mask`` (full size, 0/1) with ``prompts`` the current object, without predicting.
+
+        The engine gets the prompts back so that the next prompt refines the object as if the
+        session had never ended; the undo history starts fresh. Returns the changed bbox.
+        """
+        self._require_image()
+        mask = np.asarray(mask)
+        if mask.shape != self._mask.shape:
+            raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {self._mask.shape}.")
+        prompts = tuple(p.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
+        changed = union_bbox(nonzero_bbox(self._mask), nonzero_bbox(mask))
+        self.engine.clear_prompts()
+        for prompt in prompts:
+            self.engine.add_prompt(prompt)
+        self.last_change = None
+        if changed is not None:
+            new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
+            flips = np.nonzero(self._mask[bbox_to_slices(changed)] != new)
+            self._set(changed, new)
+            self.last_change = (changed, flips)
+        self._pending, self._undo, self._redo = [], [], []
+        self._history = prompts
+        return changed
+
+    @property
     def can_undo(self) -> bool:
         return bool(self._undo)
 
@@ -243,6 +280,7 @@ class Session:
         before = self._snapshot()
         self.engine.add_prompt(prompt)
         self._pending.append(prompt)
+        self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
         queued = _Step(f"add {prompt.kind.value}", before, self._snapshot(), ())
         if not run:
             self._push(queued)
@@ -272,6 +310,7 @@ class Session:
             self._write(box, np.zeros_like(self._mask[bbox_to_slices(box)]), patches)
         self.engine.clear_prompts()
         self._pending = []
+        self._history = ()
         step = _Step("reset", before, self._snapshot(), tuple(patches))
         self._push(step)
         self._record_change(step)
@@ -287,6 +326,7 @@ class Session:
         self._mask[...] = 0
         self.engine.clear_prompts()
         self._pending, self._undo, self._redo = [], [], []
+        self._history = ()
         self.last_change = None
 
     def undo(self) -> BBox | None:
@@ -328,11 +368,12 @@ class Session:
         self.last_change = (box, np.nonzero(changed))
 
     def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self.engine.get_state(), tuple(self._pending))
+        return _Snapshot(self.engine.get_state(), tuple(self._pending), self._history)
 
     def _restore(self, snap: _Snapshot) -> None:
         self.engine.set_state(snap.engine_state)
         self._pending = list(snap.pending)
+        self._history = snap.history
 
     def _push(self, step: _Step) -> None:
         self._undo.append(step)
