@@ -78,3 +78,9 @@ def tiny_model_dir_new(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory, monkeypatch):
+    """Model cache and autosaves of every test go to a temporary folder, never the user's home."""
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path_factory.mktemp("home")))

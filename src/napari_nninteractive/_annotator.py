@@ -82,7 +82,9 @@ class Annotator:
         self._resync = False  # next write compares the whole region (the overlap rule changed)
         self.output_choice: Labels | None = None  # None: a new layer
         self.targets: dict[int, ObjectTarget] = {}
+        self.histories: dict[int, tuple[Prompt, ...]] = {}  # prompt history per object (session files)
         self.object_id = 0
+        self.on_finished: Callable[[Outcome], None] = lambda outcome: None  # after a successful action
         self.on_state: Callable[[], None] = lambda: None  # GUI refresh hook
         self.last_outcome: Outcome | None = None
         viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -112,6 +114,7 @@ class Annotator:
         self.runner = SessionRunner(session, self._on_outcome, self.on_state)
         self.object_id = 0
         self.targets = {}
+        self.histories = {}
         self._make_prompt_layers()
         if view.note:
             self.notify(view.note, "info")
@@ -393,6 +396,8 @@ class Annotator:
     def _on_outcome(self, outcome: Outcome) -> None:
         """GUI thread: show messages, write the changed region of the object into its layer."""
         self.last_outcome = outcome
+        if outcome.kind not in ("cancelled", "error"):
+            self.histories[outcome.tag] = outcome.history
         if outcome.kind in ("cancelled", "error"):
             self.notify(outcome.message, "warning" if outcome.kind == "error" else "info")
         elif outcome.bbox is not None and self.view is not None:
@@ -404,6 +409,8 @@ class Annotator:
                 L.write_object(target.layer, self.view, outcome.bbox, outcome.values, target.value, self.overwrite, changed)
             except L.LayerError as exc:
                 self.notify(str(exc), "warning")
+        if outcome.kind not in ("cancelled", "error", "sync"):
+            self.on_finished(outcome)
         self.on_state()
 
     # ------------------------------------------------------------------ viewer events

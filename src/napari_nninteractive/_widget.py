@@ -31,7 +31,13 @@ from qtpy.QtWidgets import (
 from . import _layers as L
 from ._annotator import Annotator, OutputMode, Tool
 from ._worker import load_session_worker
-from .core.hub import DEFAULT_MODEL
+from .core.hub import DEFAULT_MODEL, cache_dir
+
+
+def autosave_folder() -> Path:
+    """Where autosaves live: ``autosave/`` in the model cache folder ($NNINTERACTIVE_HOME)."""
+    return cache_dir() / "autosave"
+
 
 NEW_LAYER = "<new layer>"
 
@@ -47,6 +53,9 @@ class NNInteractiveWidget(QWidget):
         self._loader = None
         self._downloader = None
         self._lister = None
+        self._file_worker = None
+        self.autosaver = None
+        self._autosave_doc = None
         self._download_cancel = None
         self._download_progress = None
         self._build()
@@ -172,6 +181,24 @@ class NNInteractiveWidget(QWidget):
         form.addRow("On overlap", self.overlap_combo)
         root.addWidget(out)
 
+        files = QGroupBox("Session")
+        grid = QGridLayout(files)
+        self.save_button = QPushButton("Save session…")
+        self.save_button.clicked.connect(lambda: self.save_session())
+        self.load_button = QPushButton("Load session…")
+        self.load_button.clicked.connect(lambda: self.load_session())
+        self.restore_button = QPushButton("Restore autosave")
+        self.restore_button.setToolTip("Bring back the objects autosaved for this image")
+        self.restore_button.clicked.connect(self.restore_autosave)
+        self.autosave_check = QCheckBox("Autosave after every interaction")
+        self.autosave_check.setChecked(True)
+        self.autosave_check.setToolTip(f"One file per image in {autosave_folder()}")
+        grid.addWidget(self.save_button, 0, 0)
+        grid.addWidget(self.load_button, 0, 1)
+        grid.addWidget(self.restore_button, 0, 2)
+        grid.addWidget(self.autosave_check, 1, 0, 1, 3)
+        root.addWidget(files)
+
         busy = QHBoxLayout()
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 0)
@@ -294,6 +321,7 @@ class NNInteractiveWidget(QWidget):
             return self._fail("The image layer was removed while loading; pick an image and Initialize again.")
         self.annotator.attach(view, session)
         self._output_changed()
+        found = self._session_started()
         engine = session.engine
         lines = [f"Initialized: {engine.describe()}."]
         licence = getattr(getattr(engine, "model", None), "licence", None)
@@ -302,7 +330,96 @@ class NNInteractiveWidget(QWidget):
         if getattr(engine, "device", None) is not None and engine.device.type == "cpu":
             lines.append("Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
                          "here; a GPU makes it interactive.")
+        if found is not None:
+            lines.append(f"An autosave of this image with {len(found.objects)} object(s) exists: press Restore "
+                         f"autosave to continue it (new work would replace it at the next autosave).")
         self._set_status("\n".join(lines))
+        self._refresh()
+
+    # ------------------------------------------------------------------ session files
+
+    def _session_started(self):
+        """Set up autosave for the attached image; returns its earlier autosave, if any."""
+        from ._persist import Autosaver, find_autosave
+
+        self.autosaver = Autosaver(self.annotator, autosave_folder(), lambda msg: self._fail(msg))
+        self.annotator.on_finished = lambda outcome: self.autosave_check.isChecked() and self.autosaver.request()
+        self._autosave_doc = find_autosave(self.annotator, autosave_folder())
+        self._refresh()
+        return self._autosave_doc
+
+    def _default_session_path(self) -> Path:
+        layer = self.annotator.view.layer
+        source = getattr(getattr(layer, "source", None), "path", None)
+        folder = Path(source).parent if source else Path.cwd()
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer.name).strip("._") or "image"
+        return folder / f"{safe}.nnisession.npz"
+
+    def save_session(self, path: str | Path | None = None) -> None:
+        """Save the objects, their prompt histories and the image reference (in the background)."""
+        from napari.qt.threading import create_worker
+
+        from ._persist import document_of
+        from .core.document import SessionFileError, save_document
+
+        if not self.annotator.ready:
+            return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save session", str(self._default_session_path()),
+                                                  "nnInteractive session (*.npz)")
+            if not path:
+                return
+        doc = document_of(self.annotator)
+
+        def work():
+            try:
+                return save_document(doc, path), None
+            except SessionFileError as exc:
+                return None, str(exc)
+
+        self._file_worker = create_worker(work, _start_thread=False)
+        self._file_worker.returned.connect(self._session_saved)
+        self._file_worker.start()
+
+    def _session_saved(self, result) -> None:
+        self._file_worker = None
+        path, error = result
+        if error:
+            return self._fail(error)
+        self._set_status(f"Session saved to {path}.")
+
+    def load_session(self, path: str | Path | None = None) -> None:
+        """Load a session file for the annotated image and continue its objects."""
+        from .core.document import SessionFileError, load_document
+
+        if not self.annotator.ready:
+            return self.annotator.notify("Initialize on the session's image first, then load the session.", "warning")
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load session", str(self._default_session_path().parent),
+                                                  "nnInteractive session (*.npz)")
+            if not path:
+                return
+        try:
+            doc = load_document(path)
+        except SessionFileError as exc:
+            return self._fail(str(exc))
+        self._restore(doc, f"Session loaded from {path}")
+
+    def restore_autosave(self) -> None:
+        if self._autosave_doc is None:
+            return self.annotator.notify("There is no autosave for this image.", "warning")
+        self._restore(self._autosave_doc, "Autosave restored")
+
+    def _restore(self, doc, done: str) -> None:
+        from ._persist import restore_into
+
+        if self.annotator.runner.busy:
+            return self.annotator.notify("Wait for the running prediction to finish (or Cancel it), then load.", "warning")
+        problem = restore_into(self.annotator, doc)
+        if problem:
+            return self._fail(problem)
+        self._autosave_doc = None
+        self._set_status(f"{done}: {len(doc.objects)} object(s); keep refining the current one or press Next object.")
         self._refresh()
 
     def _fail(self, message: str) -> None:
@@ -357,8 +474,9 @@ class NNInteractiveWidget(QWidget):
         color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
         self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
         outcome = a.last_outcome
-        for b in (self.run_button, self.reset_button, self.next_button):
+        for b in (self.run_button, self.reset_button, self.next_button, self.save_button, self.load_button):
             b.setEnabled(ready)
+        self.restore_button.setEnabled(ready and self._autosave_doc is not None)
         self.undo_button.setEnabled(ready and (outcome is None or outcome.can_undo or a.runner.busy))
         self.redo_button.setEnabled(ready and (outcome is not None and (outcome.can_redo or a.runner.busy)))
         if outcome is not None and outcome.pending and not a.autorun:

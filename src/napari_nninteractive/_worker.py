@@ -35,15 +35,17 @@ def user_errors() -> tuple[type[Exception], ...]:
 
 @dataclass(frozen=True)
 class Action:
-    """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next | sync.
+    """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next | sync | restore.
 
     ``tag`` names the object the request belongs to; its :class:`Outcome` carries it back.
+    ``restore`` carries ``(mask, prompts)`` in ``payload``.
     """
 
     kind: str
     prompt: Prompt | None = None
     run: bool = True
     tag: int = 0
+    payload: object = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Outcome:
     can_redo: bool = False
     tag: int = 0
     changed: tuple[np.ndarray, ...] | None = None  # voxels (bbox frame) whose value changed
+    history: tuple[Prompt, ...] = ()  # the prompt history of object ``tag`` after the action
 
 
 class SessionRunner:
@@ -166,8 +169,13 @@ class SessionRunner:
                 elif kind == "reset":
                     bbox = s.reset_object()
                 elif kind == "next":
+                    finished = s.prompt_history
                     s.new_object()
-                    bbox = None
+                    yield self._outcome(kind, tag, None, history=finished)
+                    continue
+                elif kind == "restore":
+                    s.new_object()
+                    bbox = s.restore_object(*batch[0].payload)
                 elif kind == "sync":  # the whole object, e.g. for a re-created output layer
                     bbox = nonzero_bbox(s.mask)
                 else:
@@ -183,14 +191,15 @@ class SessionRunner:
                 continue
             yield self._outcome(kind, tag, bbox)
 
-    def _outcome(self, kind: str, tag: int, bbox: BBox | None, message: str = "") -> Outcome:
+    def _outcome(self, kind: str, tag: int, bbox: BBox | None, message: str = "", history=None) -> Outcome:
         s = self.session
         values = s.mask[bbox_to_slices(bbox)].copy() if bbox is not None else None
         changed = None
-        if kind in ("prompt", "mask", "predict", "undo", "redo", "reset") and s.last_change is not None \
+        if kind in ("prompt", "mask", "predict", "undo", "redo", "reset", "restore") and s.last_change is not None \
                 and s.last_change[0] == bbox:
             changed = s.last_change[1]
-        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag, changed)
+        history = s.prompt_history if history is None else history
+        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag, changed, history)
 
 
 def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
