@@ -73,6 +73,15 @@ class Normalization:
         return out
 
 
+def require_finite(image: np.ndarray) -> None:
+    """Raise :class:`ImageError` when a float image holds NaN or infinite voxels."""
+    if np.asarray(image).dtype.kind in "fc" and not np.all(np.isfinite(image)):
+        raise ImageError(
+            "The image contains NaN or infinite voxels; replace them (e.g. with the minimum "
+            "intensity) before segmenting."
+        )
+
+
 def compute_normalization(image: np.ndarray) -> Normalization:
     """Statistics per spec section 2 for a channel-first ``(C, Z, Y, X)`` image.
 
@@ -81,12 +90,8 @@ def compute_normalization(image: np.ndarray) -> Normalization:
     """
     from .geometry import nonzero_bbox
 
+    require_finite(image)
     summed = image.sum(axis=0, dtype=np.float64) if image.shape[0] > 1 else image[0]
-    if not np.all(np.isfinite(summed)):
-        raise ImageError(
-            "The image contains NaN or infinite voxels; replace them (e.g. with the minimum "
-            "intensity) before segmenting."
-        )
     box = nonzero_bbox(summed != 0)
     if box is None:
         raise ImageError("The image is all zero: there is nothing to segment. Load the real image.")

@@ -19,7 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import BBox, bbox_shape, bbox_to_slices, clip_bbox, intersect_bbox, nonzero_bbox, union_bbox
+from ..encoding import require_finite
+from ..geometry import (
+    BBox,
+    bbox_shape,
+    bbox_to_slices,
+    clip_bbox,
+    intersect_bbox,
+    nonzero_bbox,
+    shift_bbox,
+    union_bbox,
+)
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
 from .base import Engine, RunControl, Update
 
@@ -43,10 +53,6 @@ class SeededConfig:
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
 
 
-def _slices(box: BBox):
-    return bbox_to_slices(box)
-
-
 class _SeededBase(Engine):
     """Shared prompt bookkeeping and the growing-ROI loop."""
 
@@ -63,13 +69,9 @@ class _SeededBase(Engine):
     # ------------------------------------------------------------------ state
 
     def set_image(self, image: np.ndarray) -> None:
+        require_finite(image)
         self._image = image
         self._prompts = ()
-        finite = np.isfinite(image[0]) if image.dtype.kind == "f" else None
-        if finite is not None and not finite.all():
-            from ..encoding import ImageError
-
-            raise ImageError("The image contains NaN or infinite voxels; replace them before segmenting.")
 
     def add_prompt(self, prompt: Prompt) -> None:
         self._prompts = (prompt,) if isinstance(prompt, InitialMask) else self._prompts + (prompt,)
@@ -116,12 +118,12 @@ class _SeededBase(Engine):
             touching = self._touches_open_border(seg, roi, shape)
             if not touching or roi == tuple((0, n) for n in shape):
                 break
-            core = union_bbox(core, _shift(nonzero_bbox(seg), roi))
+            core = union_bbox(core, shift_bbox(nonzero_bbox(seg), [lo for lo, _ in roi]))
             scale *= self.config.growth
         control.check()
         changed = union_bbox(roi, nonzero_bbox(mask))
         values = np.zeros(bbox_shape(changed), dtype=np.uint8)
-        values[_slices(_rel(roi, changed))] = seg
+        values[bbox_to_slices(_rel(roi, changed))] = seg
         return [(changed, values)]
 
     @staticmethod
@@ -191,6 +193,11 @@ class _SeededBase(Engine):
     def _segment(self, roi: BBox) -> np.ndarray:
         raise NotImplementedError
 
+    def _region_image(self, roi: BBox) -> np.ndarray:
+        """The ROI as float32, channels averaged."""
+        image = self._image[(slice(None),) + bbox_to_slices(roi)]
+        return image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32)
+
 
 class SeededWatershedEngine(_SeededBase):
     """The default weight-free engine: intensity model + marker-based watershed on the gradient.
@@ -205,8 +212,7 @@ class SeededWatershedEngine(_SeededBase):
 
     def _segment(self, roi: BBox) -> np.ndarray:
         cfg = self.config
-        image = self._image[(slice(None),) + _slices(roi)]
-        img = (image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32))
+        img = self._region_image(roi)
         fg, bg, model = self._seeds(roi)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
@@ -214,8 +220,8 @@ class SeededWatershedEngine(_SeededBase):
         if factors == (1, 1, 1):
             return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap)
         f = max(factors)
-        coarse = _flood(_block_mean(img, factors), _block_any(fg, factors) & ~_block_majority(bg, fg, factors),
-                        _block_majority(bg, fg, factors), _block_any(model, factors), cfg,
+        bg_c = _block_majority(bg, fg, factors)
+        coarse = _flood(_block_mean(img, factors), _block_any(fg, factors) & ~bg_c, bg_c, _block_any(model, factors), cfg,
                         cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0, max(1, round(cfg.marker_gap / f)))
         return _refine_band(img, coarse, factors, fg, bg, cfg)
 
@@ -258,8 +264,8 @@ def _flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> 
         return
     box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
     reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
-    gradient = ndimage.gaussian_gradient_magnitude(img[_slices(reach)], 1.0)[_slices(_rel(box, reach))]
-    sub = _slices(box)
+    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[bbox_to_slices(_rel(box, reach))]
+    sub = bbox_to_slices(box)
     visit = ndimage.binary_dilation(free[sub]) if crop else None
     flooded = watershed(gradient, markers[sub], mask=visit)
     if visit is not None:
@@ -273,7 +279,7 @@ def _clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
     out = np.zeros(seg.shape, np.uint8)
     if box is None:
         return out
-    sub = _slices(box)
+    sub = bbox_to_slices(box)
     part = _keep_seeded(seg[sub], fg[sub])
     out[sub] = _fill_holes(part)
     return out
@@ -327,7 +333,7 @@ def _block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     cbox = tuple((lo // f, -(-hi // f)) for (lo, hi), f in zip(box, factors))
     part = mask[tuple(slice(lo * f, hi * f) for (lo, hi), f in zip(cbox, factors))]
     counts = _block_sum(part, factors, np.int32)
-    out[_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
+    out[bbox_to_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
     return out
 
 
@@ -360,19 +366,19 @@ def _refine_band(img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], 
     if cbox is None:
         return out
     box = clip_bbox(tuple((lo * f, hi * f) for (lo, hi), f in zip(cbox, factors)), img.shape)
-    csub = _slices(cbox)
+    csub = bbox_to_slices(cbox)
     inner = _upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
     outer = _upsample(outer_c[csub], factors, bbox_shape(box))
-    sub = _slices(box)
+    sub = bbox_to_slices(box)
     markers = np.where(inner, 2, np.where(outer, 0, 1)).astype(np.int32)
     markers[bg[sub]] = 1
     markers[fg[sub]] = 2
     # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
-    local = img[_slices(reach)]
+    local = img[bbox_to_slices(reach)]
     if cfg.smoothing:
         local = ndimage.gaussian_filter(local, cfg.smoothing)
-    inside = _slices(_rel(box, reach))
+    inside = bbox_to_slices(_rel(box, reach))
     work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
     work[inside] = markers
     _flood_unmarked(local, work)
@@ -388,8 +394,7 @@ class RandomWalkerEngine(_SeededBase):
     def _segment(self, roi: BBox) -> np.ndarray:
         from skimage.segmentation import random_walker
 
-        image = self._image[(slice(None),) + _slices(roi)].astype(np.float32)
-        img = image.mean(axis=0) if image.shape[0] > 1 else image[0]
+        img = self._region_image(roi)
         fg, bg, _ = self._seeds(roi)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
@@ -408,12 +413,9 @@ class RandomWalkerEngine(_SeededBase):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _shift(box: BBox | None, roi: BBox) -> BBox | None:
-    return None if box is None else tuple((lo + r0, hi + r0) for (lo, hi), (r0, _) in zip(box, roi))
-
-
 def _rel(box: BBox, frame: BBox) -> BBox:
-    return tuple((lo - f0, hi - f0) for (lo, hi), (f0, _) in zip(box, frame))
+    """``box`` in the frame whose origin is ``frame``'s lower corner."""
+    return shift_bbox(box, [-lo for lo, _ in frame])
 
 
 def _ball(r: int) -> np.ndarray:
@@ -427,7 +429,7 @@ def _paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None
     common = intersect_bbox(box, roi)
     if any(hi <= lo for lo, hi in common):
         return
-    target[_slices(_rel(common, roi))] |= values[_slices(_rel(common, box))].astype(bool)
+    target[bbox_to_slices(_rel(common, roi))] |= values[bbox_to_slices(_rel(common, box))].astype(bool)
 
 
 def _assign(fg: np.ndarray, bg: np.ndarray, region: np.ndarray, positive: bool) -> None:
