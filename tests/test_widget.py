@@ -530,3 +530,26 @@ def test_autosave_failure_is_reported_once_and_work_goes_on(viewer, qtbot, tmp_p
     failures = [m for m in msgs if m.startswith("Autosave failed")]
     assert len(failures) == 1 and "Cannot write the session" in failures[0]
     assert set(np.unique(np.asarray(_output(viewer).data))) == {0, 1, 2}  # annotation unaffected
+
+
+def test_2d_image_session_saves_autosaves_and_loads(make_napari_viewer, qtbot, tmp_path):
+    flat = sphere_image((1, 64, 64), (0, 32, 32), 10)[0]
+    v1 = make_napari_viewer()
+    w, layer, msgs = _widget(v1, flat)
+    a = _attach(w, layer)
+    w._session_started()
+    a.prompt_layers[Tool.POINT].add([32, 32])
+    _settle(w, qtbot)
+    qtbot.waitUntil(lambda: not w.autosaver.busy, timeout=30000)
+    assert w.autosaver.path().is_file() and not [m for m in msgs if "failed" in m]
+    w.save_session(tmp_path / "flat.npz")
+    qtbot.waitUntil(lambda: w._file_worker is None, timeout=30000)
+    saved = np.asarray(_output(v1).data).copy()
+
+    v2 = make_napari_viewer()
+    w2, layer2, _ = _widget(v2, flat)
+    _attach(w2, layer2)
+    w2._session_started()
+    w2.load_session(tmp_path / "flat.npz")
+    _settle(w2, qtbot)
+    assert saved[32, 32] == 1 and np.array_equal(np.asarray(_output(v2).data), saved)

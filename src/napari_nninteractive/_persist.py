@@ -2,18 +2,21 @@
 
 No Qt widgets here. Masks of the objects are read from their output layers (the user may have
 edited them by hand); prompt histories come from the session through the worker's outcomes.
-Writing (bit-packing and compressing) runs on a napari thread worker, one save at a time; a save
-requested meanwhile runs after it with the newest state.
+The GUI thread only gathers references (:func:`object_sources`); comparing the layers with each
+label value, bit-packing and compressing run on a napari thread worker (:func:`save_worker`).
+A save requested while one runs follows it with the newest state.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import _layers as L
 from ._annotator import Annotator, ObjectTarget, OutputMode
 from ._worker import Action
 from .core.document import (
@@ -25,36 +28,81 @@ from .core.document import (
     load_document,
     save_document,
 )
+from .core.geometry import nonzero_bbox
 
 log = logging.getLogger(__name__)
 
 
 def image_ref(annotator: Annotator) -> ImageRef:
+    """The reference of the annotated image (fingerprints the voxels: compute it once per image)."""
     view = annotator.view
     source = getattr(getattr(view.layer, "source", None), "path", None)
     return ImageRef.of(view.volume, view.layer.name, source)
 
 
-def document_of(annotator: Annotator) -> SessionDocument:
-    """The annotation in the viewer as a document (GUI thread)."""
-    view = annotator.view
+@dataclass(frozen=True)
+class _Source:
+    """Where one object's mask is, plus what the document says about it (cheap to gather)."""
+
+    data: np.ndarray  # the output layer's array (not copied)
+    label: int
+    name: str
+    color: tuple[float, ...] | None
+    visible: bool
+    prompts: tuple
+    keep_empty: bool
+
+
+@dataclass(frozen=True)
+class DocumentSources:
+    """Everything a document needs, gathered on the GUI thread without touching voxels."""
+
+    ref: ImageRef
+    objects: tuple[_Source, ...]
+    squeeze2d: bool
+    current: int | None
+    settings: dict
+
+    def build(self) -> SessionDocument:
+        """The document (any thread; compares each layer with its label value)."""
+        records = []
+        for src in self.objects:
+            mask = np.asarray(src.data) == src.label
+            if self.squeeze2d:
+                mask = mask[None]
+            if src.keep_empty or mask.any():
+                records.append(ObjectRecord(src.label, src.name, mask, src.prompts, src.color, src.visible))
+        return SessionDocument(self.ref, records, self.current, self.settings)
+
+
+def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
+    """Gather the annotation's objects (GUI thread, no per-voxel work)."""
     objects = []
     for object_id, target in sorted(annotator.targets.items()):
         if target.layer not in annotator.viewer.layers:
             continue
-        mask = np.asarray(target.layer.data) == target.value
-        if view.squeeze2d:
-            mask = mask[None]
-        if not mask.any() and object_id != annotator.object_id:
-            continue
-        color = tuple(float(c) for c in np.ravel(target.layer.get_color(target.value))[:4]) \
-            if target.layer.get_color(target.value) is not None else None
+        color = target.layer.get_color(target.value)
         name = target.layer.name if annotator.mode is OutputMode.SEPARATE else f"object {object_id + 1}"
-        objects.append(ObjectRecord(target.value, name, mask, annotator.histories.get(object_id, ()), color,
-                                    bool(target.layer.visible)))
+        objects.append(_Source(target.layer.data, target.value, name,
+                               None if color is None else tuple(float(c) for c in np.ravel(color)[:4]),
+                               bool(target.layer.visible), annotator.histories.get(object_id, ()),
+                               object_id == annotator.object_id))
     current = annotator.targets[annotator.object_id].value if annotator.object_id in annotator.targets else None
-    return SessionDocument(image_ref(annotator), objects, current,
+    return DocumentSources(ref, tuple(objects), annotator.view.squeeze2d, current,
                            {"mode": annotator.mode.value, "class_id": int(annotator.class_id)})
+
+
+def save_worker(sources: DocumentSources, path: str | Path):
+    """A worker (not started) that builds the document and saves it; returns ``(path, error message)``."""
+    from napari.qt.threading import create_worker
+
+    def work():
+        try:
+            return save_document(sources.build(), path), None
+        except SessionFileError as exc:
+            return None, str(exc)
+
+    return create_worker(work, _start_thread=False)
 
 
 def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
@@ -75,11 +123,11 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
         if record.label == doc.current:
             current_id = object_id
             continue  # written by the session's restore outcome
-        data = np.asarray(layer.data)
-        mask = record.mask[0] if view.squeeze2d else record.mask
-        data[mask & ((data == 0) | annotator.overwrite)] = record.label
+        box = nonzero_bbox(record.mask)
+        if box is not None:
+            region = record.mask[tuple(slice(lo, hi) for lo, hi in box)].astype(np.uint8)
+            L.write_object(layer, view, box, region, record.label, annotator.overwrite)
         layer.visible = record.visible
-        layer.refresh()
     if current_id is None:  # the last session ended on a fresh, empty object
         current_id = len(doc.objects)
         annotator.object_id = current_id
@@ -96,9 +144,10 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
 class Autosaver:
     """Saves the annotation to one file per image after every finished interaction, off the GUI thread."""
 
-    def __init__(self, annotator: Annotator, folder: Path, on_error: Callable[[str], None]):
+    def __init__(self, annotator: Annotator, ref: ImageRef, folder: Path, on_error: Callable[[str], None]):
         self.annotator = annotator
-        self.folder = Path(folder)
+        self.ref = ref
+        self._path = autosave_path(ref, folder)
         self.on_error = on_error
         self.worker = None
         self._again = False
@@ -106,7 +155,7 @@ class Autosaver:
         self.last_error: str | None = None
 
     def path(self) -> Path:
-        return autosave_path(image_ref(self.annotator), self.folder)
+        return self._path
 
     def request(self) -> None:
         """Save soon: now if no save runs, else right after the running one."""
@@ -115,24 +164,14 @@ class Autosaver:
         if self.worker is not None:
             self._again = True
             return
-        from napari.qt.threading import create_worker
-
-        doc, path = document_of(self.annotator), self.path()
-
-        def work():
-            try:
-                save_document(doc, path)
-                return None
-            except SessionFileError as exc:
-                return f"Autosave failed: {exc}"
-
-        self.worker = create_worker(work, _start_thread=False)
+        self.worker = save_worker(object_sources(self.annotator, self.ref), self._path)
         self.worker.returned.connect(self._saved)
         self.worker.start()
 
-    def _saved(self, error: str | None) -> None:
+    def _saved(self, result) -> None:
         self.worker = None
         self.saves += 1
+        error = None if result[1] is None else f"Autosave failed: {result[1]}"
         if error and error != self.last_error:
             self.on_error(error)  # reported once per distinct problem, not after every click
         self.last_error = error
@@ -145,9 +184,9 @@ class Autosaver:
         return self.worker is not None
 
 
-def find_autosave(annotator: Annotator, folder: Path) -> SessionDocument | None:
-    """The autosave of the annotated image, if one exists and can be read."""
-    path = autosave_path(image_ref(annotator), folder)
+def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
+    """The autosave of the image ``ref``, if one exists, can be read and has objects."""
+    path = autosave_path(ref, folder)
     if not path.is_file():
         return None
     try:
@@ -155,4 +194,4 @@ def find_autosave(annotator: Annotator, folder: Path) -> SessionDocument | None:
     except SessionFileError as exc:
         log.warning("ignoring unreadable autosave: %s", exc)
         return None
-    return doc if doc.image.mismatch(annotator.view.volume) is None and doc.objects else None
+    return doc if doc.image.fingerprint == ref.fingerprint and doc.image.shape == ref.shape and doc.objects else None

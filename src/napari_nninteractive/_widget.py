@@ -55,6 +55,7 @@ class NNInteractiveWidget(QWidget):
         self._lister = None
         self._file_worker = None
         self.autosaver = None
+        self._image_ref = None
         self._autosave_doc = None
         self._download_cancel = None
         self._download_progress = None
@@ -340,27 +341,26 @@ class NNInteractiveWidget(QWidget):
 
     def _session_started(self):
         """Set up autosave for the attached image; returns its earlier autosave, if any."""
-        from ._persist import Autosaver, find_autosave
+        from ._persist import Autosaver, find_autosave, image_ref
 
-        self.autosaver = Autosaver(self.annotator, autosave_folder(), lambda msg: self._fail(msg))
+        self._image_ref = image_ref(self.annotator)  # fingerprints the voxels: once per image
+        self.autosaver = Autosaver(self.annotator, self._image_ref, autosave_folder(), lambda msg: self._fail(msg))
         self.annotator.on_finished = lambda outcome: self.autosave_check.isChecked() and self.autosaver.request()
-        self._autosave_doc = find_autosave(self.annotator, autosave_folder())
+        self._autosave_doc = find_autosave(self._image_ref, autosave_folder())
         self._refresh()
         return self._autosave_doc
 
     def _default_session_path(self) -> Path:
+        from .core.document import safe_name
+
         layer = self.annotator.view.layer
         source = getattr(getattr(layer, "source", None), "path", None)
         folder = Path(source).parent if source else Path.cwd()
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer.name).strip("._") or "image"
-        return folder / f"{safe}.nnisession.npz"
+        return folder / f"{safe_name(layer.name)}.nnisession.npz"
 
     def save_session(self, path: str | Path | None = None) -> None:
         """Save the objects, their prompt histories and the image reference (in the background)."""
-        from napari.qt.threading import create_worker
-
-        from ._persist import document_of
-        from .core.document import SessionFileError, save_document
+        from ._persist import object_sources, save_worker
 
         if not self.annotator.ready:
             return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
@@ -369,15 +369,7 @@ class NNInteractiveWidget(QWidget):
                                                   "nnInteractive session (*.npz)")
             if not path:
                 return
-        doc = document_of(self.annotator)
-
-        def work():
-            try:
-                return save_document(doc, path), None
-            except SessionFileError as exc:
-                return None, str(exc)
-
-        self._file_worker = create_worker(work, _start_thread=False)
+        self._file_worker = save_worker(object_sources(self.annotator, self._image_ref), path)
         self._file_worker.returned.connect(self._session_saved)
         self._file_worker.start()
 

@@ -99,9 +99,6 @@ class SessionDocument:
     current: int | None = None  # label value of the object being edited
     settings: dict = field(default_factory=dict)  # free-form (output mode, engine, ...)
 
-    def object(self, label: int) -> ObjectRecord | None:
-        return next((o for o in self.objects if o.label == label), None)
-
 
 # ----------------------------------------------------------------------------- save
 
@@ -139,9 +136,6 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     objects = []
     for i, obj in enumerate(doc.objects):
-        if tuple(np.shape(obj.mask)) != tuple(doc.image.shape[-3:]) and tuple(np.shape(obj.mask)) != tuple(doc.image.shape):
-            raise SessionFileError(f"Object {obj.label} has a mask of shape {np.shape(obj.mask)}, the image "
-                                   f"{doc.image.shape}.")
         bits, box = _pack(obj.mask)
         arrays[f"mask_{i}"] = bits
         objects.append({
@@ -241,10 +235,14 @@ def load_document(path: str | Path) -> SessionDocument:
 # ----------------------------------------------------------------------------- autosave
 
 
+def safe_name(name: str) -> str:
+    """``name`` usable as a file name on every system (in-memory layers have arbitrary names)."""
+    return (re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image")[:60]
+
+
 def autosave_path(ref: ImageRef, root: str | Path) -> Path:
     """Where the autosave of the image ``ref`` lives under ``root`` (one file per image)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", ref.name).strip("._") or "image"
-    return Path(root) / f"{safe[:60]}-{ref.fingerprint[:16]}.nnisession.npz"
+    return Path(root) / f"{safe_name(ref.name)}-{ref.fingerprint[:16]}.nnisession.npz"
 
 
 def capture_object(session, label: int, name: str, color=None, visible: bool = True) -> ObjectRecord:
@@ -253,4 +251,4 @@ def capture_object(session, label: int, name: str, color=None, visible: bool = T
 
 
 __all__ = ["ImageRef", "ObjectRecord", "SessionDocument", "SessionFileError", "save_document", "load_document",
-           "autosave_path", "capture_object", "fingerprint"]
+           "autosave_path", "capture_object", "fingerprint", "safe_name"]
