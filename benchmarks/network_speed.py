@@ -24,6 +24,7 @@ loaded, so the increase belongs to the interactions alone.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 import resource
 import subprocess
@@ -65,7 +66,8 @@ class Timed:
         return y
 
 
-def _setup(folder: str, volume: str, autozoom: bool):
+def _setup(folder: str, volume: str, autozoom: bool, network=None):
+    """Session on the saved volume with the folder's model, or its metadata around ``network``."""
     import dataclasses
 
     from napari_nninteractive.core.engines.network import NetworkEngine
@@ -74,26 +76,32 @@ def _setup(folder: str, volume: str, autozoom: bool):
 
     image, labels = np.load(f"{volume}_image.npy"), np.load(f"{volume}_labels.npy")
     model = load_model_folder(folder)
-    model.network.eval()
-    timed = Timed(model.network)
+    if network is None:
+        model.network.eval()
+    timed = Timed(network or model.network)
     engine = NetworkEngine(dataclasses.replace(model, network=timed), device="cpu", autozoom=autozoom)
     session = Session(engine)
     session.set_image(image)
     return session, engine, timed, image, labels
 
 
-def child_session(folder: str, volume: str, autozoom: bool) -> dict:
-    session, engine, timed, image, labels = _setup(folder, volume, autozoom)
-    _reset_peak()
-    rss_ready = _rss_mb("VmRSS")
+def _interactions(session, labels) -> list[tuple[str, Callable[[], object]]]:
+    """Box on object 1's central slice, a click at its centre, a negative click at its box corner."""
     obj = np.argwhere(labels == 1)
     lo, hi = obj.min(0), obj.max(0) + 1
     centre = [int(v) for v in obj.mean(0).round()]
     z = centre[0]
+    return [("box+", lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]])),
+            ("point+", lambda: session.add_point(centre)),
+            ("point-", lambda: session.add_point([z, int(lo[1]), int(lo[2])], positive=False))]
+
+
+def child_session(folder: str, volume: str, autozoom: bool) -> dict:
+    session, engine, timed, image, labels = _setup(folder, volume, autozoom)
+    _reset_peak()
+    rss_ready = _rss_mb("VmRSS")
     rows = []
-    for name, call in (("box+", lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]])),
-                       ("point+", lambda: session.add_point(centre)),
-                       ("point-", lambda: session.add_point([z, int(lo[1]), int(lo[2])], positive=False))):
+    for name, call in _interactions(session, labels):
         before, calls = timed.seconds, timed.calls
         t = time.perf_counter()
         call()
@@ -120,21 +128,12 @@ class StandIn:
 
 
 def child_overhead(folder: str, volume: str, lean: bool) -> dict:
-    import dataclasses
-
-    session, engine, timed, image, labels = _setup(folder, volume, True)
-    engine.model = dataclasses.replace(engine.model, network=Timed(StandIn()))
+    session, engine, timed, image, labels = _setup(folder, volume, True, network=StandIn())
     engine.lean_inputs = lean
-    timed = engine.model.network
     _reset_peak()
     rss_ready = _rss_mb("VmRSS")
-    obj = np.argwhere(labels == 1)
-    lo, hi = obj.min(0), obj.max(0) + 1
-    centre = [int(v) for v in obj.mean(0).round()]
-    z = centre[0]
     walls, passes = [], []
-    for call in (lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]]),
-                 lambda: session.add_point(centre)):
+    for _, call in _interactions(session, labels)[:2]:
         calls, spent = timed.calls, timed.seconds
         t = time.perf_counter()
         call()
