@@ -19,7 +19,9 @@ from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_info, show_warning
 
 from . import _layers as L
+from ._objects import OwnMask, hiding_colormap, object_mask
 from ._worker import Action, Outcome, SessionRunner
+from .core.geometry import nonzero_bbox
 from .core.prompts import InitialMask, Prompt, PromptError
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,12 @@ _SCRIBBLE_COLORS = {None: "transparent", 0: "transparent", 1: L.POSITIVE_COLOR, 
 
 @dataclass
 class ObjectTarget:
-    """Where one object's mask is written."""
+    """Where one object's mask is written, and how the object list shows it."""
 
     layer: Labels
     value: int
+    name: str = ""
+    visible: bool = True
 
 
 class Annotator:
@@ -83,6 +87,9 @@ class Annotator:
         self.output_choice: Labels | None = None  # None: a new layer
         self.targets: dict[int, ObjectTarget] = {}
         self.histories: dict[int, tuple[Prompt, ...]] = {}  # prompt history per object (session files)
+        self.own: dict[int, OwnMask] = {}  # finished objects' own voxels (see _objects)
+        self._deleted: set[int] = set()  # objects whose late outcomes are dropped
+        self._colormaps: dict[int, object] = {}  # id(layer) -> its colormap before objects were hidden
         self.object_id = 0
         self.on_finished: Callable[[Outcome], None] = lambda outcome: None  # after a successful action
         self.on_state: Callable[[], None] = lambda: None  # GUI refresh hook
@@ -113,8 +120,7 @@ class Annotator:
         self.view = view
         self.runner = SessionRunner(session, self._on_outcome, self.on_state)
         self.object_id = 0
-        self.targets = {}
-        self.histories = {}
+        self.targets, self.histories, self.own, self._deleted, self._colormaps = {}, {}, {}, set(), {}
         self._make_prompt_layers()
         if view.note:
             self.notify(view.note, "info")
@@ -318,8 +324,107 @@ class Annotator:
         if not self.ready:
             return
         self._submit(Action("next"))
-        self.object_id += 1
+        self.object_id = self._free_id()
         self._clear_prompt_layers()
+        self.on_state()
+
+    def _free_id(self) -> int:
+        return max([self.object_id, *self.targets, *self._deleted]) + 1
+
+    # ------------------------------------------------------------------ object list
+
+    def objects(self) -> list[tuple[int, ObjectTarget]]:
+        """``(object id, target)`` of the objects that have a layer, in creation order."""
+        return [(i, t) for i, t in sorted(self.targets.items()) if t.layer in self.viewer.layers]
+
+    def object_mask(self, object_id: int) -> np.ndarray:
+        """The object's voxels (session frame, boolean), read from its layer."""
+        target = self.targets[object_id]
+        sharing = [i for i, t in self.targets.items() if i != object_id and t.layer is target.layer and t.value == target.value]
+        own = self.own.get(object_id) if sharing else None
+        others = [self.own[i] for i in sharing if i in self.own] if sharing and own is None else []
+        return object_mask(target.layer.data, target.value, self.view.squeeze2d, own, others)
+
+    def object_color(self, object_id: int) -> tuple[float, ...]:
+        """The object's RGBA colour in its layer (as shown when visible)."""
+        target = self.targets[object_id]
+        cmap = self._colormaps.get(id(target.layer), target.layer.colormap)
+        return tuple(round(float(c), 3) for c in np.ravel(cmap.map(np.array([target.value])))[:4])
+
+    def _idle_for(self, what: str) -> bool:
+        if not self.ready:
+            self.notify("Initialize first (pick an image layer and press Initialize).", "warning")
+            return False
+        if self.runner.busy:
+            self.notify(f"Wait for the running prediction to finish (or Cancel it), then {what}.", "warning")
+            return False
+        return True
+
+    def select_object(self, object_id: int) -> None:
+        """Make an earlier object the current one: the next prompts refine it, with its own history."""
+        if object_id == self.object_id or not self._idle_for("pick the object"):
+            return
+        if object_id not in dict(self.objects()):
+            self.notify("That object no longer exists (its layer was deleted).", "warning")
+            return
+        mask = self.object_mask(object_id)
+        self._submit(Action("next"))  # the worker hands back the current object's own voxels
+        self.own.pop(object_id, None)
+        self.object_id = object_id
+        self.runner.submit(Action("restore", tag=object_id, payload=(mask, self.histories.get(object_id, ()))))
+        self._clear_prompt_layers()
+        self.on_state()
+
+    def delete_object(self, object_id: int) -> None:
+        """Erase an object's voxels from its layer and forget it (other objects stay as they are)."""
+        if object_id not in self.targets or not self._idle_for("delete the object"):
+            return
+        target = self.targets[object_id]
+        if target.layer in self.viewer.layers:
+            mask = self.object_mask(object_id)
+            box = nonzero_bbox(mask)
+            if box is not None:  # write "no voxel" over the object's bbox: only its own voxels change
+                empty = np.zeros(tuple(hi - lo for lo, hi in box), np.uint8)
+                L.write_object(target.layer, self.view, box, empty, target.value, False,
+                               np.nonzero(mask[tuple(slice(lo, hi) for lo, hi in box)]))
+        del self.targets[object_id]
+        self.histories.pop(object_id, None)
+        self.own.pop(object_id, None)
+        self._deleted.add(object_id)
+        if self.mode is OutputMode.SEPARATE and target.layer in self.viewer.layers and not any(
+                t.layer is target.layer for t in self.targets.values()):
+            self.viewer.layers.remove(target.layer)
+        if object_id == self.object_id:
+            self.runner.submit(Action("next", tag=object_id))
+            self.object_id = self._free_id()
+            self._clear_prompt_layers()
+        self.on_state()
+
+    def rename_object(self, object_id: int, name: str) -> None:
+        if object_id in self.targets and name.strip():
+            self.targets[object_id].name = name.strip()
+            self.on_state()
+
+    def set_object_visible(self, object_id: int, visible: bool) -> None:
+        """Show or hide one object (its whole layer when it has one of its own)."""
+        target = self.targets.get(object_id)
+        if target is None:
+            return
+        target.visible = bool(visible)
+        layer = target.layer
+        mates = [t for t in self.targets.values() if t.layer is layer]
+        if len(mates) == 1:
+            layer.visible = target.visible
+        else:
+            hidden = {t.value for t in mates if not t.visible}
+            key = id(layer)
+            if hidden and key not in self._colormaps:
+                self._colormaps[key] = layer.colormap
+            if hidden:
+                top = max(int(np.asarray(layer.data).max(initial=0)), *(t.value for t in mates))
+                layer.colormap = hiding_colormap(self._colormaps[key], hidden, top)
+            elif key in self._colormaps:
+                layer.colormap = self._colormaps.pop(key)
         self.on_state()
 
     def init_with_mask(self, layer: Labels, value: int, refine: bool) -> None:
@@ -346,6 +451,7 @@ class Annotator:
                 layer.data[...] = 0
                 layer.refresh()
             else:
+                layer.selected_data = set()  # a stale selection would break the next colour change
                 with layer.events.data.blocker():
                     layer.data = []
 
@@ -361,7 +467,7 @@ class Annotator:
             self.notify(f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.", "warning")
         layer = self._output_layer(object_id)
         value = self._value_for(layer)
-        target = ObjectTarget(layer, value)
+        target = ObjectTarget(layer, value, target.name if recreated else f"object {object_id + 1}")
         self.targets[object_id] = target
         if recreated and object_id == self.object_id and self.runner is not None:
             self.runner.submit(Action("sync", tag=object_id))  # re-write the whole current object
@@ -396,10 +502,16 @@ class Annotator:
     def _on_outcome(self, outcome: Outcome) -> None:
         """GUI thread: show messages, write the changed region of the object into its layer."""
         self.last_outcome = outcome
+        if outcome.tag in self._deleted:  # late news of a deleted object
+            self.on_state()
+            return
         if outcome.kind not in ("cancelled", "error"):
             self.histories[outcome.tag] = outcome.history
         if outcome.kind in ("cancelled", "error"):
             self.notify(outcome.message, "warning" if outcome.kind == "error" else "info")
+        elif outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
+            if outcome.bbox is not None:
+                self.own[outcome.tag] = OwnMask.of(outcome.bbox, outcome.values)
         elif outcome.bbox is not None and self.view is not None:
             target = self._target(outcome.tag)
             # sync, or a changed overlap rule: compare the whole region, not only the changed voxels

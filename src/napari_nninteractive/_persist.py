@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from . import _layers as L
-from ._annotator import Annotator, ObjectTarget, OutputMode
+from ._annotator import Annotator, ObjectTarget
+from ._objects import OwnMask, object_mask
 from ._worker import Action
 from .core.document import (
     ImageRef,
@@ -28,7 +29,7 @@ from .core.document import (
     load_document,
     save_document,
 )
-from .core.geometry import nonzero_bbox
+from .core.geometry import bbox_to_slices
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class _Source:
     visible: bool
     prompts: tuple
     keep_empty: bool
+    own: OwnMask | None = None  # the object's finished voxels, when its label value is shared
+    others: tuple[OwnMask, ...] = ()  # the other finished objects' voxels of a shared value
 
 
 @dataclass(frozen=True)
@@ -60,35 +63,34 @@ class DocumentSources:
     ref: ImageRef
     objects: tuple[_Source, ...]
     squeeze2d: bool
-    current: int | None
     settings: dict
 
     def build(self) -> SessionDocument:
         """The document (any thread; compares each layer with its label value)."""
-        records = []
+        records, current = [], None
         for src in self.objects:
-            mask = np.asarray(src.data) == src.label
-            if self.squeeze2d:
-                mask = mask[None]
+            mask = object_mask(src.data, src.label, self.squeeze2d, src.own, src.others)
+            if src.keep_empty:
+                current = len(records)
             if src.keep_empty or mask.any():
                 records.append(ObjectRecord(src.label, src.name, mask, src.prompts, src.color, src.visible))
-        return SessionDocument(self.ref, records, self.current, self.settings)
+        return SessionDocument(self.ref, records, current, self.settings)
 
 
 def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
     """Gather the annotation's objects (GUI thread, no per-voxel work)."""
     objects = []
-    for object_id, target in sorted(annotator.targets.items()):
-        if target.layer not in annotator.viewer.layers:
-            continue
+    listed = annotator.objects()
+    for object_id, target in listed:
         color = target.layer.get_color(target.value)
-        name = target.layer.name if annotator.mode is OutputMode.SEPARATE else f"object {object_id + 1}"
-        objects.append(_Source(target.layer.data, target.value, name,
+        sharing = [i for i, t in listed if i != object_id and t.layer is target.layer and t.value == target.value]
+        own = annotator.own.get(object_id) if sharing else None
+        others = tuple(annotator.own[i] for i in sharing if i in annotator.own) if sharing and own is None else ()
+        objects.append(_Source(target.layer.data, target.value, target.name,
                                None if color is None else tuple(float(c) for c in np.ravel(color)[:4]),
-                               bool(target.layer.visible), annotator.histories.get(object_id, ()),
-                               object_id == annotator.object_id))
-    current = annotator.targets[annotator.object_id].value if annotator.object_id in annotator.targets else None
-    return DocumentSources(ref, tuple(objects), annotator.view.squeeze2d, current,
+                               target.visible and bool(target.layer.visible), annotator.histories.get(object_id, ()),
+                               object_id == annotator.object_id, own, others))
+    return DocumentSources(ref, tuple(objects), annotator.view.squeeze2d,
                            {"mode": annotator.mode.value, "class_id": int(annotator.class_id)})
 
 
@@ -114,20 +116,23 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     problem = doc.image.mismatch(view.volume)
     if problem:
         return f"This session belongs to another image ({problem}); open '{doc.image.name}' and try again."
-    annotator.targets, annotator.histories = {}, {}
+    annotator.targets, annotator.histories, annotator.own = {}, {}, {}
     current_id = None
     for object_id, record in enumerate(doc.objects):
         layer = annotator._output_layer(object_id)
-        annotator.targets[object_id] = ObjectTarget(layer, record.label)
+        annotator.targets[object_id] = ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}")
         annotator.histories[object_id] = record.prompts
-        if record.label == doc.current:
+        if object_id == doc.current:
             current_id = object_id
             continue  # written by the session's restore outcome
-        box = nonzero_bbox(record.mask)
-        if box is not None:
-            region = record.mask[tuple(slice(lo, hi) for lo, hi in box)].astype(np.uint8)
-            L.write_object(layer, view, box, region, record.label, annotator.overwrite)
-        layer.visible = record.visible
+        own = OwnMask.from_mask(record.mask)
+        if own is not None:
+            annotator.own[object_id] = own
+            region = record.mask[bbox_to_slices(own.bbox)].astype(np.uint8)
+            L.write_object(layer, view, own.bbox, region, record.label, annotator.overwrite)
+    for object_id, record in enumerate(doc.objects):
+        if not record.visible:
+            annotator.set_object_visible(object_id, False)
     if current_id is None:  # the last session ended on a fresh, empty object
         current_id = len(doc.objects)
         annotator.object_id = current_id
@@ -195,3 +200,21 @@ def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
         log.warning("ignoring unreadable autosave: %s", exc)
         return None
     return doc if doc.image.fingerprint == ref.fingerprint and doc.image.shape == ref.shape and doc.objects else None
+
+
+def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):
+    """A worker (not started) that writes the objects as one label map; returns ``(path, error message)``."""
+    from napari.qt.threading import create_worker
+
+    from .io.export import label_map, write_label_map
+    from .io.volumes import VolumeIOError
+
+    def work():
+        try:
+            records = [r for r in sources.build().objects if r.mask.any()]
+            masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
+            return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine), None
+        except VolumeIOError as exc:
+            return None, str(exc)
+
+    return create_worker(work, _start_thread=False)

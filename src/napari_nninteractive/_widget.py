@@ -1,4 +1,4 @@
-"""The "nnInteractive" dock widget: the only module with Qt widgets.
+"""The "nnInteractive" dock widget (with :mod:`._objects_panel`, the only modules with Qt widgets).
 
 It lays out the controls and forwards them to an
 :class:`~napari_nninteractive._annotator.Annotator`; model loading and predictions run on napari
@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 
 from . import _layers as L
 from ._annotator import Annotator, OutputMode, Tool
+from ._objects_panel import ObjectsPanel
 from ._worker import load_session_worker
 from .core.hub import DEFAULT_MODEL, cache_dir
 
@@ -181,6 +182,9 @@ class NNInteractiveWidget(QWidget):
         self.overlap_combo.currentIndexChanged.connect(self._output_changed)
         form.addRow("On overlap", self.overlap_combo)
         root.addWidget(out)
+
+        self.objects_panel = ObjectsPanel(self.annotator, lambda: self._image_ref, self._report)
+        root.addWidget(self.objects_panel)
 
         files = QGroupBox("Session")
         grid = QGridLayout(files)
@@ -418,6 +422,9 @@ class NNInteractiveWidget(QWidget):
         self._set_status(message, error=True)
         self.annotator.notify(message, "warning")
 
+    def _report(self, text: str, error: bool) -> None:
+        self._fail(text) if error else self._set_status(text)
+
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #ff6060;" if error else "")
@@ -473,6 +480,7 @@ class NNInteractiveWidget(QWidget):
         self.redo_button.setEnabled(ready and (outcome is not None and (outcome.can_redo or a.runner.busy)))
         if outcome is not None and outcome.pending and not a.autorun:
             self.progress_label.setText(f"{outcome.pending} prompt(s) queued: press Run.")
+        self.objects_panel.refresh()
         if not ready and self.status_label.text().startswith("Initialized"):
             self._set_status("Not initialized (the image layer was removed).", error=True)
 

@@ -168,10 +168,10 @@ class SessionRunner:
                     bbox = s.redo()
                 elif kind == "reset":
                     bbox = s.reset_object()
-                elif kind == "next":
-                    finished = s.prompt_history
+                elif kind == "next":  # hands back the finished object's voxels and history
+                    finished = self._outcome(kind, tag, nonzero_bbox(s.mask))
                     s.new_object()
-                    yield self._outcome(kind, tag, None, history=finished)
+                    yield finished
                     continue
                 elif kind == "restore":
                     s.new_object()

@@ -32,7 +32,7 @@ from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
 
 FORMAT = "napari-nninteractive session"
-VERSION = 1
+VERSION = 2  # 2: ``current`` is the index of the object in ``objects`` (1: its label value)
 
 
 class SessionFileError(RuntimeError):
@@ -96,7 +96,7 @@ class SessionDocument:
 
     image: ImageRef
     objects: list[ObjectRecord] = field(default_factory=list)
-    current: int | None = None  # label value of the object being edited
+    current: int | None = None  # index in ``objects`` of the object being edited
     settings: dict = field(default_factory=dict)  # free-form (output mode, engine, ...)
 
 
@@ -222,7 +222,10 @@ def load_document(path: str | Path) -> SessionDocument:
                                 for j, p in enumerate(o["prompts"]))
                 objects.append(ObjectRecord(int(o["label"]), o["name"], _unpack(data[f"mask_{i}"], box, o["mask_shape"]),
                                             prompts, None if o["color"] is None else tuple(o["color"]), bool(o["visible"])))
-            return SessionDocument(image, objects, meta.get("current"), meta.get("settings") or {})
+            current = meta.get("current")
+            if int(meta.get("version", 0)) < 2 and current is not None:  # version 1 named it by label value
+                current = next((i for i, o in enumerate(objects) if o.label == current), None)
+            return SessionDocument(image, objects, current, meta.get("settings") or {})
     except SessionFileError:
         raise
     except FileNotFoundError:

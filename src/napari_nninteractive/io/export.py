@@ -1,0 +1,135 @@
+"""Export annotated objects as one label map: NIfTI (with the source's affine), TIFF, zarr or npz.
+
+``instance`` maps give the objects the values 1..N in their order; ``semantic`` maps keep each
+object's label value (its class id when annotating a semantic map). Where objects overlap, the
+later one wins. Files are written next to a temporary name and renamed, so an export that fails
+(disk full, no permission) never damages an earlier export of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .volumes import VolumeIOError
+
+FORMATS = {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
+KINDS = ("instance", "semantic")
+
+
+def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "instance") -> np.ndarray:
+    """One label map from boolean ``masks`` (all one shape) and their ``labels`` (semantic values)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    if not masks:
+        raise VolumeIOError("There are no objects to export yet: segment an object first.")
+    values = list(range(1, len(masks) + 1)) if kind == "instance" else [int(v) for v in labels]
+    dtype = np.uint8 if max(values) < 256 else np.uint16 if max(values) < 65536 else np.uint32
+    out = np.zeros(masks[0].shape, dtype=dtype)
+    for mask, value in zip(masks, values):
+        out[np.asarray(mask, dtype=bool)] = value
+    return out
+
+
+def format_of(path: str | Path) -> str:
+    name = str(path).lower().rstrip("/\\")
+    for fmt, suffix in (("nifti", ".nii.gz"), ("nifti", ".nii"), ("tiff", ".tif"), ("tiff", ".tiff"),
+                        ("zarr", ".zarr"), ("npz", ".npz")):
+        if name.endswith(suffix):
+            return fmt
+    raise VolumeIOError(f"{path}: unknown export type; end the name with one of "
+                        f"{', '.join(sorted(set(FORMATS.values()) | {'.nii', '.tiff'}))}.")
+
+
+def default_path(image_name: str, source: str | Path | None, fmt: str, kind: str = "instance") -> Path:
+    """``<image file stem>_<kind>.<ext>`` beside the image file; for an in-memory image, from its layer name."""
+    from ..core.document import safe_name
+
+    if source:
+        source = Path(source)
+        stem = source.name
+        for suffix in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".tiff", ".tif", ".npy", ".npz", ".zarr"):
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        folder = source.parent
+    else:
+        stem, folder = image_name, Path.cwd()
+    return folder / f"{safe_name(stem)}_{kind}{FORMATS[fmt]}"
+
+
+def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale=None, translate=None,
+                 metadata: dict | None = None) -> tuple[np.ndarray, str]:
+    """The affine for a NIfTI export and where it came from.
+
+    The source NIfTI's own affine when its grid matches; else a 4x4 ``affine`` in the layer's
+    metadata; else the layer's scale and translation.
+    """
+    if source and str(source).lower().endswith((".nii", ".nii.gz")) and Path(source).is_file():
+        try:
+            import nibabel as nib
+
+            img = nib.load(str(source))
+            if tuple(img.shape[: len(labels_shape)]) == tuple(labels_shape):
+                return np.asarray(img.affine, dtype=float), f"the affine of {Path(source).name}"
+        except Exception:  # noqa: BLE001 - an unreadable source falls back to the layer's geometry
+            pass
+    meta = (metadata or {}).get("affine")
+    if meta is not None and np.shape(meta) == (4, 4):
+        return np.asarray(meta, dtype=float), "the affine in the layer's metadata"
+    nd = len(labels_shape)
+    affine = np.eye(4)
+    if scale is not None:
+        affine[:nd, :nd] = np.diag(np.asarray(scale, dtype=float)[-nd:])
+    if translate is not None:
+        affine[:nd, 3] = np.asarray(translate, dtype=float)[-nd:]
+    return affine, "the layer's scale and translation"
+
+
+def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | None = None) -> Path:
+    """Write ``labels`` to ``path`` (format from the name), atomically."""
+    path = Path(path)
+    fmt = format_of(path)
+    if not path.parent.is_dir():
+        raise VolumeIOError(f"Cannot export to {path}: the folder {path.parent} does not exist.")
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent)) / path.name
+    try:
+        if fmt == "nifti":
+            import nibabel as nib
+
+            img = nib.Nifti1Image(labels, np.eye(4) if affine is None else affine)
+            img.header.set_data_dtype(labels.dtype)
+            nib.save(img, str(tmp))
+        elif fmt == "tiff":
+            import tifffile
+
+            tifffile.imwrite(str(tmp), labels, compression="zlib")
+        elif fmt == "zarr":
+            import zarr
+
+            chunks = tuple(min(n, 64 if labels.ndim == 3 else 512) for n in labels.shape)
+            arr = zarr.open_array(str(tmp), mode="w", shape=labels.shape, dtype=labels.dtype, chunks=chunks)
+            arr[...] = labels
+        else:
+            np.savez_compressed(tmp, labels=labels)
+        if path.is_dir() and not path.is_symlink():  # an earlier zarr export: replace the whole folder
+            old = path.with_name(path.name + ".old-export")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except OSError as exc:
+        raise VolumeIOError(f"Cannot export to {path} ({exc.strerror or exc}); pick another folder or free disk space. "
+                            "No earlier file was changed.") from None
+    finally:
+        shutil.rmtree(tmp.parent, ignore_errors=True)
+    return path
+
+
+__all__ = ["FORMATS", "KINDS", "label_map", "default_path", "nifti_affine", "write_label_map", "format_of"]

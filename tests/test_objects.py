@@ -1,0 +1,221 @@
+"""The object list and export in a real napari viewer: reopen, refine, rename, hide, delete, export."""
+
+import nibabel as nib
+import numpy as np
+import pytest
+import tifffile
+
+from napari_nninteractive import _layers as L
+from napari_nninteractive._annotator import OutputMode, Tool
+from napari_nninteractive._persist import object_sources
+from napari_nninteractive._widget import NNInteractiveWidget
+from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.session import Session
+
+from .conftest import sphere, sphere_image
+
+pytestmark = pytest.mark.qt
+
+SHAPE, A, B = (40, 48, 120), (20, 24, 30), (20, 24, 90)
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
+
+
+def _image():
+    img = sphere_image(SHAPE, A, 10)
+    img[sphere(SHAPE, B, 8)] = 100
+    return img
+
+
+def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
+    """The widget on the two-blob image with the weight-free engine; two objects segmented."""
+    layer = viewer.add_image(_image(), name="scan", **layer_kw)
+    w = NNInteractiveWidget(viewer)
+    msgs = []
+    w.annotator.notify = lambda msg, level="info": msgs.append(msg)
+    w.mode_combo.setCurrentIndex(list(OutputMode).index(mode))
+    w.class_spin.setValue(class_id)
+    view = L.image_view(layer, tuple(viewer.dims.current_step))
+    session = Session(SeededWatershedEngine())
+    session.set_image(view.volume)
+    w.annotator.attach(view, session)
+    w._output_changed()
+    w._session_started()
+    a = w.annotator
+    for centre in (A, B):
+        a.prompt_layers[Tool.POINT].add(list(centre))
+        _settle(a)
+        if centre == A:
+            a.next_object()
+    return w, a, msgs
+
+
+def _settle(a, qtbot=None):
+    a.runner.wait(60)
+
+
+def _labels(viewer, name="nnInteractive objects"):
+    return np.asarray(viewer.layers[name].data)
+
+
+def _halves(mask):
+    """The first object (left blob) and the second (right blob) of a mask."""
+    left = mask.copy()
+    left[:, :, SHAPE[2] // 2:] = False
+    return left, mask & ~left
+
+
+def _click_row(qtbot, w, row):
+    from qtpy.QtCore import Qt
+
+    table = w.objects_panel.table
+    rect = table.visualItemRect(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def _negative_box(a, z, y0, y1, x0, x1):
+    a.set_polarity(False)
+    a.prompt_layers[Tool.BBOX].add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
+    a.set_polarity(True)
+
+
+def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_changes_only_it(viewer, qtbot):
+    w, a, _ = _start(viewer)
+    before = _labels(viewer).copy()
+    assert set(np.unique(before)) == {0, 1, 2} and w.objects_panel.table.rowCount() == 2
+    assert a.object_id == 1
+    _click_row(qtbot, w, 0)
+    _settle(a)
+    assert a.object_id == 0 and a.runner.session.prompt_history == a.histories[0]  # its own history is back
+    assert len(a.histories[0]) == 1 and np.array_equal(_labels(viewer), before)  # reopening writes nothing new
+    _negative_box(a, A[0], A[1] - 12, A[1] + 12, A[2] + 2, A[2] + 12)  # cut the right half away
+    _settle(a)
+    after = _labels(viewer)
+    assert np.array_equal(after == 2, before == 2)  # the other object is untouched
+    assert 0 < (after == 1).sum() < (before == 1).sum() and not ((after == 1) & (before != 1)).any()
+    assert not (after == 1)[A[0], A[1] - 12:A[1] + 12, A[2] + 2:A[2] + 12].any()  # the negative box is cut away
+    assert len(a.histories[0]) == 2 and len(a.histories[1]) == 1
+    a.next_object()  # a fresh object never reuses an existing object's id or value
+    assert a.object_id == 2
+    a.prompt_layers[Tool.POINT].add([A[0], A[1], A[2] + 6])
+    _settle(a)
+    assert set(np.unique(_labels(viewer))) == {0, 1, 2, 3} and np.array_equal(_labels(viewer) == 2, before == 2)
+
+
+def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
+    w, a, _ = _start(viewer, OutputMode.SEMANTIC, class_id=3)
+    before = _labels(viewer).copy()
+    assert set(np.unique(before)) == {0, 3}
+    left, right = _halves(before > 0)
+    assert left.any() and right.any()
+    doc = object_sources(a, w._image_ref).build()  # each object is its own blob, not the whole class
+    assert np.array_equal(doc.objects[0].mask, left) and np.array_equal(doc.objects[1].mask, right)
+    _click_row(qtbot, w, 0)
+    _settle(a)
+    assert np.array_equal(a.runner.session.mask.astype(bool), left)
+    _negative_box(a, A[0], A[1] - 12, A[1] + 12, A[2] + 2, A[2] + 12)
+    _settle(a)
+    after = _labels(viewer)
+    assert np.array_equal(after[:, :, 60:], before[:, :, 60:])  # the class's other object is untouched
+    assert (after[:, :, :60] == 3).sum() < (before[:, :, :60] == 3).sum()
+
+
+def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_one(viewer, qtbot):
+    w, a, _ = _start(viewer)
+    before = _labels(viewer).copy()
+    w.objects_panel.table.selectRow(0)
+    w.objects_panel.delete_selected(confirm=False)
+    after = _labels(viewer)
+    assert not (after == 1).any() and np.array_equal(after == 2, before == 2)
+    assert w.objects_panel.table.rowCount() == 1 and 0 not in a.targets and 0 not in a.histories
+    w.objects_panel.table.selectRow(0)  # the current object (2)
+    w.objects_panel.delete_selected(confirm=False)
+    _settle(a)
+    assert not _labels(viewer).any() and a.object_id == 2 and not a.targets
+    a.prompt_layers[Tool.POINT].add(list(B))
+    _settle(a)
+    assert np.array_equal(_labels(viewer) > 0, before == 2)  # work goes on with a new object
+
+
+def test_hide_show_and_rename_objects(viewer, qtbot):
+    from qtpy.QtCore import Qt
+
+    w, a, _ = _start(viewer)
+    layer = viewer.layers["nnInteractive objects"]
+    data = _labels(viewer).copy()
+    colour2 = np.ravel(layer.get_color(2)).copy()
+    w.objects_panel.table.item(0, 2).setCheckState(Qt.CheckState.Unchecked)
+    assert np.ravel(layer.get_color(1))[3] == 0 and np.allclose(np.ravel(layer.get_color(2)), colour2)
+    assert layer.visible and np.array_equal(_labels(viewer), data)  # hiding never changes the labels
+    w.objects_panel.table.item(0, 2).setCheckState(Qt.CheckState.Checked)
+    assert np.ravel(layer.get_color(1))[3] == 1 and np.allclose(np.ravel(layer.get_color(2)), colour2)
+    w.objects_panel.table.item(1, 0).setText("kidney")
+    assert a.targets[1].name == "kidney"
+    doc = object_sources(a, w._image_ref).build()
+    assert [r.name for r in doc.objects] == ["object 1", "kidney"]
+
+
+def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):
+    from qtpy.QtCore import Qt
+
+    w, a, _ = _start(viewer, OutputMode.SEPARATE)
+    w.objects_panel.table.item(1, 2).setCheckState(Qt.CheckState.Unchecked)
+    assert not viewer.layers["nnInteractive object 2"].visible and viewer.layers["nnInteractive object 1"].visible
+
+
+def _export(w, path, kind="instance"):
+    w.objects_panel.kind_combo.setCurrentText(kind)
+    w.objects_panel.export(path)
+    if w.objects_panel.export_worker is not None:
+        from qtpy.QtCore import QCoreApplication
+
+        while w.objects_panel.export_worker is not None:
+            QCoreApplication.processEvents()
+
+
+def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
+    w, a, msgs = _start(viewer, OutputMode.SEMANTIC, class_id=4, scale=(2.0, 0.5, 0.5), translate=(10, 0, -5))
+    labels = _labels(viewer)
+    one, two = _halves(labels > 0)
+    _export(w, tmp_path / "o.nii.gz")
+    img = nib.load(str(tmp_path / "o.nii.gz"))
+    assert np.array_equal(np.asarray(img.dataobj), one * 1 + two * 2)  # instance: 1..N in list order
+    assert np.allclose(img.affine, [[2, 0, 0, 10], [0, .5, 0, 0], [0, 0, .5, -5], [0, 0, 0, 1]])
+    assert "as an instance map" in w.status_label.text() and "scale and translation" in w.status_label.text()
+    _export(w, tmp_path / "o.tif", "semantic")
+    assert np.array_equal(tifffile.imread(tmp_path / "o.tif"), labels)  # semantic: the class ids
+    _export(w, tmp_path / "o.npz")
+    with np.load(tmp_path / "o.npz") as f:
+        assert np.array_equal(f["labels"], one * 1 + two * 2)
+    _export(w, tmp_path / "o.zarr")
+    import zarr
+
+    assert np.array_equal(zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[...], one * 1 + two * 2)
+    _export(w, tmp_path / "o.zarr", "semantic")  # a second export replaces the first
+    assert np.array_equal(zarr.open_array(str(tmp_path / "o.zarr"), mode="r")[...], labels)
+    # in-memory image: a file name from the layer name, never a broken one
+    viewer.layers["scan"].name = "scan: 3/4 (copy)"
+    w.objects_panel.format_combo.setCurrentText("nifti")
+    assert w.objects_panel.default_export_path().name == "scan_3_4_copy_semantic.nii.gz"
+    # a failed export says why and leaves the earlier file as it was
+    earlier = (tmp_path / "o.tif").read_bytes()
+    _export(w, tmp_path / "missing" / "o.tif")
+    assert "does not exist" in w.status_label.text() and (tmp_path / "o.tif").read_bytes() == earlier
+    _export(w, tmp_path / "o.png")
+    assert "unknown export type" in w.status_label.text()
+
+
+def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
+    from napari_nninteractive.io.export import default_path, nifti_affine
+
+    affine = np.array([[0, 0, -1.5, 90], [0, 0.8, 0, -20], [2.5, 0, 0, 7], [0, 0, 0, 1]], float)
+    src = tmp_path / "ct_042.nii.gz"
+    nib.save(nib.Nifti1Image(_image(), affine), str(src))
+    got, origin = nifti_affine(SHAPE, src, scale=(1, 1, 1))
+    assert np.allclose(got, affine) and "ct_042.nii.gz" in origin
+    got, origin = nifti_affine((5, 5, 5), src, scale=(1, 2, 3))  # another grid: not the source's affine
+    assert np.allclose(np.diag(got)[:3], [1, 2, 3]) and "scale" in origin
+    assert default_path("scan", src, "nifti") == tmp_path / "ct_042_instance.nii.gz"
