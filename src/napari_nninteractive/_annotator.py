@@ -505,14 +505,15 @@ class Annotator:
         if outcome.tag in self._deleted:  # late news of a deleted object
             self.on_state()
             return
-        if outcome.kind not in ("cancelled", "error"):
+        failed = outcome.kind in ("cancelled", "error")
+        if not failed:
             self.histories[outcome.tag] = outcome.history
-        if outcome.kind in ("cancelled", "error"):
-            self.notify(outcome.message, "warning" if outcome.kind == "error" else "info")
-        elif outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
+        if outcome.message:
+            self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
+        if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
             if outcome.bbox is not None:
                 self.own[outcome.tag] = OwnMask.of(outcome.bbox, outcome.values)
-        elif outcome.bbox is not None and self.view is not None:
+        elif not failed and outcome.bbox is not None and self.view is not None:
             target = self._target(outcome.tag)
             # sync, or a changed overlap rule: compare the whole region, not only the changed voxels
             changed = None if outcome.kind == "sync" or self._resync else outcome.changed
@@ -521,7 +522,7 @@ class Annotator:
                 L.write_object(target.layer, self.view, outcome.bbox, outcome.values, target.value, self.overwrite, changed)
             except L.LayerError as exc:
                 self.notify(str(exc), "warning")
-        if outcome.kind not in ("cancelled", "error", "sync"):
+        if not failed and outcome.kind != "sync":
             self.on_finished(outcome)
         self.on_state()
 

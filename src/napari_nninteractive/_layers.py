@@ -12,6 +12,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer, Points
 
 from .core.geometry import BBox, bbox_to_slices
+from .core.lazy import is_lazy, working_memory_problem
 from .core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
 
 POSITIVE_COLOR = "#00d000"
@@ -70,7 +71,9 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
     """The volume to segment from an image layer, with a note on what was chosen.
 
     2-D: one slice. 3-D: as is. 4-D and more: the displayed point of the leading axes (time).
-    RGB(A): converted to luminance. Multiscale: the full-resolution level.
+    RGB(A): converted to luminance. Multiscale: the full-resolution level. Arrays read on demand
+    (dask, zarr) stay lazy: the engines read the windows they need. An image whose masks would
+    not fit in the free memory is refused with a message.
     """
     if not isinstance(layer, Image):
         raise LayerError(f"'{getattr(layer, 'name', layer)}' is not an image layer; pick an image.")
@@ -82,11 +85,14 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
         weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
         data = arr[..., :3] @ weights
         note = "RGB image: segmenting its luminance"
-    nd = data.ndim
+    nd = len(data.shape)
     if nd < 2:
         raise LayerError(f"The image layer '{layer.name}' has {nd} axis; a 2-D or 3-D image is needed.")
+    problem = working_memory_problem(data.shape[-min(nd, 3):], not is_lazy(data))
+    if problem:
+        raise LayerError(problem)
     if nd == 2:
-        return ImageView(np.asarray(data), layer, (), True, note)
+        return ImageView(_keep(data), layer, (), True, note)
     lead: tuple[int, ...] = ()
     if nd > 3:
         step = tuple(current_step[: nd - 3]) if len(current_step) >= nd - 3 else (0,) * (nd - 3)
@@ -94,7 +100,12 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
         data = data[lead]
         note = (f"{nd}-D image: segmenting the displayed point {lead} of the leading axes "
                 "(move the slider and re-initialize for another)")
-    return ImageView(np.asarray(data), layer, lead, False, note)
+    return ImageView(_keep(data), layer, lead, False, note)
+
+
+def _keep(data):
+    """In-memory data as a NumPy array; lazily read data (dask, zarr) as it is."""
+    return data if is_lazy(data) else np.asarray(data)
 
 
 # ----------------------------------------------------------------------------- prompt layers
@@ -131,6 +142,8 @@ def box_from_vertices(vox: np.ndarray, positive: bool) -> Box:
     """A 2-D box (extent 1 on the sliced axis) from the voxel coordinates of a drawn rectangle."""
     axis = _sliced_axis(vox)
     lo, hi = vox.min(axis=0), vox.max(axis=0)
+    if any(hi[a] - lo[a] < 0.5 for a in range(3) if a != axis):
+        raise PromptError("The box has no area: drag to draw a rectangle around the object.")
     box = []
     for a in range(3):
         if a == axis:
@@ -144,6 +157,9 @@ def box_from_vertices(vox: np.ndarray, positive: bool) -> Box:
 def lasso_from_vertices(vox: np.ndarray, shape, positive: bool) -> Lasso:
     """A filled lasso from the voxel coordinates of a drawn polygon on one slice."""
     axis = _sliced_axis(vox)
+    u, v = (vox[:, a] for a in range(3) if a != axis)
+    if abs(np.dot(u, np.roll(v, -1)) - np.dot(v, np.roll(u, -1))) / 2 < 0.5:  # shoelace area in voxels
+        raise PromptError("The lasso has no area: draw a closed outline around the object.")
     vox = vox.copy()
     vox[:, axis] = np.round(vox[0, axis])
     crop, box = fill_polygon(vox, shape)

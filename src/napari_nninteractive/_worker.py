@@ -199,6 +199,8 @@ class SessionRunner:
                 and s.last_change[0] == bbox:
             changed = s.last_change[1]
         history = s.prompt_history if history is None else history
+        if not message and kind in ("prompt", "mask", "predict") and s.notice:
+            message = s.notice
         return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag, changed, history)
 
 

@@ -75,11 +75,50 @@ class Normalization:
 
 def require_finite(image: np.ndarray) -> None:
     """Raise :class:`ImageError` when a float image holds NaN or infinite voxels."""
-    if np.asarray(image).dtype.kind in "fc" and not np.all(np.isfinite(image)):
+    if np.dtype(image.dtype).kind in "fc" and not np.all(np.isfinite(image)):
         raise ImageError(
             "The image contains NaN or infinite voxels; replace them (e.g. with the minimum "
             "intensity) before segmenting."
         )
+
+
+def content_bbox(image) -> BBox:
+    """Check a channel-first image is finite and not all zero; the bbox of its nonzero channel sum.
+
+    In-memory arrays are checked at once; lazily read ones (:mod:`.lazy`) a slab at a time.
+    """
+    from .geometry import nonzero_bbox
+    from .lazy import is_lazy, slabs
+
+    parts = slabs(image) if is_lazy(image) else [(0, image)]
+    box = None
+    for z0, values in parts:
+        require_finite(values)
+        summed = values.sum(axis=0, dtype=np.float64) if values.shape[0] > 1 else values[0]
+        found = nonzero_bbox(summed != 0)
+        if found is not None:
+            box = union_bbox(box, shift_bbox(found, (z0, 0, 0)))
+    if box is None:
+        raise ImageError("The image is all zero: there is nothing to segment. Load the real image.")
+    return box
+
+
+def _mean_std(image, box: BBox) -> tuple[float, float, int]:
+    """Mean, unbiased std and voxel count of channel 0 over ``box`` (float64; slab-wise when lazy)."""
+    from .lazy import is_lazy, slabs
+
+    if not is_lazy(image):
+        region = np.asarray(image[(0,) + bbox_to_slices(box)], dtype=np.float64)
+        return float(region.mean()), float(region.std(ddof=1)) if region.size > 1 else 0.0, region.size
+    n, mean, m2 = 0, 0.0, 0.0
+    for _, values in slabs(image, box):  # Chan et al.'s pairwise merge of (count, mean, M2)
+        part = values[0].astype(np.float64)
+        k, m = part.size, float(part.mean())
+        delta = m - mean
+        m2 += float(((part - m) ** 2).sum()) + delta * delta * n * k / (n + k)
+        mean += delta * k / (n + k)
+        n += k
+    return mean, (m2 / (n - 1)) ** 0.5 if n > 1 else 0.0, n
 
 
 def compute_normalization(image: np.ndarray) -> Normalization:
@@ -88,16 +127,7 @@ def compute_normalization(image: np.ndarray) -> Normalization:
     Mean and unbiased (N-1) standard deviation of channel 0 inside the bounding box of voxels
     whose channel sum is nonzero (zeros inside the box count). Accumulated in float64.
     """
-    from .geometry import nonzero_bbox
-
-    require_finite(image)
-    summed = image.sum(axis=0, dtype=np.float64) if image.shape[0] > 1 else image[0]
-    box = nonzero_bbox(summed != 0)
-    if box is None:
-        raise ImageError("The image is all zero: there is nothing to segment. Load the real image.")
-    region = np.asarray(image[(0,) + bbox_to_slices(box)], dtype=np.float64)
-    mean = float(region.mean())
-    std = float(region.std(ddof=1)) if region.size > 1 else 0.0
+    mean, std, _ = _mean_std(image, content_bbox(image))
     if not std > 0:
         raise ImageError(
             f"The image has constant intensity {mean:g} where it is nonzero; a segmentation "

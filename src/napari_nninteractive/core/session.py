@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .encoding import ImageError
-from .engines.base import Engine, PredictionCancelled, ProgressEvent, RunControl
+from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, ProgressEvent, RunControl
+from .lazy import LazyImage, is_lazy
 from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
@@ -72,11 +73,16 @@ class _Step:
 def as_channel_first(image: np.ndarray) -> np.ndarray:
     """``(Z, Y, X)`` -> ``(1, Z, Y, X)``; ``(Y, X)`` -> ``(1, 1, Y, X)``; ``(C, Z, Y, X)`` kept.
 
-    No copy is made. Raises :class:`ImageError` for other shapes or non-numeric data.
+    No copy is made; an array read on demand (dask, zarr, ...) becomes a
+    :class:`~.lazy.LazyImage` and is never loaded whole. Raises :class:`ImageError` for other
+    shapes or non-numeric data.
     """
-    arr = np.asarray(image)
-    if arr.dtype.kind not in "biuf":
+    lazy = is_lazy(image)
+    arr = image if lazy else np.asarray(image)
+    if np.dtype(arr.dtype).kind not in "biuf":
         raise ImageError(f"The image has dtype {arr.dtype}; a numeric (integer or float) image is needed.")
+    if lazy and len(arr.shape) in (2, 3, 4):
+        return LazyImage(arr)
     if arr.ndim == 2:
         return arr[None, None]
     if arr.ndim == 3:
@@ -84,7 +90,7 @@ def as_channel_first(image: np.ndarray) -> np.ndarray:
     if arr.ndim == 4:
         return arr
     raise ImageError(
-        f"The image has {arr.ndim} axes {arr.shape}; pass (z, y, x), (channel, z, y, x) or a 2-D (y, x) slice."
+        f"The image has {len(arr.shape)} axes {tuple(arr.shape)}; pass (z, y, x), (channel, z, y, x) or a 2-D (y, x) slice."
     )
 
 
@@ -121,6 +127,8 @@ class Session:
         #: ``(bbox, indices)`` of the voxels whose value the latest call changed (indices in the
         #: bbox frame, as from ``np.nonzero``); lets a GUI update only those voxels.
         self.last_change: tuple[BBox, tuple[np.ndarray, ...]] | None = None
+        #: A message about the latest prediction the user should see (e.g. a fall back to the CPU).
+        self.notice: str | None = None
 
     # ------------------------------------------------------------------ image and buffers
 
@@ -391,10 +399,23 @@ class Session:
         patches.append(_Patch.of(box, old, new))
         self._set(box, new)
 
+    def _engine_predict(self, pending: list[Prompt]):
+        """The engine's regions; after the GPU ran out of memory, once more on the CPU (see :attr:`notice`)."""
+        control = RunControl(self.progress, self.should_cancel)
+        try:
+            return self.engine.predict(self._mask, pending, control)
+        except GpuOutOfMemory:
+            if not self.engine.fall_back_to_cpu():
+                raise
+        self.notice = ("The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
+                       "Close other GPU programs and Initialize again to use the GPU.")
+        return self.engine.predict(self._mask, pending, control)
+
     def _run(self, before: _Snapshot, label: str) -> BBox | None:
         """Apply queued initial masks, ask the engine, write its regions; all or nothing."""
         pending = list(self._pending)
         patches: list[_Patch] = []
+        self.notice = None
         try:
             need_engine = True
             idx = max((i for i, p in enumerate(pending) if isinstance(p, InitialMask)), default=None)
@@ -407,8 +428,7 @@ class Session:
                 need_engine = init.refine or idx < len(pending) - 1
                 pending = pending if init.refine else pending[idx + 1 :]
             if need_engine and pending:
-                control = RunControl(self.progress, self.should_cancel)
-                for box, values in self.engine.predict(self._mask, pending, control):
+                for box, values in self._engine_predict(pending):
                     self._write(box, values, patches)
         except BaseException:
             for patch in reversed(patches):

@@ -26,6 +26,10 @@ class EngineError(RuntimeError):
     """A prediction that failed for a reason the user can act on (the message says how)."""
 
 
+class GpuOutOfMemory(EngineError):
+    """The accelerator ran out of memory; :meth:`Engine.fall_back_to_cpu` may let the prediction go on."""
+
+
 @dataclass(frozen=True)
 class ProgressEvent:
     """One step of a prediction: ``step`` of ``total`` (``None`` while unknown)."""
@@ -75,6 +79,10 @@ class Engine(abc.ABC):
     def describe(self) -> str:
         """One line for logs and the UI."""
         return self.name
+
+    def fall_back_to_cpu(self) -> bool:
+        """Move the work to the CPU after :class:`GpuOutOfMemory`; False when already there."""
+        return False
 
     @abc.abstractmethod
     def set_image(self, image: np.ndarray) -> None:

@@ -24,7 +24,7 @@ from ..geometry import (
 )
 from ..model import LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
-from .base import Engine, EngineError, RunControl, Update
+from .base import Engine, GpuOutOfMemory, RunControl, Update
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +223,9 @@ class NetworkEngine(Engine):
                     logits = net(xt)
                 pred = (logits[0, 1] > logits[0, 0]).to(torch.uint8).cpu().numpy()
         except torch.cuda.OutOfMemoryError:
-            raise EngineError(
-                "The GPU ran out of memory during the forward pass. Close other GPU programs, or "
-                "run on the CPU (device 'cpu')."
+            raise GpuOutOfMemory(
+                f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
+                "or run on the CPU (device 'cpu')."
             ) from None
         self.forward_passes += 1
         control.check()  # a cancel pressed during the pass is honoured before anything is written
@@ -304,6 +304,17 @@ class NetworkEngine(Engine):
                 bbox_to_slices(shift_bbox(inside, [-o for o in work_offset]))
             ]
         return [(changed, values)]
+
+    def fall_back_to_cpu(self) -> bool:
+        """After the accelerator ran out of memory: free it and run on the CPU from now on."""
+        if self.device.type == "cpu":
+            return False
+        gpu = self.device
+        self.model.network.to("cpu")
+        self.device = torch.device("cpu")
+        if gpu.type == "cuda":
+            torch.cuda.empty_cache()
+        return True
 
     def describe(self) -> str:
         """One line for logs and the UI."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from ..encoding import require_finite
+from ..encoding import content_bbox
 from ..geometry import (
     BBox,
     bbox_shape,
@@ -69,7 +69,7 @@ class _SeededBase(Engine):
     # ------------------------------------------------------------------ state
 
     def set_image(self, image: np.ndarray) -> None:
-        require_finite(image)
+        content_bbox(image)  # finite and not all zero, or a clear ImageError
         self._image = image
         self._prompts = ()
 

@@ -1,0 +1,103 @@
+"""Images read on demand (dask, zarr, memory maps, HDF5): only the voxels a step needs are loaded.
+
+:class:`LazyImage` gives any array-like with ``shape``, ``dtype`` and basic slicing the
+channel-first ``(C, Z, Y, X)`` view the engines index; every index returns a NumPy array.
+Whole-image passes (checks, normalisation statistics) go through :func:`slabs`, a few Z slices
+at a time, so an image larger than memory never has to fit in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from .geometry import BBox
+
+SLAB_BYTES = 64 * 2**20  # voxels read per step of a whole-image pass
+
+
+def is_lazy(image) -> bool:
+    """True for array-likes that are not NumPy arrays (dask, zarr, h5py, ...)."""
+    return not isinstance(image, np.ndarray) and all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__"))
+
+
+class LazyImage:
+    """Channel-first view ``(C, Z, Y, X)`` of a lazily read ``(Y, X)``, ``(Z, Y, X)`` or ``(C, Z, Y, X)`` array."""
+
+    def __init__(self, source):
+        self.source = source
+        nd = len(source.shape)
+        if nd not in (2, 3, 4):
+            raise ValueError(f"a lazily read image needs 2 to 4 axes, not {nd}")
+        self._lead = 4 - nd  # axes added in front: (C) for 3-D, (C, Z) for 2-D
+        self.shape = (1,) * self._lead + tuple(int(s) for s in source.shape)
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = 4
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (4 - len(key))
+        added, inner = key[: self._lead], key[self._lead:]
+        values = np.asarray(self.source[inner])
+        for k in reversed(added):  # the added axes have length 1
+            if isinstance(k, slice):
+                values = values[None][k]
+            elif int(k) not in (0, -1):
+                raise IndexError(f"index {k} is out of range for an axis of length 1")
+        return values
+
+    def __array__(self, dtype=None, copy=None):
+        values = self[...]
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"LazyImage({type(self.source).__name__}, shape={self.shape}, dtype={self.dtype})"
+
+
+def slabs(image, box: BBox | None = None, max_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(z0, values)`` over ``box`` (whole image by default) of a ``(C, Z, Y, X)`` image, a few Z at a time.
+
+    ``values`` is ``(C, dz, *box[1:])`` as NumPy; ``z0`` is its first Z in the image.
+    """
+    shape = image.shape[1:]
+    box = tuple((0, n) for n in shape) if box is None else box
+    (z_lo, z_hi), rest = box[0], box[1:]
+    per_z = max(1, image.shape[0] * int(np.prod([hi - lo for lo, hi in rest])) * np.dtype(image.dtype).itemsize)
+    dz = max(1, int((SLAB_BYTES if max_bytes is None else max_bytes) // per_z))
+    tail = tuple(slice(lo, hi) for lo, hi in rest)
+    for z0 in range(z_lo, z_hi, dz):
+        yield z0, np.asarray(image[(slice(None), slice(z0, min(z0 + dz, z_hi))) + tail])
+
+
+
+WORK_BYTES_PER_VOXEL = 4  # the session's mask (1), a uint16 labels layer (2), the scribble layer (1)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or ``None`` where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def working_memory_problem(shape, image_in_memory: bool) -> str | None:
+    """Why annotating an image of spatial ``shape`` would not fit in memory, or ``None`` when it fits."""
+    free = available_memory()
+    voxels = int(np.prod([int(s) for s in shape]))
+    need = voxels * WORK_BYTES_PER_VOXEL
+    if free is None or need < free:
+        return None
+    where = "" if image_in_memory else "; the image itself is read on demand"
+    return (f"This image has {voxels / 1e9:.2f} billion voxels: annotating it needs about {need / 2**30:.1f} GiB of "
+            f"working memory (masks and labels, {WORK_BYTES_PER_VOXEL} bytes per voxel{where}) but only "
+            f"{free / 2**30:.1f} GiB are free. Open a cropped region or a lower-resolution level of the image "
+            "(nothing was changed).")
+
+
+__all__ = ["LazyImage", "is_lazy", "slabs", "SLAB_BYTES", "available_memory", "working_memory_problem"]
