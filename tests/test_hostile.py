@@ -84,11 +84,20 @@ def test_nan_or_inf_voxels_are_refused_with_a_message(viewer, qtbot, bad):
     assert np.array_equal(layer.data, original, equal_nan=True) and not _our_layers(viewer)
 
 
+def _lazy_array(kind, image):
+    if kind == "dask":
+        return pytest.importorskip("dask.array").from_array(image, chunks=(8, 48, 48))
+    zarr = pytest.importorskip("zarr")
+    arr = zarr.create_array(store={}, shape=image.shape, dtype=image.dtype, chunks=(8, 48, 48))
+    arr[...] = image
+    return arr
+
+
 @pytest.mark.qt
-def test_dask_image_stays_lazy_and_segments_like_the_in_memory_one(viewer, qtbot):
-    da = pytest.importorskip("dask.array")
+@pytest.mark.parametrize("kind", ["dask", "zarr"])
+def test_dask_or_zarr_image_stays_lazy_and_segments_like_the_in_memory_one(viewer, qtbot, kind):
     image = sphere_image(SHAPE, C, R)
-    w, layer, _ = _initialize(viewer, qtbot, da.from_array(image, chunks=(8, 48, 48)))
+    w, layer, _ = _initialize(viewer, qtbot, _lazy_array(kind, image))
     assert w.annotator.ready and lazy.is_lazy(w.annotator.view.volume)  # never converted to one big array
     w.annotator.prompt_layers[Tool.POINT].add(list(C))
     _settle(w)
