@@ -100,6 +100,11 @@ def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_cha
     assert len(a.histories[0]) == 2 and len(a.histories[1]) == 1
     a.next_object()  # a fresh object never reuses an existing object's id or value
     assert a.object_id == 2
+    _settle(a)
+    _click_row(qtbot, w, 1)  # leaving the fresh, still empty object adds no empty row
+    _settle(a)
+    assert a.object_id == 1 and w.objects_panel.table.rowCount() == 2
+    a.next_object()
     a.prompt_layers[Tool.POINT].add([A[0], A[1], A[2] + 6])
     _settle(a)
     assert set(np.unique(_labels(viewer))) == {0, 1, 2, 3} and np.array_equal(_labels(viewer) == 2, before == 2)
@@ -126,6 +131,7 @@ def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
 def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_one(viewer, qtbot):
     w, a, _ = _start(viewer)
     before = _labels(viewer).copy()
+    doc = object_sources(a, w._image_ref).build()
     w.objects_panel.table.selectRow(0)
     w.objects_panel.delete_selected(confirm=False)
     after = _labels(viewer)
@@ -138,6 +144,10 @@ def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_
     a.prompt_layers[Tool.POINT].add(list(B))
     _settle(a)
     assert np.array_equal(_labels(viewer) > 0, before == 2)  # work goes on with a new object
+    viewer.layers["nnInteractive objects"].data[...] = 0
+    w._restore(doc, "Restored")  # a session saved before the deletions brings both back, editable
+    _settle(a)
+    assert np.array_equal(_labels(viewer), before) and a.object_id == 1 and w.objects_panel.table.rowCount() == 2
 
 
 def test_hide_show_and_rename_objects(viewer, qtbot):

@@ -120,7 +120,7 @@ class Annotator:
         self.view = view
         self.runner = SessionRunner(session, self._on_outcome, self.on_state)
         self.object_id = 0
-        self.targets, self.histories, self.own, self._deleted, self._colormaps = {}, {}, {}, set(), {}
+        self.forget_objects()
         self._make_prompt_layers()
         if view.note:
             self.notify(view.note, "info")
@@ -323,7 +323,7 @@ class Annotator:
         """Keep the current object in its layer and start the next one."""
         if not self.ready:
             return
-        self._submit(Action("next"))
+        self.runner.submit(Action("next", tag=self.object_id))  # no layer or value for an object never drawn
         self.object_id = self._free_id()
         self._clear_prompt_layers()
         self.on_state()
@@ -332,6 +332,14 @@ class Annotator:
         return max([self.object_id, *self.targets, *self._deleted]) + 1
 
     # ------------------------------------------------------------------ object list
+
+    def forget_objects(self) -> None:
+        """Drop every object record (the labels stay in their layers; hidden labels are shown again)."""
+        for target in self.targets.values():
+            cmap = self._colormaps.pop(id(target.layer), None)
+            if cmap is not None and target.layer in self.viewer.layers:
+                target.layer.colormap = cmap
+        self.targets, self.histories, self.own, self._deleted, self._colormaps = {}, {}, {}, set(), {}
 
     def objects(self) -> list[tuple[int, ObjectTarget]]:
         """``(object id, target)`` of the objects that have a layer, in creation order."""
@@ -368,7 +376,7 @@ class Annotator:
             self.notify("That object no longer exists (its layer was deleted).", "warning")
             return
         mask = self.object_mask(object_id)
-        self._submit(Action("next"))  # the worker hands back the current object's own voxels
+        self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
         self.own.pop(object_id, None)
         self.object_id = object_id
         self.runner.submit(Action("restore", tag=object_id, payload=(mask, self.histories.get(object_id, ()))))

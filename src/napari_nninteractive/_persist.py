@@ -116,7 +116,7 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     problem = doc.image.mismatch(view.volume)
     if problem:
         return f"This session belongs to another image ({problem}); open '{doc.image.name}' and try again."
-    annotator.targets, annotator.histories, annotator.own = {}, {}, {}
+    annotator.forget_objects()
     current_id = None
     for object_id, record in enumerate(doc.objects):
         layer = annotator._output_layer(object_id)
