@@ -229,3 +229,17 @@ def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
     got, origin = nifti_affine((5, 5, 5), src, scale=(1, 2, 3))  # another grid: not the source's affine
     assert np.allclose(np.diag(got)[:3], [1, 2, 3]) and "scale" in origin
     assert default_path("scan", src, "nifti") == tmp_path / "ct_042_instance.nii.gz"
+
+
+def test_switching_objects_with_queued_prompts_asks_to_run_them_first(viewer, qtbot):
+    w, a, msgs = _start(viewer)
+    w.autorun_check.setChecked(False)
+    a.prompt_layers[Tool.POINT].add([B[0], B[1], B[2] + 3])
+    _settle(a)
+    _click_row(qtbot, w, 0)
+    assert "queued prompt" in msgs[-1] and a.object_id == 1 and a.last_outcome.pending == 1
+    w.run_button.click()
+    _settle(a)
+    _click_row(qtbot, w, 0)
+    _settle(a)
+    assert a.object_id == 0 and len(a.histories[1]) == 2  # the run prompt belongs to object 2's history

@@ -375,6 +375,11 @@ class Annotator:
         if object_id not in dict(self.objects()):
             self.notify("That object no longer exists (its layer was deleted).", "warning")
             return
+        pending = self.last_outcome.pending if self.last_outcome is not None else 0
+        if pending:
+            self.notify(f"The current object has {pending} queued prompt(s): press Run (or Undo them) before "
+                        "picking another object.", "warning")
+            return
         mask = self.object_mask(object_id)
         self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
         self.own.pop(object_id, None)
