@@ -1,9 +1,10 @@
 """Screenshot of the dock widget in use: ``xvfb-run -a python docs/make_screenshot.py``.
 
 Drives the real widget in a real viewer: synthetic scan, Initialize with a random-weight model
-folder in the official format (the real weights are not bundled), an object seeded from a labels
-layer with "Initialize with mask", then a positive point and a negative box queued (auto-run
-off) so the prompt colours show. Writes ``docs/screenshot.png``.
+folder in the official format (the real weights are not bundled), two objects seeded from a
+labels layer with "Initialize with mask" (so the object list shows them), then a positive point
+and a negative box queued on the second (auto-run off) so the prompt colours show. Writes
+``docs/screenshot.png``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import numpy as np
 
 
 def main() -> int:
+    import os
+
+    os.environ["NNINTERACTIVE_HOME"] = tempfile.mkdtemp(prefix="nni_screenshot_")  # no autosave of earlier runs
     import napari
     from qtpy.QtCore import QCoreApplication
 
@@ -30,7 +34,7 @@ def main() -> int:
     model = write_model_folder(Path(tempfile.mkdtemp()) / "nnInteractive_random_weights")
     image, labels = synthetic_volume((96, 128, 128), seed=3)
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1500, 950)
+    viewer.window.resize(1500, 1150)
     viewer.add_image(image, name="scan", colormap="gray")
     viewer.add_labels(labels, name="reference", visible=False)
     dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
@@ -40,6 +44,12 @@ def main() -> int:
     while widget._loader is not None:
         pump(0.1)
     a = widget.annotator
+    widget._refresh_layer_choices()
+    widget.mask_combo.setCurrentText("reference")
+    widget.mask_value.setValue(1)
+    widget._apply_mask()
+    a.runner.wait(60)
+    a.next_object()
     value = 2
     z = int(np.argwhere(labels == value)[:, 0].mean())
     viewer.dims.set_current_step(0, z)
