@@ -36,10 +36,10 @@ def main() -> int:
 
     from napari_nninteractive import _layers as L
     from napari_nninteractive._annotator import ObjectTarget
-    from napari_nninteractive._objects import OwnMask
     from napari_nninteractive._persist import object_sources
     from napari_nninteractive._widget import NNInteractiveWidget
     from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+    from napari_nninteractive.core.geometry import PackedMask
     from napari_nninteractive.core.session import Session
     from napari_nninteractive.io.export import label_map, write_label_map
     from napari_nninteractive.testing import synthetic_volume
@@ -61,7 +61,7 @@ def main() -> int:
     instance = _median_ms(lambda: a.object_mask(0))
     semantic_layer = viewer.add_labels((labels > 0).astype(np.uint16) * 3, name="semantic")
     a.targets = {i: ObjectTarget(semantic_layer, 3, f"object {i + 1}") for i in range(4)}
-    a.own = {i: OwnMask.from_mask(labels == i + 1) for i in range(3)}  # object 3 is being edited
+    a.own = {i: PackedMask.of(labels == i + 1) for i in range(3)}  # object 3 is being edited
     semantic_finished = _median_ms(lambda: a.object_mask(0))
     semantic_current = _median_ms(lambda: a.object_mask(3))
     print(f"reopen from the list, GUI thread (reading the object's voxels): instance map {instance:.0f} ms; "

@@ -19,9 +19,9 @@ from napari.utils.colormaps import DirectLabelColormap
 from napari.utils.notifications import show_info, show_warning
 
 from . import _layers as L
-from ._objects import OwnMask, hiding_colormap, object_mask
+from ._objects import hiding_colormap, object_mask
 from ._worker import Action, Outcome, SessionRunner
-from .core.geometry import nonzero_bbox
+from .core.geometry import PackedMask, nonzero_bbox
 from .core.prompts import InitialMask, Prompt, PromptError
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class Annotator:
         self.output_choice: Labels | None = None  # None: a new layer
         self.targets: dict[int, ObjectTarget] = {}
         self.histories: dict[int, tuple[Prompt, ...]] = {}  # prompt history per object (session files)
-        self.own: dict[int, OwnMask] = {}  # finished objects' own voxels (see _objects)
+        self.own: dict[int, PackedMask] = {}  # finished objects' own voxels (see _objects)
         self._deleted: set[int] = set()  # objects whose late outcomes are dropped
         self._colormaps: dict[int, object] = {}  # id(layer) -> its colormap before objects were hidden
         self.object_id = 0
@@ -345,13 +345,17 @@ class Annotator:
         """``(object id, target)`` of the objects that have a layer, in creation order."""
         return [(i, t) for i, t in sorted(self.targets.items()) if t.layer in self.viewer.layers]
 
-    def object_mask(self, object_id: int) -> np.ndarray:
-        """The object's voxels (session frame, boolean), read from its layer."""
+    def ownership(self, object_id: int) -> tuple[PackedMask | None, tuple[PackedMask, ...]]:
+        """``(own, others)`` for :func:`._objects.object_mask`: set only when other objects share the value."""
         target = self.targets[object_id]
         sharing = [i for i, t in self.targets.items() if i != object_id and t.layer is target.layer and t.value == target.value]
         own = self.own.get(object_id) if sharing else None
-        others = [self.own[i] for i in sharing if i in self.own] if sharing and own is None else []
-        return object_mask(target.layer.data, target.value, self.view.squeeze2d, own, others)
+        return own, tuple(self.own[i] for i in sharing if i in self.own) if sharing and own is None else ()
+
+    def object_mask(self, object_id: int) -> np.ndarray:
+        """The object's voxels (session frame, boolean), read from its layer."""
+        target = self.targets[object_id]
+        return object_mask(target.layer.data, target.value, self.view.squeeze2d, *self.ownership(object_id))
 
     def object_color(self, object_id: int) -> tuple[float, ...]:
         """The object's RGBA colour in its layer (as shown when visible)."""
@@ -525,7 +529,7 @@ class Annotator:
             self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
         if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
             if outcome.bbox is not None:
-                self.own[outcome.tag] = OwnMask.of(outcome.bbox, outcome.values)
+                self.own[outcome.tag] = PackedMask.of_region(outcome.bbox, outcome.values)
         elif not failed and outcome.bbox is not None and self.view is not None:
             target = self._target(outcome.tag)
             # sync, or a changed overlap rule: compare the whole region, not only the changed voxels

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _layers as L
 from ._annotator import Annotator, ObjectTarget
-from ._objects import OwnMask, object_mask
+from ._objects import object_mask
 from ._worker import Action
 from .core.document import (
     ImageRef,
@@ -29,7 +29,7 @@ from .core.document import (
     load_document,
     save_document,
 )
-from .core.geometry import bbox_to_slices
+from .core.geometry import PackedMask, bbox_to_slices
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ class _Source:
     visible: bool
     prompts: tuple
     keep_empty: bool
-    own: OwnMask | None = None  # the object's finished voxels, when its label value is shared
-    others: tuple[OwnMask, ...] = ()  # the other finished objects' voxels of a shared value
+    own: PackedMask | None = None  # the object's finished voxels, when its label value is shared
+    others: tuple[PackedMask, ...] = ()  # the other finished objects' voxels of a shared value
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,10 @@ class DocumentSources:
 def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
     """Gather the annotation's objects (GUI thread, no per-voxel work)."""
     objects = []
-    listed = annotator.objects()
-    for object_id, target in listed:
-        color = target.layer.get_color(target.value)
-        sharing = [i for i, t in listed if i != object_id and t.layer is target.layer and t.value == target.value]
-        own = annotator.own.get(object_id) if sharing else None
-        others = tuple(annotator.own[i] for i in sharing if i in annotator.own) if sharing and own is None else ()
+    for object_id, target in annotator.objects():
+        own, others = annotator.ownership(object_id)
         objects.append(_Source(target.layer.data, target.value, target.name,
-                               None if color is None else tuple(float(c) for c in np.ravel(color)[:4]),
+                               annotator.object_color(object_id),  # as shown when visible
                                target.visible and bool(target.layer.visible), annotator.histories.get(object_id, ()),
                                object_id == annotator.object_id, own, others))
     return DocumentSources(ref, tuple(objects), annotator.view.squeeze2d,
@@ -125,8 +121,8 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
         if object_id == doc.current:
             current_id = object_id
             continue  # written by the session's restore outcome
-        own = OwnMask.from_mask(record.mask)
-        if own is not None:
+        own = PackedMask.of(record.mask)
+        if own.bbox is not None:
             annotator.own[object_id] = own
             region = record.mask[bbox_to_slices(own.bbox)].astype(np.uint8)
             L.write_object(layer, view, own.bbox, region, record.label, annotator.overwrite)

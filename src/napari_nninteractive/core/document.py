@@ -22,13 +22,12 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox
+from .geometry import PackedMask
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
 
 FORMAT = "napari-nninteractive session"
@@ -103,27 +102,12 @@ class SessionDocument:
 # ----------------------------------------------------------------------------- save
 
 
-def _pack(mask: np.ndarray) -> tuple[np.ndarray, BBox | None]:
-    box = nonzero_bbox(mask)
-    if box is None:
-        return np.zeros(0, np.uint8), None
-    return np.packbits(np.asarray(mask[bbox_to_slices(box)], dtype=bool)), box
-
-
-def _unpack(bits: np.ndarray, box: BBox | None, shape: Sequence[int]) -> np.ndarray:
-    out = np.zeros(tuple(shape), bool)
-    if box is not None:
-        crop = np.unpackbits(bits, count=int(np.prod(bbox_shape(box)))).reshape(bbox_shape(box))
-        out[bbox_to_slices(box)] = crop.astype(bool)
-    return out
-
-
 def _prompt_item(prompt: Prompt, key: str, arrays: dict) -> dict:
     if isinstance(prompt, Point):
         return {"type": "point", "positive": bool(prompt.positive), "coord": [float(c) for c in prompt.coord]}
     if isinstance(prompt, Box):
         return {"type": "bbox", "positive": bool(prompt.positive), "bbox": [[int(a), int(b)] for a, b in prompt.bbox]}
-    arrays[key] = np.packbits(np.asarray(prompt.mask, dtype=bool))
+    arrays[key] = PackedMask.of_region(prompt.bbox, prompt.mask).bits
     item = {"type": prompt.kind.value, "positive": bool(prompt.positive), "array": key,
             "bbox": [[int(a), int(b)] for a, b in prompt.bbox]}
     if isinstance(prompt, InitialMask):
@@ -136,12 +120,12 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     objects = []
     for i, obj in enumerate(doc.objects):
-        bits, box = _pack(obj.mask)
-        arrays[f"mask_{i}"] = bits
+        packed = PackedMask.of(obj.mask)
+        arrays[f"mask_{i}"] = packed.bits
         objects.append({
             "label": int(obj.label), "name": str(obj.name), "visible": bool(obj.visible),
             "color": None if obj.color is None else [float(c) for c in obj.color],
-            "mask_shape": [int(s) for s in np.shape(obj.mask)], "mask_bbox": None if box is None else [list(b) for b in box],
+            "mask_shape": [int(s) for s in np.shape(obj.mask)], "mask_bbox": None if packed.bbox is None else [list(b) for b in packed.bbox],
             "prompts": [_prompt_item(p, f"prompt_{i}_{j}", arrays) for j, p in enumerate(obj.prompts)],
         })
     meta = {"format": FORMAT, "version": VERSION,
@@ -196,7 +180,7 @@ def _prompt_from_item(item: dict, data, where: str) -> Prompt:
     if cls is None:
         raise SessionFileError(f"{where}: unknown prompt type {kind!r}.")
     box = tuple(tuple(int(v) for v in b) for b in item["bbox"])
-    crop = np.unpackbits(data[item["array"]], count=int(np.prod(bbox_shape(box)))).reshape(bbox_shape(box)).astype(bool)
+    crop = PackedMask(box, data[item["array"]]).crop()
     if cls is InitialMask:
         return InitialMask(crop, box, True, bool(item.get("refine", False)))
     return cls(crop, box, positive)
@@ -220,7 +204,7 @@ def load_document(path: str | Path) -> SessionDocument:
                 box = None if o["mask_bbox"] is None else tuple(tuple(b) for b in o["mask_bbox"])
                 prompts = tuple(_prompt_from_item(p, data, f"object {o['label']} prompt {j}")
                                 for j, p in enumerate(o["prompts"]))
-                objects.append(ObjectRecord(int(o["label"]), o["name"], _unpack(data[f"mask_{i}"], box, o["mask_shape"]),
+                objects.append(ObjectRecord(int(o["label"]), o["name"], PackedMask(box, data[f"mask_{i}"]).unpack(o["mask_shape"]),
                                             prompts, None if o["color"] is None else tuple(o["color"]), bool(o["visible"])))
             current = meta.get("current")
             if int(meta.get("version", 0)) < 2 and current is not None:  # version 1 named it by label value

@@ -1,4 +1,4 @@
-"""Bounding-box maths: half-open boxes, clipping, unions, padded crops and pastes.
+"""Bounding-box maths: half-open boxes, clipping, unions, padded crops and pastes, bit-packed masks.
 
 A bbox is a tuple of ``(lo, hi)`` pairs, one per axis, half-open, in voxel indices of the
 caller's axis order (napari: z, y, x). Nothing here knows about prompts or networks.
@@ -7,6 +7,7 @@ caller's axis order (napari: z, y, x). Nothing here knows about prompts or netwo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -79,6 +80,41 @@ def nonzero_bbox(mask: np.ndarray) -> BBox | None:
             return None
         box.append((int(hits[0]), int(hits[-1]) + 1))
     return tuple(box)
+
+
+@dataclass(frozen=True)
+class PackedMask:
+    """A boolean mask kept as its bbox plus the bit-packed crop there (1 bit per voxel; ``bbox`` None: empty)."""
+
+    bbox: BBox | None
+    bits: np.ndarray
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> PackedMask:
+        """From a full-size mask (cropped to its nonzero voxels)."""
+        box = nonzero_bbox(mask)
+        return cls(None, np.zeros(0, np.uint8)) if box is None else cls.of_region(box, mask[bbox_to_slices(box)])
+
+    @classmethod
+    def of_region(cls, bbox: BBox, values: np.ndarray) -> PackedMask:
+        """From the mask's ``values`` over ``bbox`` (zero elsewhere)."""
+        return cls(tuple(bbox), np.packbits(np.asarray(values, dtype=bool)))
+
+    def crop(self) -> np.ndarray:
+        """The boolean values over ``bbox``."""
+        shape = bbox_shape(self.bbox)
+        return np.unpackbits(self.bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
+
+    def paint(self, out: np.ndarray) -> None:
+        """Set the mask's voxels of the full-size boolean ``out`` to True."""
+        if self.bbox is not None:
+            out[bbox_to_slices(self.bbox)] |= self.crop()
+
+    def unpack(self, shape: Sequence[int]) -> np.ndarray:
+        """The full-size boolean mask."""
+        out = np.zeros(tuple(shape), bool)
+        self.paint(out)
+        return out
 
 
 def window(centre: Sequence[int], size: Sequence[int]) -> BBox:
