@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import BBox, bbox_shape, bbox_to_slices, clip_bbox, intersect_bbox, nonzero_bbox, shift_bbox
+from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, clip_bbox, intersect_bbox, nonzero_bbox, shift_bbox
 
 MAX_ZOOM = 4.0
 ZOOM_STEP = 1.5
@@ -138,7 +138,7 @@ def resample_sparse(values: np.ndarray, region: BBox, crop_shape: Sequence[int],
     a block-aligned part of the crop. Ratios without an exact block size fall back to the full crop.
     """
     out = torch.zeros(tuple(size), dtype=torch.float32)
-    if any(hi <= lo for lo, hi in region):
+    if bbox_is_empty(region):
         return out
     steps = [_aligned_step(c, p) for c, p in zip(crop_shape, size)]
     if any(m is None for m in steps):

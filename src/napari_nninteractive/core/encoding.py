@@ -103,13 +103,13 @@ def content_bbox(image) -> BBox:
     return box
 
 
-def _mean_std(image, box: BBox) -> tuple[float, float, int]:
-    """Mean, unbiased std and voxel count of channel 0 over ``box`` (float64; slab-wise when lazy)."""
+def _mean_std(image, box: BBox) -> tuple[float, float]:
+    """Mean and unbiased std of channel 0 over ``box`` (float64; slab-wise when lazy)."""
     from .lazy import is_lazy, slabs
 
     if not is_lazy(image):
         region = np.asarray(image[(0,) + bbox_to_slices(box)], dtype=np.float64)
-        return float(region.mean()), float(region.std(ddof=1)) if region.size > 1 else 0.0, region.size
+        return float(region.mean()), float(region.std(ddof=1)) if region.size > 1 else 0.0
     n, mean, m2 = 0, 0.0, 0.0
     for _, values in slabs(image, box):  # Chan et al.'s pairwise merge of (count, mean, M2)
         part = values[0].astype(np.float64)
@@ -118,7 +118,7 @@ def _mean_std(image, box: BBox) -> tuple[float, float, int]:
         m2 += float(((part - m) ** 2).sum()) + delta * delta * n * k / (n + k)
         mean += delta * k / (n + k)
         n += k
-    return mean, (m2 / (n - 1)) ** 0.5 if n > 1 else 0.0, n
+    return mean, (m2 / (n - 1)) ** 0.5 if n > 1 else 0.0
 
 
 def compute_normalization(image: np.ndarray) -> Normalization:
@@ -127,7 +127,7 @@ def compute_normalization(image: np.ndarray) -> Normalization:
     Mean and unbiased (N-1) standard deviation of channel 0 inside the bounding box of voxels
     whose channel sum is nonzero (zeros inside the box count). Accumulated in float64.
     """
-    mean, std, _ = _mean_std(image, content_bbox(image))
+    mean, std = _mean_std(image, content_bbox(image))
     if not std > 0:
         raise ImageError(
             f"The image has constant intensity {mean:g} where it is nonzero; a segmentation "

@@ -14,7 +14,7 @@ import numpy as np
 
 from .geometry import BBox
 
-SLAB_BYTES = 64 * 2**20  # voxels read per step of a whole-image pass
+SLAB_BYTES = 64 * 2**20  # bytes read per step of a whole-image pass
 
 
 def is_lazy(image) -> bool:
@@ -47,16 +47,12 @@ class LazyImage:
                 raise IndexError(f"index {k} is out of range for an axis of length 1")
         return values
 
-    def __array__(self, dtype=None, copy=None):
-        values = self[...]
-        return values if dtype is None else values.astype(dtype, copy=False)
-
     def __repr__(self) -> str:
         return f"LazyImage({type(self.source).__name__}, shape={self.shape}, dtype={self.dtype})"
 
 
-def slabs(image, box: BBox | None = None, max_bytes: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """``(z0, values)`` over ``box`` (whole image by default) of a ``(C, Z, Y, X)`` image, a few Z at a time.
+def slabs(image, box: BBox | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(z0, values)`` over ``box`` (whole image by default) of a ``(C, Z, Y, X)`` image, ``SLAB_BYTES`` at a time.
 
     ``values`` is ``(C, dz, *box[1:])`` as NumPy; ``z0`` is its first Z in the image.
     """
@@ -64,11 +60,10 @@ def slabs(image, box: BBox | None = None, max_bytes: int | None = None) -> Itera
     box = tuple((0, n) for n in shape) if box is None else box
     (z_lo, z_hi), rest = box[0], box[1:]
     per_z = max(1, image.shape[0] * int(np.prod([hi - lo for lo, hi in rest])) * np.dtype(image.dtype).itemsize)
-    dz = max(1, int((SLAB_BYTES if max_bytes is None else max_bytes) // per_z))
+    dz = max(1, SLAB_BYTES // per_z)
     tail = tuple(slice(lo, hi) for lo, hi in rest)
     for z0 in range(z_lo, z_hi, dz):
         yield z0, np.asarray(image[(slice(None), slice(z0, min(z0 + dz, z_hi))) + tail])
-
 
 
 WORK_BYTES_PER_VOXEL = 4  # the session's mask (1), a uint16 labels layer (2), the scribble layer (1)

@@ -25,8 +25,8 @@ import numpy as np
 
 from .encoding import ImageError
 from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, ProgressEvent, RunControl
-from .lazy import LazyImage, is_lazy
 from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
+from .lazy import LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
 

@@ -13,6 +13,7 @@ from .. import autozoom as az
 from ..encoding import MAX_FILTERED, Channel, Normalization, PromptStore, compute_normalization
 from ..geometry import (
     BBox,
+    bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -169,10 +170,8 @@ class NetworkEngine(Engine):
     def _prev_region(prev_seg: np.ndarray, local: BBox) -> tuple[np.ndarray, BBox]:
         """prev_seg's nonzero part inside window ``local`` (float32) and its box in the window's frame."""
         inside = clip_bbox(local, prev_seg.shape)
-        if any(hi <= lo for lo, hi in inside):
-            return np.zeros((0, 0, 0), np.float32), ((0, 0),) * 3
         part = prev_seg[bbox_to_slices(inside)]
-        nz = nonzero_bbox(part)
+        nz = None if bbox_is_empty(inside) else nonzero_bbox(part)
         if nz is None:
             return np.zeros((0, 0, 0), np.float32), ((0, 0),) * 3
         values = part[bbox_to_slices(nz)].astype(np.float32)

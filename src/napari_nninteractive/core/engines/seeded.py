@@ -22,6 +22,7 @@ from scipy import ndimage
 from ..encoding import content_bbox
 from ..geometry import (
     BBox,
+    bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -427,7 +428,7 @@ def _ball(r: int) -> np.ndarray:
 def _paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
     """OR ``values`` (shaped like ``box``, image frame) into ``target`` (ROI frame)."""
     common = intersect_bbox(box, roi)
-    if any(hi <= lo for lo, hi in common):
+    if bbox_is_empty(common):
         return
     target[bbox_to_slices(_rel(common, roi))] |= values[bbox_to_slices(_rel(common, box))].astype(bool)
 
