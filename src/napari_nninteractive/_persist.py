@@ -90,17 +90,22 @@ def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
                            {"mode": annotator.mode.value, "class_id": int(annotator.class_id)})
 
 
-def save_worker(sources: DocumentSources, path: str | Path):
-    """A worker (not started) that builds the document and saves it; returns ``(path, error message)``."""
+def _file_worker(write: Callable[[], Path], problems: type[Exception] | tuple[type[Exception], ...]):
+    """A worker (not started) running ``write``; returns ``(path, None)`` or ``(None, message)`` for ``problems``."""
     from napari.qt.threading import create_worker
 
     def work():
         try:
-            return save_document(sources.build(), path), None
-        except SessionFileError as exc:
+            return write(), None
+        except problems as exc:
             return None, str(exc)
 
     return create_worker(work, _start_thread=False)
+
+
+def save_worker(sources: DocumentSources, path: str | Path):
+    """A worker (not started) that builds the document and saves it; returns ``(path, error message)``."""
+    return _file_worker(lambda: save_document(sources.build(), path), SessionFileError)
 
 
 def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
@@ -200,17 +205,12 @@ def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
 
 def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):
     """A worker (not started) that writes the objects as one label map; returns ``(path, error message)``."""
-    from napari.qt.threading import create_worker
-
     from .io.export import label_map, write_label_map
     from .io.volumes import VolumeIOError
 
-    def work():
-        try:
-            records = [r for r in sources.build().objects if r.mask.any()]
-            masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
-            return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine), None
-        except VolumeIOError as exc:
-            return None, str(exc)
+    def write() -> Path:
+        records = [r for r in sources.build().objects if r.mask.any()]
+        masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
+        return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine)
 
-    return create_worker(work, _start_thread=False)
+    return _file_worker(write, VolumeIOError)

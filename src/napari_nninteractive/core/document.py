@@ -3,7 +3,7 @@
 A :class:`SessionDocument` holds a reference to the image (path if known, name, shape, dtype and a
 content fingerprint, never the voxels), and the objects: label value, name, colour, visibility,
 mask and prompt history. :func:`save_document` writes atomically (temporary file in the same
-folder, flushed, then renamed over the old file), so a crash or a full disk never leaves a
+folder, flushed, then renamed over the old file: :mod:`.atomic`), so a crash or a full disk never leaves a
 half-written session; :func:`load_document` checks what it reads and says what is wrong.
 
 File layout (``numpy.savez_compressed``, readable without this package)::
@@ -21,12 +21,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import replacing
 from .geometry import PackedMask
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
 
@@ -140,29 +140,26 @@ def save_document(doc: SessionDocument, path: str | Path, _writer=None) -> Path:
     """Write ``doc`` to ``path`` atomically; the previous file survives any failure.
 
     Raises :class:`SessionFileError` (e.g. disk full, no permission) with the reason; the
-    temporary file is removed. ``_writer(file, arrays)`` replaces ``np.savez_compressed`` in tests.
+    temporary file is removed (see :func:`.atomic.replacing`). ``_writer(file, arrays)`` replaces ``np.savez_compressed`` in tests.
     """
     path = Path(path)
     arrays = document_arrays(doc)
     writer = _writer or (lambda f, a: np.savez_compressed(f, **a))
+    writing = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with replacing(path) as tmp:
+            writing = True
+            with open(tmp, "wb") as f:
+                writer(f, arrays)
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as exc:
-        raise SessionFileError(f"Cannot write the session to {path.parent}: {exc.strerror or exc}. "
-                               f"Choose another folder.") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise SessionFileError(f"Saving the session to {path} failed ({exc.strerror or exc}); the previous "
-                                   f"save is unchanged. Free disk space or choose another folder.") from None
-        raise
+        if not writing:
+            raise SessionFileError(f"Cannot write the session to {path.parent}: {exc.strerror or exc}. "
+                                   f"Choose another folder.") from None
+        raise SessionFileError(f"Saving the session to {path} failed ({exc.strerror or exc}); the previous "
+                               f"save is unchanged. Free disk space or choose another folder.") from None
     return path
 
 

@@ -2,20 +2,18 @@
 
 ``instance`` maps give the objects the values 1..N in their order; ``semantic`` maps keep each
 object's label value (its class id when annotating a semantic map). Where objects overlap, the
-later one wins. Files are written next to a temporary name and renamed, so an export that fails
-(disk full, no permission) never damages an earlier export of the same name.
+later one wins. Files are written under a temporary name and renamed (:func:`..core.atomic.replacing`),
+so an export that fails (disk full, no permission) never damages an earlier export of the same name.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..core.atomic import replacing
 from .volumes import VolumeIOError
 
 FORMATS = {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
@@ -97,38 +95,29 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | N
     fmt = format_of(path)
     if not path.parent.is_dir():
         raise VolumeIOError(f"Cannot export to {path}: the folder {path.parent} does not exist.")
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=path.parent)) / path.name
     try:
-        if fmt == "nifti":
-            import nibabel as nib
+        with replacing(path) as tmp:
+            if fmt == "nifti":
+                import nibabel as nib
 
-            img = nib.Nifti1Image(labels, np.eye(4) if affine is None else affine)
-            img.header.set_data_dtype(labels.dtype)
-            nib.save(img, str(tmp))
-        elif fmt == "tiff":
-            import tifffile
+                img = nib.Nifti1Image(labels, np.eye(4) if affine is None else affine)
+                img.header.set_data_dtype(labels.dtype)
+                nib.save(img, str(tmp))
+            elif fmt == "tiff":
+                import tifffile
 
-            tifffile.imwrite(str(tmp), labels, compression="zlib")
-        elif fmt == "zarr":
-            import zarr
+                tifffile.imwrite(str(tmp), labels, compression="zlib")
+            elif fmt == "zarr":
+                import zarr
 
-            chunks = tuple(min(n, 64 if labels.ndim == 3 else 512) for n in labels.shape)
-            arr = zarr.open_array(str(tmp), mode="w", shape=labels.shape, dtype=labels.dtype, chunks=chunks)
-            arr[...] = labels
-        else:
-            np.savez_compressed(tmp, labels=labels)
-        if path.is_dir() and not path.is_symlink():  # an earlier zarr export: replace the whole folder
-            old = path.with_name(path.name + ".old-export")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+                chunks = tuple(min(n, 64 if labels.ndim == 3 else 512) for n in labels.shape)
+                arr = zarr.open_array(str(tmp), mode="w", shape=labels.shape, dtype=labels.dtype, chunks=chunks)
+                arr[...] = labels
+            else:
+                np.savez_compressed(tmp, labels=labels)
     except OSError as exc:
         raise VolumeIOError(f"Cannot export to {path} ({exc.strerror or exc}); pick another folder or free disk space. "
                             "No earlier file was changed.") from None
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
     return path
 
 
