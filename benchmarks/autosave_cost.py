@@ -22,21 +22,16 @@ def main() -> int:
     import napari
     from qtpy.QtCore import QCoreApplication
 
-    from napari_nninteractive import _layers as L
     from napari_nninteractive._annotator import ObjectTarget
     from napari_nninteractive._widget import NNInteractiveWidget
     from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
-    from napari_nninteractive.core.session import Session
-    from napari_nninteractive.testing import synthetic_volume
+    from napari_nninteractive.testing import attach_engine, synthetic_volume
 
     image, labels = synthetic_volume((133, 512, 512), seed=1)
     viewer = napari.Viewer(show=False)
     layer = viewer.add_image(image, name="ct")
     w = NNInteractiveWidget(viewer)
-    view = L.image_view(layer, tuple(viewer.dims.current_step))
-    session = Session(SeededWatershedEngine())
-    session.set_image(view.volume)
-    w.annotator.attach(view, session)
+    attach_engine(w, layer, SeededWatershedEngine())
     w._session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
     w.annotator.targets = {i: ObjectTarget(out, i + 1) for i in range(4)}

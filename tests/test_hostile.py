@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nninteractive import _layers as L
 from napari_nninteractive._annotator import Tool
 from napari_nninteractive._widget import NNInteractiveWidget
 from napari_nninteractive.core import lazy
@@ -17,6 +16,7 @@ from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptError
 from napari_nninteractive.core.session import Session
+from napari_nninteractive.testing import attach_engine
 
 from .conftest import ThresholdNet, fake_model, sphere, sphere_image
 
@@ -245,10 +245,7 @@ def test_gpu_out_of_memory_retries_on_the_cpu_with_a_message(viewer, qtbot):
     w = NNInteractiveWidget(viewer)
     msgs = []
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
-    session = Session(engine)
-    view = L.image_view(layer)
-    session.set_image(view.volume)
-    w.annotator.attach(view, session)
+    attach_engine(w, layer, engine)
     w.annotator.prompt_layers[Tool.POINT].add(list(C))
     _settle(w)
     assert net.failed and engine.device.type == "cpu" and net.device.type == "cpu"

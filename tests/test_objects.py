@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nninteractive import _layers as L
 from napari_nninteractive._annotator import OutputMode, Tool
 from napari_nninteractive._persist import object_sources
 from napari_nninteractive._widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
-from napari_nninteractive.core.session import Session
+from napari_nninteractive.testing import attach_engine
 
 from .conftest import sphere, sphere_image
 
@@ -38,13 +37,8 @@ def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     w.mode_combo.setCurrentIndex(list(OutputMode).index(mode))
     w.class_spin.setValue(class_id)
-    view = L.image_view(layer, tuple(viewer.dims.current_step))
-    session = Session(SeededWatershedEngine())
-    session.set_image(view.volume)
-    w.annotator.attach(view, session)
-    w._output_changed()
+    a = attach_engine(w, layer, SeededWatershedEngine())
     w._session_started()
-    a = w.annotator
     for centre in (A, B):
         a.prompt_layers[Tool.POINT].add(list(centre))
         _settle(a)

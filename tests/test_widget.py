@@ -9,7 +9,7 @@ from napari_nninteractive import _layers as L
 from napari_nninteractive._annotator import OutputMode, Tool
 from napari_nninteractive._widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.network import NetworkEngine
-from napari_nninteractive.core.session import Session
+from napari_nninteractive.testing import attach_engine
 
 from .conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
 
@@ -32,12 +32,7 @@ def _widget(viewer, image=None, net=None, messages=None, **layer_kw):
 
 
 def _attach(w, layer, net=None, autozoom=False):
-    view = L.image_view(layer, tuple(w.viewer.dims.current_step))
-    session = Session(NetworkEngine(fake_model(net or ThresholdNet(0.5)), device="cpu", autozoom=autozoom))
-    session.set_image(view.volume)
-    w.annotator.attach(view, session)
-    w._output_changed()
-    return w.annotator
+    return attach_engine(w, layer, NetworkEngine(fake_model(net or ThresholdNet(0.5)), device="cpu", autozoom=autozoom))
 
 
 def _settle(w, qtbot):

@@ -1,4 +1,5 @@
-"""Model folders in the official nnInteractive format with random weights, and synthetic volumes.
+"""Model folders in the official nnInteractive format with random weights, synthetic volumes, and
+:func:`attach_engine` (the widget started on an engine without the background load).
 
 For tests, benchmarks and the README example: the folders go through exactly the same loading
 code as the released nnInteractive_v1.0 model, but their random weights segment nothing
@@ -148,6 +149,19 @@ def synthetic_volume(shape=(128, 128, 128), seed: int = 0) -> tuple[np.ndarray, 
         image[inside] = 60.0 + 40.0 * label
     image += rng.normal(0, 8, shape).astype(np.float32)
     return image, labels
+
+
+def attach_engine(widget, layer, engine):
+    """Start ``widget`` on image ``layer`` with ``engine`` as Initialize does, but on this thread; the annotator."""
+    from . import _layers
+    from .core.session import Session
+
+    view = _layers.image_view(layer, tuple(widget.viewer.dims.current_step))
+    session = Session(engine)
+    session.set_image(view.volume)
+    widget.annotator.attach(view, session)
+    widget._output_changed()
+    return widget.annotator
 
 
 def enclosing_box(obj: np.ndarray, z: int, margin: int = 2) -> list[list[int]]:
