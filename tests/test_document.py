@@ -119,7 +119,7 @@ def test_failed_write_keeps_the_previous_save(tmp_path):
         f.write(b"PK\x03\x04 partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(SessionFileError, match="No space left on device.*previous save is unchanged"):
+    with pytest.raises(SessionFileError, match="No space left on device.*unchanged"):
         save_document(SessionDocument(ImageRef.of(image), records), path, _writer=disk_full)
 
     def crash(f, arrays):

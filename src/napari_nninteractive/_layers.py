@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels, Layer, Points
 
+from .core.errors import UserError
 from .core.geometry import BBox, bbox_to_slices
 from .core.lazy import is_lazy, working_memory_problem
 from .core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
@@ -20,7 +21,7 @@ NEGATIVE_COLOR = "#ff2020"
 PROMPT_LAYER_PREFIX = "nnInteractive "
 
 
-class LayerError(ValueError):
+class LayerError(UserError, ValueError):
     """A layer the plugin cannot use as it is; the message says what to do."""
 
 

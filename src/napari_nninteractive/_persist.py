@@ -90,22 +90,26 @@ def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
                            {"mode": annotator.mode.value, "class_id": int(annotator.class_id)})
 
 
-def _file_worker(write: Callable[[], Path], problems: type[Exception] | tuple[type[Exception], ...]):
-    """A worker (not started) running ``write``; returns ``(path, None)`` or ``(None, message)`` for ``problems``."""
+def _file_worker(write: Callable[[], Path]):
+    """A worker (not started) running ``write``; returns ``(path, None)``, or ``(None, message)`` for a user error."""
     from napari.qt.threading import create_worker
+
+    from ._worker import user_errors
 
     def work():
         try:
             return write(), None
-        except problems as exc:
+        except user_errors() as exc:
             return None, str(exc)
+        except MemoryError:
+            return None, "Out of memory while writing; close other programs and try again."
 
     return create_worker(work, _start_thread=False)
 
 
 def save_worker(sources: DocumentSources, path: str | Path):
     """A worker (not started) that builds the document and saves it; returns ``(path, error message)``."""
-    return _file_worker(lambda: save_document(sources.build(), path), SessionFileError)
+    return _file_worker(lambda: save_document(sources.build(), path))
 
 
 def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
@@ -206,11 +210,11 @@ def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
 def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):
     """A worker (not started) that writes the objects as one label map; returns ``(path, error message)``."""
     from .io.export import label_map, write_label_map
-    from .io.volumes import VolumeIOError
 
     def write() -> Path:
         records = [r for r in sources.build().objects if r.mask.any()]
         masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
-        return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine)
+        return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine,
+                               inputs=[sources.ref.path])
 
-    return _file_worker(write, VolumeIOError)
+    return _file_worker(write)

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -297,8 +298,12 @@ class NNInteractiveWidget(QWidget):
         name = combo.currentText()
         return next((layer for layer in self.viewer.layers if isinstance(layer, kind) and layer.name == name), None)
 
-    def initialize(self) -> None:
-        """Load the model and hand the image over, on a worker thread."""
+    def initialize(self, trust_checkpoint: bool = False) -> None:
+        """Load the model and hand the image over, on a worker thread.
+
+        ``trust_checkpoint`` allows full unpickling of the checkpoint; the widget passes it only
+        after the user confirmed :meth:`confirm_trust` for that file.
+        """
         layer = self._selected(self.image_combo, Image)
         if layer is None:
             return self._fail("No image layer: open an image (File > Open) and pick it above.")
@@ -313,13 +318,18 @@ class NNInteractiveWidget(QWidget):
         self.annotator.detach()
         self._set_status(f"Loading {Path(folder).name if folder else 'the weight-free engine'} …")
         self.init_button.setEnabled(False)
-        self._loader = load_session_worker(lambda: make_engine(folder, "auto", device, autozoom), view.volume)
+        self._loader = load_session_worker(
+            lambda: make_engine(folder, "auto", device, autozoom, trust_checkpoint=trust_checkpoint), view.volume)
         self._loader.returned.connect(lambda result: self._loaded(view, *result))
         self._loader.start()
 
     def _loaded(self, view, session, error) -> None:
+        from .core.errors import UnsafeCheckpointError
+
         self.init_button.setEnabled(True)
         self._loader = None
+        if isinstance(error, UnsafeCheckpointError) and self.confirm_trust(error):
+            return self.initialize(trust_checkpoint=True)
         if session is None:
             return self._fail(f"Initialization failed: {error}")
         if view.layer not in self.viewer.layers:
@@ -417,6 +427,16 @@ class NNInteractiveWidget(QWidget):
         self._autosave_doc = None
         self._set_status(f"{done}: {len(doc.objects)} object(s); keep refining the current one or press Next object.")
         self._refresh()
+
+    def confirm_trust(self, error) -> bool:
+        """Ask whether to load a checkpoint that can run code (default answer: No)."""
+        text = (f"The checkpoint\n{error.path}\nrefers to {', '.join(error.names[:5])}, which a model "
+                "checkpoint does not need.\n\nLoading it anyway can RUN ANY CODE its author put in the file, "
+                "with your permissions. Only continue if you trust where this file came from.\n\nLoad it anyway?")
+        answer = QMessageBox.warning(self, "Checkpoint can run code", text,
+                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                     QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _fail(self, message: str) -> None:
         self._set_status(message, error=True)

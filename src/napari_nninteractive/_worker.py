@@ -17,20 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 from napari.qt.threading import create_worker
 
-from .core.encoding import ImageError
-from .core.engines.base import EngineError, PredictionCancelled, ProgressEvent
+from .core.engines.base import PredictionCancelled, ProgressEvent
+from .core.errors import UserError
 from .core.geometry import BBox, bbox_to_slices, nonzero_bbox
-from .core.prompts import Prompt, PromptError
+from .core.prompts import Prompt
 from .core.session import Session
 
 log = logging.getLogger(__name__)
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """Exceptions that are the user's to fix (imported lazily: opening the dock needs no torch)."""
-    from .core.model import ModelFolderError
-
-    return (PromptError, ImageError, EngineError, ModelFolderError, ValueError)
+    """Exceptions that are the user's to fix: shown as a message, never as a traceback."""
+    return (UserError, OSError)
 
 
 @dataclass(frozen=True)
@@ -207,8 +205,9 @@ class SessionRunner:
 def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
     """A worker (not started) that builds the engine and a session holding ``volume``.
 
-    Its ``returned`` signal carries ``(session, None)``, or ``(None, message)`` for a problem
-    the user can fix (wrong folder, unusable image, ...).
+    Its ``returned`` signal carries ``(session, None)``, or ``(None, error)`` with the
+    :class:`~.core.errors.UserError` (or ``MemoryError``) for a problem the user can fix (wrong
+    folder, unusable image, a checkpoint that would run code, ...).
     """
 
     def work():
@@ -216,9 +215,9 @@ def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
             session = Session(make_engine())
             session.set_image(volume)
         except user_errors() as exc:
-            return None, str(exc)
+            return None, exc
         except MemoryError:
-            return None, "Out of memory while loading; close other programs or use a smaller image."
+            return None, MemoryError("Out of memory while loading; close other programs or use a smaller image.")
         return session, None
 
     return create_worker(work, _start_thread=False)

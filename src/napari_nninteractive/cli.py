@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from .io.prompt_file import __doc__ as PROMPT_DOC
 
 EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + """
 IMAGE and OUT may be .nii/.nii.gz (OUT keeps the image's affine), .nrrd, .tif/.tiff, .npy or
-.npz (array 'image'). OUT is a uint8 0/1 mask on the image grid. Coordinates are voxel indices in
+.npz (array 'image'), in any letter case. OUT is a uint8 0/1 mask on the image grid, written under
+a temporary name and renamed when complete (an earlier OUT survives any failure); OUT may not be
+IMAGE, the prompt file, a mask it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in
 the array order of the file as read (no reorientation). A 4-D image is channel-first.
 
 --save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
@@ -56,20 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
                              "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)")
     parser.add_argument("--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
+                        "with full unpickling, which can run any code the file's author put in it. Only for files "
+                        "from a source you trust; by default such a checkpoint is refused")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    from .core.atomic import replacing
     from .core.engines.factory import make_engine
     from .core.session import Session
     from .io.prompt_file import load_prompt_file
     from .io.volumes import read_volume, write_mask
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    check_outputs(args)
     volume = read_volume(args.image)
     t0 = time.perf_counter()
-    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16)
+    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16,
+                         args.trust_checkpoint)
     say(f"loaded {engine.describe()} in {time.perf_counter() - t0:.1f} s")
     licence = getattr(getattr(engine, "model", None), "licence", None)
     if licence:
@@ -77,11 +87,15 @@ def run(args: argparse.Namespace) -> int:
     session = Session(engine)
     session.set_image(volume.array)
 
+    mask_files: list[Path] = []
+
     def read_mask(path: Path) -> np.ndarray:
+        mask_files.append(path)
         arr = np.asarray(read_volume(path).array)
         return (arr[None] if arr.ndim == 2 else arr) != 0
 
     interactions = load_prompt_file(args.prompts, session.shape, read_mask)
+    check_outputs(args, mask_files)
     steps: dict[str, np.ndarray] = {}
     total = 0.0
     for i, item in enumerate(interactions):
@@ -102,38 +116,68 @@ def run(args: argparse.Namespace) -> int:
         total += time.perf_counter() - t
         say(f"predicted the queued prompts: {engine.forward_passes} forward pass(es)")
     mask = session.mask[0] if np.ndim(volume.array) == 2 else session.mask
-    write_mask(args.out, mask, volume)
+    inputs = [args.image, args.prompts, *mask_files]
+    write_mask(args.out, mask, volume, inputs=inputs)
     if args.save_steps:
-        args.save_steps.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(args.save_steps, **steps)
+        with replacing(args.save_steps, inputs=inputs + [args.out], temp_name="steps.npz", make_parents=True,
+                       what="--save-steps file") as tmp:
+            np.savez_compressed(tmp, **steps)
     say(f"wrote {args.out} ({int(mask.sum())} voxels) after {len(interactions)} interaction(s), {total:.2f} s")
     return 0
 
 
+def check_outputs(args: argparse.Namespace, more_inputs: list[Path] = ()) -> None:
+    """Refuse, before any work, outputs that are inputs, folders, each other, or of unknown type."""
+    from .core.atomic import check_output, same_file
+    from .core.errors import OutputError
+    from .io.volumes import file_format
+
+    file_format(args.out)
+    inputs = [args.image, args.prompts, *more_inputs]
+    check_output(args.out, inputs)
+    if args.save_steps:
+        if not str(args.save_steps).lower().endswith(".npz"):
+            raise OutputError(f"--save-steps {args.save_steps}: the steps file must end with .npz.")
+        if same_file(args.save_steps, args.out):
+            raise OutputError(f"--save-steps {args.save_steps} is also the output -o; give them different names.")
+        check_output(args.save_steps, inputs, what="--save-steps file")
+
+
 def guarded(prog: str, run_fn, args: argparse.Namespace, extra_errors: tuple = ()) -> int:
-    """Run ``run_fn(args)``; a user error prints one line naming the fix and exits 2, no traceback."""
-    from .core.encoding import ImageError
-    from .core.engines.base import EngineError
-    from .core.model import ModelFolderError
-    from .core.prompts import PromptError
-    from .io.prompt_file import PromptFileError
-    from .io.volumes import VolumeIOError
+    """Run ``run_fn(args)``: the one guard of every command line.
+
+    A :class:`~.core.errors.UserError` (anything the user can fix), an ``OSError`` of the file
+    system or running out of memory prints one line naming the fix and exits 2, with no
+    traceback. Anything else is a bug: its traceback is printed with a request to report it
+    (exit 1).
+    """
+    from .core.errors import REPORT_BUG, UserError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    user_errors = (ImageError, EngineError, ModelFolderError, PromptError, PromptFileError, VolumeIOError) + extra_errors
     try:
         return run_fn(args)
-    except user_errors as exc:
+    except (UserError, *extra_errors) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory; close other programs, or crop or downsample the image.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception:  # noqa: BLE001 - a bug: show it whole, and say so
+        traceback.print_exc()
+        print(f"{prog}: {REPORT_BUG}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-segment``."""
-    return guarded("nninteractive-segment", run, build_parser().parse_args(argv), (ValueError,))
+    return guarded("nninteractive-segment", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import UserError
 from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, shift_bbox, union_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
@@ -54,7 +55,7 @@ def channel_for(prompt: Prompt) -> Channel:
 # ----------------------------------------------------------------------------- image
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An image the engine cannot use; the message says why and what to do."""
 
 

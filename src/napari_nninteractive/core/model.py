@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import importlib
-import json
 import logging
 import re
 import warnings
@@ -18,6 +16,10 @@ from typing import Any
 
 import torch
 
+from . import jsonio
+from .architectures import lookup
+from .checkpoint import load_checkpoint
+from .errors import CheckpointError, ModelFolderError, UnsafeCheckpointError
 from .prompts import PromptKind
 
 log = logging.getLogger(__name__)
@@ -27,12 +29,8 @@ NEW_METADATA = "inference_info.json"
 CHECKPOINT_NAME = "checkpoint_final.pth"
 N_PROMPT_INPUTS = 7  # prev_seg + 6 prompt channels
 N_OUTPUTS = 2
-#: Only classes from these packages may be named by a plans file (it is data, not code).
-IMPORTABLE_ROOTS = ("torch.", "dynamic_network_architectures.")
-
-
-class ModelFolderError(RuntimeError):
-    """A model folder that cannot be used; the message names the file and the fix."""
+#: Sanity bounds on what a plans file may ask to build (refused beyond them, before building).
+MAX_PATCH_EDGE, MAX_FEATURES, MAX_STAGES, MAX_IMAGE_CHANNELS = 1024, 4096, 12, 16
 
 
 @dataclass(frozen=True)
@@ -125,14 +123,18 @@ def parse_metadata(folder: Path) -> InteractionMetadata:
     if isinstance(data, str):  # legacy: the session class name only
         return InteractionMetadata(point_radius=4, scribble_thickness=(2, 2, 2), interaction_decay=0.9)
     if not isinstance(data, dict):
-        raise ModelFolderError(f"{path} must hold a JSON string or object, not {type(data).__name__}.")
-    thick = data.get("preferred_scribble_thickness", [2, 2, 2])
-    thick = [thick] * 3 if isinstance(thick, (int, float)) else list(thick)
+        raise ModelFolderError(f"{path} must hold a JSON string or object, not {jsonio.type_name(data)}.")
+    err = ModelFolderError
+    thick = jsonio.get(data, "preferred_scribble_thickness", (int, float, list), str(path), err, [2, 2, 2])
+    thick = [thick] * 3 if not isinstance(thick, list) else thick
+    thick = jsonio.as_numbers(thick, 3, f"{path}: preferred_scribble_thickness", err, lo=0, hi=64)
+    radius = jsonio.get(data, "point_radius", (int, float), str(path), err, 4)
+    decay = jsonio.get(data, "interaction_decay", (int, float), str(path), err, 0.98)
     kwargs: dict[str, Any] = dict(
-        point_radius=int(data.get("point_radius", 4)),
+        point_radius=int(jsonio.as_number(radius, f"{path}: point_radius", err, lo=0, hi=64)),
         scribble_thickness=tuple(int(t) for t in thick),
-        interaction_decay=float(data.get("interaction_decay", 0.98)),
-        pad_mode_image=str(data.get("pad_mode_image", "constant")),
+        interaction_decay=float(jsonio.as_number(decay, f"{path}: interaction_decay", err, lo=0, hi=1)),
+        pad_mode_image=jsonio.get(data, "pad_mode_image", str, str(path), err, "constant"),
     )
     if kwargs["pad_mode_image"] != "constant":
         warnings.warn(
@@ -140,7 +142,10 @@ def parse_metadata(folder: Path) -> InteractionMetadata:
             stacklevel=2,
         )
     if "supported_interactions" in data:
-        names = {_norm_name(n) for n in data["supported_interactions"]}
+        listed = jsonio.get(data, "supported_interactions", list, str(path), err)
+        if not all(isinstance(n, str) for n in listed):
+            raise ModelFolderError(f"{path}: supported_interactions must be a list of names (strings).")
+        names = {_norm_name(n) for n in listed}
         kinds = {_INTERACTION_NAMES[n] for n in names if n in _INTERACTION_NAMES}
         unknown = names - set(_INTERACTION_NAMES) - _BOX3D_NAMES
         if unknown:
@@ -151,7 +156,8 @@ def parse_metadata(folder: Path) -> InteractionMetadata:
         kwargs.update(supported=frozenset(kinds), supports_3d_box=box3d)
     if "supports_initial_label" in data:
         supported = set(kwargs.get("supported", frozenset(PromptKind)))
-        (supported.add if data["supports_initial_label"] else supported.discard)(PromptKind.MASK)
+        initial = jsonio.get(data, "supports_initial_label", bool, str(path), err)
+        (supported.add if initial else supported.discard)(PromptKind.MASK)
         kwargs["supported"] = frozenset(supported)
     _check_channel_layout(path, data)
     return InteractionMetadata(**kwargs)
@@ -174,7 +180,7 @@ def _check_channel_layout(path: Path, data: dict) -> None:
     if isinstance(mapping, dict):
         try:
             order = [k for k, _ in sorted(mapping.items(), key=lambda kv: int(kv[1]))]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             order = None
         if order is not None and [_norm_name(k) for k in order if _norm_name(k) not in ("prevseg", "image")] == [
             _norm_name(k) for k in _DEFAULT_CHANNELS
@@ -187,22 +193,22 @@ def _check_channel_layout(path: Path, data: dict) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelFolderError(f"{path} is missing; download the model folder again.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFolderError(f"{path} is not valid JSON ({exc}); download the model folder again.") from None
+    return jsonio.read_json(path, ModelFolderError, "model", missing="Download the model folder again.")
 
 
 def read_licence(folder: Path) -> str | None:
-    """First non-empty line of ``LICENSE`` in the folder, if there is one."""
+    """First non-empty line of ``LICENSE`` in the folder (its first 64 KiB), if there is one."""
     path = folder / "LICENSE"
     if not path.is_file():
         return None
-    for line in path.read_text(errors="replace").splitlines():
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in head.splitlines():
         if line.strip():
-            return line.strip()
+            return line.strip()[:300]
     return None
 
 
@@ -211,11 +217,13 @@ def read_licence(folder: Path) -> str | None:
 
 def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
     """The configuration ``name`` with ``inherits_from`` chains applied (child keys win)."""
-    configs = plans.get("configurations")
+    configs = plans.get("configurations") if isinstance(plans, dict) else None
     if not isinstance(configs, dict):
-        raise ModelFolderError(f"{plans_path} has no 'configurations'; download the model folder again.")
+        raise ModelFolderError(f"{plans_path} has no 'configurations' object; download the model folder again.")
     chain, seen = [], set()
     while name is not None:
+        if not isinstance(name, str):
+            raise ModelFolderError(f"{plans_path}: a configuration name must be a string, not {jsonio.type_name(name)}.")
         if name in seen:
             raise ModelFolderError(f"{plans_path}: configuration inheritance loops at {name!r}.")
         if name not in configs:
@@ -223,6 +231,8 @@ def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
                 f"{plans_path} has no configuration {name!r} (it has {sorted(configs)}); the "
                 "checkpoint and plans.json do not belong together."
             )
+        if not isinstance(configs[name], dict):
+            raise ModelFolderError(f"{plans_path}: configuration {name!r} must be a JSON object.")
         seen.add(name)
         chain.append(configs[name])
         name = configs[name].get("inherits_from")
@@ -232,36 +242,40 @@ def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
     return resolved
 
 
-def _import_dotted(dotted: str, plans_path: Path):
-    if not any(dotted.startswith(root) for root in IMPORTABLE_ROOTS):
-        raise ModelFolderError(
-            f"{plans_path} names {dotted!r}; only torch and dynamic_network_architectures classes "
-            "may be used by a plans file."
-        )
-    module_name, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        raise ModelFolderError(
-            f"{plans_path} names {dotted!r}, which cannot be imported; update "
-            "dynamic-network-architectures (pip install -U dynamic-network-architectures)."
-        ) from None
+def _check_arch_kwargs(kwargs: dict, where: str) -> None:
+    """Refuse sizes no nnU-Net plan uses before torch tries to allocate them."""
+    n = kwargs.get("n_stages")
+    if n is not None:
+        jsonio.as_number(n, f"{where}: n_stages", ModelFolderError, integer=True, lo=1, hi=MAX_STAGES)
+    features = kwargs.get("features_per_stage")
+    if features is not None:
+        feats = features if isinstance(features, list) else [features]
+        jsonio.as_numbers(feats, None, f"{where}: features_per_stage", ModelFolderError, integer=True, lo=1,
+                          hi=MAX_FEATURES)
 
 
 def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch.nn.Module:
-    """Instantiate the configuration's architecture with ``n_inputs`` inputs and 2 outputs."""
+    """Instantiate the configuration's architecture with ``n_inputs`` inputs and 2 outputs.
+
+    Class names are looked up in :func:`.architectures.allowed_classes`, never imported.
+    """
+    err, where = ModelFolderError, f"{plans_path}: architecture"
     arch = configuration.get("architecture")
     if not isinstance(arch, dict) or "network_class_name" not in arch:
         raise ModelFolderError(f"{plans_path}: the configuration has no 'architecture' to build.")
-    kwargs = dict(arch.get("arch_kwargs", {}))
-    for key in arch.get("_kw_requires_import", []):
+    kwargs = dict(jsonio.get(arch, "arch_kwargs", dict, where, err, {}))
+    _check_arch_kwargs(kwargs, where)
+    for key in jsonio.get(arch, "_kw_requires_import", list, where, err, []):
+        if not isinstance(key, str):
+            raise ModelFolderError(f"{where}: _kw_requires_import must list argument names (strings).")
         if kwargs.get(key) is not None:
-            kwargs[key] = _import_dotted(kwargs[key], plans_path)
-    cls = _import_dotted(arch["network_class_name"], plans_path)
+            kwargs[key] = lookup(kwargs[key], f"{where}: {key}", err)
+    cls = lookup(arch["network_class_name"], f"{where}: network_class_name", err)
     try:
         return cls(input_channels=n_inputs, num_classes=N_OUTPUTS, deep_supervision=False, **kwargs)
-    except TypeError as exc:
-        raise ModelFolderError(f"{plans_path}: cannot build {arch['network_class_name']}: {exc}") from None
+    except (TypeError, ValueError, AssertionError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
+        raise ModelFolderError(f"{plans_path}: cannot build {arch['network_class_name']} from its arch_kwargs "
+                               f"({type(exc).__name__}: {str(exc)[:300]}); the plans file is damaged.") from None
 
 
 # ----------------------------------------------------------------------------- folder
@@ -270,6 +284,8 @@ def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch
 def find_checkpoint(folder: Path, fold: int | str | None = None) -> Path:
     """``fold_X/checkpoint_final.pth``; ``fold`` is required when several folds exist."""
     if fold is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", str(fold)):
+            raise ModelFolderError(f"Fold {fold!r} is not a fold name (folds here: {_folds(folder)}).")
         path = folder / f"fold_{fold}" / CHECKPOINT_NAME
         if not path.is_file():
             raise ModelFolderError(f"{path} does not exist; check the fold (folds here: {_folds(folder)}).")
@@ -291,38 +307,6 @@ def _folds(folder: Path) -> list[str]:
     return sorted(p.name[5:] for p in folder.glob("fold_*") if p.is_dir())
 
 
-def load_checkpoint(path: Path) -> dict:
-    """``torch.load`` on CPU, ``weights_only=True`` first; clear errors for broken files."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for broken files
-        if not _is_unpickling_refusal(exc):
-            raise ModelFolderError(
-                f"{path} cannot be read ({type(exc).__name__}: {exc}); the file is truncated or "
-                "corrupt. Delete it and download the model again."
-            ) from None
-        warnings.warn(
-            f"{path} holds objects that weights_only loading refuses; loading it with full "
-            "unpickling. Only do this for checkpoints from a source you trust.",
-            stacklevel=2,
-        )
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001
-            raise ModelFolderError(
-                f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is truncated or "
-                "corrupt. Delete it and download the model again."
-            ) from None
-    if not isinstance(ckpt, dict) or "network_weights" not in ckpt:
-        raise ModelFolderError(f"{path} is not an nnInteractive checkpoint (no 'network_weights').")
-    return ckpt
-
-
-def _is_unpickling_refusal(exc: Exception) -> bool:
-    """A readable file that holds classes outside the weights_only allow-list (not a broken file)."""
-    return "Unsupported global" in str(exc)
-
-
 def _clean_state_dict(sd: dict) -> dict:
     out = {}
     for key, value in sd.items():
@@ -333,8 +317,14 @@ def _clean_state_dict(sd: dict) -> dict:
     return out
 
 
-def load_model_folder(folder: str | Path, fold: int | str | None = None) -> LoadedModel:
-    """Load an official nnInteractive model folder (network on CPU, eval mode)."""
+def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_checkpoint: bool = False) -> LoadedModel:
+    """Load an official nnInteractive model folder (network on CPU, eval mode).
+
+    Nothing in the folder is executed: the checkpoint is read weights-only with an allowlist
+    (:mod:`.checkpoint`; ``trust_checkpoint=True`` allows full unpickling, which can run code
+    from the file) and the plans may name only allowlisted classes (:mod:`.architectures`).
+    Raises :class:`ModelFolderError` (or its :class:`~.checkpoint.UnsafeCheckpointError`).
+    """
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelFolderError(
@@ -347,22 +337,29 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None) -> Load
             raise ModelFolderError(f"{p} is missing; this is not a complete model folder. Download it again.")
     metadata = parse_metadata(folder)
     plans, dataset = _read_json(plans_path), _read_json(dataset_path)
+    if not isinstance(dataset, dict):
+        raise ModelFolderError(f"{dataset_path} must hold a JSON object, not {jsonio.type_name(dataset)}.")
     channels = dataset.get("channel_names", dataset.get("modality", {"0": "image"}))
-    n_image = max(1, len(channels))
+    if not isinstance(channels, dict) or not 1 <= len(channels) <= MAX_IMAGE_CHANNELS:
+        raise ModelFolderError(f"{dataset_path}: channel_names must be an object with 1 to {MAX_IMAGE_CHANNELS} "
+                               f"entries, not {jsonio.type_name(channels)}.")
+    n_image = len(channels)
     ckpt_path = find_checkpoint(folder, fold)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt = load_checkpoint(ckpt_path, trust=trust_checkpoint)
     init_args = ckpt.get("init_args") or {}
     config_name = init_args.get("configuration")
-    if not config_name:
-        raise ModelFolderError(f"{ckpt_path} has no init_args['configuration']; it is not an nnInteractive checkpoint.")
+    if not isinstance(config_name, str) or not config_name:
+        raise ModelFolderError(f"{ckpt_path} has no init_args['configuration'] name; it is not an nnInteractive "
+                               "checkpoint.")
     configuration = resolve_configuration(plans, config_name, plans_path)
     patch = configuration.get("patch_size")
     if not (isinstance(patch, list) and len(patch) == 3):
         raise ModelFolderError(f"{plans_path}: configuration {config_name!r} has no 3-D patch_size.")
+    jsonio.as_numbers(patch, 3, f"{plans_path}: patch_size", ModelFolderError, integer=True, lo=1, hi=MAX_PATCH_EDGE)
     network = build_network(configuration, n_image + N_PROMPT_INPUTS, plans_path)
     try:
         network.load_state_dict(_clean_state_dict(ckpt["network_weights"]), strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).splitlines()
         raise ModelFolderError(
             f"The weights in {ckpt_path} do not fit the network built from {plans_path} "
@@ -378,5 +375,10 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None) -> Load
         licence=read_licence(folder),
         folder=folder,
         configuration=config_name,
-        trainer_name=ckpt.get("trainer_name"),
+        trainer_name=ckpt.get("trainer_name") if isinstance(ckpt.get("trainer_name"), str) else None,
     )
+
+
+__all__ = ["ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "InteractionMetadata", "LoadedModel",
+           "choose_device", "parse_metadata", "read_licence", "resolve_configuration", "build_network",
+           "find_checkpoint", "load_checkpoint", "load_model_folder"]

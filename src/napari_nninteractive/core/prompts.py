@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import UserError
 from .geometry import BBox, as_bbox, bbox_shape, clip_bbox, crop_padded, nonzero_bbox, shift_bbox
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """A prompt that cannot be used as given; the message says how to fix it."""
 
 

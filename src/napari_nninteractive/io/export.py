@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.atomic import replacing
+from ..core.errors import OutputError
 from .volumes import VolumeIOError
 
 FORMATS = {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
@@ -26,7 +27,15 @@ def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "i
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     if not masks:
         raise VolumeIOError("There are no objects to export yet: segment an object first.")
+    shapes = {tuple(np.shape(m)) for m in masks}
+    if len(shapes) > 1:
+        raise VolumeIOError(f"The objects' masks have different shapes {sorted(shapes)}; a label map needs every "
+                            "object on one image grid. Export the objects of each image separately.")
+    if kind == "semantic" and len(labels) != len(masks):
+        raise VolumeIOError(f"{len(masks)} masks but {len(labels)} label values; give one value per object.")
     values = list(range(1, len(masks) + 1)) if kind == "instance" else [int(v) for v in labels]
+    if min(values) < 1 or max(values) >= 2**32:
+        raise VolumeIOError(f"Label values must be 1 to {2**32 - 1}; got {min(values)} to {max(values)}.")
     dtype = np.uint8 if max(values) < 256 else np.uint16 if max(values) < 65536 else np.uint32
     out = np.zeros(masks[0].shape, dtype=dtype)
     for mask, value in zip(masks, values):
@@ -34,14 +43,23 @@ def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "i
     return out
 
 
-def format_of(path: str | Path) -> str:
+_SUFFIXES = ((".nii.gz", "nifti"), (".nii", "nifti"), (".tiff", "tiff"), (".tif", "tiff"), (".zarr", "zarr"),
+             (".npz", "npz"))
+
+
+def canonical_suffix(path: str | Path) -> str:
+    """The export suffix ``path`` ends with, lower-case (``.NII.GZ`` -> ``.nii.gz``)."""
     name = str(path).lower().rstrip("/\\")
-    for fmt, suffix in (("nifti", ".nii.gz"), ("nifti", ".nii"), ("tiff", ".tif"), ("tiff", ".tiff"),
-                        ("zarr", ".zarr"), ("npz", ".npz")):
+    for suffix, _ in _SUFFIXES:
         if name.endswith(suffix):
-            return fmt
+            return suffix
     raise VolumeIOError(f"{path}: unknown export type; end the name with one of "
                         f"{', '.join(sorted(set(FORMATS.values()) | {'.nii', '.tiff'}))}.")
+
+
+def format_of(path: str | Path) -> str:
+    """``nifti``, ``tiff``, ``zarr`` or ``npz`` from the name (any letter case)."""
+    return dict(_SUFFIXES)[canonical_suffix(path)]
 
 
 def default_path(image_name: str, source: str | Path | None, fmt: str, kind: str = "instance") -> Path:
@@ -89,14 +107,25 @@ def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale=N
     return affine, "the layer's scale and translation"
 
 
-def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | None = None) -> Path:
-    """Write ``labels`` to ``path`` (format from the name), atomically."""
+def _is_zarr_store(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (".zarray", ".zgroup", "zarr.json"))
+
+
+def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | None = None,
+                    inputs: Sequence[str | Path | None] = ()) -> Path:
+    """Write ``labels`` to ``path`` (format from the name, any letter case), atomically.
+
+    Refused with :class:`~..core.errors.OutputError`: ``path`` is one of ``inputs`` (the image
+    file), an existing folder (for zarr: a folder that is not a zarr store), or an existing file
+    where a zarr folder would go.
+    """
     path = Path(path)
     fmt = format_of(path)
     if not path.parent.is_dir():
         raise VolumeIOError(f"Cannot export to {path}: the folder {path.parent} does not exist.")
     try:
-        with replacing(path) as tmp:
+        with replacing(path, inputs=inputs, folder=fmt == "zarr", may_replace_folder=_is_zarr_store,
+                       temp_name=f"labels{canonical_suffix(path)}", what="export") as tmp:
             if fmt == "nifti":
                 import nibabel as nib
 
@@ -115,10 +144,10 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | N
                 arr[...] = labels
             else:
                 np.savez_compressed(tmp, labels=labels)
-    except OSError as exc:
-        raise VolumeIOError(f"Cannot export to {path} ({exc.strerror or exc}); pick another folder or free disk space. "
-                            "No earlier file was changed.") from None
+    except OutputError as exc:
+        raise VolumeIOError(f"Export failed: {exc}") from None
     return path
 
 
-__all__ = ["FORMATS", "KINDS", "label_map", "default_path", "nifti_affine", "write_label_map", "format_of"]
+__all__ = ["FORMATS", "KINDS", "label_map", "default_path", "nifti_affine", "write_label_map", "format_of",
+           "canonical_suffix"]

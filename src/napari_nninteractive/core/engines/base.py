@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UserError
 from ..geometry import BBox
 from ..prompts import Prompt, PromptKind
 
@@ -22,7 +23,7 @@ class PredictionCancelled(Exception):
     """Raised inside a prediction when the caller's ``should_cancel`` returned True."""
 
 
-class EngineError(RuntimeError):
+class EngineError(UserError, RuntimeError):
     """A prediction that failed for a reason the user can act on (the message says how)."""
 
 

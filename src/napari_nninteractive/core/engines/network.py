@@ -81,10 +81,15 @@ class NetworkEngine(Engine):
     @classmethod
     def from_folder(
         cls, folder: str | Path, fold: int | str | None = None, device: str = "auto",
-        autozoom: bool | az.AutoZoomConfig = True, cpu_bf16: bool = False,
+        autozoom: bool | az.AutoZoomConfig = True, cpu_bf16: bool = False, trust_checkpoint: bool = False,
     ) -> NetworkEngine:
-        """Load an official model folder and wrap it (two-phase: options, then weights)."""
-        return cls(load_model_folder(folder, fold=fold), device=device, autozoom=autozoom, cpu_bf16=cpu_bf16)
+        """Load an official model folder and wrap it (two-phase: options, then weights).
+
+        ``trust_checkpoint=True`` allows full unpickling of the checkpoint (it can run code from
+        the file); see :func:`~..model.load_model_folder`.
+        """
+        model = load_model_folder(folder, fold=fold, trust_checkpoint=trust_checkpoint)
+        return cls(model, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16)
 
     # ------------------------------------------------------------------ state
 

@@ -1,0 +1,111 @@
+"""Loading checkpoints without running code from them.
+
+A ``.pth`` file is a pickle, and unpickling can run any code its author chose. Checkpoints are
+therefore read with ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
+containers, plus :data:`SAFE_GLOBALS`: exactly the extra types an nnU-Net / nnInteractive
+checkpoint holds (numpy scalars, dtypes and arrays in its training log). A file that names any
+other global is refused with :class:`UnsafeCheckpointError` naming that global; full unpickling
+happens only when the caller passes ``trust=True`` (``--trust-checkpoint`` on the command line,
+a confirmation in the widget).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CheckpointError, UnsafeCheckpointError
+
+log = logging.getLogger(__name__)
+
+
+def _numpy_globals() -> list:
+    """numpy's scalar, dtype and array reconstructors under their numpy 2 and numpy 1 names."""
+    core = getattr(np, "_core", None) or np.core
+    scalar, reconstruct = core.multiarray.scalar, core.multiarray._reconstruct
+    dtype_classes = []
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        for name in ("Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType", "Int32DType",
+                     "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType", "BoolDType",
+                     "LongDType", "ULongDType", "LongLongDType", "ULongLongDType"):
+            if hasattr(dtypes, name):
+                dtype_classes.append(getattr(dtypes, name))
+    return [
+        scalar, (scalar, "numpy.core.multiarray.scalar"),
+        reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct"),
+        np.dtype, np.ndarray, *dtype_classes,
+    ]
+
+
+#: The globals a checkpoint may name beyond torch's own weights-only set (tensors, containers,
+#: ``torch.device``): numpy scalars such as ``np.float64`` in ``logging`` / ``_best_ema``, their
+#: dtypes, and small numpy arrays. Names written by numpy 1 (``numpy.core``) are accepted too.
+SAFE_GLOBALS = _numpy_globals()
+
+
+def allowed_names() -> list[str]:
+    """The allowlist as dotted names (for documentation and messages)."""
+    out = []
+    for g in SAFE_GLOBALS:
+        obj, name = g if isinstance(g, tuple) else (g, f"{g.__module__}.{g.__qualname__}")
+        out.append(name)
+    return sorted(set(out))
+
+
+def _refused_names(exc: Exception, path: Path) -> list[str] | None:
+    """The globals a weights-only load refused, or None when ``exc`` is not such a refusal."""
+    if not isinstance(exc, Exception) or "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+        return None
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:  # noqa: BLE001 - a broken file: report it as broken, not as unsafe
+        return None
+    allowed = set(allowed_names())
+    return [n for n in names if n not in allowed] or None
+
+
+def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
+    """Read ``path`` on the CPU without running code from it; ``trust=True`` allows full unpickling.
+
+    Raises :class:`UnsafeCheckpointError` for a file that names globals outside
+    :data:`SAFE_GLOBALS` (nothing from it is executed) and :class:`CheckpointError` for a broken
+    file or one that is not an nnInteractive checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist or is not a file; download the model folder again.")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for broken or refused files
+        names = _refused_names(exc, path)
+        if names is None:
+            raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                                  "the file is truncated or corrupt. Delete it and download the model again.") from None
+        if not trust:
+            raise UnsafeCheckpointError(path, names) from None
+        warnings.warn(f"{path}: full unpickling (trusted by the user) for {', '.join(names)}.", stacklevel=2)
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc2:  # noqa: BLE001
+            raise CheckpointError(f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is "
+                                  "truncated or corrupt. Delete it and download the model again.") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("network_weights"), dict):
+        raise CheckpointError(f"{path} is not an nnInteractive checkpoint (it has no 'network_weights' "
+                              "dictionary of tensors).")
+    bad = [k for k, v in ckpt["network_weights"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{path}: 'network_weights' holds {bad[0]!r}, which is not a named tensor; the "
+                              "checkpoint is damaged.")
+    init_args = ckpt.get("init_args")
+    if init_args is not None and not isinstance(init_args, dict):
+        raise CheckpointError(f"{path}: 'init_args' must be a dictionary, not {type(init_args).__name__}.")
+    return ckpt
+
+
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "SAFE_GLOBALS", "allowed_names", "load_checkpoint"]
