@@ -13,6 +13,7 @@ from napari_nninteractive.core.model import (
     ModelFolderError,
     build_network,
     choose_device,
+    load_checkpoint,
     load_model_folder,
     parse_metadata,
     resolve_configuration,
@@ -169,7 +170,7 @@ def test_unknown_channel_mapping_is_refused(folder):
 def test_checkpoint_with_numpy_values_in_its_log_loads_without_full_unpickling(tmp_path):
     folder = write_model_folder(tmp_path / "m")
     ckpt_path = folder / "fold_0" / "checkpoint_final.pth"
-    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt = load_checkpoint(ckpt_path)
     ckpt["logging"] = {"epoch_end_timestamps": np.array([1.0, 2.0]), "mean_fg_dice": [np.float64(0.5)]}
     ckpt["_best_ema"] = np.float32(0.7)
     torch.save(ckpt, ckpt_path)
@@ -182,7 +183,7 @@ def test_checkpoint_with_numpy_values_in_its_log_loads_without_full_unpickling(t
 def test_state_dict_prefixes_from_compiled_or_parallel_training_are_accepted(tmp_path):
     folder = write_model_folder(tmp_path / "m")
     ckpt_path = folder / "fold_0" / "checkpoint_final.pth"
-    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt = load_checkpoint(ckpt_path)
     ckpt["network_weights"] = {"_orig_mod." + k: v for k, v in ckpt["network_weights"].items()}
     torch.save(ckpt, ckpt_path)
     assert load_model_folder(folder).n_inputs == 8

@@ -59,7 +59,7 @@ def folder(model_dir, tmp_path) -> Path:
 
 def _poison_checkpoint(folder: Path, marker: Path) -> Path:
     path = folder / "fold_0" / "checkpoint_final.pth"
-    ckpt = torch.load(path, weights_only=True)
+    ckpt = load_checkpoint(path)
     ckpt["logging"] = {"note": Payload(_marker_code(marker))}
     torch.save(ckpt, path)
     return path
@@ -103,7 +103,7 @@ def test_cli_refuses_a_malicious_checkpoint_with_one_line(folder, tmp_path, caps
 
 def test_what_nnunet_checkpoints_hold_loads_weights_only(folder):
     path = folder / "fold_0" / "checkpoint_final.pth"
-    ckpt = torch.load(path, weights_only=True)
+    ckpt = load_checkpoint(path)
     ckpt.update({
         "optimizer_state": {"state": {}, "param_groups": [{"lr": 0.01, "momentum": 0.99, "nesterov": True}]},
         "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0},
@@ -414,3 +414,54 @@ def test_export_never_replaces_a_foreign_folder_the_image_or_a_file_with_a_folde
 def test_label_map_of_masks_on_different_grids(tmp_path):
     with pytest.raises(VolumeIOError, match="different shapes"):
         label_map([np.ones((2, 3, 4), bool), np.ones((2, 3, 5), bool)], [1, 2])
+
+
+# ----------------------------------------------------------------------------- the widget
+
+
+@pytest.mark.qt
+@pytest.mark.parametrize("accept", [False, True])
+def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_viewer, qtbot, folder, tmp_path, accept):
+    from napari_nninteractive._widget import NNInteractiveWidget
+
+    marker = tmp_path / "marker"
+    _poison_checkpoint(folder, marker)
+    viewer = make_napari_viewer()
+    image = np.random.default_rng(0).normal(0, 1, (8, 16, 16)).astype(np.float32)
+    image[2:6, 4:12, 4:12] += 100
+    viewer.add_image(image, name="scan")
+    w = NNInteractiveWidget(viewer)
+    asked = []
+    w.confirm_trust = lambda error: asked.append(error) or accept
+    w.model_edit.setText(str(folder))
+    w.device_combo.setCurrentText("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the loud "full unpickling" warning when accepted
+        w.initialize()
+        qtbot.waitUntil(lambda: w._loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept),
+                        timeout=60000)
+    assert len(asked) == 1 and asked[0].names == ["builtins.exec"]
+    assert marker.exists() == accept and w.annotator.ready == accept
+    if not accept:
+        assert "could run code" in w.status_label.text()
+
+
+def test_output_in_a_read_only_folder(tmp_path, case, monkeypatch, capsys):
+    """A read-only tmpfs where mounting is allowed (root); otherwise an injected EACCES."""
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        import tempfile
+
+        def refuse(*a, **k):
+            raise PermissionError(errno.EACCES, "Permission denied")
+
+        monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+        expected = "choose a folder you may write to"
+    else:
+        expected = "read-only"
+    try:
+        code, err = _segment(case, mnt / "o.npy", capsys=capsys)
+        assert code == 2 and expected in err and "Traceback" not in err
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False, capture_output=True)

@@ -1,9 +1,10 @@
 """``python -m napari_nninteractive.demo``: try the plugin with nothing downloaded.
 
 With a display: napari opens with the generated sample scan, the nnInteractive widget docked and
-the weight-free engine initialized; click a point (P) on an object. Without a display (or with
-``--headless``): the same engine segments an object of the sample through the command line and
-writes the mask and a PNG overview (three orthogonal slices with the mask overlaid).
+the weight-free engine initialized; click a point (P) on an object. Without a display that answers
+(or with ``--headless``): the same engine segments an object of the sample through the command
+line and writes the scan, the prompts, the mask and a PNG overview (three orthogonal slices with
+the mask overlaid) into the output folder, replacing earlier demo files of these names.
 """
 
 from __future__ import annotations
@@ -11,17 +12,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .core import atomic
+
+PROG = "python -m napari_nninteractive.demo"
+#: Run in a child process: a Qt that cannot reach the display aborts the process (libxcb).
+_PROBE = "from qtpy.QtWidgets import QApplication; QApplication([])"
+
+
+def display_problem(timeout: float = 15.0) -> str | None:
+    """Why no Qt window can open here, in words, or ``None`` when one can.
+
+    Opening a Qt application on a display that does not answer aborts the whole process, so a
+    child process tries it first (up to ``timeout`` seconds).
+    """
+    display = os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY")
+    name = "WAYLAND_DISPLAY" if os.environ.get("WAYLAND_DISPLAY") else "DISPLAY"
+    if sys.platform not in ("darwin", "win32") and not display:
+        return "No display found"
+    where = f"{name}={display}" if display else "this desktop"
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE], check=False, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"Cannot open a window on {where}: no answer within {timeout:.0f} s"
+    if probe.returncode == 0:
+        return None
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    return f"Cannot open a window on {where} ({lines[0] if lines else f'Qt exit status {probe.returncode}'})"
+
 
 def has_display() -> bool:
-    """True where a GUI can open (a desktop OS, or an X11/Wayland display on Linux)."""
-    if sys.platform in ("darwin", "win32"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """True where a Qt window can open (see :func:`display_problem`)."""
+    return display_problem() is None
 
 
 def run_gui() -> int:
@@ -58,9 +85,11 @@ def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | No
         ax.axis("off")
     fig.suptitle("weight-free engine: mask (yellow), reference outline (cyan)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic.replacing(path, make_parents=True) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -70,7 +99,7 @@ def run_headless(out: Path) -> int:
     from .cli import main as segment
     from .testing import enclosing_box, synthetic_volume
 
-    out.mkdir(parents=True, exist_ok=True)
+    atomic.check_output(out, folder=True, may_replace_folder=lambda p: True, what="--out folder")
     image, labels = synthetic_volume((96, 128, 128), seed=3)
     obj = labels == 2
     z = int(np.argwhere(obj)[:, 0].mean())
@@ -79,8 +108,9 @@ def run_headless(out: Path) -> int:
         {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, z)},
         {"type": "point", "positive": True, "coord": [z, int(ys.mean()), int(xs.mean())]},
     ]}
-    nib.save(nib.Nifti1Image(image, np.eye(4)), str(out / "scan.nii.gz"))
-    (out / "prompts.json").write_text(json.dumps(prompts, indent=1))
+    with atomic.replacing(out / "scan.nii.gz", make_parents=True) as tmp:
+        nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp))
+    atomic.write_text(out / "prompts.json", json.dumps(prompts, indent=1))
     code = segment([str(out / "scan.nii.gz"), "--prompts", str(out / "prompts.json"), "-o", str(out / "mask.nii.gz")])
     if code:
         return code
@@ -92,16 +122,18 @@ def run_headless(out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m napari_nninteractive.demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import guarded
+
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--headless", action="store_true", help="no GUI even if a display is available")
     ap.add_argument("--out", type=Path, default=Path("demo"), help="output folder of the headless run (default demo/)")
     args = ap.parse_args(argv)
-    if not args.headless and has_display():
-        return run_gui()
     if not args.headless:
-        print("No display found: running the same segmentation headless.")
-    return run_headless(args.out)
+        problem = display_problem()
+        if problem is None:
+            return run_gui()
+        print(f"{problem}: running the same segmentation headless.")
+    return guarded(PROG, lambda a: run_headless(a.out), args)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core import atomic
+
 CONV = "torch.nn.modules.conv.Conv3d"
 NORM = "torch.nn.modules.instancenorm.InstanceNorm3d"
 NONLIN = "torch.nn.LeakyReLU"
@@ -99,38 +101,41 @@ def write_model_folder(
     from .core.model import N_PROMPT_INPUTS, build_network, resolve_configuration
 
     folder = Path(folder)
-    (folder / f"fold_{fold}").mkdir(parents=True, exist_ok=True)
     arch = tiny_architecture() if arch is None else arch
     plans = make_plans(arch, patch_size, configuration)
-    (folder / "plans.json").write_text(json.dumps(plans, indent=2))
+    atomic.write_text(folder / "plans.json", json.dumps(plans, indent=2), make_parents=True)
     channels = {str(i): f"image_{i}" for i in range(n_image_channels)}
     dataset = {"channel_names": channels, "labels": {"background": 0, "foreground": 1}, "file_ending": ".nii.gz"}
-    (folder / "dataset.json").write_text(json.dumps(dataset, indent=2))
+    atomic.write_text(folder / "dataset.json", json.dumps(dataset, indent=2))
     if metadata == "legacy":
-        (folder / "inference_session_class.json").write_text(json.dumps("nnInteractiveInferenceSessionV3"))
+        atomic.write_text(folder / "inference_session_class.json", json.dumps("nnInteractiveInferenceSessionV3"))
     else:
         info = (
             {"point_radius": 4, "preferred_scribble_thickness": [2, 2, 2], "interaction_decay": 0.98,
              "supported_interactions": ["point", "bbox2d", "scribble", "lasso", "initial_label"]}
             if metadata == "new" else metadata
         )
-        (folder / "inference_info.json").write_text(json.dumps(info, indent=2))
+        atomic.write_text(folder / "inference_info.json", json.dumps(info, indent=2))
     if licence:
-        (folder / "LICENSE").write_text(f"\n{licence}\n")
+        atomic.write_text(folder / "LICENSE", f"\n{licence}\n")
     torch.manual_seed(seed)
     resolved = resolve_configuration(plans, configuration, folder / "plans.json")
     net = build_network(resolved, n_image_channels + N_PROMPT_INPUTS, folder / "plans.json")
+    # The keys and value types nnU-Net trainers write (numpy scalars in the log, a torch.device),
+    # so every test load goes through the checkpoint allowlist (core/checkpoint.py).
     ckpt = {
         "network_weights": net.state_dict(),
-        "init_args": {"plans": plans, "configuration": configuration, "fold": fold},
+        "init_args": {"plans": plans, "configuration": configuration, "fold": fold, "dataset_json": dataset,
+                      "device": torch.device("cpu")},
         "trainer_name": "nnInteractiveTrainer",
         "grad_scaler_state": None,
-        "logging": {"train_losses": [0.5, 0.4]},
-        "_best_ema": None,
+        "logging": {"train_losses": [np.float64(0.5), np.float64(0.4)], "ema_fg_dice": [np.float64(0.1)]},
+        "_best_ema": np.float64(0.1),
         "current_epoch": 1,
         "inference_allowed_mirroring_axes": (0, 1, 2),
     }
-    torch.save(ckpt, folder / f"fold_{fold}" / "checkpoint_final.pth")
+    with atomic.replacing(folder / f"fold_{fold}" / "checkpoint_final.pth", make_parents=True) as tmp:
+        torch.save(ckpt, tmp)
     return folder
 
 
@@ -178,16 +183,24 @@ def _main(argv=None) -> int:
         "synthetic example (volume + prompts). The weights are random: masks are meaningless; this "
         "checks the whole pipeline without downloading the real model.",
     )
-    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, prompts.json)")
+    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, prompts.json; created if "
+                        "needed, these replaced)")
     parser.add_argument("--full", action="store_true", help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one")
     parser.add_argument("--size", type=int, default=128, help="edge of the synthetic cubic volume (default 128)")
-    args = parser.parse_args(argv)
+    from .cli import guarded
+
+    return guarded(parser.prog, _write_example, parser.parse_args(argv))
+
+
+def _write_example(args: argparse.Namespace) -> int:
     import nibabel as nib
 
+    atomic.check_output(args.out, folder=True, may_replace_folder=lambda p: True, what="output folder")
     arch, patch = (v1_architecture(), (192,) * 3) if args.full else (tiny_architecture(), (64,) * 3)
     write_model_folder(args.out / "model", arch, patch)
     image, labels = synthetic_volume((args.size,) * 3)
-    nib.save(nib.Nifti1Image(image, np.eye(4)), str(args.out / "volume.nii.gz"))
+    with atomic.replacing(args.out / "volume.nii.gz") as tmp:
+        nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp))
     obj = labels == 1
     centre = [int(v) for v in np.argwhere(obj).mean(axis=0).round()]
     outside = np.argwhere((labels == 0) & (image < 40))  # a background voxel for the negative click
@@ -197,7 +210,7 @@ def _main(argv=None) -> int:
         {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, centre[0])},
         {"type": "point", "positive": False, "coord": [int(v) for v in far]},
     ]}
-    (args.out / "prompts.json").write_text(json.dumps(prompts, indent=2))
+    atomic.write_text(args.out / "prompts.json", json.dumps(prompts, indent=2))
     print(f"wrote {args.out}/model, {args.out}/volume.nii.gz and {args.out}/prompts.json")
     return 0
 

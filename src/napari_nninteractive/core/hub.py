@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 REPO_IDS = ("MIC-DKFZ/nnInteractive", "nnInteractive/nnInteractive")  # current name first
@@ -22,7 +24,7 @@ DEFAULT_MODEL = "nnInteractive_v1.0"
 LICENCE_NOTE = "nnInteractive weights: CC BY-NC-SA 4.0 (non-commercial)"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """The model could not be obtained; the message says why and what to do."""
 
 
@@ -36,6 +38,38 @@ def cache_dir(path: str | Path | None = None) -> Path:
         return Path(path).expanduser()
     env = os.environ.get("NNINTERACTIVE_HOME")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "napari-nninteractive"
+
+
+_CACHE_FIX = "choose another folder (--cache-dir or $NNINTERACTIVE_HOME)"
+
+
+def _check_cache(folder: Path) -> Path:
+    """``folder`` unless it or a folder above it is a file (then :class:`DownloadError`)."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() or p.is_symlink()), None)
+    if blocker is not None and not blocker.is_dir():
+        where = "" if blocker == folder else f" ({blocker} is a file)"
+        raise DownloadError(f"The model cache {folder} is not a folder{where}; {_CACHE_FIX}.")
+    return folder
+
+
+def _make_cache(folder: Path) -> Path:
+    """Create the cache ``folder`` if needed; :class:`DownloadError` when it cannot be written."""
+    _check_cache(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(f"Cannot create the model cache {folder} ({exc.strerror or exc}); {_CACHE_FIX}.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DownloadError(f"The model cache {folder} is not writable; {_CACHE_FIX}.")
+    return folder
+
+
+def _check_name(name: str) -> str:
+    """``name`` when it is one folder name (no path), else :class:`DownloadError`."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise DownloadError(f"The model name {name!r} is not a folder name; pick one of nninteractive-download-model "
+                            f"--list (default {DEFAULT_MODEL}).")
+    return name
 
 
 def is_complete(folder: Path) -> bool:
@@ -71,10 +105,14 @@ def list_models(root: str | Path | None = None, list_files=None) -> ModelListing
     """List the repository's model folders (those with a ``plans.json``) and the complete cached ones.
 
     Never raises for network problems: offline, the listing has the cached models and a note.
-    ``list_files`` replaces ``huggingface_hub.list_repo_files`` (tests).
+    Raises :class:`DownloadError` when the cache path is not a folder. ``list_files`` replaces
+    ``huggingface_hub.list_repo_files`` (tests).
     """
-    folder = cache_dir(root)
-    cached = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and is_complete(p))) if folder.is_dir() else ()
+    folder = _check_cache(cache_dir(root))
+    try:
+        cached = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and is_complete(p))) if folder.is_dir() else ()
+    except OSError as exc:
+        raise DownloadError(f"Cannot read the model cache {folder} ({exc.strerror or exc}); {_CACHE_FIX}.") from None
     if list_files is None:
         from huggingface_hub import list_repo_files as list_files
     errors = []
@@ -123,16 +161,16 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
                    should_cancel: Callable[[], bool] | None = None, snapshot=None) -> Path:
     """The model folder, from the cache or downloaded into it (partial downloads resume).
 
-    Raises :class:`DownloadError` when offline or the files are broken (a corrupt checkpoint
-    is deleted so the next call fetches it again) and :class:`DownloadCancelled` on cancel.
+    Raises :class:`DownloadError` when offline, the files are broken (a corrupt checkpoint is
+    deleted so the next call fetches it again), ``name`` is not a folder name or the cache folder
+    cannot be written, and :class:`DownloadCancelled` on cancel.
     """
-    found = cached_model(name, root)
+    found = cached_model(_check_name(name), root)
     if found is not None:
         return found
+    target = _make_cache(cache_dir(root))
     if snapshot is None:
         from huggingface_hub import snapshot_download as snapshot
-    target = cache_dir(root)
-    target.mkdir(parents=True, exist_ok=True)
     errors = []
     for repo in REPO_IDS:
         try:
@@ -159,11 +197,14 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
 
 
 def _check_checkpoint(folder: Path) -> None:
-    from .model import ModelFolderError, find_checkpoint, load_checkpoint
+    from .errors import ModelFolderError, UnsafeCheckpointError
+    from .model import find_checkpoint, load_checkpoint
 
     path = find_checkpoint(folder)
     try:
         load_checkpoint(path)
+    except UnsafeCheckpointError:
+        return  # readable, but refused until the user trusts it: keep it, loading says why
     except ModelFolderError:
         path.unlink(missing_ok=True)
         raise DownloadError(f"The downloaded checkpoint {path} is corrupt and was deleted; run the download again.") from None

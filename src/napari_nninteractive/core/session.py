@@ -184,17 +184,25 @@ class Session:
     def set_output_buffer(self, buffer: np.ndarray | None) -> None:
         """Also write the object's 0/1 mask into ``buffer`` (image-shaped); ``None``: internal only.
 
-        Only changed regions are written; the buffer is not cleared first.
+        Only changed regions are written; the buffer is not cleared first. Raises
+        :class:`ImageError` for a buffer that is not a writable boolean, integer or float array on
+        the image grid.
         """
         self._require_image()
         if buffer is None:
             self._output = self._mask
             return
+        if not isinstance(buffer, np.ndarray):
+            raise ImageError(f"The output buffer is a {type(buffer).__name__}; pass a numpy array on the image grid.")
         if tuple(buffer.shape) != self._mask.shape:
             raise ImageError(
                 f"The output buffer has shape {tuple(buffer.shape)} but the image is {self._mask.shape}; "
                 "pass a buffer on the image grid."
             )
+        if buffer.dtype.kind not in "biuf":
+            raise ImageError(f"The output buffer has dtype {buffer.dtype}; pass a boolean, integer or float array.")
+        if not buffer.flags.writeable:
+            raise ImageError("The output buffer is read-only; pass a writable array (e.g. a copy).")
         self._output = buffer
 
     @property

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core import atomic
+from ..core.errors import OutputError, UserError
 from .agents import AGENT_NAMES
 
+OUTPUTS = ("results.csv", "summary.txt", "dice.png")
+
 EPILOG = """\
-Writes into --out:
+Writes into --out (created if needed; these files in it are replaced, nothing else is touched):
   results.csv        one row per object x interaction: label, agent, engine, prompt type and
                      sign, Dice after the interaction, the object's AUC, seconds, forward passes
   summary.txt        the table printed at the end (per object and mean per agent)
@@ -28,6 +32,10 @@ mask on the object's largest slice; interactions 1..N correct the largest error 
 (negative with probability |FP| / (|FP| + |FN|)). AUC is the trapezoidal area under Dice@0..N
 divided by N. All randomness comes from --seed.
 """
+
+
+class EvalUsageError(UserError, ValueError):
+    """A bad argument or input file of ``nninteractive-eval``; the message says what to pass instead."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agent", default="random", metavar="NAME[,NAME]",
                    help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)")
     p.add_argument("--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
@@ -63,7 +71,43 @@ def _parse_values(text: str | None) -> list[int] | None:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"--labels must be comma-separated integers, got {text!r}") from None
+        raise EvalUsageError(f"--labels must be comma-separated integers, got {text!r}") from None
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an --out that is a file or an input, or whose outputs would replace a folder or an input."""
+    inputs = (args.image, args.labels)
+    atomic.check_output(args.out, inputs, folder=True, may_replace_folder=lambda p: True, what="--out folder")
+    for name in OUTPUTS:
+        atomic.check_output(args.out / name, inputs)
+    atomic.check_output(args.out / "prompts", inputs, folder=True, may_replace_folder=lambda p: True)
+
+
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"Cannot create the --out folder {out} ({exc.strerror or exc}); choose another folder.") from None
+
+
+def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> list[int]:
+    """The label values to evaluate; refuses a file that is not a label map and values it lacks."""
+    from .runner import label_values
+
+    if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))):
+        raise EvalUsageError(f"{path} is not a label volume: its values must be whole numbers (it has "
+                             f"{labels.dtype} values); pass the reference segmentation as LABELS.")
+    try:
+        values = label_values(labels, wanted)
+    except ValueError as exc:
+        raise EvalUsageError(str(exc)) from None
+    if not values:
+        raise EvalUsageError(f"{path} has no labelled voxel (every value is 0); pass the reference segmentation "
+                             "as LABELS.")
+    if any(v < 0 for v in values):
+        raise EvalUsageError(f"{path} has negative label values {[v for v in values if v < 0]}; pass labels "
+                             "0 (background) and up, or choose values with --labels.")
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,17 +120,22 @@ def run(args: argparse.Namespace) -> int:
     agents = [a.strip() for a in args.agent.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENT_NAMES]
     if unknown or not agents:
-        raise ValueError(f"unknown agent(s) {unknown}; use {', '.join(AGENT_NAMES)}")
+        raise EvalUsageError(f"unknown agent(s) {unknown}; use {', '.join(AGENT_NAMES)}")
     if args.interactions < 0:
-        raise ValueError("--interactions must be 0 or more")
-    values = _parse_values(args.values)
+        raise EvalUsageError("--interactions must be 0 or more")
+    if args.seed < 0:
+        raise EvalUsageError("--seed must be 0 or more")
+    wanted = _parse_values(args.values)
+    _check_out(args)
     image = read_volume(args.image)
     labels = np.asarray(read_volume(args.labels).array)
     spatial = as_channel_first(image.array).shape[1:]
     labels = labels[None] if labels.ndim == 2 else labels
     if labels.shape != spatial:
-        raise ValueError(f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
-                         "pass labels on the same grid (read with the same reader).")
+        raise EvalUsageError(f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
+                             "pass labels on the same grid (read with the same reader).")
+    values = _label_values(labels, args.labels, wanted)
+    _make_out(args.out)
     engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold)
     session = Session(engine)
     session.set_image(image.array)
@@ -101,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out
     report.write_csv(runs, out / "results.csv")
     table = report.summary_table(runs)
-    (out / "summary.txt").write_text(table)
+    atomic.write_text(out / "summary.txt", table)
     report.plot_dice(runs, out / "dice.png", title=f"{args.image.name} ({len(runs)} object runs)")
     for r in runs:
         report.write_prompt_log(r, out / "prompts" / report.prompt_log_name(r))
@@ -114,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-eval``; user errors print one line and exit 2."""
     from ..cli import guarded
 
-    return guarded("nninteractive-eval", run, build_parser().parse_args(argv), (ValueError,))
+    return guarded("nninteractive-eval", run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from ..core import atomic
 from ..io.prompt_file import interaction_to_json
 from .runner import ObjectRun
 
@@ -18,19 +20,18 @@ CSV_FIELDS = ["image", "label", "agent", "engine", "interaction", "prompt", "pos
 
 def write_csv(runs: list[ObjectRun], path: Path) -> Path:
     """One row per object x interaction; ``auc`` repeats the object's AUC on every row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for run in runs:
-            for s in run.steps:
-                writer.writerow({
-                    "image": run.image, "label": run.label, "agent": run.agent, "engine": run.engine,
-                    "interaction": s.interaction, "prompt": s.kind or "", "positive": "" if s.positive is None else int(s.positive),
-                    "dice": f"{s.dice:.6f}", "auc": f"{run.auc:.6f}", "seconds": f"{s.seconds:.4f}",
-                    "forward_passes": s.forward_passes,
-                })
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for run in runs:
+        for s in run.steps:
+            writer.writerow({
+                "image": run.image, "label": run.label, "agent": run.agent, "engine": run.engine,
+                "interaction": s.interaction, "prompt": s.kind or "", "positive": "" if s.positive is None else int(s.positive),
+                "dice": f"{s.dice:.6f}", "auc": f"{run.auc:.6f}", "seconds": f"{s.seconds:.4f}",
+                "forward_passes": s.forward_passes,
+            })
+    return atomic.write_text(path, text.getvalue(), make_parents=True)
 
 
 def _groups(runs: list[ObjectRun]) -> dict[tuple[str, str], list[ObjectRun]]:
@@ -84,18 +85,18 @@ def plot_dice(runs: list[ObjectRun], path: Path, title: str = "") -> Path:
     ax.set_title(title or f"{len(runs)} object run(s)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        with atomic.replacing(path, make_parents=True) as tmp:
+            fig.savefig(tmp, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 
 def write_prompt_log(run: ObjectRun, path: Path) -> Path:
     """The object's prompts in the ``nninteractive-segment`` prompt-file format (exact replay)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     items = [interaction_to_json(p) for p in run.prompts]
-    path.write_text(json.dumps({"interactions": items}))
-    return path
+    return atomic.write_text(path, json.dumps({"interactions": items}), make_parents=True)
 
 
 def prompt_log_name(run: ObjectRun) -> str:

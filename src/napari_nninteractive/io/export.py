@@ -24,7 +24,7 @@ KINDS = ("instance", "semantic")
 def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "instance") -> np.ndarray:
     """One label map from boolean ``masks`` (all one shape) and their ``labels`` (semantic values)."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        raise VolumeIOError(f"The label map kind must be one of {', '.join(KINDS)}, not {kind!r}.")
     if not masks:
         raise VolumeIOError("There are no objects to export yet: segment an object first.")
     shapes = {tuple(np.shape(m)) for m in masks}
