@@ -465,3 +465,21 @@ def test_output_in_a_read_only_folder(tmp_path, case, monkeypatch, capsys):
         assert code == 2 and expected in err and "Traceback" not in err
     finally:
         subprocess.run(["umount", str(mnt)], check=False, capture_output=True)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_volume_whose_header_promises_more_than_the_file_holds(tmp_path, suffix):
+    import zipfile
+
+    np.save(tmp_path / "a.npy", np.zeros((4, 4, 4), np.float32))
+    raw = (tmp_path / "a.npy").read_bytes().replace(b"'shape': (4, 4, 4)", b"'shape': (9999, 99999, 9)")
+    path = tmp_path / f"lie{suffix}"
+    if suffix == ".npy":
+        path.write_bytes(raw)
+    else:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("image.npy", raw)
+    with pytest.raises(VolumeIOError, match=r"promises \(9999, 99999, 9\) voxels.*truncated or damaged"):
+        from napari_nninteractive.io.volumes import read_volume
+
+        read_volume(path)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_nninteractive.cli import main as segment_main
+from napari_nninteractive.core.engines.base import EngineError
 from napari_nninteractive.core.engines.factory import make_engine
 from napari_nninteractive.core.engines.seeded import RandomWalkerEngine, SeededConfig, SeededWatershedEngine
 from napari_nninteractive.core.session import Session
@@ -92,9 +93,9 @@ def test_initial_mask_refine_completes_a_rough_mask():
 def test_factory_picks_the_engine():
     assert isinstance(make_engine(None), SeededWatershedEngine)
     assert isinstance(make_engine(None, "random-walker"), RandomWalkerEngine)
-    with pytest.raises(ValueError, match="needs a model folder"):
+    with pytest.raises(EngineError, match="needs a model folder"):
         make_engine(None, "network")
-    with pytest.raises(ValueError, match="unknown engine"):
+    with pytest.raises(EngineError, match="unknown engine"):
         make_engine(None, "magic")
 
 

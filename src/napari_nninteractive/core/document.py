@@ -19,22 +19,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import math
 import re
+import zipfile
+import zlib
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from . import jsonio
 from .atomic import replacing
-from .geometry import PackedMask
+from .errors import MAX_JSON_BYTES, OutputError, UserError
+from .geometry import PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
+from .npyfile import member_header
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
 
 FORMAT = "napari-nninteractive session"
 VERSION = 2  # 2: ``current`` is the index of the object in ``objects`` (1: its label value)
 
 
-class SessionFileError(RuntimeError):
+#: The most voxels a session's image may have, and the most its masks and prompt crops may take unpacked.
+MAX_VOXELS = 2**36
+
+
+class SessionFileError(UserError, RuntimeError):
     """A session file that cannot be written or used; the message says why and what to do."""
 
 
@@ -139,81 +151,235 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
 def save_document(doc: SessionDocument, path: str | Path, _writer=None) -> Path:
     """Write ``doc`` to ``path`` atomically; the previous file survives any failure.
 
-    Raises :class:`SessionFileError` (e.g. disk full, no permission) with the reason; the
-    temporary file is removed (see :func:`.atomic.replacing`). ``_writer(file, arrays)`` replaces ``np.savez_compressed`` in tests.
+    Raises :class:`SessionFileError` (e.g. disk full, no permission, ``path`` is a folder or the
+    image file itself) with the reason; the temporary file is removed (see
+    :func:`.atomic.replacing`). ``_writer(file, arrays)`` replaces ``np.savez_compressed`` in tests.
     """
     path = Path(path)
     arrays = document_arrays(doc)
     writer = _writer or (lambda f, a: np.savez_compressed(f, **a))
-    writing = False
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with replacing(path) as tmp:
-            writing = True
+        with replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp:
             with open(tmp, "wb") as f:
                 writer(f, arrays)
-                f.flush()
-                os.fsync(f.fileno())
-    except OSError as exc:
-        if not writing:
-            raise SessionFileError(f"Cannot write the session to {path.parent}: {exc.strerror or exc}. "
-                                   f"Choose another folder.") from None
-        raise SessionFileError(f"Saving the session to {path} failed ({exc.strerror or exc}); the previous "
-                               f"save is unchanged. Free disk space or choose another folder.") from None
+    except OutputError as exc:
+        raise SessionFileError(f"Cannot write the session: {exc}") from None
     return path
 
 
 # ----------------------------------------------------------------------------- load
 
 
-def _prompt_from_item(item: dict, data, where: str) -> Prompt:
-    kind = item.get("type")
-    positive = bool(item.get("positive", True))
-    if kind == "point":
-        return Point(tuple(item["coord"]), positive)
-    if kind == "bbox":
-        return Box(tuple(tuple(b) for b in item["bbox"]), positive)
-    cls = {"scribble": Scribble, "lasso": Lasso, "mask": InitialMask}.get(kind)
+def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The session-frame (z, y, x) shape of masks on an image of ``shape`` (2-D: one slice; 4-D: channels first)."""
+    return (1,) + shape if len(shape) == 2 else shape[-3:]
+
+
+def _box_inside(value, shape: tuple[int, ...], where: str) -> tuple[tuple[int, int], ...]:
+    """A non-empty integer box ``[[lo, hi], ...]`` inside ``shape`` (a JSON field of the document)."""
+    box = jsonio.as_box(value, len(shape), where, SessionFileError, integer=True)
+    if any(not 0 <= lo < hi <= n for (lo, hi), n in zip(box, shape)):
+        raise SessionFileError(f"{where} = {[list(b) for b in box]} is empty or not inside {shape}.")
+    return box
+
+
+def _bits(data, key: str, size: int | None, where: str, most: int = 0) -> np.ndarray:
+    """The member ``key`` of the archive, refused unless its ``.npy`` header says 1-D uint8 of ``size`` bytes.
+
+    ``size=None`` accepts up to ``most`` bytes. The header is read from the zip before numpy
+    allocates anything, and the member's stored size must agree with it.
+    """
+    head = member_header(data, key)
+    if head is None:
+        raise SessionFileError(f"{where}: the archive has no array {key!r} (or it is not an array).")
+    shape, dtype, header, stored = head
+    n = shape[0] if len(shape) == 1 else -1
+    if dtype != np.uint8 or not (n == size if size is not None else 0 <= n <= most) or stored != header + n:
+        want = f"{size} bytes" if size is not None else f"at most {most} bytes"
+        raise SessionFileError(f"{where}: array {key!r} holds {shape} {dtype} ({stored} bytes stored), not "
+                               f"the {want} (1-D uint8) its description needs.")
+    return data[key]
+
+
+def _packed(data, key, box, where: str) -> PackedMask:
+    """The bit-packed crop over ``box`` (``None``: empty) stored as member ``key``.
+
+    Its length must be the box's, and the padding bits after the box's voxels zero (as
+    ``np.packbits`` leaves them): a box that disagrees with the stored bits is refused.
+    """
+    count = 0 if box is None else math.prod(bbox_shape(box))
+    bits = _bits(data, key, -(-count // 8), where)
+    if count % 8 and int(bits[-1]) & (0xFF >> (count % 8)):
+        raise SessionFileError(f"{where}: array {key!r} has more voxels than its bbox {[list(b) for b in box]}.")
+    return PackedMask(box, bits)
+
+
+def _prompt_from_item(item, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], Prompt]]:
+    """Check one prompt item against the spatial ``shape``.
+
+    Returns the voxels its crop will take and a function reading the prompt from the archive.
+    """
+    if not isinstance(item, dict):
+        raise SessionFileError(f"{where} must be a JSON object, not {jsonio.type_name(item)}.")
+    kind = jsonio.get(item, "type", str, where, SessionFileError)
+    positive = jsonio.get(item, "positive", bool, where, SessionFileError, True)
+    cls = {"point": Point, "bbox": Box, "scribble": Scribble, "lasso": Lasso, "mask": InitialMask}.get(kind)
     if cls is None:
         raise SessionFileError(f"{where}: unknown prompt type {kind!r}.")
-    box = tuple(tuple(int(v) for v in b) for b in item["bbox"])
-    crop = PackedMask(box, data[item["array"]]).crop()
-    if cls is InitialMask:
-        return InitialMask(crop, box, True, bool(item.get("refine", False)))
-    return cls(crop, box, positive)
+    if cls is Point:
+        coord = jsonio.as_numbers(jsonio.get(item, "coord", list, where, SessionFileError), len(shape),
+                                  f"{where}: 'coord'", SessionFileError)
+        if any(not 0 <= c <= n - 1 for c, n in zip(coord, shape)):
+            raise SessionFileError(f"{where}: 'coord' {coord} is not inside {shape}.")
+        return 0, lambda data: Point(tuple(coord), positive)
+    box = _box_inside(jsonio.get(item, "bbox", list, where, SessionFileError), shape, f"{where}: 'bbox'")
+    if cls is Box:
+        return 0, lambda data: Box(box, positive)
+    key = jsonio.get(item, "array", str, where, SessionFileError)
+    refine = jsonio.get(item, "refine", bool, where, SessionFileError, False)
+
+    def read(data) -> Prompt:
+        crop = _packed(data, key, box, where).crop()
+        return InitialMask(crop, box, True, refine) if cls is InitialMask else cls(crop, box, positive)
+
+    return math.prod(bbox_shape(box)), read
+
+
+def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], ObjectRecord]]:
+    """Check object ``i`` of the document; returns the voxels it will take and a function reading it."""
+    if not isinstance(o, dict):
+        raise SessionFileError(f"{where} must be a JSON object, not {jsonio.type_name(o)}.")
+    label = jsonio.as_number(jsonio.get(o, "label", int, where, SessionFileError), f"{where}: 'label'",
+                             SessionFileError, integer=True, lo=0, hi=2**32 - 1)
+    name = jsonio.get(o, "name", str, where, SessionFileError)
+    visible = jsonio.get(o, "visible", bool, where, SessionFileError)
+    color = jsonio.get(o, "color", (list, type(None)), where, SessionFileError)
+    if color is not None:
+        color = tuple(jsonio.as_numbers(color, 4, f"{where}: 'color'", SessionFileError, lo=0, hi=1))
+    mask_shape = tuple(jsonio.get(o, "mask_shape", list, where, SessionFileError))
+    if mask_shape != shape:
+        raise SessionFileError(f"{where}: 'mask_shape' {list(mask_shape)} is not the image's {list(shape)}.")
+    box = jsonio.get(o, "mask_bbox", (list, type(None)), where, SessionFileError)
+    box = None if box is None else _box_inside(box, shape, f"{where}: 'mask_bbox'")
+    prompts = [_prompt_from_item(p, shape, f"{where} prompt {j}")
+               for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))]
+
+    def read(data) -> ObjectRecord:
+        mask = np.zeros(shape, bool)
+        if box is not None:  # the stored crop is the mask's tight bbox (PackedMask.of)
+            crop = _packed(data, f"mask_{i}", box, where).crop()
+            if nonzero_bbox(crop) != tuple((0, hi - lo) for lo, hi in box):
+                raise SessionFileError(f"{where}: 'mask_bbox' {[list(b) for b in box]} is not the bbox of the "
+                                       f"stored mask.")
+            mask[bbox_to_slices(box)] = crop
+        else:
+            _packed(data, f"mask_{i}", None, where)
+        return ObjectRecord(label, name, mask, tuple(make(data) for _, make in prompts), color, visible)
+
+    return math.prod(shape) + sum(v for v, _ in prompts), read
+
+
+def _image_ref(meta: dict, where: str) -> ImageRef:
+    im = jsonio.get(meta, "image", dict, where, SessionFileError)
+    where = f"{where} image"
+    shape = jsonio.get(im, "shape", list, where, SessionFileError)
+    if not 2 <= len(shape) <= 4:
+        raise SessionFileError(f"{where}: 'shape' {shape} must have 2 to 4 axes.")
+    shape = tuple(jsonio.as_numbers(shape, None, f"{where}: 'shape'", SessionFileError, True, 1, 2**31))
+    if math.prod(shape) > MAX_VOXELS:
+        raise SessionFileError(f"{where}: 'shape' {list(shape)} has more than 2**{MAX_VOXELS.bit_length() - 1} voxels.")
+    text = {k: jsonio.get(im, k, str, where, SessionFileError) for k in ("name", "dtype", "fingerprint")}
+    return ImageRef(text["name"], shape, text["dtype"], text["fingerprint"],
+                    jsonio.get(im, "path", (str, type(None)), where, SessionFileError, None))
+
+
+try:
+    from lzma import LZMAError
+except ImportError:  # Python built without lzma: zipfile cannot open such members either
+    LZMAError = zlib.error
+
+#: What reading a truncated, corrupted, encrypted or oddly compressed archive raises.
+_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, LZMAError,
+                   NotImplementedError,  # compression method zipfile does not know
+                   RuntimeError)  # encrypted member
+
+
+@contextmanager
+def _hint():
+    """Adds what to do to a :class:`SessionFileError` about the file's contents."""
+    try:
+        yield
+    except SessionFileError as exc:
+        raise SessionFileError(f"{exc} The session file is damaged or was changed by hand; open an earlier save "
+                               f"or the autosave.") from None
+
+
+def _document(data, path: Path) -> SessionDocument:
+    """The document of the open archive ``data``: the JSON is checked whole before any array is read."""
+    where = str(path)
+    if "document.json" not in data.files:
+        raise SessionFileError(f"{path} is not a readable session file (it has no document.json); pick a "
+                               f".nnisession.npz file saved by napari-nninteractive.")
+    with _hint():
+        raw = _bits(data, "document.json", None, where, MAX_JSON_BYTES["session"])
+        meta = jsonio.loads(raw.tobytes(), f"{path} (document.json)", SessionFileError)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise SessionFileError(f"{path} is not a napari-nninteractive session file.")
+    version = meta.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
+        raise SessionFileError(f"{path} was written by a newer napari-nninteractive (format {version}); update "
+                               f"the plugin to open it.")
+    with _hint():
+        jsonio.as_number(version, f"{where}: 'version'", SessionFileError, integer=True, lo=0, hi=VERSION)
+        image = _image_ref(meta, where)
+        shape = _spatial(image.shape)
+        items = jsonio.get(meta, "objects", list, where, SessionFileError)
+        objects = [_object_from_item(o, i, shape, f"{where}: object {i}") for i, o in enumerate(items)]
+        total = sum(v for v, _ in objects)
+        if total > MAX_VOXELS:
+            raise SessionFileError(f"{where}: its masks and prompts would take {total / 2**30:.0f} GiB to load, "
+                                   f"more than the {MAX_VOXELS >> 30} GiB this plugin loads.")
+        current = jsonio.get(meta, "current", (int, type(None)), where, SessionFileError, None)
+        if version >= 2 and current is not None and not 0 <= current < len(objects):
+            raise SessionFileError(f"{where}: 'current' = {current} is not the index of one of its "
+                                   f"{len(objects)} objects.")
+        settings = jsonio.get(meta, "settings", (dict, type(None)), where, SessionFileError, None) or {}
+        records = [read(data) for _, read in objects]
+    if version < 2 and current is not None:  # version 1 named it by label value
+        current = next((i for i, o in enumerate(records) if o.label == current), None)
+    return SessionDocument(image, records, current, settings)
 
 
 def load_document(path: str | Path) -> SessionDocument:
-    """Read a session file; :class:`SessionFileError` says what is wrong with it."""
+    """Read a session file; :class:`SessionFileError` says what is wrong with it.
+
+    Nothing is allocated before it is checked: ``document.json`` is read within
+    :data:`~.errors.MAX_JSON_BYTES` and every field's type and range checked; each array's
+    ``.npy`` header must promise exactly the bytes the description needs, every shape must be
+    the image's, and the total unpacked size at most :data:`MAX_VOXELS` voxels. A truncated or
+    corrupted archive is reported as damaged.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise SessionFileError(f"{path} is a folder, not a session file; pick the .npz file inside it.")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(bytes(data["document.json"]).decode())
-            if meta.get("format") != FORMAT:
-                raise SessionFileError(f"{path} is not a napari-nninteractive session file.")
-            if int(meta.get("version", 0)) > VERSION:
-                raise SessionFileError(f"{path} was written by a newer napari-nninteractive (format "
-                                       f"{meta['version']}); update the plugin to open it.")
-            im = meta["image"]
-            image = ImageRef(im["name"], tuple(im["shape"]), im["dtype"], im["fingerprint"], im.get("path"))
-            objects = []
-            for i, o in enumerate(meta["objects"]):
-                box = None if o["mask_bbox"] is None else tuple(tuple(b) for b in o["mask_bbox"])
-                prompts = tuple(_prompt_from_item(p, data, f"object {o['label']} prompt {j}")
-                                for j, p in enumerate(o["prompts"]))
-                objects.append(ObjectRecord(int(o["label"]), o["name"], PackedMask(box, data[f"mask_{i}"]).unpack(o["mask_shape"]),
-                                            prompts, None if o["color"] is None else tuple(o["color"]), bool(o["visible"])))
-            current = meta.get("current")
-            if int(meta.get("version", 0)) < 2 and current is not None:  # version 1 named it by label value
-                current = next((i for i, o in enumerate(objects) if o.label == current), None)
-            return SessionDocument(image, objects, current, meta.get("settings") or {})
-    except SessionFileError:
-        raise
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
         raise SessionFileError(f"{path} does not exist.") from None
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise SessionFileError(f"{path} is not a readable session file ({type(exc).__name__}: {exc}); it may be "
-                               f"damaged or not a session file.") from None
+    except OSError as exc:
+        raise SessionFileError(f"{path} cannot be read ({exc.strerror or exc}); check that you may read it.") from None
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        raise SessionFileError(f"{path} is not a readable session file (not an .npz archive); pick a "
+                               f".nnisession.npz file saved by napari-nninteractive.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return _document(data, path)
+    except SessionFileError:
+        raise
+    except _ARCHIVE_ERRORS as exc:
+        raise SessionFileError(f"{path} is not a readable session file: it is damaged or truncated "
+                               f"({type(exc).__name__}: {exc}). Open an earlier save or the autosave.") from None
 
 
 # ----------------------------------------------------------------------------- autosave

@@ -1,21 +1,27 @@
 """Read volumes and write masks: NIfTI, NRRD, TIFF, NumPy (.npy / .npz with array ``image``).
 
-Arrays keep the file's own axis order and dtype; nothing is reoriented. A mask written for an
+Arrays keep the file's own axis order and dtype (except that a 4-D NIfTI's last axis, its
+channels, comes first); nothing is reoriented. A mask written for an
 image keeps the image's geometry (NIfTI affine/header, NRRD space fields).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..core.errors import UserError
+from ..core.npyfile import declared_nbytes, member_header, read_header
+
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".tif", ".tiff", ".npy", ".npz")
 
 
-class VolumeIOError(ValueError):
+class VolumeIOError(UserError, ValueError):
     """A file that cannot be read or written; the message says why."""
 
 
@@ -29,30 +35,68 @@ class Volume:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def file_format(path: str | Path) -> str:
-    """``nifti``, ``nrrd``, ``tiff``, ``npy`` or ``npz`` from the file name."""
+_FORMATS = ((".nii.gz", "nifti"), (".nii", "nifti"), (".nrrd", "nrrd"), (".tiff", "tiff"), (".tif", "tiff"),
+            (".npy", "npy"), (".npz", "npz"))
+
+
+def file_suffix(path: str | Path) -> str:
+    """The known suffix ``path`` ends with, lower-case (``.NII.GZ`` -> ``.nii.gz``)."""
     name = str(path).lower()
-    for suffix, fmt in ((".nii.gz", "nifti"), (".nii", "nifti"), (".nrrd", "nrrd"), (".tiff", "tiff"),
-                        (".tif", "tiff"), (".npy", "npy"), (".npz", "npz")):
+    for suffix, _ in _FORMATS:
         if name.endswith(suffix):
-            return fmt
+            return suffix
     raise VolumeIOError(
         f"{path}: unknown file type; use one of {', '.join(s for s in SUFFIXES if s != '.seg.nrrd')}."
     )
 
 
+def file_format(path: str | Path) -> str:
+    """``nifti``, ``nrrd``, ``tiff``, ``npy`` or ``npz`` from the file name (any letter case)."""
+    return dict(_FORMATS)[file_suffix(path)]
+
+
+#: deflate expands data at most about 1032-fold: a .nii.gz whose header promises more is not a volume
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _read_nifti(path: Path) -> Volume:
+    """A NIfTI volume: singleton axes after the third dropped, a remaining 4th axis moved first (channels).
+
+    The data size the header promises is checked against the file's size before any voxel is read.
+    """
+    import nibabel as nib
+
+    img = nib.load(str(path))
+    shape = tuple(int(s) for s in img.shape)
+    nbytes = math.prod(shape) * img.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if nbytes > size * (_DEFLATE_MAX_RATIO if path.name.lower().endswith(".gz") else 1):
+        raise _truncated(path, shape, nbytes, size)
+    keep = shape[:3] + tuple(s for s in shape[3:] if s != 1)
+    if len(keep) > 4:
+        raise VolumeIOError(f"{path} has axes {shape}; give a 3-D volume (x, y, z), or 4-D (x, y, z, channel) "
+                            f"with the channels on the 4th axis.")
+    arr = np.asanyarray(img.dataobj).reshape(keep)
+    return Volume(np.moveaxis(arr, 3, 0) if arr.ndim == 4 else arr, path, "nifti",
+                  {"affine": img.affine, "header": img.header})
+
+
+def _truncated(path: Path, shape, nbytes: int, size: int) -> VolumeIOError:
+    return VolumeIOError(f"{path}: its header promises {shape} voxels ({nbytes / 2**20:.0f} MiB) but the file has "
+                         f"{size} bytes; it is truncated or damaged. Save the volume again.")
+
+
 def read_volume(path: str | Path) -> Volume:
-    """Read an image or label volume."""
+    """Read an image or label volume (a 4-D NIfTI comes channel-first: :func:`_read_nifti`)."""
     path = Path(path)
     fmt = file_format(path)
+    if path.is_dir():
+        raise VolumeIOError(f"{path} is a folder, not a volume file; pass the file itself.")
     if not path.is_file():
         raise VolumeIOError(f"{path} does not exist.")
     try:
         if fmt == "nifti":
-            import nibabel as nib
-
-            img = nib.load(str(path))
-            return Volume(np.asanyarray(img.dataobj), path, fmt, {"affine": img.affine, "header": img.header})
+            return _read_nifti(path)
         if fmt == "nrrd":
             import nrrd
 
@@ -63,10 +107,17 @@ def read_volume(path: str | Path) -> Volume:
 
             return Volume(tifffile.imread(str(path)), path, fmt)
         if fmt == "npy":
+            with open(path, "rb") as f:
+                head = read_header(f)
+            if head is not None and head[2] + declared_nbytes(*head[:2]) > path.stat().st_size:
+                raise _truncated(path, head[0], declared_nbytes(*head[:2]), path.stat().st_size)
             return Volume(np.load(path, allow_pickle=False), path, fmt)
         with np.load(path, allow_pickle=False) as npz:
             if "image" not in npz.files:
                 raise VolumeIOError(f"{path} has arrays {npz.files} but no 'image'; save the volume as image=...")
+            head = member_header(npz, "image")
+            if head is not None and head[2] + declared_nbytes(*head[:2]) > head[3]:
+                raise _truncated(path, head[0], declared_nbytes(*head[:2]), head[3])
             return Volume(npz["image"], path, fmt)
     except VolumeIOError:
         raise
@@ -77,12 +128,27 @@ def read_volume(path: str | Path) -> Volume:
 _NRRD_GEOMETRY = ("space", "space directions", "space origin", "space units")
 
 
-def write_mask(path: str | Path, mask: np.ndarray, like: Volume | None = None) -> Path:
-    """Write ``mask`` (uint8) to ``path``; geometry is taken from ``like`` when formats allow."""
+def write_mask(path: str | Path, mask: np.ndarray, like: Volume | None = None,
+               inputs: Sequence[str | Path | None] = ()) -> Path:
+    """Write ``mask`` (uint8) to ``path``; geometry is taken from ``like`` when formats allow.
+
+    The file is replaced only when complete (:func:`..core.atomic.replacing`); an output that is
+    one of ``inputs`` (or ``like``'s file), or an existing folder, is refused with
+    :class:`~..core.errors.OutputError`. Missing parent folders are created.
+    """
+    from ..core.atomic import replacing
+
     path = Path(path)
+    suffix = file_suffix(path)
     fmt = file_format(path)
     mask = np.asarray(mask, dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    sources = [*inputs, like.path if like is not None else None]
+    with replacing(path, inputs=sources, temp_name=f"mask{suffix}", make_parents=True) as tmp:
+        _write(tmp, fmt, mask, like)
+    return path
+
+
+def _write(tmp: Path, fmt: str, mask: np.ndarray, like: Volume | None) -> None:
     if fmt == "nifti":
         import nibabel as nib
 
@@ -93,20 +159,19 @@ def write_mask(path: str | Path, mask: np.ndarray, like: Volume | None = None) -
             img.header.set_slope_inter(1, 0)
         else:
             img = nib.Nifti1Image(mask, np.eye(4))
-        nib.save(img, str(path))
+        nib.save(img, str(tmp))
     elif fmt == "nrrd":
         import nrrd
 
         header = {}
         if like is not None and like.fmt == "nrrd":
             header = {k: v for k, v in like.meta["header"].items() if k in _NRRD_GEOMETRY}
-        nrrd.write(str(path), mask, header)
+        nrrd.write(str(tmp), mask, header)
     elif fmt == "tiff":
         import tifffile
 
-        tifffile.imwrite(str(path), mask)
+        tifffile.imwrite(str(tmp), mask)
     elif fmt == "npy":
-        np.save(path, mask)
+        np.save(tmp, mask)
     else:
-        np.savez_compressed(path, image=mask)
-    return path
+        np.savez_compressed(tmp, image=mask)
