@@ -310,3 +310,116 @@ def test_lean_inputs_give_identical_masks_through_autozoom(tiny_model_dir):
         masks.append(s.mask.copy())
         assert engine.forward_passes > 3  # random weights: AutoZoom zoomed out and refined
     assert np.array_equal(masks[0], masks[1]) and masks[0].any()
+
+
+# ----------------------------------------------------------------------------- AutoZoom off (spec 5)
+
+
+def _large_prompts(shape, c, r):
+    """A box, lasso, scribble and initial mask each spanning the sphere (extent 2r + 4 > 2/3 P)."""
+    z, lo, hi = c[0], c[1] - r - 2, c[1] + r + 2
+    lasso = np.zeros((1, hi - lo, hi - lo), bool)
+    yy, xx = np.ogrid[: hi - lo, : hi - lo]
+    lasso[0] = (yy - (hi - lo) / 2) ** 2 + (xx - (hi - lo) / 2) ** 2 <= ((hi - lo) / 2) ** 2
+    stroke = np.zeros((1, hi - lo, hi - lo), bool)
+    stroke[0, (hi - lo) // 2, :] = True  # a straight stroke across the whole object
+    return {
+        "bbox": lambda s: s.add_bbox([[z, z + 1], [lo, hi], [lo, hi]]),
+        "lasso": lambda s: s.add_lasso(lasso, bbox=((z, z + 1), (lo, hi), (lo, hi))),
+        "scribble": lambda s: s.add_scribble(stroke, bbox=((z, z + 1), (lo, hi), (lo, hi))),
+        "mask": lambda s: s.set_initial_mask(sphere(shape, c, r).astype(np.uint8), refine=True),
+    }
+
+
+@pytest.mark.parametrize("kind", ["bbox", "lasso", "scribble", "mask"])
+def test_autozoom_off_starts_large_prompts_zoomed_out_refines_and_cuts_nothing(kind):
+    shape, c, r = (104, 104, 104), (52, 52, 52), 28
+    session, engine, events = _session(sphere_image(shape, c, r), ThresholdNet(0.5), autozoom=False)
+    _large_prompts(shape, c, r)[kind](session)
+    zooms = [e.zoom for e in events if e.stage == "zoom"]
+    refines = [e for e in events if e.stage == "refine"]
+    extent = 2 * r + 1 if kind == "mask" else 2 * r + 4
+    assert len(zooms) == 1 and zooms[0] == pytest.approx((extent + 64 // 3) / 64)  # about 1.3
+    assert refines and engine.forward_passes == 1 + refines[-1].total
+    assert np.array_equal(session.mask, sphere(shape, c, r))  # nothing cut at the patch border
+
+
+def test_autozoom_off_never_zooms_further_out_but_on_does():
+    shape, c, r = (112, 112, 112), (56, 56, 56), 50
+    image = sphere_image(shape, c, r)
+    box = [[56, 57], [26, 86], [26, 86]]  # extent 60 -> starting zoom (60 + 21) / 64
+    for autozoom, expected in ((False, [81 / 64]), (True, [81 / 64, 81 / 64 * 1.5])):
+        session, engine, events = _session(image, ThresholdNet(0.5), autozoom=autozoom)
+        session.add_bbox(box)
+        zooms = [e.zoom for e in events if e.stage == "zoom"]
+        assert zooms[: len(expected)] == pytest.approx(expected)
+        if not autozoom:
+            assert zooms == pytest.approx(expected) and any(e.stage == "refine" for e in events)
+
+
+def test_autozoom_off_point_is_one_pass_at_zoom_one():
+    shape, c = (160, 160, 160), (80, 80, 80)
+    session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5), autozoom=False)
+    session.add_point(c)
+    assert engine.forward_passes == 1 and [e.zoom for e in events] == [1.0]
+
+
+# ----------------------------------------------------------------------------- refinement beyond the image
+
+
+class PaddingIsForeground(ThresholdNet):
+    """Foreground on bright voxels and on the zero padding outside the image (exactly 0 there)."""
+
+    def __call__(self, x):
+        self.calls.append(x.detach().clone())
+        fg = ((x[:, 0] > self.threshold) | (x[:, 0] == 0)).float()
+        return torch.stack([1 - fg, fg], dim=1)
+
+
+def test_refinement_patches_read_earlier_patches_predictions_outside_the_image():
+    """Spec 5: the working copy spans the union of the boxes; outside-image predictions are prev_seg later."""
+    shape = (40, 96, 96)
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, shape).astype(np.float32)
+    image[4:36, 6:90, 6:90] += 10  # an object filling most of the volume, close to every border
+    net = PaddingIsForeground(0.5)
+    session, engine, events = _session(image, net, autozoom=True)
+    boxes = []
+    real_input = engine.network_input
+
+    def recording_input(prev, box, zoom, prev_offset=None):
+        boxes.append((box, zoom))
+        return real_input(prev, box, zoom, prev_offset)
+
+    engine.network_input = recording_input
+    session.add_bbox([[20, 21], [2, 94], [2, 94]])
+    refine = [(b, x) for (b, z), x in zip(boxes, net.calls) if z == 1.0]
+    assert len(refine) >= 2
+    checked = 0
+    for i, (box, x) in enumerate(refine):
+        prev = x[0, 1].numpy()
+        grid = np.ogrid[tuple(slice(lo, hi) for lo, hi in box)]
+        outside = ~np.all([(g >= 0) & (g < n) for g, n in zip(np.broadcast_arrays(*grid), shape)], axis=0)
+        earlier = np.zeros(prev.shape, bool)
+        for other, _ in refine[:i]:
+            if all(max(lo, olo) < min(hi, ohi) for (lo, hi), (olo, ohi) in zip(box, other)):
+                earlier[tuple(slice(max(lo, olo) - lo, min(hi, ohi) - lo) for (lo, hi), (olo, ohi) in zip(box, other))] = True
+        seen = outside & earlier
+        if seen.any():
+            assert (prev[seen] == 1).all(), f"patch {i} does not read earlier outside-image predictions"
+            checked += int(seen.sum())
+        assert (prev[outside & ~earlier] == 0).all()  # never predicted there yet: 0, as the image channel
+    assert checked > 0, "no later patch overlapped an earlier one outside the image"
+    assert session.mask.shape == shape  # only the in-image part is committed
+
+
+def test_refinement_planning_ends_for_patches_no_larger_than_twice_the_margin():
+    """With P <= 48 the spec's 24-voxel margin leaves no inner box; planning must still cover and stop."""
+    diff = np.zeros((40, 40, 40), bool)
+    diff[5:35, 5:35, 5:35] = True
+    boxes = az.plan_refinement(diff, (32, 32, 32))
+    assert 0 < len(boxes) < 40**3
+    covered = np.zeros_like(diff)
+    for b in boxes:
+        covered[tuple(slice(max(lo, 0), max(hi, 0)) for lo, hi in b)] = True
+    assert covered[diff].all()

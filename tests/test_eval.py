@@ -284,3 +284,25 @@ def test_cli_on_real_ct_vertebrae(tmp_path, tiny_model_dir, capsys):
     assert len(rows) == 6 and all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
     assert (out / "dice.png").exists() and (out / "summary.txt").exists()
     assert np.asarray(read_volume(VERT).array).shape == np.asarray(read_volume(CT).array).shape
+
+
+def test_summary_table_columns_line_up_whatever_the_name_lengths():
+    from napari_nninteractive.eval.report import summary_table
+    from napari_nninteractive.eval.runner import ObjectRun, Step
+
+    def run(engine, agent, label, d):
+        steps = [Step(k, "point", True, v, 0.25, 1) for k, v in enumerate(d)]
+        return ObjectRun("img", label, agent, engine, steps)
+
+    runs = [run("weight-free (seeded watershed)", "random", 1, [0.5, 0.9]),
+            run("weight-free (seeded watershed)", "random", 12, [0.25, 1.0]),
+            run("net", "sunk-cost", 3, [0.1, 0.2])]
+    lines = summary_table(runs).splitlines()
+    rows = [line for line in lines[2:] if line]
+    assert len(rows) == 5 and lines[1] == "-" * len(lines[0])
+    # Every column ends where its heading ends (numbers right-aligned), whatever the names' lengths.
+    for name in ("label", "D@0", "D@1", "AUC", "s/int", "passes"):
+        end = lines[0].index(name) + len(name)
+        assert all(row[end - 1] != " " and (end == len(row) or row[end] == " ") for row in rows), name
+    assert all(len(row) == len(lines[0]) for row in rows)
+    assert lines[0].index("agent") == rows[0].index("random") == rows[-1].index("sunk-cost")

@@ -47,7 +47,7 @@ def test_demo_falls_back_to_headless_when_the_display_does_not_answer(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Cannot open a window on DISPLAY=:4321" in proc.stdout and "running the same segmentation headless" in proc.stdout
     assert "Traceback" not in proc.stderr
-    assert {p.name for p in tmp_path.iterdir()} == {"scan.nii.gz", "prompts.json", "mask.nii.gz", "overview.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {"scan.nii.gz", "labels.nii.gz", "prompts.json", "mask.nii.gz", "overview.png"}
 
 
 def test_display_problem_without_any_display(monkeypatch):

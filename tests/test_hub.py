@@ -140,3 +140,62 @@ def test_cli_list(tmp_path, capsys, monkeypatch):
     assert download_cli.main(["--list", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["nnInteractive_v1.0\tcached", "nnInteractive_v2.0\trepository"]
+
+
+# ----------------------------------------------------------------------------- offline, fast and plain
+
+
+def _no_proxy(monkeypatch):
+    for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_hf_hub_offline_makes_no_network_call_and_says_so_plainly(tmp_path, monkeypatch):
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the network was touched")
+
+    monkeypatch.setattr("socket.create_connection", forbidden)
+    listing = hub.list_models(tmp_path, list_files=forbidden, probe=forbidden)
+    assert listing.remote == () and listing.cached == ("nnInteractive_v1.0",)
+    assert listing.message.startswith("Hugging Face cannot be reached (offline? HF_HUB_OFFLINE is set)")
+    assert str(tmp_path / "nnInteractive_v1.0") in listing.message
+    with pytest.raises(hub.DownloadError, match="Cannot reach Hugging Face.*HF_HUB_OFFLINE is set"):
+        hub.download_model("other_model", root=tmp_path, snapshot=forbidden, probe=forbidden)
+
+
+def test_probe_is_bounded_even_when_the_connection_hangs(monkeypatch):
+    import time
+
+    def hangs(*args, **kwargs):
+        time.sleep(2)
+        raise TimeoutError("gave up")
+
+    _no_proxy(monkeypatch)
+    monkeypatch.setattr("socket.create_connection", hangs)
+    start = time.monotonic()
+    assert "no answer within 0.3 s" in hub.probe_hub(timeout=0.3)
+    assert time.monotonic() - start < 1.5
+
+
+def test_failing_probe_lists_the_cache_fast_without_tracebacks(tmp_path, capsys, monkeypatch):
+    import time
+
+    from napari_nninteractive import download_cli
+
+    _no_proxy(monkeypatch)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    write_model_folder(tmp_path / "nnInteractive_v1.0")
+    start = time.monotonic()
+    assert download_cli.main(["--list", "--cache-dir", str(tmp_path)]) == 0  # huggingface_hub's own function
+    assert time.monotonic() - start < 10
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["nnInteractive_v1.0\tcached"]
+    assert "Hugging Face cannot be reached (offline?" in err and str(tmp_path / "nnInteractive_v1.0") in err
+    assert "Traceback" not in err and "Retry" not in err and "WARNING" not in err
+    assert download_cli.main(["--name", "other_model", "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Cannot reach Hugging Face to download other_model (127.0.0.1" in err and "Traceback" not in err
+    assert time.monotonic() - start < 20

@@ -107,6 +107,10 @@ class NNInteractiveWidget(QWidget):
         self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
         self.autozoom_check = QCheckBox("AutoZoom")
         self.autozoom_check.setChecked(True)
+        self.autozoom_check.setToolTip(
+            "AutoZoom (network engine): when the object touches the border of the network's window, zoom out "
+            "(up to 4x) and refine at full resolution.\nOff: no zooming out. A point gets one pass at zoom 1; a "
+            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut.")
         row = QHBoxLayout()
         row.addWidget(self.device_combo)
         row.addWidget(self.autozoom_check)
@@ -234,7 +238,7 @@ class NNInteractiveWidget(QWidget):
         if self._lister is not None:
             return
         self.list_button.setEnabled(False)
-        self._set_status("Listing the models on Hugging Face …")
+        self._set_status("Listing the models on Hugging Face … (a few seconds offline)")
         self._lister = create_worker(hub.list_models, _start_thread=False)
         self._lister.returned.connect(self._listed)
         self._lister.errored.connect(lambda exc: self._listed(None, f"Could not list the models: {exc}"))
@@ -253,8 +257,7 @@ class NNInteractiveWidget(QWidget):
             self.hub_combo.setItemData(i, ", ".join(where) or "not listed", Qt.ItemDataRole.ToolTipRole)
         if current in listing.names:
             self.hub_combo.setCurrentText(current)
-        found = f"{len(listing.remote)} model(s) in {listing.repo}" if listing.repo else listing.note
-        self._set_status(f"{found}; cached: {', '.join(listing.cached) or 'none'}. Pick one and press Download.")
+        self._set_status(listing.message + (" Pick one and press Download." if listing.repo else ""))
 
     def download_model(self) -> None:
         """Download (or find in the cache) the chosen model on a worker; Cancel stops it."""

@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the network runs (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
     parser.add_argument("--no-autozoom", action="store_true",
-                        help="one forward pass at zoom 1 per interaction instead of AutoZoom + refinement")
+                        help="AutoZoom off: no zoom-out loop. A point gets one forward pass at zoom 1; a box, scribble, lasso or "
+                        "mask still starts at the zoom its size needs and is refined at full resolution")
     parser.add_argument("--cpu-bf16", action="store_true",
                         help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
                              "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)")
@@ -98,6 +99,12 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, mask_files)
     steps: dict[str, np.ndarray] = {}
     total = 0.0
+    # engine.forward_passes counts network passes, or the weight-free engines' solves (one per region tried)
+    network = getattr(engine, "model", None) is not None
+
+    def work(n: int) -> str:
+        return f"{n} forward pass{'' if n == 1 else 'es'}" if network else f"{n} solver run{'' if n == 1 else 's'}"
+
     for i, item in enumerate(interactions):
         t = time.perf_counter()
         engine.forward_passes = 0
@@ -107,14 +114,14 @@ def run(args: argparse.Namespace) -> int:
         sign = "+" if item.prompt.positive else "-"
         what = "queued" if not item.run else f"changed {changed}"
         say(f"[{i + 1}/{len(interactions)}] {item.prompt.kind.value}{sign}: {dt:.2f} s, "
-            f"{engine.forward_passes} forward pass(es), {what}, mask {int(session.mask.sum())} voxels")
+            f"{work(engine.forward_passes)}, {what}, mask {int(session.mask.sum())} voxels")
         if args.save_steps:
             steps[f"step_{i:03d}"] = session.mask.copy()
     if session.pending:
         t = time.perf_counter()
         session.predict()
         total += time.perf_counter() - t
-        say(f"predicted the queued prompts: {engine.forward_passes} forward pass(es)")
+        say(f"predicted the queued prompts: {work(engine.forward_passes)}")
     mask = session.mask[0] if np.ndim(volume.array) == 2 else session.mask
     inputs = [args.image, args.prompts, *mask_files]
     write_mask(args.out, mask, volume, inputs=inputs)

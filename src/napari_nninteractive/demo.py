@@ -1,10 +1,13 @@
 """``python -m napari_nninteractive.demo``: try the plugin with nothing downloaded.
 
-With a display: napari opens with the generated sample scan, the nnInteractive widget docked and
-the weight-free engine initialized; click a point (P) on an object. Without a display that answers
+With a display: napari opens, sized to fit the screen, with the generated sample scan, the
+nnInteractive widget docked and the weight-free engine initialized; the canvas says what to do
+first: press P and click an object. Without a display that answers
 (or with ``--headless``): the same engine segments an object of the sample through the command
-line and writes the scan, the prompts, the mask and a PNG overview (three orthogonal slices with
-the mask overlaid) into the output folder, replacing earlier demo files of these names.
+line and writes the scan, its reference labels, the prompts, the mask and a PNG overview (three
+orthogonal slices through the prompts with the mask, the reference outline and the prompts drawn)
+into the output folder, replacing earlier demo files of these names. Then measure the engine with
+simulated users: ``nninteractive-eval demo/scan.nii.gz demo/labels.nii.gz --out demo/eval``.
 """
 
 from __future__ import annotations
@@ -51,40 +54,142 @@ def has_display() -> bool:
     return display_problem() is None
 
 
-def run_gui() -> int:
+#: What to do first, shown on the canvas of the GUI demo.
+INSTRUCTION = "Press P, then click an object to segment it.\nT: positive/negative  B: box  Ctrl+Z: undo"
+#: The demo window at most this big (fits a 1366 x 768 laptop screen with its task bar).
+WINDOW_SIZE = (1366, 740)
+
+
+def open_gui(viewer=None):
+    """Open the GUI demo in ``viewer`` (a new napari window if ``None``) without running the event loop.
+
+    Adds the generated sample scan, docks the nnInteractive widget (in a scroll area, so it fits
+    small screens), starts the weight-free engine, sizes the window to the screen, shows
+    :data:`INSTRUCTION` on the canvas and fits the slice into the canvas once Qt has laid the
+    window out. Returns the viewer and the widget.
+    """
     import napari
+    from qtpy.QtCore import Qt, QTimer
+    from qtpy.QtWidgets import QApplication, QScrollArea
 
     from ._sample import synthetic_scan
+    from ._widget import NNInteractiveWidget
 
-    viewer = napari.Viewer(title="nnInteractive demo")
+    if viewer is None:
+        viewer = napari.Viewer(title="nnInteractive demo")
     for data, kwargs, kind in synthetic_scan():
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    _, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
+    widget = NNInteractiveWidget(viewer)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(widget)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+                           + 2 * scroll.frameWidth())
+    viewer.window.add_dock_widget(scroll, name="nnInteractive", area="right")
+    screen = QApplication.primaryScreen()
+    avail = screen.availableGeometry() if screen is not None else None
+    width = min(WINDOW_SIZE[0], avail.width()) if avail is not None else WINDOW_SIZE[0]
+    height = min(WINDOW_SIZE[1], avail.height()) if avail is not None else WINDOW_SIZE[1]
+    viewer.window.resize(width, height)
+    overlay = text_overlay(viewer)
+    overlay.text = INSTRUCTION
+    overlay.position = "top_left"
+    overlay.font_size = 11
+    overlay.color = "yellow"
+    overlay.visible = True
     widget.initialize()  # no model folder: the weight-free engine
+    # The canvas gets its final size only after Qt lays the docked window out: fit the slice then.
+    QApplication.processEvents()
+    viewer.reset_view()
+    QTimer.singleShot(150, viewer.reset_view)
+    return viewer, widget
+
+
+def text_overlay(viewer):
+    """The viewer's canvas text overlay (``viewer.canvas.overlays.text`` from napari 0.9 on)."""
+    return viewer.canvas.overlays.text if hasattr(viewer, "canvas") else viewer.text_overlay
+
+
+def camera(viewer):
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9 on)."""
+    return viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+
+
+def run_gui() -> int:
+    """Open the GUI demo (:func:`open_gui`) and run napari until its window is closed."""
+    import napari
+
+    open_gui()
     napari.run()
     return 0
 
 
-def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | None, path: Path) -> Path:
-    """Mid-slices of the object in the three orthogonal views with the mask (and reference) overlaid."""
+#: The three panels of the overview: (name, sliced array axis, (row axis, column axis)) in array order z, y, x.
+_PANELS = (("axial", 0, (1, 2)), ("coronal", 1, (0, 2)), ("sagittal", 2, (0, 1)))
+_AXIS_NAMES = "zyx"
+
+
+def _panel_centre(mask: np.ndarray, interactions: list[dict]) -> np.ndarray:
+    """Where the three slices cross: the first point prompt, else the first box's centre, else the mask's."""
+    for item in interactions:
+        if item.get("type") == "point":
+            return np.asarray(item["coord"], int)
+    for item in interactions:
+        if item.get("type") == "bbox":
+            return np.array([(lo + hi - 1) // 2 for lo, hi in item["bbox"]])
+    return np.argwhere(mask).mean(axis=0).round().astype(int) if mask.any() else np.array(mask.shape) // 2
+
+
+def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | None, path: Path,
+                 interactions: list[dict] | None = None) -> Path:
+    """One PNG: the axial, coronal and sagittal slices through the prompts with the mask overlaid.
+
+    ``image``, ``mask`` and ``reference`` are 3-D arrays in (z, y, x) order; ``interactions`` are
+    prompt-file entries (``"point"`` and ``"bbox"`` are drawn on every slice they lie on, green when
+    positive, red when negative). The reference is drawn as an outline; a legend names everything.
+    Each panel is titled with its slice (e.g. ``axial (z = 40)``) and its axes are labelled.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
 
-    centre = np.argwhere(mask).mean(axis=0).round().astype(int) if mask.any() else np.array(image.shape) // 2
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.4), dpi=110)
-    for axis, ax in enumerate(axes):
-        img = np.take(image, centre[axis], axis=axis)
-        m = np.take(mask, centre[axis], axis=axis)
-        ax.imshow(img, cmap="gray")
-        ax.imshow(np.ma.masked_where(m == 0, m), cmap="autumn", alpha=0.5, vmin=0, vmax=1)
+    interactions = interactions or []
+    centre = _panel_centre(mask, interactions)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5.2), dpi=110)
+    for ax, (name, axis, (row, col)) in zip(axes, _PANELS):
+        c = int(centre[axis])
+        m = np.take(mask, c, axis=axis)
+        ax.imshow(np.take(image, c, axis=axis), cmap="gray", interpolation="nearest")
+        ax.imshow(np.ma.masked_where(m == 0, m), cmap="autumn", alpha=0.5, vmin=0, vmax=1, interpolation="nearest")
         if reference is not None:
-            ax.contour(np.take(reference, centre[axis], axis=axis), levels=[0.5], colors="cyan", linewidths=0.8)
-        ax.set_title(f"axis {axis} = {centre[axis]}")
-        ax.axis("off")
-    fig.suptitle("weight-free engine: mask (yellow), reference outline (cyan)")
-    fig.tight_layout()
+            ref = np.take(reference, c, axis=axis)
+            if ref.any() and not ref.all():
+                ax.contour(ref.astype(np.uint8), levels=[0.5], colors="cyan", linewidths=0.9)
+        for item in interactions:
+            colour = "lime" if item.get("positive", True) else "red"
+            if item.get("type") == "bbox":
+                (rlo, rhi), (clo, chi), (alo, ahi) = (item["bbox"][row], item["bbox"][col], item["bbox"][axis])
+                if alo <= c < ahi:  # the box crosses this slice: its outline (a line where it is one voxel thin)
+                    ax.add_patch(Rectangle((clo - 0.5, rlo - 0.5), chi - clo, rhi - rlo, fill=False,
+                                           edgecolor=colour, linewidth=1.5))
+            elif item.get("type") == "point" and int(item["coord"][axis]) == c:
+                ax.plot(item["coord"][col], item["coord"][row], marker="*", markersize=14, color=colour,
+                        markeredgecolor="black", markeredgewidth=0.8, linestyle="none")
+        ax.set_title(f"{name} ({_AXIS_NAMES[axis]} = {c})")
+        ax.set_xlabel(_AXIS_NAMES[col])
+        ax.set_ylabel(_AXIS_NAMES[row])
+    handles = [Patch(facecolor=plt.get_cmap("autumn")(1.0), alpha=0.6, label="mask (result)"),
+               Line2D([], [], color="cyan", label="reference outline"),
+               Patch(fill=False, edgecolor="lime", linewidth=1.5, label="box prompt (green +, red -)"),
+               Line2D([], [], marker="*", markersize=12, color="lime", markeredgecolor="black", linestyle="none",
+                      label="point prompt (green +, red -)")]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
+    fig.suptitle("weight-free engine: slices through the prompts (array order z, y, x; voxel indices)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     try:
         with atomic.replacing(path, make_parents=True) as tmp:
             fig.savefig(tmp, format="png")
@@ -110,14 +215,17 @@ def run_headless(out: Path) -> int:
     ]}
     with atomic.replacing(out / "scan.nii.gz", make_parents=True) as tmp:
         nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp))
+    with atomic.replacing(out / "labels.nii.gz") as tmp:  # the reference, for nninteractive-eval
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp))
     atomic.write_text(out / "prompts.json", json.dumps(prompts, indent=1))
     code = segment([str(out / "scan.nii.gz"), "--prompts", str(out / "prompts.json"), "-o", str(out / "mask.nii.gz")])
     if code:
         return code
     mask = np.asarray(nib.load(str(out / "mask.nii.gz")).dataobj)
-    png = overview_png(image, mask, obj, out / "overview.png")
+    png = overview_png(image, mask, obj, out / "overview.png", prompts["interactions"])
     d = 2 * np.count_nonzero(mask.astype(bool) & obj) / (mask.astype(bool).sum() + obj.sum())
-    print(f"Dice with the generated reference: {d:.3f}; overview: {png}")
+    print(f"Dice with the generated reference: {d:.3f}; overview: {png}\n"
+          f"next: nninteractive-eval {out / 'scan.nii.gz'} {out / 'labels.nii.gz'} --out {out / 'eval'}")
     return 0
 
 

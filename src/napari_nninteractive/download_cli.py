@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where models are kept, created if needed (default $NNINTERACTIVE_HOME or "
                     "~/.cache/napari-nninteractive)")
     ap.add_argument("--list", action="store_true",
-                    help="list the model folders of the Hugging Face repository and of the cache, then exit")
+                    help="list the model folders of the Hugging Face repository and of the cache, then exit "
+                    "(offline or with HF_HUB_OFFLINE=1: the cached ones, within a few seconds)")
     return ap
 
 
@@ -34,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
         listing = list_models(args.cache_dir)
         for name in listing.names:
             where = [w for w, names in (("repository", listing.remote), ("cached", listing.cached)) if name in names]
-            print(f"{name}\t{', '.join(where) or 'default name (not listed)'}")
+            if where:  # offline, only the cached models are listed; the note says so
+                print(f"{name}\t{', '.join(where)}")
         if listing.note:
             print(listing.note, file=sys.stderr)
         return 0

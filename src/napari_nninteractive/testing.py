@@ -180,11 +180,11 @@ def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m napari_nninteractive.testing",
         description="Write a random-weight model folder in the official nnInteractive format and a "
-        "synthetic example (volume + prompts). The weights are random: masks are meaningless; this "
+        "synthetic example (volume, its reference labels, prompts). The weights are random: masks are meaningless; this "
         "checks the whole pipeline without downloading the real model.",
     )
-    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, prompts.json; created if "
-                        "needed, these replaced)")
+    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, labels.nii.gz, prompts.json; "
+                        "created if needed, these replaced)")
     parser.add_argument("--full", action="store_true", help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one")
     parser.add_argument("--size", type=int, default=128, help="edge of the synthetic cubic volume (default 128)")
     from .cli import guarded
@@ -201,6 +201,8 @@ def _write_example(args: argparse.Namespace) -> int:
     image, labels = synthetic_volume((args.size,) * 3)
     with atomic.replacing(args.out / "volume.nii.gz") as tmp:
         nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp))
+    with atomic.replacing(args.out / "labels.nii.gz") as tmp:  # the reference, for nninteractive-eval
+        nib.save(nib.Nifti1Image(labels, np.eye(4)), str(tmp))
     obj = labels == 1
     centre = [int(v) for v in np.argwhere(obj).mean(axis=0).round()]
     outside = np.argwhere((labels == 0) & (image < 40))  # a background voxel for the negative click
@@ -211,7 +213,12 @@ def _write_example(args: argparse.Namespace) -> int:
         {"type": "point", "positive": False, "coord": [int(v) for v in far]},
     ]}
     atomic.write_text(args.out / "prompts.json", json.dumps(prompts, indent=2))
-    print(f"wrote {args.out}/model, {args.out}/volume.nii.gz and {args.out}/prompts.json")
+    out = args.out
+    print(f"wrote {out}/model, {out}/volume.nii.gz, {out}/labels.nii.gz (reference) and {out}/prompts.json\n"
+          f"next: nninteractive-segment {out}/volume.nii.gz --prompts {out}/prompts.json --model {out}/model "
+          f"-o {out}/mask.nii.gz\n"
+          f"      nninteractive-eval {out}/volume.nii.gz {out}/labels.nii.gz --out {out}/eval   (weight-free; "
+          f"--model {out}/model measures the random network)")
     return 0
 
 

@@ -268,8 +268,10 @@ def plan_refinement(
     covered = np.zeros(shape, dtype=bool)
     boxes: list[BBox] = []
 
+    margin = min([cfg.inner_margin] + [(p - 1) // 2 for p in patch_size])  # a patch of <= 48 keeps a 1-voxel core
+
     def inner_slices(c):
-        return bbox_to_slices(clip_bbox(inner_box(c, patch_size, cfg.inner_margin), shape))
+        return bbox_to_slices(clip_bbox(inner_box(c, patch_size, margin), shape))
 
     def take(c):
         boxes.append(full_box(c, patch_size))

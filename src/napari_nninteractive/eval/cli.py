@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
-    p.add_argument("--no-autozoom", action="store_true", help="one forward pass per interaction")
+    p.add_argument("--no-autozoom", action="store_true", help="AutoZoom off: no zoom-out loop (large prompts still start zoomed out and are refined)")
     return p
 
 

@@ -42,25 +42,38 @@ def _groups(runs: list[ObjectRun]) -> dict[tuple[str, str], list[ObjectRun]]:
 
 
 def summary_table(runs: list[ObjectRun]) -> str:
-    """Per-object Dice@0..N and AUC, then the mean per engine and agent."""
+    """Per-object Dice@0..N and AUC, then the mean per engine and agent.
+
+    Columns are as wide as their longest entry: names left-aligned, numbers right-aligned; a blank
+    line separates the engine/agent groups.
+    """
     if not runs:
         return "no objects evaluated"
     n = len(runs[0].steps)
-    dcols = " ".join(f"{f'D@{k}':>6}" for k in range(n))
-    head = f"{'engine':<24} {'agent':<10} {'label':>6} {dcols} {'AUC':>6} {'s/int':>6} {'passes':>6}"
-    lines = [head, "-" * len(head)]
+    head = ["engine", "agent", "label", *(f"D@{k}" for k in range(n)), "AUC", "s/int", "passes"]
+    groups: list[list[list[str]]] = []
     for (engine, agent), group in _groups(runs).items():
+        rows = []
         for run in group:
-            d = " ".join(f"{v:6.3f}" for v in run.dices)
             secs = np.mean([s.seconds for s in run.steps])
             passes = np.mean([s.forward_passes for s in run.steps])
-            lines.append(f"{engine:<24} {agent:<10} {run.label:>6} {d} {run.auc:6.3f} {secs:6.2f} {passes:6.1f}")
+            rows.append([engine, agent, str(run.label), *(f"{v:.3f}" for v in run.dices), f"{run.auc:.3f}",
+                         f"{secs:.2f}", f"{passes:.1f}"])
         mean = np.mean([r.dices for r in group], axis=0)
-        d = " ".join(f"{v:6.3f}" for v in mean)
         secs = np.mean([s.seconds for r in group for s in r.steps])
         passes = np.mean([s.forward_passes for r in group for s in r.steps])
         auc = np.mean([r.auc for r in group])
-        lines.append(f"{engine:<24} {agent:<10} {'mean':>6} {d} {auc:6.3f} {secs:6.2f} {passes:6.1f}")
+        rows.append([engine, agent, "mean", *(f"{v:.3f}" for v in mean), f"{auc:.3f}", f"{secs:.2f}", f"{passes:.1f}"])
+        groups.append(rows)
+    widths = [max(len(row[i]) for row in [head, *(r for rows in groups for r in rows)]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    header = line(head)
+    lines = [header, "-" * len(header)]
+    for rows in groups:
+        lines.extend(line(row) for row in rows)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -49,7 +49,9 @@ class NetworkEngine(Engine):
         ``"auto"`` (CUDA > MPS > CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
     autozoom
         ``True``/``False`` or an :class:`~napari_nninteractive.core.autozoom.AutoZoomConfig`.
-        With AutoZoom off every prediction is one forward pass at zoom 1 around the prompt.
+        AutoZoom off switches off only the zoom-out loop: one coarse pass at the starting zoom
+        (1 for a point; from the prompt's extent for a box, scribble, lasso or mask), followed by
+        full-resolution refinement when that zoom is above 1, so large prompts are never cut.
     cpu_bf16
         Run forward passes on the CPU under bfloat16 autocast. Off by default: float32 is the
         reference, and on CPUs without native bf16 it is much slower
@@ -243,8 +245,8 @@ class NetworkEngine(Engine):
         shape = mask.shape
         last = pending[-1]
         centre, extent = _prompt_centre_and_extent(last)
-        zoom = 1.0
-        if cfg.enabled and extent is not None:
+        zoom = 1.0  # a point starts at zoom 1; a larger prompt further out, with AutoZoom on or off (spec 5)
+        if extent is not None:
             zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
         refine_mask = next((p for p in reversed(pending) if isinstance(p, InitialMask) and p.refine), None)
 
@@ -255,7 +257,7 @@ class NetworkEngine(Engine):
             step += 1
             pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}", zoom)
             del x
-            if not cfg.enabled or zoom >= cfg.max_zoom:
+            if not cfg.enabled or zoom >= cfg.max_zoom:  # AutoZoom off: no zoom-out loop, one coarse pass
                 break
             if not any(az.face_triggers(prev_small, pred, cfg)):
                 break
@@ -287,17 +289,20 @@ class NetworkEngine(Engine):
             patches = [az.full_box(centre, P)]
         del diff
 
-        work_region = clip_bbox(union_bbox(plan_region, *patches), shape)
+        # The working copy covers the union of the boxes, also where they reach past the image: there it
+        # starts at 0 and keeps each patch's whole prediction, which later overlapping patches read as
+        # prev_seg (spec 5). Only its in-image part is committed.
+        work_region = union_bbox(plan_region, *patches)
         work_offset = [lo for lo, _ in work_region]
-        work = mask[bbox_to_slices(work_region)].copy()
+        work = np.zeros(bbox_shape(work_region), dtype=mask.dtype)
+        in_image = clip_bbox(work_region, shape)
+        work[bbox_to_slices(shift_bbox(in_image, [-o for o in work_offset]))] = mask[bbox_to_slices(in_image)]
         work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
         del coarse
         for i, patch in enumerate(patches, start=1):
             x, _ = self.network_input(work, patch, 1.0, prev_offset=work_offset)
             fine = self._forward(x, control, "refine", i, len(patches), f"refining patch {i}/{len(patches)}")
-            inside = clip_bbox(patch, shape)
-            src = bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in patch]))
-            work[bbox_to_slices(shift_bbox(inside, [-o for o in work_offset]))] = fine[src]
+            work[bbox_to_slices(shift_bbox(patch, [-o for o in work_offset]))] = fine
 
         changed = clip_bbox(union_bbox(*patches), shape)
         values = mask[bbox_to_slices(changed)].copy()

@@ -13,6 +13,7 @@ the background. An initial mask seeds the object with its (eroded) voxels.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -407,7 +408,9 @@ class RandomWalkerEngine(_SeededBase):
         markers[fg] = 2
         lo, hi = np.percentile(img, [1, 99])
         scaled = (img - lo) / max(hi - lo, 1e-6)
-        labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)
+        with warnings.catch_warnings():  # the solver's tolerance note is not something a user can act on
+            warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
+            labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)
         return (labels == 2).astype(np.uint8)
 
 
