@@ -98,14 +98,20 @@ def test_prompt_file_folder_missing_unreadable_or_too_large(tmp_path, untouched,
         _load_prompts(folder)
     with pytest.raises(PromptFileError, match="does not exist"):
         _load_prompts(tmp_path / "missing.json")
-    with pytest.raises(PromptFileError, match="512 MiB a prompts JSON file may have"):
+    with pytest.raises(PromptFileError, match="the 512 MiB a prompts JSON file may have"):
         _load_prompts(big)
 
-    def denied(self):  # tests run as root, where chmod 000 does not stop reading
-        raise PermissionError(13, "Permission denied", str(self))
+    import builtins
+
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):  # tests run as root, where chmod 000 does not stop reading
+        if str(file) == str(readable):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
 
     with monkeypatch.context() as m, pytest.raises(PromptFileError, match="cannot be read \\(Permission denied\\)"):
-        m.setattr(Path, "read_bytes", denied)
+        m.setattr(builtins, "open", denied)
         _load_prompts(readable)
 
 

@@ -171,7 +171,7 @@ def test_checkpoint_with_numpy_values_in_its_log_loads_without_full_unpickling(t
     folder = write_model_folder(tmp_path / "m")
     ckpt_path = folder / "fold_0" / "checkpoint_final.pth"
     ckpt = load_checkpoint(ckpt_path)
-    ckpt["logging"] = {"epoch_end_timestamps": np.array([1.0, 2.0]), "mean_fg_dice": [np.float64(0.5)]}
+    ckpt["logging"] = {"epoch_end_timestamps": [1.0, 2.0], "mean_fg_dice": [np.float64(0.5)]}
     ckpt["_best_ema"] = np.float32(0.7)
     torch.save(ckpt, ckpt_path)
     with warnings.catch_warnings():

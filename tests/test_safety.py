@@ -109,7 +109,7 @@ def test_what_nnunet_checkpoints_hold_loads_weights_only(folder):
         "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0},
         "logging": {"mean_fg_dice": [np.float64(0.5)], "ema_fg_dice": [np.float64(0.4)],
                     "dice_per_class_or_region": [[np.float32(0.3)]], "train_losses": [np.float64(0.2)],
-                    "epoch_start_timestamps": [1.5], "lrs": [np.array(0.01)]},
+                    "epoch_start_timestamps": [1.5], "lrs": [np.float64(0.01)]},
         "_best_ema": np.float64(0.45), "current_epoch": 1000,
         "init_args": {**ckpt["init_args"], "device": torch.device("cpu"), "unpack_dataset": True},
     })
@@ -119,6 +119,34 @@ def test_what_nnunet_checkpoints_hold_loads_weights_only(folder):
         loaded = load_checkpoint(path)
     assert loaded["current_epoch"] == 1000 and float(loaded["_best_ema"]) == 0.45
     assert "numpy.dtype" in allowed_names() and not any(n.startswith(("builtins", "os", "posix")) for n in allowed_names())
+
+
+def test_numpy_arrays_in_a_checkpoint_are_refused(folder):
+    """An array's constructor can allocate any amount from a few pickle bytes: not on the allowlist."""
+    path = folder / "fold_0" / "checkpoint_final.pth"
+    ckpt = load_checkpoint(path)
+    ckpt["logging"] = {"x": np.zeros(3)}
+    torch.save(ckpt, path)
+    with pytest.raises(UnsafeCheckpointError, match="numpy.ndarray"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_whose_pickle_unpacks_to_gigabytes_is_refused_before_unpickling(folder, tmp_path):
+    import zipfile
+
+    path = folder / "fold_0" / "checkpoint_final.pth"
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(bomb, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                data = b"N" * (80 << 20) + data
+                zout.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
+            else:
+                zout.writestr(info, data)
+    assert bomb.stat().st_size < 2 << 20
+    with pytest.raises(CheckpointError, match="unpacks to 80 MiB"):
+        load_checkpoint(bomb)
 
 
 @pytest.mark.parametrize("ckpt, match", [
@@ -198,6 +226,9 @@ def test_model_json_fields_of_the_wrong_type(folder, file, data, match):
     ({"arch_kwargs": [1]}, "'arch_kwargs' must be an object"),
     ({"_kw_requires_import": "conv_op"}, "'_kw_requires_import' must be a list"),
     ({"kw_kernel_sizes": None}, "cannot build"),
+    ({"kw_kernel_sizes": [[51, 51, 51]] * 3}, "kernel_sizes.*out of range"),
+    ({"kw_n_blocks_per_stage": [200000, 1, 1]}, "n_blocks_per_stage.*out of range"),
+    ({"kw_n_conv_per_stage_decoder": [200000, 1]}, "n_conv_per_stage_decoder.*out of range"),
 ])
 def test_plans_architecture_fields_of_the_wrong_type_or_size(folder, changes, match):
     _edit_arch(folder, **changes)
@@ -483,3 +514,36 @@ def test_volume_whose_header_promises_more_than_the_file_holds(tmp_path, suffix)
         from napari_nninteractive.io.volumes import read_volume
 
         read_volume(path)
+
+
+def test_prompt_file_that_is_a_device_or_pipe_or_too_long(case, tmp_path, capsys):
+    fifo = tmp_path / "f.json"
+    os.mkfifo(fifo)
+    for prompts in (fifo, Path("/dev/zero")):
+        code = segment([str(case / "img.npy"), "--prompts", str(prompts), "-o", str(case / "o.npy"), "-q"])
+        assert code == 2 and "not a regular file" in capsys.readouterr().err
+    many = json.dumps({"interactions": [{"type": "point", "coord": [4, 8, 8], "run": False}] * 2001})
+    (tmp_path / "many.json").write_text(many)
+    code = segment([str(case / "img.npy"), "--prompts", str(tmp_path / "many.json"), "-o", str(case / "o.npy"), "-q"])
+    assert code == 2 and "split it into several files" in capsys.readouterr().err
+
+
+def test_stale_temp_cleanup_never_touches_folders_that_are_not_its_own(tmp_path):
+    for name in (".important.npy.old.tmp", ".important.npy.backup.tmp", ".x.npy.1.abc.tmp"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "data.txt").write_text("precious")
+        os.utime(tmp_path / name, (0, 0))  # very old
+    atomic.write_bytes(tmp_path / "important.npy", b"new")
+    atomic.write_bytes(tmp_path / "*.npy", b"new")
+    for name in (".important.npy.old.tmp", ".important.npy.backup.tmp", ".x.npy.1.abc.tmp"):
+        assert (tmp_path / name / "data.txt").read_text() == "precious"
+
+
+def test_a_plans_file_that_breaks_the_forward_pass_is_a_user_error(folder, tmp_path, capsys):
+    _edit_arch(folder, kw_nonlin_kwargs={"negative_slope": "abc"})
+    np.save(tmp_path / "img.npy", np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32))
+    (tmp_path / "p.json").write_text(json.dumps({"interactions": [{"type": "point", "coord": [4, 8, 8]}]}))
+    code = segment([str(tmp_path / "img.npy"), "--prompts", str(tmp_path / "p.json"), "--model", str(folder),
+                    "-o", str(tmp_path / "o.npy"), "--device", "cpu", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and "plans file's architecture settings are damaged" in err and "Traceback" not in err

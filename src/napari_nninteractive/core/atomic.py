@@ -16,7 +16,9 @@ format from the suffix (nibabel, numpy) see a canonical lower-case suffix.
 from __future__ import annotations
 
 import errno
+import glob
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -84,14 +86,17 @@ def _pid_alive(pid: int) -> bool:
 
 def _remove_stale_temps(path: Path) -> None:
     """Remove temporary folders left for ``path`` by killed processes."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        parts = tmp.name[len(path.name) + 2:].split(".")
-        pid = int(parts[0]) if parts and parts[0].isdigit() else None
-        if os.name == "posix" and pid is not None:
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[A-Za-z0-9_]{{8}}\.tmp")  # exactly mkdtemp's names below
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        match = ours.fullmatch(tmp.name)
+        if match is None or not tmp.is_dir() or tmp.is_symlink():
+            continue  # not ours: never touched
+        pid = int(match.group(1))
+        if os.name == "posix":
             stale = pid != os.getpid() and not _pid_alive(pid)
         else:  # no safe liveness check (os.kill would kill on Windows): only old leftovers
             stale = time.time() - tmp.stat().st_mtime > 86400
-        if stale and tmp.is_dir():
+        if stale:
             shutil.rmtree(tmp, ignore_errors=True)
 
 

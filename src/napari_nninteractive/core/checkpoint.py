@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def _numpy_globals() -> list:
     """numpy's scalar, dtype and array reconstructors under their numpy 2 and numpy 1 names."""
     core = getattr(np, "_core", None) or np.core
-    scalar, reconstruct = core.multiarray.scalar, core.multiarray._reconstruct
+    scalar = core.multiarray.scalar
     dtype_classes = []
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
@@ -35,17 +36,17 @@ def _numpy_globals() -> list:
                      "LongDType", "ULongDType", "LongLongDType", "ULongLongDType"):
             if hasattr(dtypes, name):
                 dtype_classes.append(getattr(dtypes, name))
-    return [
-        scalar, (scalar, "numpy.core.multiarray.scalar"),
-        reconstruct, (reconstruct, "numpy.core.multiarray._reconstruct"),
-        np.dtype, np.ndarray, *dtype_classes,
-    ]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtype_classes]
 
 
 #: The globals a checkpoint may name beyond torch's own weights-only set (tensors, containers,
-#: ``torch.device``): numpy scalars such as ``np.float64`` in ``logging`` / ``_best_ema``, their
-#: dtypes, and small numpy arrays. Names written by numpy 1 (``numpy.core``) are accepted too.
+#: ``torch.device``): numpy scalars such as ``np.float64`` in ``logging`` / ``_best_ema`` and their
+#: dtypes; names written by numpy 1 (``numpy.core``) too. numpy arrays are not allowed: their
+#: constructor can be made to allocate any amount of memory from a few bytes of pickle.
 SAFE_GLOBALS = _numpy_globals()
+#: The pickle inside a checkpoint (``data.pkl``) is small (tensors are stored beside it); a larger
+#: one, e.g. a compressed pickle that unpacks to gigabytes, is refused before unpickling.
+MAX_PICKLE_BYTES = 64 << 20
 
 
 def allowed_names() -> list[str]:
@@ -69,6 +70,20 @@ def _refused_names(exc: Exception, path: Path) -> list[str] | None:
     return [n for n in names if n not in allowed] or None
 
 
+def _check_pickle_size(path: Path) -> None:
+    """Refuse a zip checkpoint whose pickle unpacks to more than :data:`MAX_PICKLE_BYTES`."""
+    if not zipfile.is_zipfile(path):
+        return  # legacy format: torch streams it from the file itself
+    try:
+        with zipfile.ZipFile(path) as z:
+            sizes = [i.file_size for i in z.infolist() if i.filename.endswith("data.pkl")]
+    except (zipfile.BadZipFile, OSError):
+        return  # torch.load reports the broken file
+    if any(size > MAX_PICKLE_BYTES for size in sizes):
+        raise CheckpointError(f"{path}: its pickle unpacks to {max(sizes) / 2**20:.0f} MiB, far more than a model "
+                              "checkpoint holds; it was not loaded. Download the model folder again.")
+
+
 def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
     """Read ``path`` on the CPU without running code from it; ``trust=True`` allows full unpickling.
 
@@ -79,6 +94,7 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist or is not a file; download the model folder again.")
+    _check_pickle_size(path)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)

@@ -380,6 +380,9 @@ def load_document(path: str | Path) -> SessionDocument:
     except _ARCHIVE_ERRORS as exc:
         raise SessionFileError(f"{path} is not a readable session file: it is damaged or truncated "
                                f"({type(exc).__name__}: {exc}). Open an earlier save or the autosave.") from None
+    except MemoryError:
+        raise SessionFileError(f"{path} declares masks too large for the free memory; it is not a session of an "
+                               "image that fits here. Open it on a machine with more memory, or an earlier save.") from None
 
 
 # ----------------------------------------------------------------------------- autosave

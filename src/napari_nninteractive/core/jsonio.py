@@ -60,12 +60,17 @@ def read_json(path: str | Path, error: type[UserError], kind: str = "model", mis
     limit = MAX_JSON_BYTES[kind]
     if path.is_dir():
         raise error(f"{path} is a folder, not a JSON file; pass the file itself.")
+    if path.exists() and not path.is_file():
+        raise error(f"{path} is not a regular file (a device, pipe or socket); pass a JSON file.")
     try:
-        size = path.stat().st_size
-        if size > limit:
-            raise error(f"{path} is {size / 2**20:.0f} MiB, more than the {limit >> 20} MiB a {kind} JSON file "
-                        "may have; it is not a file this plugin can use.")
-        raw = path.read_bytes()
+        too_big = error(f"{path} is more than the {limit >> 20} MiB a {kind} JSON file may have; it is not a "
+                        "file this plugin can use.")
+        if path.stat().st_size > limit:
+            raise too_big
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)  # bounded even if the file grows while it is read
+        if len(raw) > limit:
+            raise too_big
     except FileNotFoundError:
         raise error(f"{path} does not exist.{' ' + missing if missing else ''}") from None
     except OSError as exc:

@@ -30,7 +30,8 @@ CHECKPOINT_NAME = "checkpoint_final.pth"
 N_PROMPT_INPUTS = 7  # prev_seg + 6 prompt channels
 N_OUTPUTS = 2
 #: Sanity bounds on what a plans file may ask to build (refused beyond them, before building).
-MAX_PATCH_EDGE, MAX_FEATURES, MAX_STAGES, MAX_IMAGE_CHANNELS = 1024, 4096, 12, 16
+MAX_PATCH_EDGE, MAX_FEATURES, MAX_STAGES, MAX_IMAGE_CHANNELS = 512, 1024, 10, 16
+MAX_KERNEL, MAX_STRIDE, MAX_BLOCKS = 7, 4, 16
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,16 @@ def _check_arch_kwargs(kwargs: dict, where: str) -> None:
     n = kwargs.get("n_stages")
     if n is not None:
         jsonio.as_number(n, f"{where}: n_stages", ModelFolderError, integer=True, lo=1, hi=MAX_STAGES)
-    features = kwargs.get("features_per_stage")
-    if features is not None:
-        feats = features if isinstance(features, list) else [features]
-        jsonio.as_numbers(feats, None, f"{where}: features_per_stage", ModelFolderError, integer=True, lo=1,
-                          hi=MAX_FEATURES)
+    for key, hi in (("features_per_stage", MAX_FEATURES), ("n_blocks_per_stage", MAX_BLOCKS),
+                    ("n_conv_per_stage", MAX_BLOCKS), ("n_conv_per_stage_decoder", MAX_BLOCKS),
+                    ("kernel_sizes", MAX_KERNEL), ("strides", MAX_STRIDE)):
+        value = kwargs.get(key)
+        if value is None:
+            continue
+        flat = value if isinstance(value, list) else [value]
+        flat = [v for item in flat for v in (item if isinstance(item, list) else [item])]
+        lo = 0 if key == "n_conv_per_stage_decoder" else 1
+        jsonio.as_numbers(flat, None, f"{where}: {key}", ModelFolderError, integer=True, lo=lo, hi=hi)
 
 
 def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch.nn.Module:

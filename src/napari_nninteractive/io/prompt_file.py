@@ -29,6 +29,8 @@ from ..core.prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble, fil
 
 #: The most vertices a lasso polygon may have (filling costs vertices x enclosed area).
 MAX_POLYGON_VERTICES = 10_000
+#: The most interactions one file may hold (each keeps an undo step; real sessions have tens).
+MAX_INTERACTIONS = 2_000
 
 
 class PromptFileError(UserError, ValueError):
@@ -156,6 +158,9 @@ def load_prompt_file(path: str | Path, shape: Sequence[int], read_mask=None) -> 
     extra = set(data) - {"interactions"}
     if extra:
         raise PromptFileError(f"{path}: unknown top-level key(s) {sorted(extra)}; only 'interactions' is allowed.")
+    if len(data["interactions"]) > MAX_INTERACTIONS:
+        raise PromptFileError(f"{path} holds {len(data['interactions'])} interactions, more than the "
+                              f"{MAX_INTERACTIONS} one file may have; split it into several files.")
     return [parse_interaction(item, i, shape, path.parent, read_mask, path)
             for i, item in enumerate(data["interactions"])]
 

@@ -25,7 +25,7 @@ from ..geometry import (
 )
 from ..model import LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
-from .base import Engine, GpuOutOfMemory, RunControl, Update
+from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,14 @@ class NetworkEngine(Engine):
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
                 "or run on the CPU (device 'cpu')."
+            ) from None
+        except (TypeError, ValueError, RuntimeError) as exc:
+            if self.model.folder is None:
+                raise  # a network handed in by code: its errors are bugs, keep the traceback
+            first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+            raise EngineError(
+                f"The network built from {self.model.folder / 'plans.json'} fails on its input ({type(exc).__name__}: "
+                f"{first}); the plans file's architecture settings are damaged. Download the model folder again."
             ) from None
         self.forward_passes += 1
         control.check()  # a cancel pressed during the pass is honoured before anything is written
