@@ -179,6 +179,19 @@ def _session(image, net, patch=64, **kw):
     return session, engine, events
 
 
+def _record_windows(engine) -> list:
+    """Make ``engine`` append ``(window, zoom)`` of every network input to the returned list."""
+    boxes = []
+    real_input = engine.network_input
+
+    def recording_input(prev, box, zoom, prev_offset=None):
+        boxes.append((box, zoom))
+        return real_input(prev, box, zoom, prev_offset)
+
+    engine.network_input = recording_input
+    return boxes
+
+
 def test_small_object_needs_one_pass_at_zoom_one():
     shape, c = (160, 160, 160), (80, 80, 80)
     session, engine, events = _session(sphere_image(shape, c, 10), ThresholdNet(0.5))
@@ -197,14 +210,7 @@ def test_object_cut_by_the_patch_zooms_out_once_and_refines_to_full_resolution()
     init[38:42, 38:42, 38:42] = 1
     init[148:152, 148:152, 148:152] = 1
     session.set_initial_mask(init)
-    boxes = []
-    real_input = engine.network_input
-
-    def recording_input(prev, box, zoom, prev_offset=None):
-        boxes.append((box, zoom))
-        return real_input(prev, box, zoom, prev_offset)
-
-    engine.network_input = recording_input
+    boxes = _record_windows(engine)
     session.add_point(c)
     zooms = [e.zoom for e in events if e.stage == "zoom"]
     refines = [b for b, z in boxes if z == 1.0][1:]
@@ -384,14 +390,7 @@ def test_refinement_patches_read_earlier_patches_predictions_outside_the_image()
     image[4:36, 6:90, 6:90] += 10  # an object filling most of the volume, close to every border
     net = PaddingIsForeground(0.5)
     session, engine, events = _session(image, net, autozoom=True)
-    boxes = []
-    real_input = engine.network_input
-
-    def recording_input(prev, box, zoom, prev_offset=None):
-        boxes.append((box, zoom))
-        return real_input(prev, box, zoom, prev_offset)
-
-    engine.network_input = recording_input
+    boxes = _record_windows(engine)
     session.add_bbox([[20, 21], [2, 94], [2, 94]])
     refine = [(b, x) for (b, z), x in zip(boxes, net.calls) if z == 1.0]
     assert len(refine) >= 2
