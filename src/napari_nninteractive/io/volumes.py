@@ -93,7 +93,8 @@ def read_volume(path: str | Path) -> Volume:
     if path.is_dir():
         raise VolumeIOError(f"{path} is a folder, not a volume file; pass the file itself.")
     if not path.is_file():
-        raise VolumeIOError(f"{path} does not exist.")
+        raise VolumeIOError(f"{path} is not a regular file (a device, pipe or socket); pass a volume file."
+                            if path.exists() else f"{path} does not exist.")
     try:
         if fmt == "nifti":
             return _read_nifti(path)
