@@ -22,21 +22,21 @@ def main() -> int:
     import napari
     from qtpy.QtCore import QCoreApplication
 
-    from napari_nninteractive._annotator import ObjectTarget
-    from napari_nninteractive._widget import NNInteractiveWidget
+    from napari_nninteractive.gui.annotator import ObjectTarget
+    from napari_nninteractive.gui.widget import NNInteractiveWidget
     from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
-    from napari_nninteractive.testing import attach_engine, synthetic_volume
+    from napari_nninteractive.testing import synthetic_volume
 
     image, labels = synthetic_volume((133, 512, 512), seed=1)
     viewer = napari.Viewer(show=False)
     layer = viewer.add_image(image, name="ct")
     w = NNInteractiveWidget(viewer)
-    attach_engine(w, layer, SeededWatershedEngine())
+    w.start_with_engine(layer, SeededWatershedEngine())
     w._session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
     w.annotator.targets = {i: ObjectTarget(out, i + 1) for i in range(4)}
     w.annotator.object_id = 3
-    from napari_nninteractive._persist import image_ref, object_sources
+    from napari_nninteractive.gui.persist import image_ref, object_sources
 
     before = []  # the first version: fingerprint and masks computed on the GUI thread at every request
     for _ in range(5):

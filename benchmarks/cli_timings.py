@@ -29,7 +29,7 @@ LINE = re.compile(r"\[(\d+)/\d+\] (\S+): ([\d.]+) s, (\d+) forward pass")
 
 
 def run_cli(image, prompts, model, out, autozoom: bool) -> list[tuple[str, float, int]]:
-    cmd = [sys.executable, "-m", "napari_nninteractive.cli", str(image), "--prompts", str(prompts),
+    cmd = [sys.executable, "-m", "napari_nninteractive.cli.segment", str(image), "--prompts", str(prompts),
            "--model", str(model), "-o", str(out), "--device", "cpu"]
     if not autozoom:
         cmd.append("--no-autozoom")

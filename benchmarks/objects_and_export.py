@@ -34,20 +34,20 @@ def main() -> int:
     import dask.array as da
     import napari
 
-    from napari_nninteractive._annotator import ObjectTarget
-    from napari_nninteractive._persist import object_sources
-    from napari_nninteractive._widget import NNInteractiveWidget
+    from napari_nninteractive.gui.annotator import ObjectTarget
+    from napari_nninteractive.gui.persist import object_sources
+    from napari_nninteractive.gui.widget import NNInteractiveWidget
     from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
     from napari_nninteractive.core.geometry import PackedMask
     from napari_nninteractive.core.session import Session
     from napari_nninteractive.io.export import label_map, write_label_map
-    from napari_nninteractive.testing import attach_engine, synthetic_volume
+    from napari_nninteractive.testing import synthetic_volume
 
     image, labels = synthetic_volume((133, 512, 512), seed=1)
     viewer = napari.Viewer(show=False)
     layer = viewer.add_image(image, name="ct")
     w = NNInteractiveWidget(viewer)
-    a = attach_engine(w, layer, SeededWatershedEngine())
+    a = w.start_with_engine(layer, SeededWatershedEngine())
     w._session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
     print(f"image {image.shape} {image.dtype}, four objects of {[int((labels == v).sum()) for v in range(1, 5)]} voxels")

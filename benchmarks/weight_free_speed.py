@@ -37,7 +37,7 @@ def run(image, labels, cfg):
         click = sim.point_prompt(ref)
         ring = ndimage.binary_dilation(ref, iterations=3) & ~ndimage.binary_dilation(ref, iterations=2)
         neg = tuple(int(v) for v in np.argwhere(ring)[0])
-        session.new_object()
+        session.next_object()
         for name, call in (("box", lambda: session.add_prompt(box)), ("point+", lambda: session.add_prompt(click)),
                            ("point-", lambda: session.add_point(neg, positive=False)),
                            ("undo", session.undo), ("redo", session.redo)):

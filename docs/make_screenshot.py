@@ -23,7 +23,7 @@ def main() -> int:
     import napari
     from qtpy.QtCore import QCoreApplication
 
-    from napari_nninteractive._annotator import Tool
+    from napari_nninteractive.gui.annotator import Tool
     from napari_nninteractive.testing import synthetic_volume, write_model_folder
 
     def pump(seconds: float = 0.3) -> None:

@@ -195,7 +195,7 @@ def _record_windows(engine) -> list:
 def test_small_object_needs_one_pass_at_zoom_one():
     shape, c = (160, 160, 160), (80, 80, 80)
     session, engine, events = _session(sphere_image(shape, c, 10), ThresholdNet(0.5))
-    changed = session.add_point(c)
+    changed = session.add_point(c).bbox
     assert engine.forward_passes == 1
     assert changed == ((48, 112),) * 3
     assert np.array_equal(session.mask, sphere(shape, c, 10))
@@ -239,7 +239,7 @@ def test_zoom_stops_at_four():
 def test_autozoom_off_is_one_pass_and_pastes():
     shape, c = (160, 160, 160), (80, 80, 80)
     session, engine, _ = _session(sphere_image(shape, c, 40), ThresholdNet(0.5), autozoom=False)
-    changed = session.add_point(c)
+    changed = session.add_point(c).bbox
     assert engine.forward_passes == 1 and changed == ((48, 112),) * 3
     assert np.array_equal(session.mask[48:112, 48:112, 48:112], sphere(shape, c, 40)[48:112, 48:112, 48:112])
     assert session.mask.sum() == session.mask[48:112, 48:112, 48:112].sum()
@@ -280,10 +280,10 @@ def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
     stroke[0, 5:7, 2:18] = True
     lasso = np.zeros((1, 30, 30), bool)
     lasso[0, 5:25, 8:22] = True
-    for prompt in (Point((20, 75, 85), True), Point((0, 3, 168), False), Point((39, 149, 0), True),
-                   Scribble(stroke, ((10, 11), (60, 72), (90, 110)), True),
-                   Box(((25, 26), (20, 80), (30, 90)), True), Lasso(lasso, ((5, 6), (100, 130), (120, 150)), False)):
-        engine.add_prompt(prompt.validated(shape))
+    engine.load_prompts([prompt.validated(shape) for prompt in (
+        Point((20, 75, 85), True), Point((0, 3, 168), False), Point((39, 149, 0), True),
+        Scribble(stroke, ((10, 11), (60, 72), (90, 110)), True),
+        Box(((25, 26), (20, 80), (30, 90)), True), Lasso(lasso, ((5, 6), (100, 130), (120, 150)), False))])
     prev = (rng.random(shape) > 0.7).astype(np.uint8)
     for zoom in (1.5, 2.25, 3.375, 4.0):
         for centre in ((20, 75, 85), (2, 5, 160), (38, 140, 10)):

@@ -6,7 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_nninteractive.cli import main
+from napari_nninteractive.cli.segment import main
 from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.io.prompt_file import load_prompt_file

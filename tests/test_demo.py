@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from napari_nninteractive import demo
-from napari_nninteractive._sample import synthetic_scan
+from napari_nninteractive.cli import demo
+from napari_nninteractive.gui import demo as gui_demo
+from napari_nninteractive.gui.samples import synthetic_scan
 
 
 def test_sample_is_a_generated_scan_with_reference_labels():
@@ -42,7 +43,7 @@ def test_headless_demo_writes_mask_and_overview(tmp_path, capsys, monkeypatch):
     assert len(progress) == 2 and all("solver run" in line for line in progress) and "forward pass" not in out
     # The command the demo suggests next runs on what it wrote.
     assert f"nninteractive-eval {tmp_path / 'scan.nii.gz'} {tmp_path / 'labels.nii.gz'}" in out
-    from napari_nninteractive.eval.cli import main as eval_main
+    from napari_nninteractive.cli.eval import main as eval_main
 
     code = eval_main([str(tmp_path / "scan.nii.gz"), str(tmp_path / "labels.nii.gz"), "--labels", "2",
                       "--interactions", "1", "--out", str(tmp_path / "eval")])
@@ -53,7 +54,7 @@ def test_headless_demo_writes_mask_and_overview(tmp_path, capsys, monkeypatch):
 
 def _visible_world_box(viewer):
     """(lo, hi) of the world rectangle the 2-D canvas shows, in the displayed (row, column) axes."""
-    cam = demo.camera(viewer)
+    cam = gui_demo.camera(viewer)
     size = np.asarray(viewer.canvas.size if hasattr(viewer, "canvas") else viewer._canvas_size, float)  # (h, w)
     centre = np.asarray(cam.center[-2:], float)
     return centre - size / (2 * cam.zoom), centre + size / (2 * cam.zoom), size
@@ -63,14 +64,14 @@ def _visible_world_box(viewer):
 def test_gui_demo_opens_with_the_whole_slice_and_the_first_step_shown(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     viewer = make_napari_viewer(show=True)
-    viewer_, widget = demo.open_gui(viewer)
+    viewer_, widget = gui_demo.open_gui(viewer)
     assert viewer_ is viewer
     qtbot.waitUntil(lambda: widget._loader is None, timeout=30000)
     qtbot.wait(400)  # the delayed reset_view after Qt laid the docked window out
     assert widget.annotator.ready
     assert widget.status_label.text().startswith("Initialized")
     window = viewer.window._qt_window
-    assert window.width() <= demo.WINDOW_SIZE[0] and window.height() <= demo.WINDOW_SIZE[1]
+    assert window.width() <= gui_demo.WINDOW_SIZE[0] and window.height() <= gui_demo.WINDOW_SIZE[1]
 
     lo, hi, size = _visible_world_box(viewer)
     assert min(size) > 250  # the canvas is not squeezed by the dock (was ~250 px wide)
@@ -79,7 +80,7 @@ def test_gui_demo_opens_with_the_whole_slice_and_the_first_step_shown(make_napar
     assert np.all(lo <= slice_lo + 1e-6) and np.all(hi >= slice_hi - 1e-6), (lo, hi, slice_lo, slice_hi)
     assert np.max((slice_hi - slice_lo) / (hi - lo)) > 0.8  # and it fills the canvas, not a speck
 
-    overlay = demo.text_overlay(viewer)
+    overlay = gui_demo.text_overlay(viewer)
     assert overlay.visible and "Press P" in overlay.text and "click an object" in overlay.text
 
 

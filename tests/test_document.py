@@ -45,7 +45,7 @@ def _two_objects(s, labels):
     s.add_point((z, y, x), positive=False)
     s.undo()  # undone prompts are not part of the history
     records.append(capture_object(s, 1, "liver", color=(1.0, 0.0, 0.0, 1.0)))
-    s.new_object()
+    s.next_object()
     obj = np.argwhere(labels == 2)
     z, y, x = (int(v) for v in obj.mean(0).round())
     lasso = np.zeros((1, 9, 9), bool)
@@ -100,7 +100,7 @@ def test_restored_object_refines_exactly_as_if_never_closed(tmp_path, engine, ti
     expected = s.mask.copy()
 
     _, _, fresh = _annotated(make())  # "the next day"
-    fresh.new_object()
+    fresh.next_object()
     loaded = load_document(path).objects[0]
     fresh.restore_object(loaded.mask, loaded.prompts)
     assert np.array_equal(fresh.mask, record.mask) and not fresh.can_undo

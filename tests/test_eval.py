@@ -13,7 +13,7 @@ from napari_nninteractive.core.prompts import Box, Lasso, Point, PromptKind, Scr
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.agents import RandomAgent, SunkCostAgent, make_agent
-from napari_nninteractive.eval.cli import main as eval_main
+from napari_nninteractive.cli.eval import main as eval_main
 from napari_nninteractive.eval.runner import dice, evaluate, normalized_auc
 from napari_nninteractive.io.volumes import read_volume
 
@@ -166,7 +166,7 @@ class OracleEngine(Engine):
     def set_image(self, image):
         pass
 
-    def add_prompt(self, prompt):
+    def _record(self, prompt):
         self.last = prompt
 
     def clear_prompts(self):
@@ -178,8 +178,8 @@ class OracleEngine(Engine):
     def set_state(self, state):
         pass
 
-    def predict(self, mask, pending, control):
-        p = pending[-1]
+    def _predict(self, mask, new, control):
+        p = new[-1]
         if isinstance(p, Point):
             value = self.labels[p.coord]
         else:  # the object most of the prompt's voxels fall on
@@ -232,7 +232,7 @@ def _nii(path, array):
 
 
 def test_cli_writes_csv_table_plot_and_replayable_prompt_logs(tmp_path, tiny_model_dir, capsys):
-    from napari_nninteractive.cli import main as segment_main
+    from napari_nninteractive.cli.segment import main as segment_main
 
     labels = _two_objects()
     image = sphere_image(SHAPE, CENTRE, 8) + np.random.default_rng(0).normal(0, 5, SHAPE).astype(np.float32)

@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_nninteractive import demo, download_cli, testing
+from napari_nninteractive import testing
+from napari_nninteractive.cli import demo
+from napari_nninteractive.cli import download as download_cli
 from napari_nninteractive.core import hub
 from napari_nninteractive.core.encoding import ImageError
 from napari_nninteractive.core.errors import OutputError, UserError
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import report
-from napari_nninteractive.eval.cli import EvalUsageError
-from napari_nninteractive.eval.cli import main as eval_main
+from napari_nninteractive.cli.eval import EvalUsageError
+from napari_nninteractive.cli.eval import main as eval_main
 
 from .conftest import sphere, sphere_image
 from .test_session import make_session
@@ -42,7 +44,7 @@ def _snapshot(folder: Path) -> dict:
 def test_demo_falls_back_to_headless_when_the_display_does_not_answer(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["DISPLAY"] = ":4321"  # nothing listens there
-    proc = subprocess.run([sys.executable, "-m", "napari_nninteractive.demo", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "napari_nninteractive.cli.demo", "--out", str(tmp_path)],
                           check=False, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Cannot open a window on DISPLAY=:4321" in proc.stdout and "running the same segmentation headless" in proc.stdout
@@ -139,7 +141,7 @@ def test_eval_bad_labels_and_arguments_are_one_line_errors(tmp_path, pair, capsy
 
 
 def test_eval_usage_errors_are_user_errors():
-    from napari_nninteractive.eval.cli import build_parser, run
+    from napari_nninteractive.cli.eval import build_parser, run
 
     assert issubclass(EvalUsageError, UserError) and issubclass(EvalUsageError, ValueError)
     with pytest.raises(EvalUsageError, match="unknown agent"):

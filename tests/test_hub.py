@@ -90,7 +90,7 @@ def test_unknown_repo_falls_back_to_the_older_name(tmp_path):
 
 
 def test_cli_prints_the_cached_folder_and_errors_in_one_line(tmp_path, capsys, monkeypatch):
-    from napari_nninteractive import download_cli
+    from napari_nninteractive.cli import download as download_cli
 
     write_model_folder(tmp_path / "nnInteractive_v1.0")
     assert download_cli.main(["--cache-dir", str(tmp_path)]) == 0
@@ -133,7 +133,7 @@ def test_list_models_offline_shows_the_cache_and_says_so(tmp_path):
 
 
 def test_cli_list(tmp_path, capsys, monkeypatch):
-    from napari_nninteractive import download_cli
+    from napari_nninteractive.cli import download as download_cli
 
     write_model_folder(tmp_path / "nnInteractive_v1.0")
     monkeypatch.setattr("huggingface_hub.list_repo_files", lambda repo_id: ["nnInteractive_v2.0/plans.json"])
@@ -183,7 +183,7 @@ def test_probe_is_bounded_even_when_the_connection_hangs(monkeypatch):
 def test_failing_probe_lists_the_cache_fast_without_tracebacks(tmp_path, capsys, monkeypatch):
     import time
 
-    from napari_nninteractive import download_cli
+    from napari_nninteractive.cli import download as download_cli
 
     _no_proxy(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nninteractive._annotator import OutputMode, Tool
-from napari_nninteractive._persist import object_sources
-from napari_nninteractive._widget import NNInteractiveWidget
+from napari_nninteractive.gui.annotator import OutputMode, Tool
+from napari_nninteractive.gui.persist import object_sources
+from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
-from napari_nninteractive.testing import attach_engine
 
 from .conftest import sphere, sphere_image
 
@@ -17,17 +16,14 @@ pytestmark = pytest.mark.qt
 
 SHAPE, A, B = (40, 48, 120), (20, 24, 30), (20, 24, 90)
 
-
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
-
 
 def _image():
     img = sphere_image(SHAPE, A, 10)
     img[sphere(SHAPE, B, 8)] = 100
     return img
-
 
 def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
     """The widget on the two-blob image with the weight-free engine; two objects segmented."""
@@ -37,7 +33,7 @@ def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     w.mode_combo.setCurrentIndex(list(OutputMode).index(mode))
     w.class_spin.setValue(class_id)
-    a = attach_engine(w, layer, SeededWatershedEngine())
+    a = w.start_with_engine(layer, SeededWatershedEngine())
     w._session_started()
     for centre in (A, B):
         a.prompt_layers[Tool.POINT].add(list(centre))
@@ -46,21 +42,17 @@ def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
             a.next_object()
     return w, a, msgs
 
-
 def _settle(a, qtbot=None):
     a.runner.wait(60)
 
-
 def _labels(viewer, name="nnInteractive objects"):
     return np.asarray(viewer.layers[name].data)
-
 
 def _halves(mask):
     """The first object (left blob) and the second (right blob) of a mask."""
     left = mask.copy()
     left[:, :, SHAPE[2] // 2:] = False
     return left, mask & ~left
-
 
 def _click_row(qtbot, w, row):
     from qtpy.QtCore import Qt
@@ -69,12 +61,10 @@ def _click_row(qtbot, w, row):
     rect = table.visualItemRect(table.item(row, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
-
 def _negative_box(a, z, y0, y1, x0, x1):
     a.set_polarity(False)
     a.prompt_layers[Tool.BBOX].add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
     a.set_polarity(True)
-
 
 def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_changes_only_it(viewer, qtbot):
     w, a, _ = _start(viewer)
@@ -103,7 +93,6 @@ def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_cha
     _settle(a)
     assert set(np.unique(_labels(viewer))) == {0, 1, 2, 3} and np.array_equal(_labels(viewer) == 2, before == 2)
 
-
 def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
     w, a, _ = _start(viewer, OutputMode.SEMANTIC, class_id=3)
     before = _labels(viewer).copy()
@@ -120,7 +109,6 @@ def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
     after = _labels(viewer)
     assert np.array_equal(after[:, :, 60:], before[:, :, 60:])  # the class's other object is untouched
     assert (after[:, :, :60] == 3).sum() < (before[:, :, :60] == 3).sum()
-
 
 def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_one(viewer, qtbot):
     w, a, _ = _start(viewer)
@@ -143,7 +131,6 @@ def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_
     _settle(a)
     assert np.array_equal(_labels(viewer), before) and a.object_id == 1 and w.objects_panel.table.rowCount() == 2
 
-
 def test_hide_show_and_rename_objects(viewer, qtbot):
     from qtpy.QtCore import Qt
 
@@ -161,14 +148,12 @@ def test_hide_show_and_rename_objects(viewer, qtbot):
     doc = object_sources(a, w._image_ref).build()
     assert [r.name for r in doc.objects] == ["object 1", "kidney"]
 
-
 def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):
     from qtpy.QtCore import Qt
 
     w, a, _ = _start(viewer, OutputMode.SEPARATE)
     w.objects_panel.table.item(1, 2).setCheckState(Qt.CheckState.Unchecked)
     assert not viewer.layers["nnInteractive object 2"].visible and viewer.layers["nnInteractive object 1"].visible
-
 
 def _export(w, path, kind="instance"):
     w.objects_panel.kind_combo.setCurrentText(kind)
@@ -178,7 +163,6 @@ def _export(w, path, kind="instance"):
 
         while w.objects_panel.export_worker is not None:
             QCoreApplication.processEvents()
-
 
 def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
     w, a, msgs = _start(viewer, OutputMode.SEMANTIC, class_id=4, scale=(2.0, 0.5, 0.5), translate=(10, 0, -5))
@@ -211,7 +195,6 @@ def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
     _export(w, tmp_path / "o.png")
     assert "unknown export type" in w.status_label.text()
 
-
 def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
     from napari_nninteractive.io.export import default_path, nifti_affine
 
@@ -224,14 +207,13 @@ def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
     assert np.allclose(np.diag(got)[:3], [1, 2, 3]) and "scale" in origin
     assert default_path("scan", src, "nifti") == tmp_path / "ct_042_instance.nii.gz"
 
-
 def test_switching_objects_with_queued_prompts_asks_to_run_them_first(viewer, qtbot):
     w, a, msgs = _start(viewer)
     w.autorun_check.setChecked(False)
     a.prompt_layers[Tool.POINT].add([B[0], B[1], B[2] + 3])
     _settle(a)
     _click_row(qtbot, w, 0)
-    assert "queued prompt" in msgs[-1] and a.object_id == 1 and a.last_outcome.pending == 1
+    assert "queued prompt" in msgs[-1] and a.object_id == 1 and a.last_outcome.state.pending == 1
     w.run_button.click()
     _settle(a)
     _click_row(qtbot, w, 0)

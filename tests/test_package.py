@@ -23,7 +23,7 @@ def test_importing_the_package_imports_neither_torch_nor_qt():
 def test_core_and_cli_never_import_qt_napari_or_magicgui():
     mods = _modules_after(
         "import napari_nninteractive.core.session, napari_nninteractive.core.engines.network, "
-        "napari_nninteractive.cli, napari_nninteractive.io.volumes"
+        "napari_nninteractive.cli.segment, napari_nninteractive.io.volumes"
     )
     assert not {"qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "napari", "magicgui", "superqt"} & mods
 
@@ -54,5 +54,5 @@ def test_version_is_exposed():
 
 
 def test_opening_the_dock_imports_no_torch():
-    mods = _modules_after("import napari_nninteractive._widget")
+    mods = _modules_after("import napari_nninteractive.gui.widget")
     assert "torch" not in mods  # torch loads with the model, in the background, not when the dock opens

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nninteractive.cli import main as segment
+from napari_nninteractive.cli.segment import main as segment
 from napari_nninteractive.core import atomic
 from napari_nninteractive.core.checkpoint import allowed_names, load_checkpoint
 from napari_nninteractive.core.document import ImageRef, ObjectRecord, SessionDocument, SessionFileError, save_document
@@ -383,7 +383,7 @@ def test_killed_mid_write_leaves_the_earlier_file_and_the_next_write_removes_the
 
 
 def test_internal_bugs_keep_their_traceback_and_ask_for_a_report(case, monkeypatch, capsys):
-    import napari_nninteractive.cli as cli
+    import napari_nninteractive.cli.segment as cli
 
     def broken(args):
         raise ZeroDivisionError("a bug")
@@ -453,7 +453,7 @@ def test_label_map_of_masks_on_different_grids(tmp_path):
 @pytest.mark.qt
 @pytest.mark.parametrize("accept", [False, True])
 def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_viewer, qtbot, folder, tmp_path, accept):
-    from napari_nninteractive._widget import NNInteractiveWidget
+    from napari_nninteractive.gui.widget import NNInteractiveWidget
 
     marker = tmp_path / "marker"
     _poison_checkpoint(folder, marker)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from napari_nninteractive.cli import main as segment_main
+from napari_nninteractive.cli.segment import main as segment_main
 from napari_nninteractive.core.engines.base import EngineError
 from napari_nninteractive.core.engines.factory import make_engine
 from napari_nninteractive.core.engines.seeded import RandomWalkerEngine, SeededConfig, SeededWatershedEngine

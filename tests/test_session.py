@@ -23,13 +23,13 @@ def make_session(net=None, image=None, **meta):
 
 def test_prompts_queue_without_predicting_then_one_predict_uses_them_all():
     s = make_session()
-    assert s.add_point(C, run=False) is None
-    assert s.add_bbox([[48, 49], [30, 66], [30, 66]], run=False) is None
+    assert s.add_point(C, run=False).bbox is None
+    assert s.add_bbox([[48, 49], [30, 66], [30, 66]], run=False).bbox is None
     assert len(s.pending) == 2 and not s.mask.any()
-    changed = s.predict()
+    changed = s.predict().bbox
     assert changed == ((16, 80),) * 3 and s.pending == ()
     assert np.array_equal(s.mask, sphere(SHAPE, C, 12))
-    assert s.predict() is None  # nothing queued
+    assert s.predict().bbox is None  # nothing queued
 
 
 def test_undo_redo_round_trips_bit_for_bit():
@@ -51,7 +51,7 @@ def test_undo_redo_round_trips_bit_for_bit():
     for expected in reversed(states[:-1]):
         s.undo()
         assert np.array_equal(s.mask, expected)
-    assert not s.can_undo and s.undo() is None
+    assert not s.can_undo and s.undo().bbox is None
     for expected in states[1:]:
         s.redo()
         assert np.array_equal(s.mask, expected)
@@ -125,7 +125,7 @@ def test_output_buffer_receives_only_changed_regions():
     s = make_session()
     buf = np.full(SHAPE, 7, dtype=np.uint16)
     s.set_output_buffer(buf)
-    changed = s.add_point(C)
+    changed = s.add_point(C).bbox
     inside = tuple(slice(lo, hi) for lo, hi in changed)
     assert np.array_equal(buf[inside], sphere(SHAPE, C, 12)[inside])
     assert (buf[:10] == 7).all()  # outside the changed bbox untouched
@@ -141,9 +141,10 @@ def test_initial_mask_without_refine_replaces_the_object_and_resets_prompts():
     s.add_point(C)
     init = np.zeros(SHAPE, np.uint8)
     init[5:10, 5:10, 5:10] = 1
-    changed = s.set_initial_mask(init)
+    change = s.set_initial_mask(init)
+    changed = change.bbox
     assert np.array_equal(s.mask, init)
-    assert s.engine.get_state().rasters == () and s.engine.forward_passes == 1  # no new pass
+    assert s.engine.get_state().rasters == () and change.forward_passes == 0  # no new pass
     assert changed == ((5, 61),) * 3  # union of the mask (5..9) and the old sphere (36..60)
     s.undo()
     assert np.array_equal(s.mask, sphere(SHAPE, C, 12))
@@ -201,7 +202,7 @@ def test_new_object_starts_fresh_without_touching_the_output_buffer():
     s.set_output_buffer(buf)
     s.add_point(C)
     kept = buf.copy()
-    s.new_object()
+    s.next_object()
     assert not s.can_undo and s.pending == () and s.engine.get_state().rasters == ()
     assert np.array_equal(buf, kept) and buf.any()
     s.set_output_buffer(None)

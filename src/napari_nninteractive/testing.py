@@ -1,5 +1,4 @@
-"""Model folders in the official nnInteractive format with random weights, synthetic volumes, and
-:func:`attach_engine` (the widget started on an engine without the background load).
+"""Model folders in the official nnInteractive format with random weights, and synthetic volumes.
 
 For tests, benchmarks and the README example: the folders go through exactly the same loading
 code as the released nnInteractive_v1.0 model, but their random weights segment nothing
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic
+from .samples.synthetic import enclosing_box, synthetic_volume  # noqa: F401 - re-exported for tests
 
 CONV = "torch.nn.modules.conv.Conv3d"
 NORM = "torch.nn.modules.instancenorm.InstanceNorm3d"
@@ -139,43 +139,6 @@ def write_model_folder(
     return folder
 
 
-def synthetic_volume(shape=(128, 128, 128), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A scan-like float32 volume (a few blobs of different contrast, noise) and its label map."""
-    rng = np.random.default_rng(seed)
-    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
-    image = np.full(shape, 20.0, dtype=np.float32)
-    labels = np.zeros(shape, dtype=np.uint8)
-    for label in range(1, 5):
-        centre = [rng.uniform(0.25, 0.75) * s for s in shape]
-        radii = [rng.uniform(0.08, 0.18) * s for s in shape]
-        d = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii))
-        inside = d <= 1
-        labels[inside & (labels == 0)] = label
-        image[inside] = 60.0 + 40.0 * label
-    image += rng.normal(0, 8, shape).astype(np.float32)
-    return image, labels
-
-
-def attach_engine(widget, layer, engine):
-    """Start ``widget`` on image ``layer`` with ``engine`` as Initialize does, but on this thread; the annotator."""
-    from . import _layers
-    from .core.session import Session
-
-    view = _layers.image_view(layer, tuple(widget.viewer.dims.current_step))
-    session = Session(engine)
-    session.set_image(view.volume)
-    widget.annotator.attach(view, session)
-    widget._output_changed()
-    return widget.annotator
-
-
-def enclosing_box(obj: np.ndarray, z: int, margin: int = 2) -> list[list[int]]:
-    """Prompt-file bbox enclosing ``obj`` on slice ``z`` with ``margin`` voxels around it."""
-    ys, xs = np.nonzero(obj[z])
-    return [[z, z + 1], [int(ys.min()) - margin, int(ys.max()) + 1 + margin],
-            [int(xs.min()) - margin, int(xs.max()) + 1 + margin]]
-
-
 def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m napari_nninteractive.testing",
@@ -187,7 +150,7 @@ def _main(argv=None) -> int:
                         "created if needed, these replaced)")
     parser.add_argument("--full", action="store_true", help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one")
     parser.add_argument("--size", type=int, default=128, help="edge of the synthetic cubic volume (default 128)")
-    from .cli import guarded
+    from .cli.common import guarded
 
     return guarded(parser.prog, _write_example, parser.parse_args(argv))
 

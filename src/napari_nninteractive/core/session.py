@@ -7,24 +7,27 @@ Typical use::
 
     session = Session(NetworkEngine.from_folder("nnInteractive_v1.0"))
     session.set_image(volume)                      # (z, y, x), (c, z, y, x) or (y, x)
-    changed = session.add_point((40, 100, 120))    # positive click -> bbox that changed
+    change = session.add_point((40, 100, 120))     # positive click -> what changed
+    change.bbox, change.values                     # the changed region and the mask there
     session.add_bbox([[40, 41], [80, 160], [90, 150]], positive=False)
     session.undo(); session.redo()
-    mask = session.mask                            # uint8 0/1, image grid
+    mask = session.read_mask()                     # uint8 0/1, image grid
 
-Every predicting call returns the bbox it changed (or ``None``). A session is not thread-safe:
-call it from one thread at a time (the napari widget uses one worker).
+:class:`Session` implements :class:`~.api.SegmentationSession`: every operation returns a
+:class:`~.api.Change`. A session is not thread-safe: call it from one thread at a time (the
+napari widget uses one worker).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .api import CancelCheck, Capabilities, Change, ProgressCallback
 from .encoding import ImageError
-from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, ProgressEvent, RunControl
+from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunControl
 from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
 from .lazy import LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
@@ -51,8 +54,8 @@ class _Patch:
 
 @dataclass(frozen=True)
 class _Snapshot:
-    engine_state: object
-    pending: tuple[Prompt, ...]
+    engine_state: object  # the engine's prompts (those it has predicted with)
+    pending: tuple[Prompt, ...]  # queued, not yet given to the engine
     history: tuple[Prompt, ...] = ()
 
 
@@ -111,8 +114,8 @@ class Session:
     def __init__(
         self,
         engine: Engine,
-        progress: Callable[[ProgressEvent], None] | None = None,
-        should_cancel: Callable[[], bool] | None = None,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
     ):
         self.engine = engine
         self.progress = progress
@@ -124,11 +127,20 @@ class Session:
         self._history: tuple[Prompt, ...] = ()  # the current object's prompts, oldest first
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
-        #: ``(bbox, indices)`` of the voxels whose value the latest call changed (indices in the
-        #: bbox frame, as from ``np.nonzero``); lets a GUI update only those voxels.
-        self.last_change: tuple[BBox, tuple[np.ndarray, ...]] | None = None
-        #: A message about the latest prediction the user should see (e.g. a fall back to the CPU).
-        self.notice: str | None = None
+        self._notices: tuple[str, ...] = ()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the engine can do (see :class:`~.api.Capabilities`); unlimited undo and redo."""
+        e = self.engine
+        device = getattr(e, "device", None)
+        return Capabilities(e.name, e.describe(), frozenset(e.supported_kinds), bool(e.supports_3d_box), e.n_image_channels,
+                            undo_depth=None, redo=True, licence=getattr(getattr(e, "model", None), "licence", None),
+                            device=getattr(device, "type", None), pass_name=e.pass_name)
+
+    def set_run_control(self, progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
+        """Send progress events to ``progress``; poll ``should_cancel`` between expensive steps."""
+        self.progress, self.should_cancel = progress, should_cancel
 
     # ------------------------------------------------------------------ image and buffers
 
@@ -161,9 +173,9 @@ class Session:
         and every undo/redo state, each array counted once (states share them); ``history``: the
         bit-packed changed regions of the undo/redo steps.
         """
-        states = [self.engine.get_state()] if self._image is not None else []
+        states = [self.engine.get_state(), tuple(self._pending)] if self._image is not None else []
         for step in self._undo + self._redo:
-            states += [step.before.engine_state, step.after.engine_state]
+            states += [step.before.engine_state, step.after.engine_state, step.before.pending, step.after.pending]
         arrays = {}
         for state in states:
             items = getattr(state, "rasters", state if isinstance(state, tuple) else ())
@@ -207,9 +219,19 @@ class Session:
 
     @property
     def mask(self) -> np.ndarray:
-        """The current object's mask (the output buffer if one was set)."""
+        """The current object's mask (the output buffer if one was set); not a copy."""
         self._require_image()
         return self._output
+
+    def state(self) -> Change:
+        """The session now, as a change of nothing (undo/redo availability, queued prompts, history)."""
+        self._require_image()
+        return self._change(None)
+
+    def read_mask(self) -> np.ndarray:
+        """A copy of the current object's 0/1 mask (``uint8``, image grid)."""
+        self._require_image()
+        return self._mask.copy()
 
     @property
     def pending(self) -> tuple[Prompt, ...]:
@@ -225,11 +247,11 @@ class Session:
         """
         return self._history
 
-    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> BBox | None:
+    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> Change:
         """Make ``mask`` (full size, 0/1) with ``prompts`` the current object, without predicting.
 
         The engine gets the prompts back so that the next prompt refines the object as if the
-        session had never ended; the undo history starts fresh. Returns the changed bbox.
+        session had never ended; the undo history starts fresh.
         """
         self._require_image()
         mask = np.asarray(mask)
@@ -237,18 +259,15 @@ class Session:
             raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {self._mask.shape}.")
         prompts = tuple(p.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
         changed = union_bbox(nonzero_bbox(self._mask), nonzero_bbox(mask))
-        self.engine.clear_prompts()
-        for prompt in prompts:
-            self.engine.add_prompt(prompt)
-        self.last_change = None
+        self.engine.load_prompts(prompts)
+        flips = None
         if changed is not None:
             new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
             flips = np.nonzero(self._mask[bbox_to_slices(changed)] != new)
             self._set(changed, new)
-            self.last_change = (changed, flips)
         self._pending, self._undo, self._redo = [], [], []
         self._history = prompts
-        return changed
+        return self._change(changed, flips)
 
     @property
     def can_undo(self) -> bool:
@@ -264,59 +283,72 @@ class Session:
 
     # ------------------------------------------------------------------ prompts
 
-    def add_point(self, coord: Sequence[float], positive: bool = True, run: bool = True) -> BBox | None:
+    def add_point(self, coord: Sequence[float], positive: bool = True, run: bool = True) -> Change:
         """Click at ``coord`` (voxel coordinates, array order)."""
         return self.add_prompt(Point(tuple(coord), positive), run)
 
-    def add_bbox(self, bbox: Sequence[Sequence[float]], positive: bool = True, run: bool = True) -> BBox | None:
+    def add_bbox(self, bbox: Sequence[Sequence[float]], positive: bool = True, run: bool = True) -> Change:
         """Box ``[[lo, hi], ...]`` (half-open); a 2-D box has extent 1 on one axis."""
         return self.add_prompt(Box(tuple(tuple(p) for p in bbox), positive), run)
 
-    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> BBox | None:
+    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> Change:
         """Scribble as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Scribble(mask, bbox, positive), run)
 
-    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> BBox | None:
+    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> Change:
         """Filled lasso as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Lasso(mask, bbox, positive), run)
 
-    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox=None, run: bool = True) -> BBox | None:
+    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox=None, run: bool = True) -> Change:
         """Replace the object by ``mask`` (resets its prompts); ``refine`` lets the network improve it."""
         return self.add_prompt(InitialMask(mask, bbox, True, refine), run)
 
-    def add_prompt(self, prompt: Prompt, run: bool = True) -> BBox | None:
-        """Validate and queue ``prompt``; with ``run`` predict at once and return the changed bbox."""
+    def add_prompt(self, prompt: Prompt, run: bool = True) -> Change:
+        """Validate and queue ``prompt``; with ``run`` predict at once."""
+        return self.add_prompts([prompt], run)
+
+    def add_prompts(self, prompts: Sequence[Prompt], run: bool = True) -> Change:
+        """Validate and queue ``prompts`` (all or none); with ``run`` predict with everything queued.
+
+        Queued prompts reach the engine once, when a prediction runs. A prediction that is
+        cancelled or fails leaves the mask unchanged and the prompts queued (undoable).
+        """
         self._require_image()
-        if prompt.kind not in self.engine.supported_kinds:
-            raise PromptError(
-                f"This model does not support {prompt.kind.value} prompts; use one of "
-                f"{sorted(k.value for k in self.engine.supported_kinds)}."
-            )
-        prompt = prompt.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box)
+        valid = []
+        for prompt in prompts:
+            if prompt.kind not in self.engine.supported_kinds:
+                raise PromptError(
+                    f"This model does not support {prompt.kind.value} prompts; use one of "
+                    f"{sorted(k.value for k in self.engine.supported_kinds)}."
+                )
+            valid.append(prompt.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box))
+        if not valid:
+            return self.predict() if run else self._change(None)
         before = self._snapshot()
-        self.engine.add_prompt(prompt)
-        self._pending.append(prompt)
-        self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
-        queued = _Step(f"add {prompt.kind.value}", before, self._snapshot(), ())
+        for prompt in valid:
+            self._pending.append(prompt)
+            self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
+        label = " + ".join(p.kind.value for p in valid)
+        queued = _Step(f"add {label}", before, self._snapshot(), ())
         if not run:
             self._push(queued)
-            return None
+            return self._change(None)
         try:
-            return self._run(before, f"{prompt.kind.value}")
+            return self._run(before, label)
         except BaseException:
-            self._push(queued)  # the prompt stays queued; the mask is unchanged
+            self._push(queued)  # the prompts stay queued; the mask is unchanged
             raise
 
-    def predict(self) -> BBox | None:
-        """Predict with every queued prompt; returns the changed bbox (``None`` if none queued)."""
+    def predict(self) -> Change:
+        """Predict with every queued prompt (nothing changes when none is queued)."""
         self._require_image()
         if not self._pending:
-            return None
+            return self._change(None)
         return self._run(self._snapshot(), "predict")
 
     # ------------------------------------------------------------------ object and history
 
-    def reset_object(self) -> BBox | None:
+    def reset_object(self) -> Change:
         """Clear the mask and all prompts of the current object (undoable)."""
         self._require_image()
         before = self._snapshot()
@@ -329,59 +361,64 @@ class Session:
         self._history = ()
         step = _Step("reset", before, self._snapshot(), tuple(patches))
         self._push(step)
-        self._record_change(step)
-        return box
+        return self._step_change(step)
 
-    def new_object(self) -> None:
+    def next_object(self) -> Change:
         """Start the next object: empty mask, no prompts, fresh history (not undoable).
 
-        The finished object's mask is not erased from a caller's output buffer; callers that
-        keep finished objects (the napari widget, evaluation) read it before calling this.
+        Returns the *finished* object: its bbox, its voxels there and its prompt history. Its
+        mask is not erased from a caller's output buffer.
         """
         self._require_image()
+        finished = self._change(nonzero_bbox(self._mask))
         self._mask[...] = 0
         self.engine.clear_prompts()
         self._pending, self._undo, self._redo = [], [], []
         self._history = ()
-        self.last_change = None
+        return finished
 
-    def undo(self) -> BBox | None:
-        """Undo the last action (unlimited depth); returns the bbox it changed."""
+    def undo(self) -> Change:
+        """Undo the last action (unlimited depth)."""
         if not self._undo:
-            return None
+            return self._change(None)
         step = self._undo.pop()
         for patch in reversed(step.patches):
             self._set(patch.bbox, patch.values("old"))
         self._restore(step.before)
         self._redo.append(step)
-        self._record_change(step)
-        return step.bbox
+        return self._step_change(step)
 
-    def redo(self) -> BBox | None:
-        """Redo the last undone action; returns the bbox it changed."""
+    def redo(self) -> Change:
+        """Redo the last undone action."""
         if not self._redo:
-            return None
+            return self._change(None)
         step = self._redo.pop()
         for patch in step.patches:
             self._set(patch.bbox, patch.values("new"))
         self._restore(step.after)
         self._undo.append(step)
-        self._record_change(step)
-        return step.bbox
+        return self._step_change(step)
 
     # ------------------------------------------------------------------ internals
 
-    def _record_change(self, step: _Step) -> None:
+    def _change(self, box: BBox | None, flipped: tuple[np.ndarray, ...] | None = None,
+                notices: tuple[str, ...] = (), passes: int = 0) -> Change:
+        """The session now, with the object's voxels in ``box`` (copied)."""
+        values = None if box is None else self._mask[bbox_to_slices(box)].copy()
+        return Change(box, values, flipped if box is not None else None, bool(self._undo), bool(self._redo),
+                      len(self._pending), self._history, notices, passes)
+
+    def _step_change(self, step: _Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
+        """The change of ``step``, with the voxels whose value it flipped."""
         box = step.bbox
         if box is None:
-            self.last_change = None
-            return
+            return self._change(None, notices=notices, passes=passes)
         changed = np.zeros(tuple(hi - lo for lo, hi in box), dtype=bool)
         for patch in step.patches:
             local = tuple(slice(lo - b0, hi - b0) for (lo, hi), (b0, _) in zip(patch.bbox, box))
             flips = np.unpackbits(np.bitwise_xor(patch.old, patch.new), count=int(np.prod(patch.shape)))
             changed[local] |= flips.reshape(patch.shape).astype(bool)
-        self.last_change = (box, np.nonzero(changed))
+        return self._change(box, np.nonzero(changed), notices, passes)
 
     def _snapshot(self) -> _Snapshot:
         return _Snapshot(self.engine.get_state(), tuple(self._pending), self._history)
@@ -407,46 +444,51 @@ class Session:
         patches.append(_Patch.of(box, old, new))
         self._set(box, new)
 
-    def _engine_predict(self, pending: list[Prompt]):
-        """The engine's regions; after the GPU ran out of memory, once more on the CPU (see :attr:`notice`)."""
+    def _engine_predict(self, prompts: list[Prompt], engine_before: object) -> tuple[list, tuple[str, ...]]:
+        """The engine's regions and notices; after the GPU ran out of memory, once more on the CPU."""
         control = RunControl(self.progress, self.should_cancel)
         try:
-            return self.engine.predict(self._mask, pending, control)
+            return self.engine.predict(self._mask, prompts, control), ()
         except GpuOutOfMemory:
             if not self.engine.fall_back_to_cpu():
                 raise
-        self.notice = ("The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
-                       "Close other GPU programs and Initialize again to use the GPU.")
-        return self.engine.predict(self._mask, pending, control)
+        self.engine.set_state(engine_before)  # the engine takes the same prompts once more
+        notice = ("The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
+                  "Close other GPU programs and Initialize again to use the GPU.")
+        return self.engine.predict(self._mask, prompts, control), (notice,)
 
-    def _run(self, before: _Snapshot, label: str) -> BBox | None:
-        """Apply queued initial masks, ask the engine, write its regions; all or nothing."""
-        pending = list(self._pending)
+    def _run(self, before: _Snapshot, label: str) -> Change:
+        """Apply queued initial masks, give the engine the queued prompts, write its regions; all or nothing."""
+        prompts = list(self._pending)
         patches: list[_Patch] = []
-        self.notice = None
+        notices: tuple[str, ...] = ()
+        engine_before = self.engine.get_state()
+        self.engine.forward_passes = 0
         try:
             need_engine = True
-            idx = max((i for i, p in enumerate(pending) if isinstance(p, InitialMask)), default=None)
-            if idx is not None:
-                init = pending[idx]
+            idx = max((i for i, p in enumerate(prompts) if isinstance(p, InitialMask)), default=None)
+            if idx is not None:  # an initial mask replaces the object and its earlier prompts
+                init = prompts[idx]
                 box = union_bbox(nonzero_bbox(self._mask), init.bbox)
                 new = np.zeros_like(self._mask[bbox_to_slices(box)])
                 new[bbox_to_slices(tuple((lo - b0, hi - b0) for (lo, hi), (b0, _) in zip(init.bbox, box)))] = init.mask
                 self._write(box, new, patches)
-                need_engine = init.refine or idx < len(pending) - 1
-                pending = pending if init.refine else pending[idx + 1 :]
-            if need_engine and pending:
-                for box, values in self._engine_predict(pending):
+                self.engine.clear_prompts()
+                need_engine = init.refine or idx < len(prompts) - 1
+                prompts = prompts[idx:] if init.refine else prompts[idx + 1 :]
+            if need_engine and prompts:
+                regions, notices = self._engine_predict(prompts, self.engine.get_state())
+                for box, values in regions:
                     self._write(box, values, patches)
         except BaseException:
             for patch in reversed(patches):
                 self._set(patch.bbox, patch.values("old"))
+            self.engine.set_state(engine_before)
             raise
         self._pending = []
         step = _Step(label, before, self._snapshot(), tuple(patches))
         self._push(step)
-        self._record_change(step)
-        return step.bbox
+        return self._step_change(step, notices, self.engine.forward_passes)
 
 
-__all__ = ["Session", "PredictionCancelled", "as_channel_first"]
+__all__ = ["Change", "Session", "PredictionCancelled", "as_channel_first"]

@@ -1,8 +1,9 @@
 """Run simulated users against any engine through the session interface; Dice and AUC.
 
-``evaluate`` drives a :class:`~napari_nninteractive.core.session.Session` (network engine,
-weight-free engine, or any :class:`~napari_nninteractive.core.engines.base.Engine`) over the
-objects of a label volume and returns one :class:`ObjectRun` per object and agent.
+``evaluate`` drives any :class:`~napari_nninteractive.core.api.SegmentationSession` (a local
+:class:`~napari_nninteractive.core.session.Session` on the network or a weight-free engine, or
+another backend) over the objects of a label volume and returns one :class:`ObjectRun` per object
+and agent. It keeps its own copy of the mask, updated from each operation's change.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.api import SegmentationSession, paste
 from ..core.prompts import Prompt
-from ..core.session import Session
 from .agents import Agent, make_agent
 from .simulate import KINDS, correction, make_prompt
 
@@ -66,27 +67,29 @@ class ObjectRun:
         return normalized_auc(self.dices)
 
 
-def simulate_object(session: Session, reference: np.ndarray, agent: Agent, n_interactions: int,
+def simulate_object(session: SegmentationSession, reference: np.ndarray, agent: Agent, n_interactions: int,
                     rng: np.random.Generator, label: int = 1, image: str = "image", engine: str | None = None) -> ObjectRun:
     """Prompt, predict and correct ``n_interactions`` times on one object (Dice@0..N)."""
     reference = reference.astype(bool)
     if not reference.any():
         raise ValueError(f"label {label} has no voxel in the reference")
-    session.reset_object()
+    caps = session.capabilities
+    mask = session.read_mask()  # our copy of the object, updated from each change
+    paste(session.reset_object(), mask)
     agent.reset(rng)
-    run = ObjectRun(image, int(label), agent.name, engine or session.engine.name)
+    run = ObjectRun(image, int(label), agent.name, engine or caps.name)
     for k in range(n_interactions + 1):
         kind = agent.choose(k, run.dices, rng)
-        prompt = make_prompt(kind, reference, True, rng) if k == 0 else correction(kind, reference, session.mask, rng)
+        prompt = make_prompt(kind, reference, True, rng) if k == 0 else correction(kind, reference, mask, rng)
         if prompt is None:  # perfect already: the user has nothing to correct
             run.steps.append(Step(k, None, None, run.dices[-1], 0.0, 0))
             continue
         t0 = time.perf_counter()
-        session.add_prompt(prompt)
+        change = session.add_prompts([prompt])
         seconds = time.perf_counter() - t0
-        run.prompts.append(prompt.validated(session.shape, session.engine.supports_3d_box))
-        passes = int(getattr(session.engine, "forward_passes", 0))
-        run.steps.append(Step(k, kind.value, bool(prompt.positive), dice(session.mask, reference), seconds, passes))
+        paste(change, mask)
+        run.prompts.append(prompt.validated(session.shape, caps.supports_3d_box))
+        run.steps.append(Step(k, kind.value, bool(prompt.positive), dice(mask, reference), seconds, change.forward_passes))
     return run
 
 
@@ -101,7 +104,7 @@ def label_values(labels: np.ndarray, wanted: Iterable[int] | None = None) -> lis
     return list(wanted)
 
 
-def evaluate(session: Session, labels: np.ndarray, agents: Iterable[str] = ("random",), n_interactions: int = 5,
+def evaluate(session: SegmentationSession, labels: np.ndarray, agents: Iterable[str] = ("random",), n_interactions: int = 5,
              seed: int = 0, wanted: Iterable[int] | None = None, image: str = "image",
              on_object: Callable[[int, int, ObjectRun], None] | None = None) -> list[ObjectRun]:
     """Evaluate every (agent, label) pair; the session must already hold the image.
@@ -110,7 +113,7 @@ def evaluate(session: Session, labels: np.ndarray, agents: Iterable[str] = ("ran
     reproducible and adding labels or agents does not change the others.
     """
     values = label_values(labels, wanted)
-    kinds = tuple(k for k in KINDS if k in session.engine.supported_kinds)
+    kinds = tuple(k for k in KINDS if k in session.capabilities.supported_kinds)
     agent_objs = [make_agent(name, kinds) for name in agents]
     jobs = [(a_i, agent, v) for a_i, agent in enumerate(agent_objs) for v in values]
     runs = []

@@ -76,6 +76,8 @@ class Engine(abc.ABC):
     n_image_channels: int | None = None
     #: Forward passes (or equivalent solver runs) of the last ``predict``.
     forward_passes: int = 0
+    #: What :attr:`forward_passes` counts, in words.
+    pass_name: str = "forward pass"
 
     def describe(self) -> str:
         """One line for logs and the UI."""
@@ -90,12 +92,18 @@ class Engine(abc.ABC):
         """Take a channel-first ``(C, Z, Y, X)`` image (never modify it); forget all prompts."""
 
     @abc.abstractmethod
-    def add_prompt(self, prompt: Prompt) -> None:
-        """Record a validated prompt (an :class:`InitialMask` resets the prompts)."""
+    def _record(self, prompt: Prompt) -> None:
+        """Record one validated prompt (an :class:`InitialMask` resets the prompts)."""
 
     @abc.abstractmethod
     def clear_prompts(self) -> None:
         """Forget every prompt of the current object."""
+
+    def load_prompts(self, prompts: Sequence[Prompt]) -> None:
+        """Replace the prompt state by ``prompts`` (validated), without predicting: an object restored."""
+        self.clear_prompts()
+        for prompt in prompts:
+            self._record(prompt)
 
     @abc.abstractmethod
     def get_state(self) -> object:
@@ -105,10 +113,19 @@ class Engine(abc.ABC):
     def set_state(self, state: object) -> None:
         """Restore a snapshot from :meth:`get_state`."""
 
-    @abc.abstractmethod
-    def predict(self, mask: np.ndarray, pending: Sequence[Prompt], control: RunControl) -> list[Update]:
-        """Compute the object's new mask after the ``pending`` prompts.
+    def predict(self, mask: np.ndarray, prompts: Sequence[Prompt], control: RunControl) -> list[Update]:
+        """Record the new ``prompts`` (each reaches the engine once, here) and compute the object's mask.
 
-        ``mask`` is the current 0/1 mask (read only). Returns regions to write, in order.
+        ``mask`` is the current 0/1 mask (read only). Returns regions to write, in order. A caller
+        whose prediction was cancelled or failed restores the prompt state with :meth:`set_state`.
+        """
+        for prompt in prompts:
+            self._record(prompt)
+        return self._predict(mask, prompts, control)
+
+    @abc.abstractmethod
+    def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
+        """The mask after the recorded prompts, of which ``new`` are the newest (not empty).
+
         Call ``control.check()`` between expensive steps.
         """

@@ -101,7 +101,7 @@ class NetworkEngine(Engine):
         meta = self.model.metadata
         self._store = PromptStore(image.shape[1:], meta.interaction_decay, meta.point_radius)
 
-    def add_prompt(self, prompt: Prompt) -> None:
+    def _record(self, prompt: Prompt) -> None:
         if isinstance(prompt, InitialMask):
             self._store.clear()
         else:
@@ -247,16 +247,16 @@ class NetworkEngine(Engine):
 
     # ------------------------------------------------------------------ predict
 
-    def predict(self, mask: np.ndarray, pending: Sequence[Prompt], control: RunControl) -> list[Update]:
+    def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
         self.forward_passes = 0
         cfg = self.autozoom
         shape = mask.shape
-        last = pending[-1]
+        last = new[-1]
         centre, extent = _prompt_centre_and_extent(last)
         zoom = 1.0  # a point starts at zoom 1; a larger prompt further out, with AutoZoom on or off (spec 5)
         if extent is not None:
             zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
-        refine_mask = next((p for p in reversed(pending) if isinstance(p, InitialMask) and p.refine), None)
+        refine_mask = next((p for p in reversed(new) if isinstance(p, InitialMask) and p.refine), None)
 
         step = 0
         while True:

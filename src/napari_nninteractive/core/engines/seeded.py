@@ -61,6 +61,7 @@ class _SeededBase(Engine):
     supported_kinds = frozenset(PromptKind)
     supports_3d_box = True
     n_image_channels = None
+    pass_name = "solver run"
 
     def __init__(self, config: SeededConfig | None = None):
         self.config = config or SeededConfig()
@@ -75,7 +76,7 @@ class _SeededBase(Engine):
         self._image = image
         self._prompts = ()
 
-    def add_prompt(self, prompt: Prompt) -> None:
+    def _record(self, prompt: Prompt) -> None:
         self._prompts = (prompt,) if isinstance(prompt, InitialMask) else self._prompts + (prompt,)
 
     def clear_prompts(self) -> None:
@@ -104,7 +105,7 @@ class _SeededBase(Engine):
             roi.append((int(lo - m), int(hi + m)))
         return clip_bbox(tuple(roi), shape)
 
-    def predict(self, mask: np.ndarray, pending: Sequence[Prompt], control: RunControl) -> list[Update]:
+    def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
         self.forward_passes = 0
         if not self._prompts:
             return []

@@ -8,7 +8,7 @@ def synthetic_scan():
 
     Returns napari layer data tuples: the image and its reference labels (hidden).
     """
-    from .testing import synthetic_volume
+    from ..samples.synthetic import synthetic_volume
 
     image, labels = synthetic_volume((96, 128, 128), seed=3)
     return [
@@ -18,12 +18,12 @@ def synthetic_scan():
 
 
 def abdomen_phantom():
-    """A CT-like abdomen (:mod:`~napari_nninteractive.phantom`, seed 0) in Hounsfield units.
+    """A CT-like abdomen (:mod:`~napari_nninteractive.samples.phantom`, seed 0) in Hounsfield units.
 
     Returns napari layer data tuples: the image in an abdominal window (W400/L40) at its voxel
     size in mm, and its organ labels (hidden; the organ names are the layer's ``name`` feature).
     """
-    from . import phantom
+    from ..samples import phantom
 
     image, labels = phantom.abdomen_phantom()
     scale = phantom.spacing(image.shape)

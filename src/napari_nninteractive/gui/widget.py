@@ -1,7 +1,7 @@
 """The "nnInteractive" dock widget (with :mod:`._objects_panel`, the only modules with Qt widgets).
 
 It lays out the controls and forwards them to an
-:class:`~napari_nninteractive._annotator.Annotator`; model loading and predictions run on napari
+:class:`~napari_nninteractive.gui.annotator.Annotator`; model loading and predictions run on napari
 thread workers, so the viewer stays responsive throughout.
 """
 
@@ -29,11 +29,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from . import _layers as L
-from ._annotator import Annotator, OutputMode, Tool
-from ._objects_panel import ObjectsPanel
-from ._worker import load_session_worker
-from .core.hub import DEFAULT_MODEL, cache_dir
+from . import layers as L
+from .annotator import Annotator, OutputMode, Tool
+from .objects_panel import ObjectsPanel
+from .worker import load_session_worker
+from ..core.hub import DEFAULT_MODEL, cache_dir
 
 
 def autosave_folder() -> Path:
@@ -51,7 +51,8 @@ class NNInteractiveWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.annotator = Annotator(napari_viewer)
-        self.annotator.on_state = self._refresh
+        self.annotator.state_changed.connect(self._refresh)
+        self.annotator.finished.connect(self._autosave)
         self._loader = None
         self._downloader = None
         self._lister = None
@@ -233,7 +234,7 @@ class NNInteractiveWidget(QWidget):
         """Fill the Hugging Face choice with the repository's and the cached model names, on a worker."""
         from napari.qt.threading import create_worker
 
-        from .core import hub
+        from ..core import hub
 
         if self._lister is not None:
             return
@@ -265,7 +266,7 @@ class NNInteractiveWidget(QWidget):
 
         from napari.qt.threading import create_worker
 
-        from .core import hub
+        from ..core import hub
 
         if self._downloader is not None:
             return
@@ -315,7 +316,7 @@ class NNInteractiveWidget(QWidget):
             view = L.image_view(layer, tuple(self.viewer.dims.current_step))
         except L.LayerError as exc:
             return self._fail(str(exc))
-        from .core.engines.factory import make_engine
+        from ..core.engines.factory import make_engine
 
         device, autozoom = self.device_combo.currentText(), self.autozoom_check.isChecked()
         self.annotator.detach()
@@ -326,8 +327,23 @@ class NNInteractiveWidget(QWidget):
         self._loader.returned.connect(lambda result: self._loaded(view, *result))
         self._loader.start()
 
+    def start_with_engine(self, layer: Image, engine) -> Annotator:
+        """Start annotating image ``layer`` with ``engine`` at once, on this thread.
+
+        What Initialize does without the background load and without autosave: for scripts, tests
+        and benchmarks that bring their own engine. Returns the annotator.
+        """
+        from ..core.session import Session
+
+        view = L.image_view(layer, tuple(self.viewer.dims.current_step))
+        session = Session(engine)
+        session.set_image(view.volume)
+        self.annotator.attach(view, session)
+        self._output_changed()
+        return self.annotator
+
     def _loaded(self, view, session, error) -> None:
-        from .core.errors import UnsafeCheckpointError
+        from ..core.errors import UnsafeCheckpointError
 
         self.init_button.setEnabled(True)
         self._loader = None
@@ -358,17 +374,21 @@ class NNInteractiveWidget(QWidget):
 
     def _session_started(self):
         """Set up autosave for the attached image; returns its earlier autosave, if any."""
-        from ._persist import Autosaver, find_autosave, image_ref
+        from .persist import Autosaver, find_autosave, image_ref
 
         self._image_ref = image_ref(self.annotator)  # fingerprints the voxels: once per image
         self.autosaver = Autosaver(self.annotator, self._image_ref, autosave_folder(), lambda msg: self._fail(msg))
-        self.annotator.on_finished = lambda outcome: self.autosave_check.isChecked() and self.autosaver.request()
         self._autosave_doc = find_autosave(self._image_ref, autosave_folder())
         self._refresh()
         return self._autosave_doc
 
+    def _autosave(self, outcome) -> None:
+        """After every finished action: save the annotation in the background (when switched on)."""
+        if self.autosaver is not None and self.autosave_check.isChecked():
+            self.autosaver.request()
+
     def _default_session_path(self) -> Path:
-        from .core.document import safe_name
+        from ..core.document import safe_name
 
         layer = self.annotator.view.layer
         source = getattr(getattr(layer, "source", None), "path", None)
@@ -377,7 +397,7 @@ class NNInteractiveWidget(QWidget):
 
     def save_session(self, path: str | Path | None = None) -> None:
         """Save the objects, their prompt histories and the image reference (in the background)."""
-        from ._persist import object_sources, save_worker
+        from .persist import object_sources, save_worker
 
         if not self.annotator.ready:
             return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
@@ -399,7 +419,7 @@ class NNInteractiveWidget(QWidget):
 
     def load_session(self, path: str | Path | None = None) -> None:
         """Load a session file for the annotated image and continue its objects."""
-        from .core.document import SessionFileError, load_document
+        from ..core.document import SessionFileError, load_document
 
         if not self.annotator.ready:
             return self.annotator.notify("Initialize on the session's image first, then load the session.", "warning")
@@ -420,7 +440,7 @@ class NNInteractiveWidget(QWidget):
         self._restore(self._autosave_doc, "Autosave restored")
 
     def _restore(self, doc, done: str) -> None:
-        from ._persist import restore_into
+        from .persist import restore_into
 
         if self.annotator.runner.busy:
             return self.annotator.notify("Wait for the running prediction to finish (or Cancel it), then load.", "warning")
@@ -495,14 +515,14 @@ class NNInteractiveWidget(QWidget):
         self.polarity_button.setText("Positive (T)" if a.positive else "Negative (T)")
         color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
         self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
-        outcome = a.last_outcome
+        state = a.last_outcome.state if a.last_outcome is not None else None
         for b in (self.run_button, self.reset_button, self.next_button, self.save_button, self.load_button):
             b.setEnabled(ready)
         self.restore_button.setEnabled(ready and self._autosave_doc is not None)
-        self.undo_button.setEnabled(ready and (outcome is None or outcome.can_undo or a.runner.busy))
-        self.redo_button.setEnabled(ready and (outcome is not None and (outcome.can_redo or a.runner.busy)))
-        if outcome is not None and outcome.pending and not a.autorun:
-            self.progress_label.setText(f"{outcome.pending} prompt(s) queued: press Run.")
+        self.undo_button.setEnabled(ready and (state is None or state.can_undo or a.runner.busy))
+        self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
+        if state is not None and state.pending and not a.autorun:
+            self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
         self.objects_panel.refresh()
         if not ready and self.status_label.text().startswith("Initialized"):
             self._set_status("Not initialized (the image layer was removed).", error=True)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 from napari.qt.threading import create_worker
 
-from .core.engines.base import PredictionCancelled, ProgressEvent
-from .core.errors import UserError
-from .core.geometry import BBox, bbox_to_slices, nonzero_bbox
-from .core.prompts import Prompt
-from .core.session import Session
+from ..core.api import Change, SegmentationSession
+from ..core.engines.base import PredictionCancelled, ProgressEvent
+from ..core.errors import UserError
+from ..core.geometry import bbox_to_slices, nonzero_bbox
+from ..core.prompts import Prompt
+from ..core.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,18 @@ class Action:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What an action did: the changed bbox and the mask there (copied in the worker)."""
+    """What an action did: its kind and object tag, the session's :class:`~..core.api.Change`, a message.
+
+    ``kind`` is the action's, or ``"cancelled"`` / ``"error"`` (then ``change`` is ``None``). For
+    ``next`` the change describes the finished object. ``state`` describes the session after the
+    action (undo/redo availability, queued prompts, the current object's history).
+    """
 
     kind: str
-    bbox: BBox | None = None
-    values: np.ndarray | None = None
-    message: str = ""
-    pending: int = 0
-    can_undo: bool = False
-    can_redo: bool = False
     tag: int = 0
-    changed: tuple[np.ndarray, ...] | None = None  # voxels (bbox frame) whose value changed
-    history: tuple[Prompt, ...] = ()  # the prompt history of object ``tag`` after the action
+    change: Change | None = None
+    message: str = ""
+    state: Change | None = None
 
 
 class SessionRunner:
@@ -75,7 +76,7 @@ class SessionRunner:
         Called on the GUI thread when the queue is empty and no worker runs.
     """
 
-    def __init__(self, session: Session, on_outcome: Callable[[Outcome], None], on_idle: Callable[[], None] = lambda: None):
+    def __init__(self, session: SegmentationSession, on_outcome: Callable[[Outcome], None], on_idle: Callable[[], None] = lambda: None):
         self.session = session
         self.on_outcome = on_outcome
         self.on_idle = on_idle
@@ -86,8 +87,7 @@ class SessionRunner:
         self._live_workers = 0  # started workers whose `finished` the GUI thread has not handled
         self.worker = None
         self.last_progress: ProgressEvent | None = None
-        session.should_cancel = self._cancel.is_set
-        session.progress = self._record_progress
+        session.set_run_control(self._record_progress, self._cancel.is_set)
 
     # ------------------------------------------------------------------ GUI thread
 
@@ -152,54 +152,47 @@ class SessionRunner:
             self.last_progress = None
             kind, tag = batch[0].kind, batch[0].tag
             try:
-                if kind == "prompt":
-                    for a in batch[:-1]:
-                        s.add_prompt(a.prompt, run=False)
-                    bbox = s.add_prompt(batch[-1].prompt, run=any(a.run for a in batch))
-                elif kind == "mask":
-                    bbox = s.add_prompt(batch[0].prompt, run=True)
+                if kind in ("prompt", "mask"):  # consecutive prompts of one object: one prediction
+                    change = s.add_prompts([a.prompt for a in batch], run=any(a.run for a in batch))
                 elif kind == "predict":
-                    bbox = s.predict()
+                    change = s.predict()
                 elif kind == "undo":
-                    bbox = s.undo()
+                    change = s.undo()
                 elif kind == "redo":
-                    bbox = s.redo()
+                    change = s.redo()
                 elif kind == "reset":
-                    bbox = s.reset_object()
+                    change = s.reset_object()
                 elif kind == "next":  # hands back the finished object's voxels and history
-                    finished = self._outcome(kind, tag, nonzero_bbox(s.mask))
-                    s.new_object()
-                    yield finished
-                    continue
+                    change = s.next_object()
                 elif kind == "restore":
-                    s.new_object()
-                    bbox = s.restore_object(*batch[0].payload)
+                    s.next_object()
+                    change = s.restore_object(*batch[0].payload)
                 elif kind == "sync":  # the whole object, e.g. for a re-created output layer
-                    bbox = nonzero_bbox(s.mask)
+                    mask = s.read_mask()
+                    box = nonzero_bbox(mask)
+                    values = None if box is None else mask[bbox_to_slices(box)]
+                    change = Change(box, values, None)
                 else:
                     raise ValueError(f"unknown action {kind!r}")
             except PredictionCancelled:
-                yield self._outcome("cancelled", tag, None, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
+                yield self._failed("cancelled", tag, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
                 continue
             except user_errors() as exc:
-                yield self._outcome("error", tag, None, str(exc))
+                yield self._failed("error", tag, str(exc))
                 continue
             except MemoryError:
-                yield self._outcome("error", tag, None, "Out of memory during the prediction; close other programs or use a smaller image.")
+                yield self._failed("error", tag, "Out of memory during the prediction; close other programs or use a smaller image.")
                 continue
-            yield self._outcome(kind, tag, bbox)
+            state = s.state() if kind in ("next", "sync") else change
+            yield Outcome(kind, tag, change, " ".join(change.notices), state)
 
-    def _outcome(self, kind: str, tag: int, bbox: BBox | None, message: str = "", history=None) -> Outcome:
-        s = self.session
-        values = s.mask[bbox_to_slices(bbox)].copy() if bbox is not None else None
-        changed = None
-        if kind in ("prompt", "mask", "predict", "undo", "redo", "reset", "restore") and s.last_change is not None \
-                and s.last_change[0] == bbox:
-            changed = s.last_change[1]
-        history = s.prompt_history if history is None else history
-        if not message and kind in ("prompt", "mask", "predict") and s.notice:
-            message = s.notice
-        return Outcome(kind, bbox, values, message, len(s.pending), s.can_undo, s.can_redo, tag, changed, history)
+    def _failed(self, kind: str, tag: int, message: str) -> Outcome:
+        try:
+            state = self.session.state()
+        except Exception:  # noqa: BLE001 - a session that cannot say its state: report the failure alone
+            log.debug("no session state after a failed action", exc_info=True)
+            state = None
+        return Outcome(kind, tag, None, message, state)
 
 
 def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):

@@ -26,7 +26,7 @@ from qtpy.QtWidgets import (
     QTableWidgetItem,
 )
 
-from ._annotator import Annotator
+from .annotator import Annotator
 
 NAME, LABEL, VISIBLE = range(3)
 
@@ -142,7 +142,7 @@ class ObjectsPanel(QGroupBox):
     # ------------------------------------------------------------------ export
 
     def default_export_path(self) -> Path:
-        from .io.export import default_path
+        from ..io.export import default_path
 
         layer = self.annotator.view.layer
         return default_path(layer.name, getattr(getattr(layer, "source", None), "path", None),
@@ -150,9 +150,9 @@ class ObjectsPanel(QGroupBox):
 
     def export(self, path: str | Path | None = None) -> None:
         """Write all objects as one label map (format from the file name) in the background."""
-        from ._persist import export_worker, object_sources
-        from .io.export import format_of, nifti_affine
-        from .io.volumes import VolumeIOError
+        from .persist import export_worker, object_sources
+        from ..io.export import format_of, nifti_affine
+        from ..io.volumes import VolumeIOError
 
         a = self.annotator
         if not a.ready or not a.objects():
@@ -170,7 +170,7 @@ class ObjectsPanel(QGroupBox):
             return self.report(str(exc), True)
         layer, affine, origin = a.view.layer, None, ""
         if fmt == "nifti":
-            from ._layers import output_shape
+            from .layers import output_shape
 
             affine, origin = nifti_affine(output_shape(a.view), getattr(layer.source, "path", None),
                                           layer.scale, layer.translate, layer.metadata)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core import atomic
 from ..core.errors import OutputError, UserError
-from .agents import AGENT_NAMES
+from ..eval.agents import AGENT_NAMES
 
 OUTPUTS = ("results.csv", "summary.txt", "dice.png")
 
@@ -92,7 +92,7 @@ def _make_out(out: Path) -> None:
 
 def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> list[int]:
     """The label values to evaluate; refuses a file that is not a label map and values it lacks."""
-    from .runner import label_values
+    from ..eval.runner import label_values
 
     if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))):
         raise EvalUsageError(f"{path} is not a label volume: its values must be whole numbers (it has "
@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.engines.factory import make_engine
     from ..core.session import Session, as_channel_first
     from ..io.volumes import read_volume
-    from . import report
-    from .runner import evaluate
+    from ..eval import report
+    from ..eval.runner import evaluate
 
     agents = [a.strip() for a in args.agent.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENT_NAMES]
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-eval``; user errors print one line and exit 2."""
-    from ..cli import guarded
+    from .common import guarded
 
     return guarded("nninteractive-eval", run, build_parser().parse_args(argv))
 

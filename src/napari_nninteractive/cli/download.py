@@ -10,7 +10,7 @@ PROG = "nninteractive-download-model"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .core.hub import DEFAULT_MODEL, LICENCE_NOTE
+    from ..core.hub import DEFAULT_MODEL, LICENCE_NOTE
 
     ap = argparse.ArgumentParser(
         prog=PROG,
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """List or download as ``args`` say; a :class:`~.core.hub.DownloadError` propagates to the guard."""
-    from .core.hub import DownloadCancelled, cache_dir, download_model, list_models
+    from ..core.hub import DownloadCancelled, cache_dir, download_model, list_models
 
     if args.list:
         listing = list_models(args.cache_dir)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-download-model``; user errors print one line and exit 2."""
-    from .cli import guarded
+    from .common import guarded
 
     return guarded(PROG, run, build_parser().parse_args(argv))
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels, Layer, Points
 
-from .core.errors import UserError
-from .core.geometry import BBox, bbox_to_slices
-from .core.lazy import is_lazy, working_memory_problem
-from .core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
+from ..core.errors import UserError
+from ..core.geometry import BBox, bbox_to_slices
+from ..core.lazy import is_lazy, working_memory_problem
+from ..core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
 
 POSITIVE_COLOR = "#00d000"
 NEGATIVE_COLOR = "#ff2020"

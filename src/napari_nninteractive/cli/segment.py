@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
 
-from .io.prompt_file import __doc__ as PROMPT_DOC
+from ..io.prompt_file import __doc__ as PROMPT_DOC
 
 EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + """
 IMAGE and OUT may be .nii/.nii.gz (OUT keeps the image's affine), .nrrd, .tif/.tiff, .npy or
@@ -69,11 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .core.atomic import replacing
-    from .core.engines.factory import make_engine
-    from .core.session import Session
-    from .io.prompt_file import load_prompt_file
-    from .io.volumes import read_volume, write_mask
+    from ..core.api import paste
+    from ..core.atomic import replacing
+    from ..core.engines.factory import make_engine
+    from ..core.session import Session
+    from ..io.prompt_file import load_prompt_file
+    from ..io.volumes import read_volume, write_mask
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
     check_outputs(args)
@@ -81,12 +80,13 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16,
                          args.trust_checkpoint)
-    say(f"loaded {engine.describe()} in {time.perf_counter() - t0:.1f} s")
-    licence = getattr(getattr(engine, "model", None), "licence", None)
-    if licence:
-        say(f"model licence: {licence}")
     session = Session(engine)
+    caps = session.capabilities
+    say(f"loaded {caps.description} in {time.perf_counter() - t0:.1f} s")
+    if caps.licence:
+        say(f"model licence: {caps.licence}")
     session.set_image(volume.array)
+    current = session.read_mask()  # our copy of the object, updated from each change
 
     mask_files: list[Path] = []
 
@@ -99,30 +99,32 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, mask_files)
     steps: dict[str, np.ndarray] = {}
     total = 0.0
-    # engine.forward_passes counts network passes, or the weight-free engines' solves (one per region tried)
-    network = getattr(engine, "model", None) is not None
+    def work(n: int) -> str:  # network passes, or the weight-free engines' solves (one per region tried)
+        return f"{n} {caps.pass_name}{'' if n == 1 else ('es' if caps.pass_name.endswith('s') else 's')}"
 
-    def work(n: int) -> str:
-        return f"{n} forward pass{'' if n == 1 else 'es'}" if network else f"{n} solver run{'' if n == 1 else 's'}"
-
+    pending = 0
     for i, item in enumerate(interactions):
         t = time.perf_counter()
-        engine.forward_passes = 0
-        changed = session.add_prompt(item.prompt, run=item.run)
+        change = session.add_prompts([item.prompt], run=item.run)
         dt = time.perf_counter() - t
         total += dt
+        paste(change, current)
+        pending = change.pending
         sign = "+" if item.prompt.positive else "-"
-        what = "queued" if not item.run else f"changed {changed}"
+        what = "queued" if not item.run else f"changed {change.bbox}"
         say(f"[{i + 1}/{len(interactions)}] {item.prompt.kind.value}{sign}: {dt:.2f} s, "
-            f"{work(engine.forward_passes)}, {what}, mask {int(session.mask.sum())} voxels")
+            f"{work(change.forward_passes)}, {what}, mask {int(current.sum())} voxels")
+        for notice in change.notices:
+            say(notice)
         if args.save_steps:
-            steps[f"step_{i:03d}"] = session.mask.copy()
-    if session.pending:
+            steps[f"step_{i:03d}"] = current.copy()
+    if pending:
         t = time.perf_counter()
-        session.predict()
+        change = session.predict()
         total += time.perf_counter() - t
-        say(f"predicted the queued prompts: {work(engine.forward_passes)}")
-    mask = session.mask[0] if np.ndim(volume.array) == 2 else session.mask
+        paste(change, current)
+        say(f"predicted the queued prompts: {work(change.forward_passes)}")
+    mask = current[0] if np.ndim(volume.array) == 2 else current
     inputs = [args.image, args.prompts, *mask_files]
     write_mask(args.out, mask, volume, inputs=inputs)
     if args.save_steps:
@@ -135,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
 
 def check_outputs(args: argparse.Namespace, more_inputs: list[Path] = ()) -> None:
     """Refuse, before any work, outputs that are inputs, folders, each other, or of unknown type."""
-    from .core.atomic import check_output, same_file
-    from .core.errors import OutputError
-    from .io.volumes import file_format
+    from ..core.atomic import check_output, same_file
+    from ..core.errors import OutputError
+    from ..io.volumes import file_format
 
     file_format(args.out)
     inputs = [args.image, args.prompts, *more_inputs]
@@ -150,40 +152,10 @@ def check_outputs(args: argparse.Namespace, more_inputs: list[Path] = ()) -> Non
         check_output(args.save_steps, inputs, what="--save-steps file")
 
 
-def guarded(prog: str, run_fn, args: argparse.Namespace, extra_errors: tuple = ()) -> int:
-    """Run ``run_fn(args)``: the one guard of every command line.
-
-    A :class:`~.core.errors.UserError` (anything the user can fix), an ``OSError`` of the file
-    system or running out of memory prints one line naming the fix and exits 2, with no
-    traceback. Anything else is a bug: its traceback is printed with a request to report it
-    (exit 1).
-    """
-    from .core.errors import REPORT_BUG, UserError
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        return run_fn(args)
-    except (UserError, *extra_errors) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"{prog}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return 2
-    except MemoryError:
-        print(f"{prog}: error: out of memory; close other programs, or crop or downsample the image.", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # noqa: BLE001 - a bug: show it whole, and say so
-        traceback.print_exc()
-        print(f"{prog}: {REPORT_BUG}", file=sys.stderr)
-        return 1
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-segment``."""
+    from .common import guarded
+
     return guarded("nninteractive-segment", run, build_parser().parse_args(argv))
 
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _layers as L
-from ._annotator import Annotator, ObjectTarget
-from ._objects import object_mask
-from ._worker import Action
-from .core.document import (
+from . import layers as L
+from .annotator import Annotator
+from .objects import ObjectTarget
+from .objects import object_mask
+from .worker import Action
+from ..core.document import (
     ImageRef,
     ObjectRecord,
     SessionDocument,
@@ -29,7 +30,7 @@ from .core.document import (
     load_document,
     save_document,
 )
-from .core.geometry import PackedMask, bbox_to_slices
+from ..core.geometry import PackedMask, bbox_to_slices
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def _file_worker(write: Callable[[], Path]):
     """A worker (not started) running ``write``; returns ``(path, None)``, or ``(None, message)`` for a user error."""
     from napari.qt.threading import create_worker
 
-    from ._worker import user_errors
+    from .worker import user_errors
 
     def work():
         try:
@@ -124,7 +125,7 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     annotator.forget_objects()
     current_id = None
     for object_id, record in enumerate(doc.objects):
-        layer = annotator._output_layer(object_id)
+        layer = annotator.output_layer(object_id)
         annotator.targets[object_id] = ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}")
         annotator.histories[object_id] = record.prompts
         if object_id == doc.current:
@@ -146,8 +147,8 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
         annotator.object_id = current_id
         record = doc.objects[current_id]
         annotator.runner.submit(Action("restore", tag=current_id, payload=(record.mask, record.prompts)))
-    annotator._clear_prompt_layers()
-    annotator.on_state()
+    annotator.clear_prompt_layers()
+    annotator.state_changed.emit()
     return None
 
 
@@ -209,7 +210,7 @@ def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
 
 def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):
     """A worker (not started) that writes the objects as one label map; returns ``(path, error message)``."""
-    from .io.export import label_map, write_label_map
+    from ..io.export import label_map, write_label_map
 
     def write() -> Path:
         records = [r for r in sources.build().objects if r.mask.any()]

@@ -1,4 +1,4 @@
-"""``python -m napari_nninteractive.demo``: try the plugin with nothing downloaded.
+"""``nninteractive-demo``: try the plugin with nothing downloaded.
 
 With a display: napari opens, sized to fit the screen, with the generated sample scan, the
 nnInteractive widget docked and the weight-free engine initialized; the canvas says what to do
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import atomic
+from ..core import atomic
 
-PROG = "python -m napari_nninteractive.demo"
+PROG = "nninteractive-demo"
 #: Run in a child process: a Qt that cannot reach the display aborts the process (libxcb).
 _PROBE = "from qtpy.QtWidgets import QApplication; QApplication([])"
 
@@ -52,77 +52,6 @@ def display_problem(timeout: float = 15.0) -> str | None:
 def has_display() -> bool:
     """True where a Qt window can open (see :func:`display_problem`)."""
     return display_problem() is None
-
-
-#: What to do first, shown on the canvas of the GUI demo.
-INSTRUCTION = "Press P, then click an object to segment it.\nT: positive/negative  B: box  Ctrl+Z: undo"
-#: The demo window at most this big (fits a 1366 x 768 laptop screen with its task bar).
-WINDOW_SIZE = (1366, 740)
-
-
-def open_gui(viewer=None):
-    """Open the GUI demo in ``viewer`` (a new napari window if ``None``) without running the event loop.
-
-    Adds the generated sample scan, docks the nnInteractive widget (in a scroll area, so it fits
-    small screens), starts the weight-free engine, sizes the window to the screen, shows
-    :data:`INSTRUCTION` on the canvas and fits the slice into the canvas once Qt has laid the
-    window out. Returns the viewer and the widget.
-    """
-    import napari
-    from qtpy.QtCore import Qt, QTimer
-    from qtpy.QtWidgets import QApplication, QScrollArea
-
-    from ._sample import synthetic_scan
-    from ._widget import NNInteractiveWidget
-
-    if viewer is None:
-        viewer = napari.Viewer(title="nnInteractive demo")
-    for data, kwargs, kind in synthetic_scan():
-        getattr(viewer, f"add_{kind}")(data, **kwargs)
-    widget = NNInteractiveWidget(viewer)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(widget)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
-                           + 2 * scroll.frameWidth())
-    viewer.window.add_dock_widget(scroll, name="nnInteractive", area="right")
-    screen = QApplication.primaryScreen()
-    avail = screen.availableGeometry() if screen is not None else None
-    width = min(WINDOW_SIZE[0], avail.width()) if avail is not None else WINDOW_SIZE[0]
-    height = min(WINDOW_SIZE[1], avail.height()) if avail is not None else WINDOW_SIZE[1]
-    viewer.window.resize(width, height)
-    overlay = text_overlay(viewer)
-    overlay.text = INSTRUCTION
-    overlay.position = "top_left"
-    overlay.font_size = 11
-    overlay.color = "yellow"
-    overlay.visible = True
-    widget.initialize()  # no model folder: the weight-free engine
-    # The canvas gets its final size only after Qt lays the docked window out: fit the slice then.
-    QApplication.processEvents()
-    viewer.reset_view()
-    QTimer.singleShot(150, viewer.reset_view)
-    return viewer, widget
-
-
-def text_overlay(viewer):
-    """The viewer's canvas text overlay (``viewer.canvas.overlays.text`` from napari 0.9 on)."""
-    return viewer.canvas.overlays.text if hasattr(viewer, "canvas") else viewer.text_overlay
-
-
-def camera(viewer):
-    """The viewer's camera (``viewer.scene.camera`` from napari 0.9 on)."""
-    return viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-
-
-def run_gui() -> int:
-    """Open the GUI demo (:func:`open_gui`) and run napari until its window is closed."""
-    import napari
-
-    open_gui()
-    napari.run()
-    return 0
 
 
 #: The three panels of the overview: (name, sliced array axis, (row axis, column axis)) in array order z, y, x.
@@ -201,8 +130,8 @@ def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | No
 def run_headless(out: Path) -> int:
     import nibabel as nib
 
-    from .cli import main as segment
-    from .testing import enclosing_box, synthetic_volume
+    from .segment import main as segment
+    from ..samples.synthetic import enclosing_box, synthetic_volume
 
     atomic.check_output(out, folder=True, may_replace_folder=lambda p: True, what="--out folder")
     image, labels = synthetic_volume((96, 128, 128), seed=3)
@@ -230,7 +159,7 @@ def run_headless(out: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .cli import guarded
+    from .common import guarded
 
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--headless", action="store_true", help="no GUI even if a display is available")
@@ -239,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.headless:
         problem = display_problem()
         if problem is None:
+            from ..gui.demo import run_gui
+
             return run_gui()
         print(f"{problem}: running the same segmentation headless.")
     return guarded(PROG, lambda a: run_headless(a.out), args)

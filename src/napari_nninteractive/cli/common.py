@@ -1,0 +1,42 @@
+"""What every command line shares: the one guard that turns user errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+
+
+def guarded(prog: str, run_fn: Callable[[argparse.Namespace], int], args: argparse.Namespace,
+            extra_errors: tuple[type[BaseException], ...] = ()) -> int:
+    """Run ``run_fn(args)``: the one guard of every command line.
+
+    A :class:`~..core.errors.UserError` (anything the user can fix), an ``OSError`` of the file
+    system or running out of memory prints one line naming the fix and exits 2, with no
+    traceback. Anything else is a bug: its traceback is printed with a request to report it
+    (exit 1).
+    """
+    from ..core.errors import REPORT_BUG, UserError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        return run_fn(args)
+    except (UserError, *extra_errors) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"{prog}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"{prog}: error: out of memory; close other programs, or crop or downsample the image.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception:  # noqa: BLE001 - a bug: show it whole, and say so
+        traceback.print_exc()
+        print(f"{prog}: {REPORT_BUG}", file=sys.stderr)
+        return 1

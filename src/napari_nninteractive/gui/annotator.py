@@ -1,0 +1,298 @@
+"""The coordinator of one annotation in a viewer: prompt layers -> session -> output layers (no Qt widgets).
+
+An :class:`Annotator` connects four parts with one job each, through signals:
+
+- :class:`~.prompt_layers.PromptLayers` turns layer edits into prompts (``prompt`` signal) and keys
+  into commands;
+- :class:`~.worker.SessionRunner` runs each action on the session off the GUI thread and hands
+  back an :class:`~.worker.Outcome` holding the session's :class:`~..core.api.Change`;
+- :class:`~.output.OutputWriter` writes the change's region into the object's Labels layer;
+- :class:`~.objects.ObjectTable` keeps the objects (layer, value, history, visibility).
+
+User mistakes become napari notifications (``notify``), never tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+from napari.layers import Labels
+from napari.utils.notifications import show_info, show_warning
+from psygnal import Signal
+
+from . import layers as L
+from ..core.api import SegmentationSession
+from ..core.geometry import PackedMask
+from ..core.prompts import InitialMask, Prompt
+from .objects import ObjectTable, ObjectTarget
+from .output import OutputMode, OutputWriter
+from .prompt_layers import NOT_READY, PromptLayers, Tool
+from .worker import Action, Outcome, SessionRunner
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Annotator", "ObjectTarget", "OutputMode", "Tool"]
+
+
+def _delegate(part: str, name: str, doc: str) -> property:
+    return property(lambda self: getattr(getattr(self, part), name),
+                    lambda self, value: setattr(getattr(self, part), name, value), doc=doc)
+
+
+class Annotator:
+    """Interactive segmentation of one image layer in a viewer.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    notify
+        Called with ``(message, level)`` for user-facing messages (napari notifications by default).
+    """
+
+    #: Something the dock shows changed (tool, polarity, objects, undo availability, ...).
+    state_changed = Signal()
+    #: An action finished without error (not a resync): its :class:`~.worker.Outcome`.
+    finished = Signal(object)
+
+    tool = _delegate("prompts", "tool", "The active prompt tool, or None (pan/zoom).")
+    positive = _delegate("prompts", "positive", "Polarity of the next prompt.")
+    prompt_layers = _delegate("prompts", "layers", "The prompt layers by tool.")
+    mode = _delegate("output", "mode", "Where objects go (an :class:`OutputMode`).")
+    class_id = _delegate("output", "class_id", "Label value of objects in a semantic map.")
+    overwrite = _delegate("output", "overwrite", "On overlap with other objects: overwrite them or keep them.")
+    output_choice = _delegate("output", "choice", "The chosen output Labels layer, or None for a new one.")
+    targets = _delegate("objects_", "targets", "Object id -> :class:`ObjectTarget`.")
+    histories = _delegate("objects_", "histories", "Object id -> its prompt history.")
+    own = _delegate("objects_", "own", "Object id -> its finished voxels (shared label values only).")
+
+    def __init__(self, viewer, notify: Callable[[str, str], None] | None = None):
+        self.viewer = viewer
+        self.notify = notify or (lambda msg, level="info": (show_warning if level == "warning" else show_info)(msg))
+        self.view: L.ImageView | None = None
+        self.runner: SessionRunner | None = None
+        self.autorun = True
+        self.object_id = 0
+        self.last_outcome: Outcome | None = None
+        self.objects_ = ObjectTable(viewer)
+        self.prompts = PromptLayers(viewer)
+        self.output = OutputWriter(viewer, self.objects_)
+        say = lambda text, level: self.notify(text, level)  # noqa: E731 - notify may be replaced later
+        for part in (self.prompts, self.output):
+            part.message.connect(say)
+        self.prompts.prompt.connect(self.submit_prompt)
+        self.prompts.command.connect(lambda command: getattr(self, {"next": "next_object"}.get(command, command))())
+        self.prompts.changed.connect(self.state_changed.emit)
+        self.objects_.changed.connect(self.state_changed.emit)
+        viewer.layers.events.removed.connect(self._on_layer_removed)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def ready(self) -> bool:
+        return self.runner is not None
+
+    def attach(self, view: L.ImageView, session: SegmentationSession) -> None:
+        """Start annotating ``view`` with a loaded ``session`` (image already set)."""
+        self.detach()
+        self.view = view
+        self.runner = SessionRunner(session, self._on_outcome, self.state_changed.emit)
+        self.object_id = 0
+        self.last_outcome = None
+        self.objects_.forget()
+        self.prompts.create(view)
+        if view.note:
+            self.notify(view.note, "info")
+
+    def detach(self) -> None:
+        """Stop: cancel work, remove the prompt layers (never the image or output layers)."""
+        if self.runner is not None:
+            self.runner.cancel()
+        self.runner = None
+        self.prompts.remove()
+        self.view = None
+
+    # ------------------------------------------------------------------ tools (see PromptLayers)
+
+    def toggle_tool(self, tool: Tool) -> None:
+        self.prompts.toggle_tool(tool)
+
+    def set_tool(self, tool: Tool | None) -> None:
+        self.prompts.set_tool(tool)
+
+    def toggle_polarity(self) -> None:
+        self.prompts.toggle_polarity()
+
+    def set_polarity(self, positive: bool) -> None:
+        self.prompts.set_polarity(positive)
+
+    def clear_prompt_layers(self) -> None:
+        self.prompts.clear()
+
+    # ------------------------------------------------------------------ actions on the current object
+
+    def submit_prompt(self, prompt: Prompt) -> None:
+        """Queue a prompt (predicted at once with auto-run, else on Run)."""
+        self._submit(Action("prompt", prompt, run=self.autorun))
+
+    def _submit(self, action: Action) -> None:
+        if not self.ready:
+            self.notify(NOT_READY, "warning")
+            return
+        self._target(self.object_id)
+        self.runner.submit(Action(action.kind, action.prompt, action.run, tag=self.object_id))
+        self.state_changed.emit()
+
+    def run(self) -> None:
+        self._submit(Action("predict"))
+
+    def undo(self) -> None:
+        self._submit(Action("undo"))
+
+    def redo(self) -> None:
+        self._submit(Action("redo"))
+
+    def reset_object(self) -> None:
+        self._submit(Action("reset"))
+        self.prompts.clear()
+
+    def cancel(self) -> None:
+        if self.runner is not None:
+            self.runner.cancel()
+
+    def init_with_mask(self, layer: Labels, value: int, refine: bool) -> None:
+        """Seed the current object with the voxels of ``layer`` equal to ``value``."""
+        if not self.ready:
+            self.notify(NOT_READY, "warning")
+            return
+        try:
+            L.check_output_layer(self.view, layer)
+        except L.LayerError as exc:
+            self.notify(f"Cannot use '{layer.name}' as initial mask: {exc}", "warning")
+            return
+        mask = np.asarray(layer.data) == value
+        if not mask.any():
+            self.notify(f"The labels layer '{layer.name}' has no voxel with value {value}.", "warning")
+            return
+        self._submit(Action("mask", InitialMask(mask[None] if self.view.squeeze2d else mask, None, True, refine)))
+
+    # ------------------------------------------------------------------ objects
+
+    def next_object(self) -> None:
+        """Keep the current object in its layer and start the next one."""
+        if not self.ready:
+            return
+        self.runner.submit(Action("next", tag=self.object_id))  # no layer or value for an object never drawn
+        self.object_id = self.objects_.free_id(self.object_id)
+        self.prompts.clear()
+        self.state_changed.emit()
+
+    def _idle_for(self, what: str) -> bool:
+        if not self.ready:
+            self.notify(NOT_READY, "warning")
+            return False
+        if self.runner.busy:
+            self.notify(f"Wait for the running prediction to finish (or Cancel it), then {what}.", "warning")
+            return False
+        return True
+
+    def select_object(self, object_id: int) -> None:
+        """Make an earlier object the current one: the next prompts refine it, with its own history."""
+        if object_id == self.object_id or not self._idle_for("pick the object"):
+            return
+        if object_id not in dict(self.objects()):
+            self.notify("That object no longer exists (its layer was deleted).", "warning")
+            return
+        state = self.last_outcome.state if self.last_outcome is not None else None
+        if state is not None and state.pending:
+            self.notify(f"The current object has {state.pending} queued prompt(s): press Run (or Undo them) before "
+                        "picking another object.", "warning")
+            return
+        mask = self.object_mask(object_id)
+        self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
+        self.own.pop(object_id, None)
+        self.object_id = object_id
+        self.runner.submit(Action("restore", tag=object_id, payload=(mask, self.histories.get(object_id, ()))))
+        self.prompts.clear()
+        self.state_changed.emit()
+
+    def delete_object(self, object_id: int) -> None:
+        """Erase an object's voxels from its layer and forget it (other objects stay as they are)."""
+        if object_id not in self.targets or not self._idle_for("delete the object"):
+            return
+        target = self.targets[object_id]
+        if target.layer in self.viewer.layers:
+            self.output.erase(target, self.view, self.object_mask(object_id))
+        self.objects_.remove(object_id)
+        self.output.remove_if_unused(target.layer)
+        if object_id == self.object_id:
+            self.runner.submit(Action("next", tag=object_id))
+            self.object_id = self.objects_.free_id(self.object_id)
+            self.prompts.clear()
+        self.state_changed.emit()
+
+    def forget_objects(self) -> None:
+        self.objects_.forget()
+
+    def objects(self) -> list[tuple[int, ObjectTarget]]:
+        return self.objects_.objects()
+
+    def ownership(self, object_id: int):
+        return self.objects_.ownership(object_id)
+
+    def object_mask(self, object_id: int) -> np.ndarray:
+        """The object's voxels (session frame, boolean), read from its layer."""
+        return self.objects_.object_mask(object_id, self.view.squeeze2d)
+
+    def object_color(self, object_id: int) -> tuple[float, ...]:
+        return self.objects_.object_color(object_id)
+
+    def rename_object(self, object_id: int, name: str) -> None:
+        self.objects_.rename(object_id, name)
+
+    def set_object_visible(self, object_id: int, visible: bool) -> None:
+        self.objects_.set_visible(object_id, visible)
+
+    def output_layer(self, object_id: int) -> Labels:
+        """The layer a new object ``object_id`` would be written into (created if needed)."""
+        return self.output.layer_for(object_id, self.view, self.prompts.active_layer())
+
+    # ------------------------------------------------------------------ outcomes (GUI thread)
+
+    def _target(self, object_id: int) -> ObjectTarget:
+        target, recreated = self.output.target(object_id, self.view, self.prompts.active_layer())
+        if recreated and object_id == self.object_id and self.runner is not None:
+            self.runner.submit(Action("sync", tag=object_id))  # re-write the whole current object
+        return target
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        """Show messages, write the changed region of the object into its layer."""
+        self.last_outcome = outcome
+        if outcome.tag in self.objects_.deleted:  # late news of a deleted object
+            self.state_changed.emit()
+            return
+        change = outcome.change
+        if outcome.message:
+            self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
+        if change is not None:
+            self.histories[outcome.tag] = change.history if outcome.kind != "sync" else outcome.state.history
+        if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
+            if change.bbox is not None:
+                self.own[outcome.tag] = PackedMask.of_region(change.bbox, change.values)
+        elif change is not None and change.bbox is not None and self.view is not None:
+            self.output.write(self._target(outcome.tag), self.view, change, whole=outcome.kind == "sync")
+        if change is not None and outcome.kind != "sync":
+            self.finished.emit(outcome)
+        self.state_changed.emit()
+
+    def _on_layer_removed(self, event) -> None:
+        layer = event.value
+        if self.view is not None and layer is self.view.layer:
+            self.detach()
+            self.notify("The image layer was removed; annotation stopped. Pick an image and Initialize again.", "warning")
+            self.state_changed.emit()
+        elif layer is self.output.choice:
+            self.output.choice = None
+            self.state_changed.emit()

@@ -1,0 +1,123 @@
+"""Where objects are written: output layers, label values, the overlap rule (no Qt widgets).
+
+:class:`OutputWriter` finds or creates the Labels layer and value of each object (an instance
+map, a semantic map or a layer per object) and writes the changed region of a session
+:class:`~..core.api.Change` into it; only the voxels that changed are touched.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from napari.layers import Labels
+from psygnal import Signal
+
+from . import layers as L
+from ..core.api import Change
+from .objects import ObjectTable, ObjectTarget
+
+
+class OutputMode(enum.Enum):
+    """Where objects go."""
+
+    INSTANCE = "instance map (one label value per object)"
+    SEMANTIC = "semantic map (class id)"
+    SEPARATE = "separate layer per object"
+
+
+class OutputWriter:
+    """Output layers and values of an annotation's objects (kept in an :class:`ObjectTable`)."""
+
+    #: ``(text, level)`` for the user.
+    message = Signal(str, str)
+
+    def __init__(self, viewer, objects: ObjectTable):
+        self.viewer = viewer
+        self.objects = objects
+        self.mode = OutputMode.INSTANCE
+        self.class_id = 1
+        self.choice: Labels | None = None  # None: a new layer
+        self._overwrite = False
+        self._resync = False  # next write compares the whole region (the overlap rule changed)
+
+    @property
+    def overwrite(self) -> bool:
+        """On overlap with other objects: overwrite them (True) or keep them (False)."""
+        return self._overwrite
+
+    @overwrite.setter
+    def overwrite(self, value: bool) -> None:
+        if bool(value) != self._overwrite:
+            self._resync = True
+        self._overwrite = bool(value)
+
+    def target(self, object_id: int, view: L.ImageView, keep_active=None) -> tuple[ObjectTarget, bool]:
+        """The layer and value of an object, created on first use; True when its layer was re-created.
+
+        ``keep_active`` is the layer to select again after a new output layer was added.
+        """
+        target = self.objects.targets.get(object_id)
+        if target is not None and target.layer in self.viewer.layers:
+            return target, False
+        recreated = target is not None
+        if recreated:
+            self.message.emit(f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.",
+                              "warning")
+        layer = self.layer_for(object_id, view, keep_active)
+        target = ObjectTarget(layer, self.value_for(layer), target.name if recreated else f"object {object_id + 1}")
+        self.objects.add(object_id, target)
+        return target, recreated
+
+    def layer_for(self, object_id: int, view: L.ImageView, keep_active=None) -> Labels:
+        """The chosen output layer (if it fits the image), the shared objects layer, or a new one."""
+        if self.mode is not OutputMode.SEPARATE and self.choice is not None and self.choice in self.viewer.layers:
+            try:
+                L.check_output_layer(view, self.choice)
+                return self.choice
+            except L.LayerError as exc:
+                self.message.emit(f"{exc} Writing into a new layer instead.", "warning")
+        name = f"nnInteractive object {object_id + 1}" if self.mode is OutputMode.SEPARATE else "nnInteractive objects"
+        if self.mode is not OutputMode.SEPARATE:
+            for layer in self.viewer.layers:
+                if isinstance(layer, Labels) and layer.name == name and tuple(layer.data.shape) == L.output_shape(view):
+                    return layer
+        layer = L.new_output_layer(view, name)
+        self.viewer.add_layer(layer)
+        self.viewer.layers.selection.active = keep_active if keep_active is not None else view.layer
+        return layer
+
+    def value_for(self, layer: Labels) -> int:
+        """The label value of a new object in ``layer``."""
+        if self.mode is OutputMode.SEMANTIC:
+            return int(self.class_id)
+        if self.mode is OutputMode.SEPARATE:
+            return 1
+        used = {t.value for t in self.objects.targets.values() if t.layer is layer}
+        top = int(np.asarray(layer.data).max(initial=0))
+        return max([top] + list(used)) + 1
+
+    def write(self, target: ObjectTarget, view: L.ImageView, change: Change, whole: bool = False) -> None:
+        """Write the change's region into the object's layer (``whole``: compare every voxel of it)."""
+        flipped = None if whole or self._resync else change.flipped
+        self._resync = False
+        try:
+            L.write_object(target.layer, view, change.bbox, change.values, target.value, self.overwrite, flipped)
+        except L.LayerError as exc:
+            self.message.emit(str(exc), "warning")
+
+    def erase(self, target: ObjectTarget, view: L.ImageView, mask: np.ndarray) -> None:
+        """Write "no voxel" over ``mask`` (session frame): only the object's own voxels change."""
+        from ..core.geometry import nonzero_bbox
+
+        box = nonzero_bbox(mask)
+        if box is not None:
+            empty = np.zeros(tuple(hi - lo for lo, hi in box), np.uint8)
+            L.write_object(target.layer, view, box, empty, target.value, False,
+                           np.nonzero(mask[tuple(slice(lo, hi) for lo, hi in box)]))
+
+    def remove_if_unused(self, layer: Labels) -> None:
+        """In layer-per-object mode, remove ``layer`` once no object uses it."""
+        if self.mode is OutputMode.SEPARATE and layer in self.viewer.layers and not any(
+                t.layer is layer for t in self.objects.targets.values()):
+            self.viewer.layers.remove(layer)
