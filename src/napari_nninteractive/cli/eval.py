@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..core import atomic
 from ..core.errors import OutputError, UserError
 from ..eval.agents import AGENT_NAMES
@@ -52,14 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label values to evaluate (default: every nonzero value)")
     p.add_argument("--model", type=Path, default=None, metavar="DIR",
                    help="nnInteractive model folder (default: the weight-free engine, no weights needed)")
-    p.add_argument("--engine", default="auto", choices=["auto", "network", "weight-free", "random-walker"],
-                   help="auto (default): the network with --model, else weight-free; random-walker is the baseline")
+    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
+                   help=engine_help())
     p.add_argument("--agent", default="random", metavar="NAME[,NAME]",
                    help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)")
     p.add_argument("--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where the network runs (default auto: CUDA, then MPS, then CPU)")
     p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
     p.add_argument("--no-autozoom", action="store_true", help="AutoZoom off: no zoom-out loop (large prompts still start zoomed out and are refined)")
     return p
@@ -111,7 +113,7 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.engines.factory import make_engine
+    from ..core.engines.registry import make_engine
     from ..core.session import Session, as_channel_first
     from ..io.volumes import read_volume
     from ..eval import report

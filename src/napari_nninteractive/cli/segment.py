@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..io.prompt_file import __doc__ as PROMPT_DOC
 
 EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + """
@@ -44,11 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
                         help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
                         "without it the weight-free engine segments (no download needed)")
-    parser.add_argument("--engine", default="auto", choices=["auto", "network", "weight-free", "random-walker"],
-                        help="auto (default): the network with --model, else weight-free; "
-                        "random-walker is the scikit-image baseline")
+    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
+                        help=engine_help())
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="mask file to write")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"],
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                         help="where the network runs (default auto: CUDA, then MPS, then CPU)")
     parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
     parser.add_argument("--no-autozoom", action="store_true",
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..core.api import paste
     from ..core.atomic import replacing
-    from ..core.engines.factory import make_engine
+    from ..core.engines.registry import make_engine
     from ..core.session import Session
     from ..io.prompt_file import load_prompt_file
     from ..io.volumes import read_volume, write_mask

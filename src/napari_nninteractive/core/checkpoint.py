@@ -84,6 +84,32 @@ def _check_pickle_size(path: Path) -> None:
                               "checkpoint holds; it was not loaded. Download the model folder again.")
 
 
+def verify_checkpoint_file(path: str | Path) -> None:
+    """Check that ``path`` is a complete, intact checkpoint file without unpickling or loading it.
+
+    For the zip format every member's CRC is checked (a truncated or corrupted download fails
+    here); a legacy (non-zip) file is read once by :func:`load_checkpoint`. Raises
+    :class:`CheckpointError`. Cheap next to loading: nothing is deserialised or allocated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} does not exist or is not a file; download the model folder again.")
+    if not zipfile.is_zipfile(path):
+        load_checkpoint(path)
+        return
+    try:
+        with zipfile.ZipFile(path) as z:
+            if not any(name.endswith("data.pkl") for name in z.namelist()):
+                raise CheckpointError(f"{path} is a zip file without a checkpoint in it; download the model again.")
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}); the file is truncated or corrupt. "
+                              "Delete it and download the model again.") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: its member {bad} is corrupt; delete the file and download the model again.")
+    _check_pickle_size(path)
+
+
 def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
     """Read ``path`` on the CPU without running code from it; ``trust=True`` allows full unpickling.
 
@@ -124,4 +150,5 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
     return ckpt
 
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "SAFE_GLOBALS", "allowed_names", "load_checkpoint"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "SAFE_GLOBALS", "allowed_names", "load_checkpoint",
+           "verify_checkpoint_file"]

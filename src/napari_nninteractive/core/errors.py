@@ -41,6 +41,17 @@ class UnsafeCheckpointError(CheckpointError):
         )
 
 
+#: What every entry point shows as a message (never a traceback): the user's to fix, including the
+#: file system's refusals (permissions, a full disk, a missing file). ``MemoryError`` gets its own advice.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, OSError)
+
+def user_message(exc: BaseException) -> str:
+    """One line for a user error: its message; for a file-system error its reason and the file."""
+    if isinstance(exc, OSError) and not isinstance(exc, UserError) and exc.strerror:
+        return f"{exc.strerror} ({exc.filename})" if exc.filename else exc.strerror
+    return str(exc)
+
+
 #: Printed under the traceback of an unexpected error (a bug, not the user's doing).
 REPORT_BUG = ("This is a bug in napari-nninteractive, not something you did: please report it to the "
               "developers with the traceback above and the command or steps that led to it.")
@@ -50,4 +61,4 @@ REPORT_BUG = ("This is a bug in napari-nninteractive, not something you did: ple
 MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = {"model": 16 << 20, "prompts": 512 << 20, "session": 256 << 20}
 
-__all__ = ["UserError", "OutputError", "ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "REPORT_BUG", "MAX_JSON_DEPTH", "MAX_JSON_BYTES"]
+__all__ = ["USER_ERRORS", "user_message", "UserError", "OutputError", "ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "REPORT_BUG", "MAX_JSON_DEPTH", "MAX_JSON_BYTES"]

@@ -304,12 +304,14 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
 
 
 def _check_checkpoint(folder: Path) -> None:
+    """A downloaded checkpoint is intact (checked without loading it: Initialize loads it once)."""
+    from .checkpoint import verify_checkpoint_file
     from .errors import ModelFolderError, UnsafeCheckpointError
-    from .model import find_checkpoint, load_checkpoint
+    from .model import find_checkpoint
 
     path = find_checkpoint(folder)
     try:
-        load_checkpoint(path)
+        verify_checkpoint_file(path)
     except UnsafeCheckpointError:
         return  # readable, but refused until the user trusts it: keep it, loading says why
     except ModelFolderError:

@@ -33,6 +33,7 @@ from . import layers as L
 from .annotator import Annotator, OutputMode, Tool
 from .objects_panel import ObjectsPanel
 from .worker import load_session_worker
+from ..core.engines.registry import DEVICE_CHOICES
 from ..core.hub import DEFAULT_MODEL, cache_dir
 
 
@@ -105,7 +106,7 @@ class NNInteractiveWidget(QWidget):
         row.addWidget(self.download_button)
         form.addRow("Hugging Face", row)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device_combo.addItems(list(DEVICE_CHOICES))
         self.autozoom_check = QCheckBox("AutoZoom")
         self.autozoom_check.setChecked(True)
         self.autozoom_check.setToolTip(
@@ -316,7 +317,7 @@ class NNInteractiveWidget(QWidget):
             view = L.image_view(layer, tuple(self.viewer.dims.current_step))
         except L.LayerError as exc:
             return self._fail(str(exc))
-        from ..core.engines.factory import make_engine
+        from ..core.engines.registry import make_engine
 
         device, autozoom = self.device_combo.currentText(), self.autozoom_check.isChecked()
         self.annotator.detach()

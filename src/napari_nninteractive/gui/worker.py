@@ -19,7 +19,7 @@ from napari.qt.threading import create_worker
 
 from ..core.api import Change, SegmentationSession
 from ..core.engines.base import PredictionCancelled, ProgressEvent
-from ..core.errors import UserError
+from ..core.errors import USER_ERRORS, user_message
 from ..core.geometry import bbox_to_slices, nonzero_bbox
 from ..core.prompts import Prompt
 from ..core.session import Session
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: shown as a message, never as a traceback."""
-    return (UserError, OSError)
+    return USER_ERRORS
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class SessionRunner:
                 yield self._failed("cancelled", tag, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
                 continue
             except user_errors() as exc:
-                yield self._failed("error", tag, str(exc))
+                yield self._failed("error", tag, user_message(exc))
                 continue
             except MemoryError:
                 yield self._failed("error", tag, "Out of memory during the prediction; close other programs or use a smaller image.")
