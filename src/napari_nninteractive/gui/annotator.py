@@ -64,9 +64,9 @@ class Annotator:
     class_id = _delegate("output", "class_id", "Label value of objects in a semantic map.")
     overwrite = _delegate("output", "overwrite", "On overlap with other objects: overwrite them or keep them.")
     output_choice = _delegate("output", "choice", "The chosen output Labels layer, or None for a new one.")
-    targets = _delegate("objects_", "targets", "Object id -> :class:`ObjectTarget`.")
-    histories = _delegate("objects_", "histories", "Object id -> its prompt history.")
-    own = _delegate("objects_", "own", "Object id -> its finished voxels (shared label values only).")
+    targets = _delegate("table", "targets", "Object id -> :class:`ObjectTarget`.")
+    histories = _delegate("table", "histories", "Object id -> its prompt history.")
+    own = _delegate("table", "own", "Object id -> its finished voxels (shared label values only).")
 
     def __init__(self, viewer, notify: Callable[[str, str], None] | None = None):
         self.viewer = viewer
@@ -76,16 +76,16 @@ class Annotator:
         self.autorun = True
         self.object_id = 0
         self.last_outcome: Outcome | None = None
-        self.objects_ = ObjectTable(viewer)
+        self.table = ObjectTable(viewer)
         self.prompts = PromptLayers(viewer)
-        self.output = OutputWriter(viewer, self.objects_)
+        self.output = OutputWriter(viewer, self.table)
         say = lambda text, level: self.notify(text, level)  # noqa: E731 - notify may be replaced later
         for part in (self.prompts, self.output):
             part.message.connect(say)
         self.prompts.prompt.connect(self.submit_prompt)
         self.prompts.command.connect(lambda command: getattr(self, {"next": "next_object"}.get(command, command))())
         self.prompts.changed.connect(self.state_changed.emit)
-        self.objects_.changed.connect(self.state_changed.emit)
+        self.table.changed.connect(self.state_changed.emit)
         viewer.layers.events.removed.connect(self._on_layer_removed)
 
     # ------------------------------------------------------------------ lifecycle
@@ -101,7 +101,7 @@ class Annotator:
         self.runner = SessionRunner(session, self._on_outcome, self.state_changed.emit)
         self.object_id = 0
         self.last_outcome = None
-        self.objects_.forget()
+        self.table.forget()
         self.prompts.create(view)
         if view.note:
             self.notify(view.note, "info")
@@ -185,7 +185,7 @@ class Annotator:
         if not self.ready:
             return
         self.runner.submit(Action("next", tag=self.object_id))  # no layer or value for an object never drawn
-        self.object_id = self.objects_.free_id(self.object_id)
+        self.object_id = self.table.free_id(self.object_id)
         self.prompts.clear()
         self.state_changed.emit()
 
@@ -213,8 +213,16 @@ class Annotator:
         mask = self.object_mask(object_id)
         self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
         self.own.pop(object_id, None)
+        self.make_current(object_id, mask, self.histories.get(object_id, ()))
+
+    def make_current(self, object_id: int, mask: np.ndarray | None = None, prompts: tuple[Prompt, ...] = ()) -> None:
+        """Continue object ``object_id``: the session takes its ``mask`` and prompt history back
+        (``mask=None``: it starts empty). The previous current object is left as it is."""
         self.object_id = object_id
-        self.runner.submit(Action("restore", tag=object_id, payload=(mask, self.histories.get(object_id, ()))))
+        if mask is None:
+            self.runner.submit(Action("next", tag=object_id))
+        else:
+            self.runner.submit(Action("restore", tag=object_id, payload=(mask, tuple(prompts))))
         self.prompts.clear()
         self.state_changed.emit()
 
@@ -225,35 +233,35 @@ class Annotator:
         target = self.targets[object_id]
         if target.layer in self.viewer.layers:
             self.output.erase(target, self.view, self.object_mask(object_id))
-        self.objects_.remove(object_id)
+        self.table.remove(object_id)
         self.output.remove_if_unused(target.layer)
         if object_id == self.object_id:
             self.runner.submit(Action("next", tag=object_id))
-            self.object_id = self.objects_.free_id(self.object_id)
+            self.object_id = self.table.free_id(self.object_id)
             self.prompts.clear()
         self.state_changed.emit()
 
     def forget_objects(self) -> None:
-        self.objects_.forget()
+        self.table.forget()
 
     def objects(self) -> list[tuple[int, ObjectTarget]]:
-        return self.objects_.objects()
+        return self.table.objects()
 
     def ownership(self, object_id: int):
-        return self.objects_.ownership(object_id)
+        return self.table.ownership(object_id)
 
     def object_mask(self, object_id: int) -> np.ndarray:
         """The object's voxels (session frame, boolean), read from its layer."""
-        return self.objects_.object_mask(object_id, self.view.squeeze2d)
+        return self.table.object_mask(object_id, self.view.squeeze2d)
 
     def object_color(self, object_id: int) -> tuple[float, ...]:
-        return self.objects_.object_color(object_id)
+        return self.table.object_color(object_id)
 
     def rename_object(self, object_id: int, name: str) -> None:
-        self.objects_.rename(object_id, name)
+        self.table.rename(object_id, name)
 
     def set_object_visible(self, object_id: int, visible: bool) -> None:
-        self.objects_.set_visible(object_id, visible)
+        self.table.set_visible(object_id, visible)
 
     def output_layer(self, object_id: int) -> Labels:
         """The layer a new object ``object_id`` would be written into (created if needed)."""
@@ -270,7 +278,7 @@ class Annotator:
     def _on_outcome(self, outcome: Outcome) -> None:
         """Show messages, write the changed region of the object into its layer."""
         self.last_outcome = outcome
-        if outcome.tag in self.objects_.deleted:  # late news of a deleted object
+        if outcome.tag in self.table.deleted:  # late news of a deleted object
             self.state_changed.emit()
             return
         change = outcome.change

@@ -20,7 +20,6 @@ from . import layers as L
 from .annotator import Annotator
 from .objects import ObjectTarget
 from .objects import object_mask
-from .worker import Action
 from ..core.document import (
     ImageRef,
     ObjectRecord,
@@ -126,8 +125,8 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     current_id = None
     for object_id, record in enumerate(doc.objects):
         layer = annotator.output_layer(object_id)
-        annotator.targets[object_id] = ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}")
-        annotator.histories[object_id] = record.prompts
+        annotator.table.add(object_id, ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}"),
+                            record.prompts)
         if object_id == doc.current:
             current_id = object_id
             continue  # written by the session's restore outcome
@@ -140,15 +139,10 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
         if not record.visible:
             annotator.set_object_visible(object_id, False)
     if current_id is None:  # the last session ended on a fresh, empty object
-        current_id = len(doc.objects)
-        annotator.object_id = current_id
-        annotator.runner.submit(Action("next", tag=current_id))
+        annotator.make_current(len(doc.objects))
     else:
-        annotator.object_id = current_id
         record = doc.objects[current_id]
-        annotator.runner.submit(Action("restore", tag=current_id, payload=(record.mask, record.prompts)))
-    annotator.clear_prompt_layers()
-    annotator.state_changed.emit()
+        annotator.make_current(current_id, record.mask, record.prompts)
     return None
 
 
