@@ -32,7 +32,7 @@ def main() -> int:
     layer = viewer.add_image(image, name="ct")
     w = NNInteractiveWidget(viewer)
     w.start_with_engine(layer, SeededWatershedEngine())
-    w._session_started()
+    w.session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
     w.annotator.targets = {i: ObjectTarget(out, i + 1) for i in range(4)}
     w.annotator.object_id = 3

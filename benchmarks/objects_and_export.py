@@ -48,7 +48,7 @@ def main() -> int:
     layer = viewer.add_image(image, name="ct")
     w = NNInteractiveWidget(viewer)
     a = w.start_with_engine(layer, SeededWatershedEngine())
-    w._session_started()
+    w.session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
     print(f"image {image.shape} {image.dtype}, four objects of {[int((labels == v).sum()) for v in range(1, 5)]} voxels")
 
@@ -65,7 +65,7 @@ def main() -> int:
     a.targets = {i: ObjectTarget(out, i + 1, f"object {i + 1}") for i in range(4)}
     a.own = {}
     a.object_id = 3
-    records = object_sources(a, w._image_ref).build().objects
+    records = object_sources(a, w.image_ref).build().objects
     folder = Path(tempfile.mkdtemp(prefix="nni_export_"))
     for name in ("objects.nii.gz", "objects.tif", "objects.zarr", "objects.npz"):
         t = time.perf_counter()

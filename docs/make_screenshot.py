@@ -41,22 +41,22 @@ def main() -> int:
     widget.model_edit.setText(str(model))
     widget.device_combo.setCurrentText("cpu")
     widget.initialize()
-    while widget._loader is not None:
+    while widget.loader is not None:
         pump(0.1)
     a = widget.annotator
-    widget._refresh_layer_choices()
+    widget.refresh_layer_choices()
     widget.mask_combo.setCurrentText("reference")
     widget.mask_value.setValue(1)
-    widget._apply_mask()
+    widget.apply_mask()
     a.runner.wait(60)
     a.next_object()
     value = 2
     z = int(np.argwhere(labels == value)[:, 0].mean())
     viewer.dims.set_current_step(0, z)
-    widget._refresh_layer_choices()
+    widget.refresh_layer_choices()
     widget.mask_combo.setCurrentText("reference")
     widget.mask_value.setValue(value)
-    widget._apply_mask()
+    widget.apply_mask()
     a.runner.wait(60)
     widget.autorun_check.setChecked(False)
     ys, xs = np.nonzero(labels[z] == value)

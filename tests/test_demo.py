@@ -66,7 +66,7 @@ def test_gui_demo_opens_with_the_whole_slice_and_the_first_step_shown(make_napar
     viewer = make_napari_viewer(show=True)
     viewer_, widget = gui_demo.open_gui(viewer)
     assert viewer_ is viewer
-    qtbot.waitUntil(lambda: widget._loader is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.loader is None, timeout=30000)
     qtbot.wait(400)  # the delayed reset_view after Qt laid the docked window out
     assert widget.annotator.ready
     assert widget.status_label.text().startswith("Initialized")

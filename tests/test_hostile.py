@@ -33,7 +33,7 @@ def _initialize(viewer, qtbot, image, **layer_kw):
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     w.image_combo.setCurrentText("scan")
     w.initialize()
-    qtbot.waitUntil(lambda: w._loader is None, timeout=60000)
+    qtbot.waitUntil(lambda: w.loader is None, timeout=60000)
     return w, layer, msgs
 
 def _our_layers(viewer):

@@ -34,7 +34,7 @@ def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
     w.mode_combo.setCurrentIndex(list(OutputMode).index(mode))
     w.class_spin.setValue(class_id)
     a = w.start_with_engine(layer, SeededWatershedEngine())
-    w._session_started()
+    w.session_started()
     for centre in (A, B):
         a.prompt_layers[Tool.POINT].add(list(centre))
         _settle(a)
@@ -99,7 +99,7 @@ def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
     assert set(np.unique(before)) == {0, 3}
     left, right = _halves(before > 0)
     assert left.any() and right.any()
-    doc = object_sources(a, w._image_ref).build()  # each object is its own blob, not the whole class
+    doc = object_sources(a, w.image_ref).build()  # each object is its own blob, not the whole class
     assert np.array_equal(doc.objects[0].mask, left) and np.array_equal(doc.objects[1].mask, right)
     _click_row(qtbot, w, 0)
     _settle(a)
@@ -113,7 +113,7 @@ def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
 def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_one(viewer, qtbot):
     w, a, _ = _start(viewer)
     before = _labels(viewer).copy()
-    doc = object_sources(a, w._image_ref).build()
+    doc = object_sources(a, w.image_ref).build()
     w.objects_panel.table.selectRow(0)
     w.objects_panel.delete_selected(confirm=False)
     after = _labels(viewer)
@@ -127,7 +127,7 @@ def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_
     _settle(a)
     assert np.array_equal(_labels(viewer) > 0, before == 2)  # work goes on with a new object
     viewer.layers["nnInteractive objects"].data[...] = 0
-    w._restore(doc, "Restored")  # a session saved before the deletions brings both back, editable
+    w.restore(doc, "Restored")  # a session saved before the deletions brings both back, editable
     _settle(a)
     assert np.array_equal(_labels(viewer), before) and a.object_id == 1 and w.objects_panel.table.rowCount() == 2
 
@@ -145,7 +145,7 @@ def test_hide_show_and_rename_objects(viewer, qtbot):
     assert np.ravel(layer.get_color(1))[3] == 1 and np.allclose(np.ravel(layer.get_color(2)), colour2)
     w.objects_panel.table.item(1, 0).setText("kidney")
     assert a.targets[1].name == "kidney"
-    doc = object_sources(a, w._image_ref).build()
+    doc = object_sources(a, w.image_ref).build()
     assert [r.name for r in doc.objects] == ["object 1", "kidney"]
 
 def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):

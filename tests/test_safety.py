@@ -469,7 +469,7 @@ def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_v
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the loud "full unpickling" warning when accepted
         w.initialize()
-        qtbot.waitUntil(lambda: w._loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept),
+        qtbot.waitUntil(lambda: w.loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept),
                         timeout=60000)
     assert len(asked) == 1 and asked[0].names == ["builtins.exec"]
     assert marker.exists() == accept and w.annotator.ready == accept

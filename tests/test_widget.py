@@ -47,12 +47,12 @@ def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_mode
     w.model_edit.setText(str(tmp_path / "no_such_model"))
     w.device_combo.setCurrentText("cpu")
     w.initialize()
-    qtbot.waitUntil(lambda: w._loader is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
     assert w.status_label.text().startswith("Initialization failed") and "does not exist" in w.status_label.text()
     assert not w.annotator.ready
     w.model_edit.setText(str(tiny_model_dir))
     w.initialize()
-    qtbot.waitUntil(lambda: w._loader is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
     assert w.status_label.text().startswith("Initialized")
     assert "Random weights for testing only" in w.status_label.text()  # licence line
     assert "CPU" in w.status_label.text()
@@ -69,7 +69,7 @@ def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
     w, layer, _ = _widget(viewer)
     assert w.model_edit.text() == ""
     w.initialize()
-    qtbot.waitUntil(lambda: w._loader is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
     assert w.status_label.text().startswith("Initialized: weight-free")
     assert "CPU" not in w.status_label.text()  # no network: no CPU warning
     w.annotator.prompt_layers[Tool.POINT].add(list(C))
@@ -170,7 +170,7 @@ def test_keep_existing_vs_overwrite(viewer, qtbot):
     existing = np.zeros(SHAPE, np.uint16)
     existing[20:28, 28:36, 28:36] = 9  # another object inside the sphere
     viewer.add_labels(existing, name="manual")
-    w._refresh_layer_choices()
+    w.refresh_layer_choices()
     w.output_combo.setCurrentText("manual")
     a = _attach(w, layer)
     a.prompt_layers[Tool.POINT].add(list(C))
@@ -248,7 +248,7 @@ def test_image_kinds_and_their_messages(viewer, qtbot):
     with pytest.raises(L.LayerError, match="rotated or sheared"):
         L.image_view(rot)
     assert np.array_equal(rot.affine.affine_matrix, before)  # the user's layer is not modified
-    w._refresh_layer_choices()
+    w.refresh_layer_choices()
     w.image_combo.setCurrentText("rot")
     w.model_edit.setText("/somewhere")
     w.initialize()
@@ -340,8 +340,8 @@ def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer
     monkeypatch.setattr("huggingface_hub.snapshot_download", FakeHub())
     w, _, msgs = _widget(viewer)
     w.download_model()
-    assert w._downloader is not None  # the GUI thread returned at once
-    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    assert w.downloader is not None  # the GUI thread returned at once
+    qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
     assert w.model_edit.text() == str(tmp_path / "nnInteractive_v1.0")
     assert w.status_label.text().startswith("Model ready")
 
@@ -353,7 +353,7 @@ def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbo
     monkeypatch.setattr("huggingface_hub.snapshot_download", offline)
     w, _, msgs = _widget(viewer)
     w.download_model()
-    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
     assert "Cannot reach Hugging Face" in w.status_label.text() and "weight-free engine works meanwhile" in msgs[-1]
     assert w.model_edit.text() == ""
 
@@ -367,13 +367,13 @@ def test_list_button_fills_the_hub_choice_in_the_background(viewer, qtbot, tmp_p
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
     w, _, _ = _widget(viewer)
     w.list_models()
-    assert w._lister is not None
-    qtbot.waitUntil(lambda: w._lister is None, timeout=30000)
+    assert w.lister is not None
+    qtbot.waitUntil(lambda: w.lister is None, timeout=30000)
     assert [w.hub_combo.itemText(i) for i in range(w.hub_combo.count())] == ["nnInteractive_v1.0", "nnInteractive_v2.0"]
     assert "2 model(s) in MIC-DKFZ/nnInteractive" in w.status_label.text()
     w.hub_combo.setCurrentText("nnInteractive_v2.0")
     w.download_model()
-    qtbot.waitUntil(lambda: w._downloader is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
     assert w.model_edit.text() == str(tmp_path / "nnInteractive_v2.0")
 
 def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monkeypatch):
@@ -384,7 +384,7 @@ def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monke
     monkeypatch.setattr("huggingface_hub.list_repo_files", offline)
     w, _, _ = _widget(viewer)
     w.list_models()
-    qtbot.waitUntil(lambda: w._lister is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.lister is None, timeout=30000)
     assert w.hub_combo.count() == 1 and "cannot be reached" in w.status_label.text()
 
 # ----------------------------------------------------------------------------- session files
@@ -411,18 +411,18 @@ def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napar
     v1 = make_napari_viewer()
     w, layer, _ = _widget(v1, image=_two_blob_image())
     _attach(w, layer)
-    w._session_started()
+    w.session_started()
     _two_widget_objects(w, qtbot)
     before = np.asarray(_output(v1).data).copy()
     assert set(np.unique(before)) == {0, 1, 2}
     w.save_session(tmp_path / "s.npz")
-    qtbot.waitUntil(lambda: w._file_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
     assert w.status_label.text().startswith("Session saved")
 
     v2 = make_napari_viewer()  # "the next day"
     w2, layer2, msgs = _widget(v2, image=_two_blob_image())
     a2 = _attach(w2, layer2)
-    w2._session_started()
+    w2.session_started()
     w2.load_session(tmp_path / "s.npz")
     _settle(w2, qtbot)
     assert np.array_equal(np.asarray(_output(v2).data), before)
@@ -436,14 +436,14 @@ def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_p
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     w, layer, msgs = _widget(viewer, image=_two_blob_image())
     _attach(w, layer)
-    w._session_started()
+    w.session_started()
     _two_widget_objects(w, qtbot)
     w.save_session(tmp_path / "s.npz")
-    qtbot.waitUntil(lambda: w._file_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
     other = viewer.add_image(sphere_image(SHAPE, C, R + 2), name="other scan")
     data_before = np.asarray(_output(viewer).data).copy()
     a = _attach(w, other)
-    w._session_started()
+    w.session_started()
     w.load_session(tmp_path / "s.npz")
     assert "belongs to another image" in msgs[-1] and not a.targets
     assert np.array_equal(np.asarray(_output(viewer).data), data_before)
@@ -456,7 +456,7 @@ def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_vie
     v1 = make_napari_viewer()
     w, layer, _ = _widget(v1, image=_two_blob_image())
     _attach(w, layer)
-    assert w._session_started() is None  # nothing saved for this image yet
+    assert w.session_started() is None  # nothing saved for this image yet
     _two_widget_objects(w, qtbot)
     qtbot.waitUntil(lambda: not w.autosaver.busy, timeout=30000)
     assert w.autosaver.saves >= 3 and w.autosaver.path().is_file()  # prompt, next, prompt
@@ -465,7 +465,7 @@ def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_vie
     v2 = make_napari_viewer()
     w2, layer2, _ = _widget(v2, image=_two_blob_image())
     _attach(w2, layer2)
-    found = w2._session_started()
+    found = w2.session_started()
     assert found is not None and len(found.objects) == 2 and w2.restore_button.isEnabled()
     w2.restore_autosave()
     _settle(w2, qtbot)
@@ -478,7 +478,7 @@ def test_autosave_failure_is_reported_once_and_work_goes_on(viewer, qtbot, tmp_p
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(blocker))
     w, layer, msgs = _widget(viewer, image=_two_blob_image())
     _attach(w, layer)
-    w._session_started()
+    w.session_started()
     _two_widget_objects(w, qtbot)
     qtbot.waitUntil(lambda: not w.autosaver.busy, timeout=30000)
     failures = [m for m in msgs if m.startswith("Autosave failed")]
@@ -490,19 +490,19 @@ def test_2d_image_session_saves_autosaves_and_loads(make_napari_viewer, qtbot, t
     v1 = make_napari_viewer()
     w, layer, msgs = _widget(v1, flat)
     a = _attach(w, layer)
-    w._session_started()
+    w.session_started()
     a.prompt_layers[Tool.POINT].add([32, 32])
     _settle(w, qtbot)
     qtbot.waitUntil(lambda: not w.autosaver.busy, timeout=30000)
     assert w.autosaver.path().is_file() and not [m for m in msgs if "failed" in m]
     w.save_session(tmp_path / "flat.npz")
-    qtbot.waitUntil(lambda: w._file_worker is None, timeout=30000)
+    qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
     saved = np.asarray(_output(v1).data).copy()
 
     v2 = make_napari_viewer()
     w2, layer2, _ = _widget(v2, flat)
     _attach(w2, layer2)
-    w2._session_started()
+    w2.session_started()
     w2.load_session(tmp_path / "flat.npz")
     _settle(w2, qtbot)
     assert saved[32, 32] == 1 and np.array_equal(np.asarray(_output(v2).data), saved)

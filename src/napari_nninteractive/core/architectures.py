@@ -23,7 +23,7 @@ TORCH_LAYERS = (
 )
 
 
-def _network_classes() -> tuple:
+def _network_classes() -> tuple[type, ...]:
     from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet, ResidualUNet
     from dynamic_network_architectures.building_blocks.residual import BasicBlockD, BottleneckD
 
@@ -34,6 +34,7 @@ def _network_classes() -> tuple:
 def allowed_classes() -> dict[str, type]:
     """Every accepted dotted name -> class (``torch.nn.Conv3d`` and ``torch.nn.modules.conv.Conv3d`` alike)."""
     table: dict[str, type] = {}
+    cls: type
     for cls in TORCH_LAYERS:
         table[f"torch.nn.{cls.__name__}"] = cls
         table[f"{cls.__module__}.{cls.__name__}"] = cls

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputError
 
@@ -168,14 +169,14 @@ def replacing(path: str | Path, inputs: Iterable[str | Path | None] = (), folder
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def write_bytes(path: str | Path, data: bytes, **kwargs) -> Path:
+def write_bytes(path: str | Path, data: bytes, **kwargs: Any) -> Path:
     """Write ``data`` to ``path`` through :func:`replacing` (same keyword arguments)."""
     with replacing(path, **kwargs) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text(path: str | Path, text: str, **kwargs) -> Path:
+def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
     """Write UTF-8 ``text`` to ``path`` through :func:`replacing`."""
     return write_bytes(path, text.encode("utf-8"), **kwargs)
 

@@ -10,6 +10,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -145,15 +146,17 @@ def resample_sparse(values: np.ndarray, region: BBox, crop_shape: Sequence[int],
         full = np.zeros(tuple(crop_shape), np.float32)
         full[bbox_to_slices(region)] = values
         return _resample(torch.from_numpy(full), size, mode)
-    outs, ins = [], []
-    for (r0, r1), c, p, m in zip(region, crop_shape, size, steps):
+    blocks = cast("list[int]", steps)  # none is None past the fallback
+    outs: list[tuple[int, int]] = []
+    in_pairs: list[tuple[int, int]] = []
+    for (r0, r1), c, p, m in zip(region, crop_shape, size, blocks):
         scale = c / p  # every output cell o reads only crop voxels in [o * scale - 1, (o + 1) * scale + 1]
         lo = max(0, int(np.floor((r0 - 1) / scale - 1)))
         hi = min(p, int(np.ceil((r1 + 1) / scale)) + 1)
         lo, hi = lo // m * m, min(p, -(-hi // m) * m)
         outs.append((lo, hi))
-        ins.append((lo * c // p, hi * c // p))
-    ins = tuple(ins)
+        in_pairs.append((lo * c // p, hi * c // p))
+    ins = tuple(in_pairs)
     sub = np.zeros(bbox_shape(ins), np.float32)
     common = intersect_bbox(ins, region)
     sub[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in ins]))] = values[
@@ -239,6 +242,7 @@ def full_box(centre: Sequence[int], patch_size: Sequence[int]) -> BBox:
 
 def _grid_candidates(diff: np.ndarray, strides: Sequence[int]) -> list[tuple[int, ...]]:
     box = nonzero_bbox(diff)
+    assert box is not None, "diff is not empty"  # plan_refinement returns early for an empty diff
     axes = [range(lo, hi, s) for (lo, hi), s in zip(box, strides)]
     return [c for c in itertools.product(*axes) if diff[c]]
 
@@ -270,10 +274,10 @@ def plan_refinement(
 
     margin = min([cfg.inner_margin] + [(p - 1) // 2 for p in patch_size])  # a patch of <= 48 keeps a 1-voxel core
 
-    def inner_slices(c):
+    def inner_slices(c: Sequence[int]) -> tuple[slice, ...]:
         return bbox_to_slices(clip_bbox(inner_box(c, patch_size, margin), shape))
 
-    def take(c):
+    def take(c: Sequence[int]) -> None:
         boxes.append(full_box(c, patch_size))
         sl = inner_slices(c)
         covered[sl] = True

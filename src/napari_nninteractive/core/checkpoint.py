@@ -15,6 +15,7 @@ import logging
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from .errors import CheckpointError, UnsafeCheckpointError
 log = logging.getLogger(__name__)
 
 
-def _numpy_globals() -> list:
+def _numpy_globals() -> list[Any]:
     """numpy's scalar, dtype and array reconstructors under their numpy 2 and numpy 1 names."""
     core = getattr(np, "_core", None) or np.core
     scalar = core.multiarray.scalar
@@ -110,7 +111,7 @@ def verify_checkpoint_file(path: str | Path) -> None:
     _check_pickle_size(path)
 
 
-def load_checkpoint(path: str | Path, trust: bool = False) -> dict:
+def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     """Read ``path`` on the CPU without running code from it; ``trust=True`` allows full unpickling.
 
     Raises :class:`UnsafeCheckpointError` for a file that names globals outside

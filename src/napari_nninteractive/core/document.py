@@ -12,7 +12,8 @@ File layout (``numpy.savez_compressed``, readable without this package)::
     mask_<i>             bit-packed mask crop of object i (bbox and shape in the JSON)
     prompt_<i>_<j>       bit-packed crop of prompt j of object i (scribble, lasso, initial mask)
 
-Points and boxes are plain JSON. Nothing here imports Qt or napari.
+Prompt items are :mod:`.codec` items: points and boxes plain JSON, region prompts with
+``"array"`` (the member holding their crop) and ``"bbox"``. Nothing here imports Qt or napari.
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from . import jsonio
+from . import codec, jsonio
 from .atomic import replacing
 from .errors import MAX_JSON_BYTES, OutputError, UserError
 from .geometry import PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
 from .npyfile import member_header
-from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
+from .prompts import Box, Point, Prompt
 
 FORMAT = "napari-nninteractive session"
+#: The file-name ending of session files (autosaves, and what the open dialog offers).
+SUFFIX = ".nnisession.npz"
 VERSION = 2  # 2: ``current`` is the index of the object in ``objects`` (1: its label value)
 
 
@@ -115,16 +118,12 @@ class SessionDocument:
 
 
 def _prompt_item(prompt: Prompt, key: str, arrays: dict) -> dict:
-    if isinstance(prompt, Point):
-        return {"type": "point", "positive": bool(prompt.positive), "coord": [float(c) for c in prompt.coord]}
-    if isinstance(prompt, Box):
-        return {"type": "bbox", "positive": bool(prompt.positive), "bbox": [[int(a), int(b)] for a, b in prompt.bbox]}
-    arrays[key] = PackedMask.of_region(prompt.bbox, prompt.mask).bits
-    item = {"type": prompt.kind.value, "positive": bool(prompt.positive), "array": key,
-            "bbox": [[int(a), int(b)] for a, b in prompt.bbox]}
-    if isinstance(prompt, InitialMask):
-        item["refine"] = bool(prompt.refine)
-    return item
+    """The JSON item of ``prompt`` (:func:`.codec.encode`); a region's crop goes to ``arrays[key]``."""
+    def region(p: codec.RegionPrompt) -> dict:
+        arrays[key] = PackedMask.of_region(p.bbox, p.mask).bits
+        return {"array": key, "bbox": codec.box_field(p.bbox)}
+
+    return codec.encode(prompt, region)
 
 
 def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
@@ -175,14 +174,6 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1,) + shape if len(shape) == 2 else shape[-3:]
 
 
-def _box_inside(value, shape: tuple[int, ...], where: str) -> tuple[tuple[int, int], ...]:
-    """A non-empty integer box ``[[lo, hi], ...]`` inside ``shape`` (a JSON field of the document)."""
-    box = jsonio.as_box(value, len(shape), where, SessionFileError, integer=True)
-    if any(not 0 <= lo < hi <= n for (lo, hi), n in zip(box, shape)):
-        raise SessionFileError(f"{where} = {[list(b) for b in box]} is empty or not inside {shape}.")
-    return box
-
-
 def _bits(data, key: str, size: int | None, where: str, most: int = 0) -> np.ndarray:
     """The member ``key`` of the archive, refused unless its ``.npy`` header says 1-D uint8 of ``size`` bytes.
 
@@ -214,35 +205,20 @@ def _packed(data, key, box, where: str) -> PackedMask:
     return PackedMask(box, bits)
 
 
-def _prompt_from_item(item, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], Prompt]]:
-    """Check one prompt item against the spatial ``shape``.
+def _prompt_from_item(item: Any, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], Prompt]]:
+    """Check one prompt item against the spatial ``shape`` (:func:`.codec.decode`, stored items).
 
     Returns the voxels its crop will take and a function reading the prompt from the archive.
     """
-    if not isinstance(item, dict):
-        raise SessionFileError(f"{where} must be a JSON object, not {jsonio.type_name(item)}.")
-    kind = jsonio.get(item, "type", str, where, SessionFileError)
-    positive = jsonio.get(item, "positive", bool, where, SessionFileError, True)
-    cls = {"point": Point, "bbox": Box, "scribble": Scribble, "lasso": Lasso, "mask": InitialMask}.get(kind)
-    if cls is None:
-        raise SessionFileError(f"{where}: unknown prompt type {kind!r}.")
-    if cls is Point:
-        coord = jsonio.as_numbers(jsonio.get(item, "coord", list, where, SessionFileError), len(shape),
-                                  f"{where}: 'coord'", SessionFileError)
-        if any(not 0 <= c <= n - 1 for c, n in zip(coord, shape)):
-            raise SessionFileError(f"{where}: 'coord' {coord} is not inside {shape}.")
-        return 0, lambda data: Point(tuple(coord), positive)
-    box = _box_inside(jsonio.get(item, "bbox", list, where, SessionFileError), shape, f"{where}: 'bbox'")
-    if cls is Box:
-        return 0, lambda data: Box(box, positive)
-    key = jsonio.get(item, "array", str, where, SessionFileError)
-    refine = jsonio.get(item, "refine", bool, where, SessionFileError, False)
+    def region(head: codec.Region, item: dict, where: str) -> tuple[int, Callable[[Any], Prompt]]:
+        box = codec.bbox_of(item, shape, where, SessionFileError, stored=True)
+        key = jsonio.get(item, "array", str, where, SessionFileError)
+        return math.prod(bbox_shape(box)), lambda data: head.make(_packed(data, key, box, where).crop(), box)
 
-    def read(data) -> Prompt:
-        crop = _packed(data, key, box, where).crop()
-        return InitialMask(crop, box, True, refine) if cls is InitialMask else cls(crop, box, positive)
-
-    return math.prod(bbox_shape(box)), read
+    decoded = codec.decode(item, shape, where, SessionFileError, stored=True, region=region)
+    if isinstance(decoded, (Point, Box)):
+        return 0, lambda data: decoded
+    return decoded
 
 
 def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], ObjectRecord]]:
@@ -260,7 +236,7 @@ def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[in
     if mask_shape != shape:
         raise SessionFileError(f"{where}: 'mask_shape' {list(mask_shape)} is not the image's {list(shape)}.")
     box = jsonio.get(o, "mask_bbox", (list, type(None)), where, SessionFileError)
-    box = None if box is None else _box_inside(box, shape, f"{where}: 'mask_bbox'")
+    box = None if box is None else codec.inside_box(box, shape, f"{where}: 'mask_bbox'", SessionFileError)
     prompts = [_prompt_from_item(p, shape, f"{where} prompt {j}")
                for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))]
 
@@ -319,7 +295,7 @@ def _document(data, path: Path) -> SessionDocument:
     where = str(path)
     if "document.json" not in data.files:
         raise SessionFileError(f"{path} is not a readable session file (it has no document.json); pick a "
-                               f".nnisession.npz file saved by napari-nninteractive.")
+                               f"{SUFFIX} file saved by napari-nninteractive.")
     with _hint():
         raw = _bits(data, "document.json", None, where, MAX_JSON_BYTES["session"])
         meta = jsonio.loads(raw.tobytes(), f"{path} (document.json)", SessionFileError)
@@ -371,7 +347,7 @@ def load_document(path: str | Path) -> SessionDocument:
         raise SessionFileError(f"{path} cannot be read ({exc.strerror or exc}); check that you may read it.") from None
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
         raise SessionFileError(f"{path} is not a readable session file (not an .npz archive); pick a "
-                               f".nnisession.npz file saved by napari-nninteractive.")
+                               f"{SUFFIX} file saved by napari-nninteractive.")
     try:
         with np.load(path, allow_pickle=False) as data:
             return _document(data, path)
@@ -395,7 +371,7 @@ def safe_name(name: str) -> str:
 
 def autosave_path(ref: ImageRef, root: str | Path) -> Path:
     """Where the autosave of the image ``ref`` lives under ``root`` (one file per image)."""
-    return Path(root) / f"{safe_name(ref.name)}-{ref.fingerprint[:16]}.nnisession.npz"
+    return Path(root) / f"{safe_name(ref.name)}-{ref.fingerprint[:16]}{SUFFIX}"
 
 
 def capture_object(session, label: int, name: str, color=None, visible: bool = True) -> ObjectRecord:
@@ -403,5 +379,5 @@ def capture_object(session, label: int, name: str, color=None, visible: bool = T
     return ObjectRecord(int(label), name, session.mask.astype(bool), tuple(session.prompt_history), color, visible)
 
 
-__all__ = ["ImageRef", "ObjectRecord", "SessionDocument", "SessionFileError", "save_document", "load_document",
+__all__ = ["SUFFIX", "ImageRef", "ObjectRecord", "SessionDocument", "SessionFileError", "save_document", "load_document",
            "autosave_path", "capture_object", "fingerprint", "safe_name"]

@@ -12,14 +12,18 @@ agree and every channel is simply the max over its rasters.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from .errors import UserError
 from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, shift_bbox, union_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
+
+if TYPE_CHECKING:
+    from .lazy import ImageArray
 
 FLOAT16_MAX = 65504.0
 FLOAT16_RESCALE_TARGET = 6550.4
@@ -68,7 +72,7 @@ class Normalization:
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Normalised float32 copy of ``values`` (never modifies the input)."""
-        out = np.asarray(values, dtype=np.float32).copy()
+        out: np.ndarray = np.asarray(values, dtype=np.float32).copy()
         out -= np.float32(self.mean)
         out /= np.float32(self.std)
         return out
@@ -83,7 +87,7 @@ def require_finite(image: np.ndarray) -> None:
         )
 
 
-def content_bbox(image) -> BBox:
+def content_bbox(image: ImageArray) -> BBox:
     """Check a channel-first image is finite and not all zero; the bbox of its nonzero channel sum.
 
     In-memory arrays are checked at once; lazily read ones (:mod:`.lazy`) a slab at a time.
@@ -91,8 +95,8 @@ def content_bbox(image) -> BBox:
     from .geometry import nonzero_bbox
     from .lazy import is_lazy, slabs
 
-    parts = slabs(image) if is_lazy(image) else [(0, image)]
-    box = None
+    parts: Iterable[tuple[int, np.ndarray]] = slabs(image) if is_lazy(image) else [(0, cast(np.ndarray, image))]
+    box: BBox | None = None
     for z0, values in parts:
         require_finite(values)
         summed = values.sum(axis=0, dtype=np.float64) if values.shape[0] > 1 else values[0]
@@ -104,7 +108,7 @@ def content_bbox(image) -> BBox:
     return box
 
 
-def _mean_std(image, box: BBox) -> tuple[float, float]:
+def _mean_std(image: ImageArray, box: BBox) -> tuple[float, float]:
     """Mean and unbiased std of channel 0 over ``box`` (float64; slab-wise when lazy)."""
     from .lazy import is_lazy, slabs
 
@@ -122,7 +126,7 @@ def _mean_std(image, box: BBox) -> tuple[float, float]:
     return mean, (m2 / (n - 1)) ** 0.5 if n > 1 else 0.0
 
 
-def compute_normalization(image: np.ndarray) -> Normalization:
+def compute_normalization(image: ImageArray) -> Normalization:
     """Statistics per spec section 2 for a channel-first ``(C, Z, Y, X)`` image.
 
     Mean and unbiased (N-1) standard deviation of channel 0 inside the bounding box of voxels
@@ -236,6 +240,7 @@ class PromptStore:
             return Raster(ch, inside, vals)
         if isinstance(prompt, Box):
             return Raster(ch, prompt.bbox, np.float16(intensity))
+        assert prompt.bbox is not None, "validated region prompts have a bbox"
         vals = (prompt.mask.astype(np.float32) * np.float32(intensity)).astype(np.float16)
         return Raster(ch, prompt.bbox, vals)
 
@@ -262,6 +267,7 @@ class PromptStore:
         if not parts:
             return None
         region = union_bbox(*(common for _, common in parts))
+        assert region is not None  # parts are not empty
         out = np.zeros(bbox_shape(region), dtype=np.float16)
         for raster, common in parts:
             dst = bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))

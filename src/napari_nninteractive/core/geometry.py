@@ -68,11 +68,11 @@ def nonzero_bbox(mask: np.ndarray) -> BBox | None:
         planes = np.flatnonzero(mask.any(axis=(1, 2)))
         if planes.size == 0:
             return None
-        rows_cols = mask[planes[0]:planes[-1] + 1].any(axis=0)
+        rows_cols = np.asarray(mask[planes[0]:planes[-1] + 1].any(axis=0))  # 2-D: an array, never a scalar
         rows, cols = np.flatnonzero(rows_cols.any(axis=1)), np.flatnonzero(rows_cols.any(axis=0))
         return ((int(planes[0]), int(planes[-1]) + 1), (int(rows[0]), int(rows[-1]) + 1),
                 (int(cols[0]), int(cols[-1]) + 1))
-    box = []
+    box: list[tuple[int, int]] = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
         hits = np.flatnonzero(np.any(mask, axis=other)) if other else np.flatnonzero(mask)
@@ -101,7 +101,8 @@ class PackedMask:
         return cls(tuple(bbox), np.packbits(np.asarray(values, dtype=bool)))
 
     def crop(self) -> np.ndarray:
-        """The boolean values over ``bbox``."""
+        """The boolean values over ``bbox`` (not for an empty mask: ``bbox`` None)."""
+        assert self.bbox is not None, "an empty PackedMask has no crop"
         shape = bbox_shape(self.bbox)
         return np.unpackbits(self.bits, count=int(np.prod(shape))).reshape(shape).astype(bool)
 
@@ -122,7 +123,7 @@ def window(centre: Sequence[int], size: Sequence[int]) -> BBox:
     return tuple((int(c) - s // 2, int(c) + s // 2 + s % 2) for c, s in zip(centre, size))
 
 
-def crop_padded(array: np.ndarray, box: BBox, fill=0) -> np.ndarray:
+def crop_padded(array: np.ndarray, box: BBox, fill: float = 0) -> np.ndarray:
     """Copy of the ``box`` region of the last ``len(box)`` axes of ``array``.
 
     Parts of ``box`` outside the array are filled with ``fill``; leading axes (channels) are

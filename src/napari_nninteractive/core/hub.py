@@ -18,13 +18,17 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from tqdm.asyncio import tqdm_asyncio  # what tqdm.auto.tqdm is
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +159,7 @@ def probe_hub(timeout: float = PROBE_TIMEOUT) -> str | None:
     return outcome[0] if outcome else f"{host}: no answer within {timeout:g} s"
 
 
-def offline_reason(hub_fn=None, probe: Callable[[], str | None] | None = None) -> str | None:
+def offline_reason(hub_fn: object = None, probe: Callable[[], str | None] | None = None) -> str | None:
     """Why Hugging Face must not or cannot be contacted now, or ``None`` to go ahead.
 
     ``HF_HUB_OFFLINE`` answers without touching the network. Otherwise ``probe`` is asked; it
@@ -185,12 +189,13 @@ def _quiet_hub() -> Iterator[None]:
 
 def _cached_words(folder: Path | None, cached: tuple[str, ...]) -> str:
     if cached:
-        return "cached: " + ", ".join(f"{name} ({folder / name})" for name in cached) + "."
+        return "cached: " + ", ".join(name if folder is None else f"{name} ({folder / name})" for name in cached) + "."
     return (f"no model is cached in {folder}; the weight-free engine works meanwhile, or download "
             f"{DEFAULT_MODEL} on a connected machine (nninteractive-download-model) and copy it there.")
 
 
-def list_models(root: str | Path | None = None, list_files=None, probe=None) -> ModelListing:
+def list_models(root: str | Path | None = None, list_files: Callable[..., Iterable[str]] | None = None,
+                probe: Callable[[], str | None] | None = None) -> ModelListing:
     """List the repository's model folders (those with a ``plans.json``) and the complete cached ones.
 
     Never raises for network problems: offline (see :func:`offline_reason`), the listing has the
@@ -209,7 +214,9 @@ def list_models(root: str | Path | None = None, list_files=None, probe=None) -> 
                             + _cached_words(folder, cached), folder)
 
     if list_files is None:
-        from huggingface_hub import list_repo_files as list_files
+        from huggingface_hub import list_repo_files
+
+        list_files = list_repo_files
     why = offline_reason(list_files, probe)
     if why is not None:
         return unreachable(why)
@@ -229,17 +236,19 @@ def list_models(root: str | Path | None = None, list_files=None, probe=None) -> 
                         + _cached_words(folder, cached), folder)
 
 
-def _progress_class(progress: Callable[[int, int | None], None] | None, should_cancel: Callable[[], bool] | None):
+def _progress_class(progress: Callable[[int, int | None], None] | None,
+                    should_cancel: Callable[[], bool] | None) -> type[tqdm_asyncio[Any]]:
     """A tqdm class for huggingface_hub that forwards bytes and checks for cancellation."""
     from tqdm.auto import tqdm
 
-    class Reporter(tqdm):
-        def __init__(self, *args, **kwargs):
+    # tqdm is generic only in its stubs (types-tqdm); the runtime class cannot be subscripted
+    class Reporter(tqdm):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True  # no console bar; a disabled bar does not count, so we do
             super().__init__(*args, **kwargs)
             self.done = 0
 
-        def update(self, n=1):
+        def update(self, n: float | None = 1) -> None:
             if should_cancel is not None and should_cancel():
                 raise DownloadCancelled("download cancelled")
             self.done += int(n or 0)
@@ -258,7 +267,8 @@ def _is_offline(exc: Exception) -> bool:
 
 def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
                    progress: Callable[[int, int | None], None] | None = None,
-                   should_cancel: Callable[[], bool] | None = None, snapshot=None, probe=None) -> Path:
+                   should_cancel: Callable[[], bool] | None = None, snapshot: Callable[..., object] | None = None,
+                   probe: Callable[[], str | None] | None = None) -> Path:
     """The model folder, from the cache or downloaded into it (partial downloads resume).
 
     Offline (see :func:`offline_reason`) it fails within seconds. ``snapshot`` replaces
@@ -278,7 +288,9 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
             f"(nninteractive-download-model) and copy the folder to {target / name}.")
 
     if snapshot is None:
-        from huggingface_hub import snapshot_download as snapshot
+        from huggingface_hub import snapshot_download
+
+        snapshot = snapshot_download
     why = offline_reason(snapshot, probe)
     if why is not None:
         raise unreachable(why)

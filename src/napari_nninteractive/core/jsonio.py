@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -22,7 +22,7 @@ _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true o
                float: "a number", type(None): "null"}
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a number JSON allows; give finite numbers")
 
 
@@ -82,7 +82,7 @@ def type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def get(obj: dict, key: str, types: type | tuple[type, ...], where: str, error: type[UserError],
+def get(obj: dict[str, Any], key: str, types: type | tuple[type, ...], where: str, error: type[UserError],
         default: Any = _MISSING) -> Any:
     """``obj[key]`` checked to be of JSON ``types`` (``bool`` is never accepted as a number)."""
     if key not in obj:
@@ -112,7 +112,7 @@ def as_number(value: Any, where: str, error: type[UserError], integer: bool = Fa
 
 
 def as_numbers(value: Any, n: int | None, where: str, error: type[UserError], integer: bool = False,
-               lo: float = -1e12, hi: float = 1e12) -> list:
+               lo: float = -1e12, hi: float = 1e12) -> list[float | int]:
     """A JSON list of ``n`` (any number when None) finite numbers."""
     if not isinstance(value, list) or (n is not None and len(value) != n):
         size = f"{n} " if n is not None else ""
@@ -121,7 +121,7 @@ def as_numbers(value: Any, n: int | None, where: str, error: type[UserError], in
 
 
 def as_box(value: Any, n: int, where: str, error: type[UserError], integer: bool = False,
-           lo: float = -1e12, hi: float = 1e12) -> tuple[tuple, ...]:
+           lo: float = -1e12, hi: float = 1e12) -> tuple[tuple[float | int, ...], ...]:
     """A JSON list of ``n`` ``[lo, hi]`` number pairs (a half-open box), as a tuple of pairs."""
     if not isinstance(value, list) or len(value) != n:
         raise error(f"{where} must be a list of {n} [lo, hi] pairs (one per axis), not {_short(value)}.")
@@ -145,8 +145,8 @@ def as_rows(value: Any, n: int, where: str, error: type[UserError], min_rows: in
         bad = ~(np.isfinite(arr) & (arr >= lo) & (arr <= hi)).all(axis=1)
     except OverflowError:  # an integer beyond float range
         arr, bad = None, np.ones(len(value), bool)
-    for i in np.flatnonzero(bad):  # the first bad row raises with its own message
-        as_numbers(value[i], n, f"{where}[{i}]", error, lo=lo, hi=hi)
+    for row_index in np.flatnonzero(bad):  # the first bad row raises with its own message
+        as_numbers(value[row_index], n, f"{where}[{row_index}]", error, lo=lo, hi=hi)
     if arr is None:
         raise error(f"{where} holds a number too large for a coordinate.")
     return arr

@@ -8,7 +8,8 @@ at a time, so an image larger than memory never has to fit in it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, SupportsIndex
 
 import numpy as np
 
@@ -16,8 +17,24 @@ from .geometry import BBox
 
 SLAB_BYTES = 64 * 2**20  # bytes read per step of a whole-image pass
 
+#: One index of one axis, and an index of a whole :class:`LazyImage`.
+AxisIndex = SupportsIndex | slice
+Index = AxisIndex | tuple[AxisIndex, ...]
 
-def is_lazy(image) -> bool:
+
+class ArraySource(Protocol):
+    """What :class:`LazyImage` reads: an array-like with ``shape``, ``dtype`` and basic slicing."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> Any: ...
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+
+
+def is_lazy(image: object) -> bool:
     """True for array-likes that are not NumPy arrays (dask, zarr, h5py, ...)."""
     return not isinstance(image, np.ndarray) and all(hasattr(image, a) for a in ("shape", "dtype", "__getitem__"))
 
@@ -25,7 +42,7 @@ def is_lazy(image) -> bool:
 class LazyImage:
     """Channel-first view ``(C, Z, Y, X)`` of a lazily read ``(Y, X)``, ``(Z, Y, X)`` or ``(C, Z, Y, X)`` array."""
 
-    def __init__(self, source):
+    def __init__(self, source: ArraySource):
         self.source = source
         nd = len(source.shape)
         if nd not in (2, 3, 4):
@@ -35,7 +52,7 @@ class LazyImage:
         self.dtype = np.dtype(source.dtype)
         self.ndim = 4
 
-    def __getitem__(self, key) -> np.ndarray:
+    def __getitem__(self, key: Index) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (4 - len(key))
         added, inner = key[: self._lead], key[self._lead:]
@@ -51,7 +68,11 @@ class LazyImage:
         return f"LazyImage({type(self.source).__name__}, shape={self.shape}, dtype={self.dtype})"
 
 
-def slabs(image, box: BBox | None = None) -> Iterator[tuple[int, np.ndarray]]:
+#: A channel-first ``(C, Z, Y, X)`` image as the engines take it: in memory, or read on demand.
+ImageArray = np.ndarray | LazyImage
+
+
+def slabs(image: ImageArray, box: BBox | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """``(z0, values)`` over ``box`` (whole image by default) of a ``(C, Z, Y, X)`` image, ``SLAB_BYTES`` at a time.
 
     ``values`` is ``(C, dz, *box[1:])`` as NumPy; ``z0`` is its first Z in the image.
@@ -81,7 +102,7 @@ def available_memory() -> int | None:
     return None
 
 
-def working_memory_problem(shape, image_in_memory: bool) -> str | None:
+def working_memory_problem(shape: Sequence[int], image_in_memory: bool) -> str | None:
     """Why annotating an image of spatial ``shape`` would not fit in memory, or ``None`` when it fits."""
     free = available_memory()
     voxels = int(np.prod([int(s) for s in shape]))
@@ -95,4 +116,4 @@ def working_memory_problem(shape, image_in_memory: bool) -> str | None:
             "(nothing was changed).")
 
 
-__all__ = ["LazyImage", "is_lazy", "slabs", "SLAB_BYTES", "available_memory", "working_memory_problem"]
+__all__ = ["ArraySource", "ImageArray", "LazyImage", "is_lazy", "slabs", "SLAB_BYTES", "available_memory", "working_memory_problem"]

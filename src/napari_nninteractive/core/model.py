@@ -167,7 +167,7 @@ def parse_metadata(folder: Path) -> InteractionMetadata:
 _DEFAULT_CHANNELS = ["bbox+", "bbox-", "point+", "point-", "scribble+", "scribble-"]
 
 
-def _check_channel_layout(path: Path, data: dict) -> None:
+def _check_channel_layout(path: Path, data: dict[str, Any]) -> None:
     """Accept only channel layouts equal to the spec's order; refuse anything else loudly."""
     n = data.get("interaction_channels")
     if n is not None and not (isinstance(n, int) and n == N_PROMPT_INPUTS):
@@ -216,7 +216,7 @@ def read_licence(folder: Path) -> str | None:
 # ----------------------------------------------------------------------------- plans / network
 
 
-def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
+def resolve_configuration(plans: object, name: str, plans_path: Path) -> dict[str, Any]:
     """The configuration ``name`` with ``inherits_from`` chains applied (child keys win)."""
     configs = plans.get("configurations") if isinstance(plans, dict) else None
     if not isinstance(configs, dict):
@@ -237,13 +237,13 @@ def resolve_configuration(plans: dict, name: str, plans_path: Path) -> dict:
         seen.add(name)
         chain.append(configs[name])
         name = configs[name].get("inherits_from")
-    resolved: dict = {}
+    resolved: dict[str, Any] = {}
     for cfg in reversed(chain):
         resolved.update(cfg)
     return resolved
 
 
-def _check_arch_kwargs(kwargs: dict, where: str) -> None:
+def _check_arch_kwargs(kwargs: dict[str, Any], where: str) -> None:
     """Refuse sizes no nnU-Net plan uses before torch tries to allocate them."""
     n = kwargs.get("n_stages")
     if n is not None:
@@ -260,7 +260,7 @@ def _check_arch_kwargs(kwargs: dict, where: str) -> None:
         jsonio.as_numbers(flat, None, f"{where}: {key}", ModelFolderError, integer=True, lo=lo, hi=hi)
 
 
-def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch.nn.Module:
+def build_network(configuration: dict[str, Any], n_inputs: int, plans_path: Path) -> torch.nn.Module:
     """Instantiate the configuration's architecture with ``n_inputs`` inputs and 2 outputs.
 
     Class names are looked up in :func:`.architectures.allowed_classes`, never imported.
@@ -278,7 +278,8 @@ def build_network(configuration: dict, n_inputs: int, plans_path: Path) -> torch
             kwargs[key] = lookup(kwargs[key], f"{where}: {key}", err)
     cls = lookup(arch["network_class_name"], f"{where}: network_class_name", err)
     try:
-        return cls(input_channels=n_inputs, num_classes=N_OUTPUTS, deep_supervision=False, **kwargs)
+        network: torch.nn.Module = cls(input_channels=n_inputs, num_classes=N_OUTPUTS, deep_supervision=False, **kwargs)
+        return network
     except (TypeError, ValueError, AssertionError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
         raise ModelFolderError(f"{plans_path}: cannot build {arch['network_class_name']} from its arch_kwargs "
                                f"({type(exc).__name__}: {str(exc)[:300]}); the plans file is damaged.") from None
@@ -313,7 +314,16 @@ def _folds(folder: Path) -> list[str]:
     return sorted(p.name[5:] for p in folder.glob("fold_*") if p.is_dir())
 
 
-def _clean_state_dict(sd: dict) -> dict:
+def list_folds(folder: str | Path) -> list[str]:
+    """The fold names (``"0"``, ``"all"``, ...) of ``folder``'s ``fold_*`` subfolders; ``[]`` if it is no folder."""
+    path = Path(folder).expanduser()
+    try:
+        return _folds(path) if path.is_dir() else []
+    except OSError:
+        return []
+
+
+def _clean_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in sd.items():
         for prefix in ("module.", "_orig_mod."):
@@ -375,7 +385,7 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_c
     network.eval()
     return LoadedModel(
         network=network,
-        patch_size=tuple(int(p) for p in patch),
+        patch_size=(int(patch[0]), int(patch[1]), int(patch[2])),  # checked above: 3 integers
         n_image_channels=n_image,
         metadata=metadata,
         licence=read_licence(folder),
@@ -387,4 +397,4 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_c
 
 __all__ = ["ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "InteractionMetadata", "LoadedModel",
            "choose_device", "parse_metadata", "read_licence", "resolve_configuration", "build_network",
-           "find_checkpoint", "load_checkpoint", "load_model_folder"]
+           "find_checkpoint", "list_folds", "load_checkpoint", "load_model_folder"]

@@ -7,9 +7,12 @@ files from someone else the declared size is compared with what the file really 
 from __future__ import annotations
 
 import math
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.lib.npyio import NpzFile
 
 
 def read_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype, int] | None:
@@ -34,8 +37,9 @@ def declared_nbytes(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return math.prod(shape) * dtype.itemsize
 
 
-def member_header(npz, key: str) -> tuple[tuple[int, ...], np.dtype, int, int] | None:
+def member_header(npz: NpzFile, key: str) -> tuple[tuple[int, ...], np.dtype, int, int] | None:
     """``(shape, dtype, header length, stored size)`` of the member ``key`` of an open ``np.load`` npz."""
+    assert npz.zip is not None, "member_header needs an open npz"  # NpzFile.zip is None once closed
     try:
         info = npz.zip.getinfo(key + ".npy")
     except KeyError:

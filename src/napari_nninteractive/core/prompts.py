@@ -11,6 +11,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -105,10 +106,14 @@ class Box:
         return Box(widened, bool(self.positive))
 
 
+_R = TypeVar("_R", bound="_RegionPrompt")
+
+
 @dataclass(frozen=True)
 class _RegionPrompt:
     """A 0/1 mask prompt stored as a crop plus the bbox where the crop sits."""
 
+    kind: ClassVar[PromptKind]  # set by each subclass
     mask: np.ndarray = field(repr=False)
     bbox: BBox | None = None
     positive: bool = True
@@ -117,7 +122,7 @@ class _RegionPrompt:
     def _name(cls) -> str:
         return cls.kind.value.capitalize()
 
-    def validated(self, shape: Sequence[int], allow_3d_box: bool = False):
+    def validated(self: _R, shape: Sequence[int], allow_3d_box: bool = False) -> _R:
         """Crop the mask to its nonzero voxels inside the image; reject empty masks."""
         mask = np.asarray(self.mask)
         name = self._name()
@@ -147,7 +152,7 @@ class _RegionPrompt:
         values = crop[tuple(slice(lo, hi) for lo, hi in tight)]
         return type(self)(values, shift_bbox(tight, [lo for lo, _ in inside]), *self._extra())
 
-    def _extra(self) -> tuple:
+    def _extra(self) -> tuple[bool, ...]:
         return (bool(self.positive),)
 
 
@@ -172,7 +177,7 @@ class InitialMask(_RegionPrompt):
     refine: bool = False
     kind = PromptKind.MASK
 
-    def _extra(self) -> tuple:
+    def _extra(self) -> tuple[bool, ...]:
         return (True, bool(self.refine))
 
 
@@ -208,7 +213,7 @@ def fill_polygon(vertices: Sequence[Sequence[float]], shape: Sequence[int]) -> t
     rr, cc = polygon(pts[:, plane_axes[0]], pts[:, plane_axes[1]], [shape[a] for a in plane_axes])
     if rr.size == 0:
         raise PromptError("The lasso polygon encloses no voxel centre; draw a larger outline.")
-    index = [None] * len(shape)
+    index: list[Any] = [None] * len(shape)  # one index array per axis, every entry set below
     index[axis] = np.full(rr.shape, s)
     index[plane_axes[0]], index[plane_axes[1]] = rr, cc
     full_box = tuple((int(ix.min()), int(ix.max()) + 1) for ix in index)

@@ -22,14 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from .api import CancelCheck, Capabilities, Change, ProgressCallback
 from .encoding import ImageError
-from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunControl
+from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunControl, Update
 from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
-from .lazy import LazyImage, is_lazy
+from .lazy import ImageArray, LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
 
@@ -73,7 +74,7 @@ class _Step:
         return union_bbox(*(p.bbox for p in self.patches))
 
 
-def as_channel_first(image: np.ndarray) -> np.ndarray:
+def as_channel_first(image: np.ndarray) -> ImageArray:
     """``(Z, Y, X)`` -> ``(1, Z, Y, X)``; ``(Y, X)`` -> ``(1, 1, Y, X)``; ``(C, Z, Y, X)`` kept.
 
     No copy is made; an array read on demand (dask, zarr, ...) becomes a
@@ -120,7 +121,7 @@ class Session:
         self.engine = engine
         self.progress = progress
         self.should_cancel = should_cancel
-        self._image: np.ndarray | None = None
+        self._image: ImageArray | None = None
         self._mask: np.ndarray | None = None
         self._output: np.ndarray | None = None
         self._pending: list[Prompt] = []
@@ -190,8 +191,7 @@ class Session:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Spatial shape ``(Z, Y, X)`` of the image (a 2-D image has ``Z == 1``)."""
-        self._require_image()
-        return self._mask.shape
+        return self._require_image().shape
 
     def set_output_buffer(self, buffer: np.ndarray | None) -> None:
         """Also write the object's 0/1 mask into ``buffer`` (image-shaped); ``None``: internal only.
@@ -200,15 +200,15 @@ class Session:
         :class:`ImageError` for a buffer that is not a writable boolean, integer or float array on
         the image grid.
         """
-        self._require_image()
+        mask = self._require_image()
         if buffer is None:
-            self._output = self._mask
+            self._output = mask
             return
         if not isinstance(buffer, np.ndarray):
             raise ImageError(f"The output buffer is a {type(buffer).__name__}; pass a numpy array on the image grid.")
-        if tuple(buffer.shape) != self._mask.shape:
+        if tuple(buffer.shape) != mask.shape:
             raise ImageError(
-                f"The output buffer has shape {tuple(buffer.shape)} but the image is {self._mask.shape}; "
+                f"The output buffer has shape {tuple(buffer.shape)} but the image is {mask.shape}; "
                 "pass a buffer on the image grid."
             )
         if buffer.dtype.kind not in "biuf":
@@ -220,8 +220,7 @@ class Session:
     @property
     def mask(self) -> np.ndarray:
         """The current object's mask (the output buffer if one was set); not a copy."""
-        self._require_image()
-        return self._output
+        return self._require_output()
 
     def state(self) -> Change:
         """The session now, as a change of nothing (undo/redo availability, queued prompts, history)."""
@@ -230,8 +229,8 @@ class Session:
 
     def read_mask(self) -> np.ndarray:
         """A copy of the current object's 0/1 mask (``uint8``, image grid)."""
-        self._require_image()
-        return self._mask.copy()
+        copy: np.ndarray = self._require_image().copy()
+        return copy
 
     @property
     def pending(self) -> tuple[Prompt, ...]:
@@ -253,17 +252,17 @@ class Session:
         The engine gets the prompts back so that the next prompt refines the object as if the
         session had never ended; the undo history starts fresh.
         """
-        self._require_image()
+        current = self._require_image()
         mask = np.asarray(mask)
-        if mask.shape != self._mask.shape:
-            raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {self._mask.shape}.")
-        prompts = tuple(p.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
-        changed = union_bbox(nonzero_bbox(self._mask), nonzero_bbox(mask))
+        if mask.shape != current.shape:
+            raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {current.shape}.")
+        prompts = tuple(p.validated(current.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
+        changed = union_bbox(nonzero_bbox(current), nonzero_bbox(mask))
         self.engine.load_prompts(prompts)
         flips = None
         if changed is not None:
             new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
-            flips = np.nonzero(self._mask[bbox_to_slices(changed)] != new)
+            flips = np.nonzero(current[bbox_to_slices(changed)] != new)
             self._set(changed, new)
         self._pending, self._undo, self._redo = [], [], []
         self._history = prompts
@@ -277,9 +276,17 @@ class Session:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
-    def _require_image(self) -> None:
+    def _require_image(self) -> np.ndarray:
+        """The working mask; :class:`ImageError` when no image is set."""
         if self._mask is None:
             raise ImageError("No image is set; call set_image(...) first.")
+        return self._mask
+
+    def _require_output(self) -> np.ndarray:
+        """The buffer the mask is also written to (the mask itself unless one was set)."""
+        self._require_image()
+        assert self._output is not None  # set together with the mask
+        return self._output
 
     # ------------------------------------------------------------------ prompts
 
@@ -289,17 +296,20 @@ class Session:
 
     def add_bbox(self, bbox: Sequence[Sequence[float]], positive: bool = True, run: bool = True) -> Change:
         """Box ``[[lo, hi], ...]`` (half-open); a 2-D box has extent 1 on one axis."""
-        return self.add_prompt(Box(tuple(tuple(p) for p in bbox), positive), run)
+        return self.add_prompt(Box(cast(BBox, tuple(tuple(p) for p in bbox)), positive), run)  # validated() rounds
 
-    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> Change:
+    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None,
+                     run: bool = True) -> Change:
         """Scribble as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Scribble(mask, bbox, positive), run)
 
-    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox=None, run: bool = True) -> Change:
+    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None,
+                  run: bool = True) -> Change:
         """Filled lasso as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Lasso(mask, bbox, positive), run)
 
-    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox=None, run: bool = True) -> Change:
+    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox: BBox | None = None,
+                         run: bool = True) -> Change:
         """Replace the object by ``mask`` (resets its prompts); ``refine`` lets the network improve it."""
         return self.add_prompt(InitialMask(mask, bbox, True, refine), run)
 
@@ -313,7 +323,7 @@ class Session:
         Queued prompts reach the engine once, when a prediction runs. A prediction that is
         cancelled or fails leaves the mask unchanged and the prompts queued (undoable).
         """
-        self._require_image()
+        shape = self._require_image().shape
         valid = []
         for prompt in prompts:
             if prompt.kind not in self.engine.supported_kinds:
@@ -321,7 +331,7 @@ class Session:
                     f"This model does not support {prompt.kind.value} prompts; use one of "
                     f"{sorted(k.value for k in self.engine.supported_kinds)}."
                 )
-            valid.append(prompt.validated(self._mask.shape, allow_3d_box=self.engine.supports_3d_box))
+            valid.append(prompt.validated(shape, allow_3d_box=self.engine.supports_3d_box))
         if not valid:
             return self.predict() if run else self._change(None)
         before = self._snapshot()
@@ -350,12 +360,12 @@ class Session:
 
     def reset_object(self) -> Change:
         """Clear the mask and all prompts of the current object (undoable)."""
-        self._require_image()
+        mask = self._require_image()
         before = self._snapshot()
         patches: list[_Patch] = []
-        box = nonzero_bbox(self._mask)
+        box = nonzero_bbox(mask)
         if box is not None:
-            self._write(box, np.zeros_like(self._mask[bbox_to_slices(box)]), patches)
+            self._write(box, np.zeros_like(mask[bbox_to_slices(box)]), patches)
         self.engine.clear_prompts()
         self._pending = []
         self._history = ()
@@ -369,9 +379,9 @@ class Session:
         Returns the *finished* object: its bbox, its voxels there and its prompt history. Its
         mask is not erased from a caller's output buffer.
         """
-        self._require_image()
-        finished = self._change(nonzero_bbox(self._mask))
-        self._mask[...] = 0
+        mask = self._require_image()
+        finished = self._change(nonzero_bbox(mask))
+        mask[...] = 0
         self.engine.clear_prompts()
         self._pending, self._undo, self._redo = [], [], []
         self._history = ()
@@ -404,7 +414,7 @@ class Session:
     def _change(self, box: BBox | None, flipped: tuple[np.ndarray, ...] | None = None,
                 notices: tuple[str, ...] = (), passes: int = 0) -> Change:
         """The session now, with the object's voxels in ``box`` (copied)."""
-        values = None if box is None else self._mask[bbox_to_slices(box)].copy()
+        values = None if box is None else self._require_image()[bbox_to_slices(box)].copy()
         return Change(box, values, flipped if box is not None else None, bool(self._undo), bool(self._redo),
                       len(self._pending), self._history, notices, passes)
 
@@ -434,31 +444,34 @@ class Session:
 
     def _set(self, box: BBox, values: np.ndarray) -> None:
         sl = bbox_to_slices(box)
-        self._mask[sl] = values
-        if self._output is not self._mask:
-            self._output[sl] = values
+        mask, output = self._require_image(), self._require_output()
+        mask[sl] = values
+        if output is not mask:
+            output[sl] = values
 
     def _write(self, box: BBox, values: np.ndarray, patches: list[_Patch]) -> None:
-        old = self._mask[bbox_to_slices(box)].copy()
+        old = self._require_image()[bbox_to_slices(box)].copy()
         new = np.asarray(values, dtype=np.uint8)
         patches.append(_Patch.of(box, old, new))
         self._set(box, new)
 
-    def _engine_predict(self, prompts: list[Prompt], engine_before: object) -> tuple[list, tuple[str, ...]]:
+    def _engine_predict(self, prompts: list[Prompt], engine_before: object) -> tuple[list[Update], tuple[str, ...]]:
         """The engine's regions and notices; after the GPU ran out of memory, once more on the CPU."""
+        mask = self._require_image()
         control = RunControl(self.progress, self.should_cancel)
         try:
-            return self.engine.predict(self._mask, prompts, control), ()
+            return self.engine.predict(mask, prompts, control), ()
         except GpuOutOfMemory:
             if not self.engine.fall_back_to_cpu():
                 raise
         self.engine.set_state(engine_before)  # the engine takes the same prompts once more
         notice = ("The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
                   "Close other GPU programs and Initialize again to use the GPU.")
-        return self.engine.predict(self._mask, prompts, control), (notice,)
+        return self.engine.predict(mask, prompts, control), (notice,)
 
     def _run(self, before: _Snapshot, label: str) -> Change:
         """Apply queued initial masks, give the engine the queued prompts, write its regions; all or nothing."""
+        mask = self._require_image()
         prompts = list(self._pending)
         patches: list[_Patch] = []
         notices: tuple[str, ...] = ()
@@ -469,8 +482,10 @@ class Session:
             idx = max((i for i, p in enumerate(prompts) if isinstance(p, InitialMask)), default=None)
             if idx is not None:  # an initial mask replaces the object and its earlier prompts
                 init = prompts[idx]
-                box = union_bbox(nonzero_bbox(self._mask), init.bbox)
-                new = np.zeros_like(self._mask[bbox_to_slices(box)])
+                assert isinstance(init, InitialMask) and init.bbox is not None  # validated, found above
+                box = union_bbox(nonzero_bbox(mask), init.bbox)
+                assert box is not None  # the initial mask is not empty
+                new = np.zeros_like(mask[bbox_to_slices(box)])
                 new[bbox_to_slices(tuple((lo - b0, hi - b0) for (lo, hi), (b0, _) in zip(init.bbox, box)))] = init.mask
                 self._write(box, new, patches)
                 self.engine.clear_prompts()

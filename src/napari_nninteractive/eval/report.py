@@ -10,8 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core import atomic
-from ..io.prompt_file import interaction_to_json
+from ..core import atomic, codec
 from .runner import ObjectRun
 
 CSV_FIELDS = ["image", "label", "agent", "engine", "interaction", "prompt", "positive", "dice", "auc",
@@ -107,8 +106,12 @@ def plot_dice(runs: list[ObjectRun], path: Path, title: str = "") -> Path:
 
 
 def write_prompt_log(run: ObjectRun, path: Path) -> Path:
-    """The object's prompts in the ``nninteractive-segment`` prompt-file format (exact replay)."""
-    items = [interaction_to_json(p) for p in run.prompts]
+    """The object's prompts in the ``nninteractive-segment`` prompt-file format (exact replay).
+
+    Items are :func:`..core.codec.encode`'s (scribbles and lassos as voxel lists), which prompt
+    files read as they are.
+    """
+    items = [codec.encode(p) for p in run.prompts]
     return atomic.write_text(path, json.dumps({"interactions": items}), make_parents=True)
 
 

@@ -65,7 +65,9 @@ class ObjectsPanel(QGroupBox):
         self.delete_button.clicked.connect(lambda: self.delete_selected())
         grid.addWidget(self.delete_button, 1, 0)
         self.format_combo = QComboBox()
-        self.format_combo.addItems(["nifti", "tiff", "zarr", "npz"])
+        from ..io.formats import formats  # the label-map formats of the one format table
+
+        self.format_combo.addItems([f.name for f in formats("write_label_map")])
         self.kind_combo = QComboBox()
         self.kind_combo.addItems(["instance", "semantic"])
         self.kind_combo.setToolTip("instance: objects get 1..N in list order; semantic: each object's label value")
@@ -152,6 +154,7 @@ class ObjectsPanel(QGroupBox):
         """Write all objects as one label map (format from the file name) in the background."""
         from .persist import export_worker, object_sources
         from ..io.export import format_of, nifti_affine
+        from ..io.formats import dialog_filter
         from ..io.volumes import VolumeIOError
 
         a = self.annotator
@@ -161,7 +164,7 @@ class ObjectsPanel(QGroupBox):
             return a.notify("An export is running; wait for it to finish.", "warning")
         if path is None:
             path, _ = QFileDialog.getSaveFileName(self, "Export objects", str(self.default_export_path()),
-                                                  "Label map (*.nii.gz *.nii *.tif *.tiff *.zarr *.npz)")
+                                                  dialog_filter("write_label_map", "Label map"))
             if not path:
                 return
         try:

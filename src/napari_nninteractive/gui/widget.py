@@ -1,332 +1,136 @@
-"""The "nnInteractive" dock widget (with :mod:`._objects_panel`, the only modules with Qt widgets).
+"""The "nnInteractive" dock widget: the panels, the status line, progress and Cancel.
 
-It lays out the controls and forwards them to an
-:class:`~napari_nninteractive.gui.annotator.Annotator`; model loading and predictions run on napari
-thread workers, so the viewer stays responsive throughout.
+The controls live in panels with one job each: :class:`~.setup_panel.SetupPanel` (image, model,
+engine, fold, device, download), :class:`~.prompt_panel.PromptPanel` (tools, actions, initial mask,
+output options), :class:`~.objects_panel.ObjectsPanel` (object list, export) and
+:class:`~.session_panel.SessionPanel` (session files, autosave); their modules and this one are the
+only ones with Qt widgets. This module composes them around one
+:class:`~napari_nninteractive.gui.annotator.Annotator`: Initialize loads the engine on a napari
+thread worker and attaches it, so the viewer stays responsive throughout. The panels' controls are
+also attributes of the widget (``w.run_button``, ``w.model_edit``, ...) for scripts and tests.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from napari.layers import Image, Labels
-from qtpy.QtCore import Qt, QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QMessageBox,
-    QProgressBar,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from . import layers as L
-from .annotator import Annotator, OutputMode, Tool
+from .annotator import Annotator
 from .objects_panel import ObjectsPanel
+from .prompt_panel import PromptPanel
+from .session_panel import SessionPanel
+from .setup_panel import SetupPanel, gui_wording
 from .worker import load_session_worker
-from ..core.engines.registry import DEVICE_CHOICES
-from ..core.hub import DEFAULT_MODEL, cache_dir
+
+_BUSY_WORDS = ("predicting", "forward", "refining", "loading", "downloading")
 
 
-def autosave_folder() -> Path:
-    """Where autosaves live: ``autosave/`` in the model cache folder ($NNINTERACTIVE_HOME)."""
-    return cache_dir() / "autosave"
-
-
-NEW_LAYER = "<new layer>"
+def _forward(panel: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self, panel), name), doc=f"The {panel}'s ``{name}``.")
 
 
 class NNInteractiveWidget(QWidget):
     """Dock widget: pick an image and a model, Initialize, then prompt on any 2-D slice."""
 
+    # What the panels do, reachable on the widget (the panels' child widgets are attributes too).
+    list_models = _forward("setup_panel", "list_models")
+    download_model = _forward("setup_panel", "download_model")
+    lister = _forward("setup_panel", "lister")
+    downloader = _forward("setup_panel", "downloader")
+    apply_mask = _forward("prompt_panel", "apply_mask")
+    output_changed = _forward("prompt_panel", "output_changed")
+    session_started = _forward("session_panel", "session_started")
+    save_session = _forward("session_panel", "save_session")
+    load_session = _forward("session_panel", "load_session")
+    restore_autosave = _forward("session_panel", "restore_autosave")
+    restore = _forward("session_panel", "restore")
+    autosaver = _forward("session_panel", "autosaver")
+    image_ref = _forward("session_panel", "image_ref")
+    file_worker = _forward("session_panel", "file_worker")
+
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
         self.annotator = Annotator(napari_viewer)
-        self.annotator.state_changed.connect(self._refresh)
-        self.annotator.finished.connect(self._autosave)
-        self._loader = None
-        self._downloader = None
-        self._lister = None
-        self._file_worker = None
-        self.autosaver = None
-        self._image_ref = None
-        self._autosave_doc = None
-        self._download_cancel = None
-        self._download_progress = None
+        #: The worker loading the engine after Initialize, while it runs.
+        self.loader = None
         self._build()
+        self.annotator.state_changed.connect(self.refresh)
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self._refresh_layer_choices)
-        self._refresh_layer_choices()
+            ev.connect(self.refresh_layer_choices)
+        self.refresh_layer_choices()
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_progress)
         self._timer.start()
-        self._refresh()
+        self.refresh()
 
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
         root = QVBoxLayout(self)
-
-        setup = QGroupBox("Setup")
-        form = QFormLayout(setup)
-        self.image_combo = QComboBox()
-        form.addRow("Image layer", self.image_combo)
-        self.model_edit = QLineEdit()
-        self.model_edit.setPlaceholderText("empty: weight-free engine; or an nnInteractive model folder")
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse_model)
-        row = QHBoxLayout()
-        row.addWidget(self.model_edit)
-        row.addWidget(browse)
-        form.addRow("Model", row)
-        self.hub_combo = QComboBox()
-        self.hub_combo.addItem(DEFAULT_MODEL)
-        self.hub_combo.setToolTip("Model folder of the Hugging Face repository to download (List fetches the names)")
-        self.list_button = QPushButton("List")
-        self.list_button.setToolTip("Fetch the repository's model names in the background (offline: the cached ones)")
-        self.list_button.clicked.connect(self.list_models)
-        self.download_button = QPushButton("Download")
-        self.download_button.setToolTip("Fetch the chosen model (nnInteractive_v1.0: ~410 MB, CC BY-NC-SA 4.0) from "
-                                        "Hugging Face into the cache, or use the cached copy; runs in the background.")
-        self.download_button.clicked.connect(self.download_model)
-        row = QHBoxLayout()
-        row.addWidget(self.hub_combo, 1)
-        row.addWidget(self.list_button)
-        row.addWidget(self.download_button)
-        form.addRow("Hugging Face", row)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(list(DEVICE_CHOICES))
-        self.autozoom_check = QCheckBox("AutoZoom")
-        self.autozoom_check.setChecked(True)
-        self.autozoom_check.setToolTip(
-            "AutoZoom (network engine): when the object touches the border of the network's window, zoom out "
-            "(up to 4x) and refine at full resolution.\nOff: no zooming out. A point gets one pass at zoom 1; a "
-            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut.")
-        row = QHBoxLayout()
-        row.addWidget(self.device_combo)
-        row.addWidget(self.autozoom_check)
-        form.addRow("Device", row)
-        self.init_button = QPushButton("Initialize")
-        self.init_button.clicked.connect(self.initialize)
-        form.addRow(self.init_button)
+        self.setup_panel = s = SetupPanel(self.viewer)
+        s.initialize_requested.connect(lambda: self.initialize())
         self.status_label = QLabel(
             "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
             "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize.")
         self.status_label.setWordWrap(True)
-        form.addRow(self.status_label)
-        root.addWidget(setup)
-
-        prompts = QGroupBox("Prompts (draw on any 2-D slice)")
-        grid = QGridLayout(prompts)
-        self.tool_buttons = {}
-        for i, (tool, text) in enumerate([(Tool.POINT, "Point (P)"), (Tool.BBOX, "BBox (B)"),
-                                          (Tool.SCRIBBLE, "Scribble (S)"), (Tool.LASSO, "Lasso (L)")]):
-            b = QPushButton(text)
-            b.setCheckable(True)
-            b.clicked.connect(lambda _=False, t=tool: self.annotator.toggle_tool(t))
-            grid.addWidget(b, 0, i)
-            self.tool_buttons[tool] = b
-        self.polarity_button = QPushButton()
-        self.polarity_button.clicked.connect(self.annotator.toggle_polarity)
-        grid.addWidget(self.polarity_button, 1, 0, 1, 2)
-        self.autorun_check = QCheckBox("Auto-run")
-        self.autorun_check.setChecked(True)
-        self.autorun_check.toggled.connect(lambda on: setattr(self.annotator, "autorun", on))
-        grid.addWidget(self.autorun_check, 1, 2)
-        self.run_button = QPushButton("Run")
-        self.run_button.clicked.connect(self.annotator.run)
-        grid.addWidget(self.run_button, 1, 3)
-        self.undo_button = QPushButton("Undo (Ctrl+Z)")
-        self.undo_button.clicked.connect(self.annotator.undo)
-        self.redo_button = QPushButton("Redo (Ctrl+Shift+Z)")
-        self.redo_button.clicked.connect(self.annotator.redo)
-        self.reset_button = QPushButton("Reset object (R)")
-        self.reset_button.clicked.connect(self.annotator.reset_object)
-        self.next_button = QPushButton("Next object (M)")
-        self.next_button.clicked.connect(self.annotator.next_object)
-        for i, b in enumerate([self.undo_button, self.redo_button, self.reset_button, self.next_button]):
-            grid.addWidget(b, 2 + i // 2, 2 * (i % 2), 1, 2)
-        root.addWidget(prompts)
-
-        seed = QGroupBox("Initialize with mask")
-        row = QHBoxLayout(seed)
-        self.mask_combo = QComboBox()
-        self.mask_value = QSpinBox()
-        self.mask_value.setRange(1, 2**31 - 1)
-        self.mask_refine = QCheckBox("refine")
-        apply_mask = QPushButton("Use mask")
-        apply_mask.clicked.connect(self._apply_mask)
-        for w in (self.mask_combo, QLabel("value"), self.mask_value, self.mask_refine, apply_mask):
-            row.addWidget(w)
-        root.addWidget(seed)
-
-        out = QGroupBox("Output")
-        form = QFormLayout(out)
-        self.output_combo = QComboBox()
-        self.output_combo.currentIndexChanged.connect(self._output_changed)
-        form.addRow("Labels layer", self.output_combo)
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItems([m.value for m in OutputMode])
-        self.mode_combo.currentIndexChanged.connect(self._output_changed)
-        form.addRow("Mode", self.mode_combo)
-        self.class_spin = QSpinBox()
-        self.class_spin.setRange(1, 65535)
-        self.class_spin.valueChanged.connect(self._output_changed)
-        form.addRow("Class id (semantic)", self.class_spin)
-        self.overlap_combo = QComboBox()
-        self.overlap_combo.addItems(["keep existing objects", "overwrite"])
-        self.overlap_combo.currentIndexChanged.connect(self._output_changed)
-        form.addRow("On overlap", self.overlap_combo)
-        root.addWidget(out)
-
-        self.objects_panel = ObjectsPanel(self.annotator, lambda: self._image_ref, self._report)
-        root.addWidget(self.objects_panel)
-
-        files = QGroupBox("Session")
-        grid = QGridLayout(files)
-        self.save_button = QPushButton("Save session…")
-        self.save_button.clicked.connect(lambda: self.save_session())
-        self.load_button = QPushButton("Load session…")
-        self.load_button.clicked.connect(lambda: self.load_session())
-        self.restore_button = QPushButton("Restore autosave")
-        self.restore_button.setToolTip("Bring back the objects autosaved for this image")
-        self.restore_button.clicked.connect(self.restore_autosave)
-        self.autosave_check = QCheckBox("Autosave after every interaction")
-        self.autosave_check.setChecked(True)
-        self.autosave_check.setToolTip(f"One file per image in {autosave_folder()}")
-        grid.addWidget(self.save_button, 0, 0)
-        grid.addWidget(self.load_button, 0, 1)
-        grid.addWidget(self.restore_button, 0, 2)
-        grid.addWidget(self.autosave_check, 1, 0, 1, 3)
-        root.addWidget(files)
-
-        busy = QHBoxLayout()
+        self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
+        self.session_panel = f = SessionPanel(self.annotator)
+        self.objects_panel = ObjectsPanel(self.annotator, lambda: self.session_panel.image_ref, self.report)
+        for panel in (s, f):
+            panel.report.connect(self.report)
+        f.changed.connect(self.refresh)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 0)
         self.progress_bar.setVisible(False)
         self.progress_label = QLabel("")
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self._cancel)
+        self.cancel_button.clicked.connect(self.cancel)
+        busy = QHBoxLayout()
         busy.addWidget(self.progress_bar)
         busy.addWidget(self.cancel_button)
-        root.addLayout(busy)
-        root.addWidget(self.progress_label)
+        for item in (s, self.status_label, p, self.objects_panel, f, busy, self.progress_label):
+            root.addLayout(item) if isinstance(item, QHBoxLayout) else root.addWidget(item)
         root.addStretch(1)
+        # The panels' controls, as attributes of the widget.
+        self.image_combo, self.model_edit, self.engine_combo, self.fold_combo = (
+            s.image_combo, s.model_edit, s.engine_combo, s.fold_combo)
+        self.hub_combo, self.list_button, self.download_button = s.hub_combo, s.list_button, s.download_button
+        self.device_combo, self.autozoom_check, self.init_button = s.device_combo, s.autozoom_check, s.init_button
+        self.tool_buttons, self.polarity_button, self.autorun_check = p.tool_buttons, p.polarity_button, p.autorun_check
+        self.run_button, self.undo_button, self.redo_button = p.run_button, p.undo_button, p.redo_button
+        self.reset_button, self.next_button = p.reset_button, p.next_button
+        self.mask_combo, self.mask_value, self.mask_refine = p.mask_combo, p.mask_value, p.mask_refine
+        self.output_combo, self.mode_combo = p.output_combo, p.mode_combo
+        self.class_spin, self.overlap_combo = p.class_spin, p.overlap_combo
+        self.save_button, self.load_button, self.restore_button = f.save_button, f.load_button, f.restore_button
+        self.autosave_check = f.autosave_check
 
-    # ------------------------------------------------------------------ setup
-
-    def _browse_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "nnInteractive model folder", self.model_edit.text())
-        if folder:
-            self.model_edit.setText(folder)
-
-    def list_models(self) -> None:
-        """Fill the Hugging Face choice with the repository's and the cached model names, on a worker."""
-        from napari.qt.threading import create_worker
-
-        from ..core import hub
-
-        if self._lister is not None:
-            return
-        self.list_button.setEnabled(False)
-        self._set_status("Listing the models on Hugging Face … (a few seconds offline)")
-        self._lister = create_worker(hub.list_models, _start_thread=False)
-        self._lister.returned.connect(self._listed)
-        self._lister.errored.connect(lambda exc: self._listed(None, f"Could not list the models: {exc}"))
-        self._lister.start()
-
-    def _listed(self, listing, error: str | None = None) -> None:
-        self._lister = None
-        self.list_button.setEnabled(True)
-        if listing is None:
-            return self._fail(error)
-        current = self.hub_combo.currentText()
-        self.hub_combo.clear()
-        for i, name in enumerate(listing.names):
-            self.hub_combo.addItem(name)
-            where = [w for w, names in (("in the repository", listing.remote), ("cached", listing.cached)) if name in names]
-            self.hub_combo.setItemData(i, ", ".join(where) or "not listed", Qt.ItemDataRole.ToolTipRole)
-        if current in listing.names:
-            self.hub_combo.setCurrentText(current)
-        self._set_status(listing.message + (" Pick one and press Download." if listing.repo else ""))
-
-    def download_model(self) -> None:
-        """Download (or find in the cache) the chosen model on a worker; Cancel stops it."""
-        import threading
-
-        from napari.qt.threading import create_worker
-
-        from ..core import hub
-
-        if self._downloader is not None:
-            return
-        name = self.hub_combo.currentText() or DEFAULT_MODEL
-        self._download_cancel = threading.Event()
-        self._download_progress = None
-
-        def work():
-            try:
-                return hub.download_model(name, progress=lambda done, total: setattr(self, "_download_progress", (done, total)),
-                                          should_cancel=self._download_cancel.is_set), None
-            except hub.DownloadCancelled:
-                return None, "Download cancelled; press Download again to resume."
-            except hub.DownloadError as exc:
-                return None, str(exc)
-
-        self._set_status(f"Downloading {name} … (the weight-free engine works meanwhile)")
-        self.download_button.setEnabled(False)
-        self._downloader = create_worker(work, _start_thread=False)
-        self._downloader.returned.connect(self._downloaded)
-        self._downloader.start()
-
-    def _downloaded(self, result) -> None:
-        folder, error = result
-        self._downloader = None
-        self.download_button.setEnabled(True)
-        if folder is None:
-            return self._fail(error)
-        self.model_edit.setText(str(folder))
-        self._set_status(f"Model ready: {folder}. Press Initialize to use it (licence: CC BY-NC-SA 4.0).")
-
-    def _selected(self, combo: QComboBox, kind):
-        name = combo.currentText()
-        return next((layer for layer in self.viewer.layers if isinstance(layer, kind) and layer.name == name), None)
+    # ------------------------------------------------------------------ initialize
 
     def initialize(self, trust_checkpoint: bool = False) -> None:
-        """Load the model and hand the image over, on a worker thread.
+        """Load the engine Setup describes and hand the image over, on a worker thread.
 
         ``trust_checkpoint`` allows full unpickling of the checkpoint; the widget passes it only
         after the user confirmed :meth:`confirm_trust` for that file.
         """
-        layer = self._selected(self.image_combo, Image)
+        layer = self.setup_panel.selected_image()
         if layer is None:
-            return self._fail("No image layer: open an image (File > Open) and pick it above.")
-        folder = self.model_edit.text().strip() or None
+            return self.fail("No image layer: open an image (File > Open) and pick it above.")
         try:
             view = L.image_view(layer, tuple(self.viewer.dims.current_step))
         except L.LayerError as exc:
-            return self._fail(str(exc))
-        from ..core.engines.registry import make_engine
-
-        device, autozoom = self.device_combo.currentText(), self.autozoom_check.isChecked()
+            return self.fail(str(exc))
+        choice = self.setup_panel.choice()
         self.annotator.detach()
-        self._set_status(f"Loading {Path(folder).name if folder else 'the weight-free engine'} …")
-        self.init_button.setEnabled(False)
-        self._loader = load_session_worker(
-            lambda: make_engine(folder, "auto", device, autozoom, trust_checkpoint=trust_checkpoint), view.volume)
-        self._loader.returned.connect(lambda result: self._loaded(view, *result))
-        self._loader.start()
+        self.set_status(f"Loading {choice.label} …")
+        self.setup_panel.set_loading(True)
+        self.loader = load_session_worker(lambda: choice.make(trust_checkpoint), view.volume)
+        self.loader.returned.connect(lambda result: self._loaded(view, choice, *result))
+        self.loader.start()
 
     def start_with_engine(self, layer: Image, engine) -> Annotator:
         """Start annotating image ``layer`` with ``engine`` at once, on this thread.
@@ -340,25 +144,27 @@ class NNInteractiveWidget(QWidget):
         session = Session(engine)
         session.set_image(view.volume)
         self.annotator.attach(view, session)
-        self._output_changed()
+        self.output_changed()
         return self.annotator
 
-    def _loaded(self, view, session, error) -> None:
+    def _loaded(self, view, choice, session, error) -> None:
         from ..core.errors import UnsafeCheckpointError
 
-        self.init_button.setEnabled(True)
-        self._loader = None
+        self.setup_panel.set_loading(False)
+        self.loader = None
         if isinstance(error, UnsafeCheckpointError) and self.confirm_trust(error):
             return self.initialize(trust_checkpoint=True)
         if session is None:
-            return self._fail(f"Initialization failed: {error}")
+            self.setup_panel.update_choices()  # the folder may have changed meanwhile (e.g. several folds now)
+            return self.fail(f"Initialization failed: {gui_wording(str(error))}")
         if view.layer not in self.viewer.layers:
-            return self._fail("The image layer was removed while loading; pick an image and Initialize again.")
+            return self.fail("The image layer was removed while loading; pick an image and Initialize again.")
         self.annotator.attach(view, session)
-        self._output_changed()
-        found = self._session_started()
+        self.output_changed()
+        found = self.session_started()
         engine = session.engine
-        lines = [f"Initialized: {engine.describe()}."]
+        fold = f", fold {choice.fold}" if choice.fold is not None and getattr(engine, "model", None) else ""
+        lines = [f"Initialized: {engine.describe()}{fold}."]
         licence = getattr(getattr(engine, "model", None), "licence", None)
         if licence:
             lines.append(f"Model licence: {licence}")
@@ -368,89 +174,8 @@ class NNInteractiveWidget(QWidget):
         if found is not None:
             lines.append(f"An autosave of this image with {len(found.objects)} object(s) exists: press Restore "
                          f"autosave to continue it (new work would replace it at the next autosave).")
-        self._set_status("\n".join(lines))
-        self._refresh()
-
-    # ------------------------------------------------------------------ session files
-
-    def _session_started(self):
-        """Set up autosave for the attached image; returns its earlier autosave, if any."""
-        from .persist import Autosaver, find_autosave, image_ref
-
-        self._image_ref = image_ref(self.annotator)  # fingerprints the voxels: once per image
-        self.autosaver = Autosaver(self.annotator, self._image_ref, autosave_folder(), lambda msg: self._fail(msg))
-        self._autosave_doc = find_autosave(self._image_ref, autosave_folder())
-        self._refresh()
-        return self._autosave_doc
-
-    def _autosave(self, outcome) -> None:
-        """After every finished action: save the annotation in the background (when switched on)."""
-        if self.autosaver is not None and self.autosave_check.isChecked():
-            self.autosaver.request()
-
-    def _default_session_path(self) -> Path:
-        from ..core.document import safe_name
-
-        layer = self.annotator.view.layer
-        source = getattr(getattr(layer, "source", None), "path", None)
-        folder = Path(source).parent if source else Path.cwd()
-        return folder / f"{safe_name(layer.name)}.nnisession.npz"
-
-    def save_session(self, path: str | Path | None = None) -> None:
-        """Save the objects, their prompt histories and the image reference (in the background)."""
-        from .persist import object_sources, save_worker
-
-        if not self.annotator.ready:
-            return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
-        if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save session", str(self._default_session_path()),
-                                                  "nnInteractive session (*.npz)")
-            if not path:
-                return
-        self._file_worker = save_worker(object_sources(self.annotator, self._image_ref), path)
-        self._file_worker.returned.connect(self._session_saved)
-        self._file_worker.start()
-
-    def _session_saved(self, result) -> None:
-        self._file_worker = None
-        path, error = result
-        if error:
-            return self._fail(error)
-        self._set_status(f"Session saved to {path}.")
-
-    def load_session(self, path: str | Path | None = None) -> None:
-        """Load a session file for the annotated image and continue its objects."""
-        from ..core.document import SessionFileError, load_document
-
-        if not self.annotator.ready:
-            return self.annotator.notify("Initialize on the session's image first, then load the session.", "warning")
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load session", str(self._default_session_path().parent),
-                                                  "nnInteractive session (*.npz)")
-            if not path:
-                return
-        try:
-            doc = load_document(path)
-        except SessionFileError as exc:
-            return self._fail(str(exc))
-        self._restore(doc, f"Session loaded from {path}")
-
-    def restore_autosave(self) -> None:
-        if self._autosave_doc is None:
-            return self.annotator.notify("There is no autosave for this image.", "warning")
-        self._restore(self._autosave_doc, "Autosave restored")
-
-    def _restore(self, doc, done: str) -> None:
-        from .persist import restore_into
-
-        if self.annotator.runner.busy:
-            return self.annotator.notify("Wait for the running prediction to finish (or Cancel it), then load.", "warning")
-        problem = restore_into(self.annotator, doc)
-        if problem:
-            return self._fail(problem)
-        self._autosave_doc = None
-        self._set_status(f"{done}: {len(doc.objects)} object(s); keep refining the current one or press Next object.")
-        self._refresh()
+        self.set_status("\n".join(lines))
+        self.refresh()
 
     def confirm_trust(self, error) -> bool:
         """Ask whether to load a checkpoint that can run code (default answer: No)."""
@@ -462,92 +187,63 @@ class NNInteractiveWidget(QWidget):
                                      QMessageBox.StandardButton.No)
         return answer == QMessageBox.StandardButton.Yes
 
-    def _fail(self, message: str) -> None:
-        self._set_status(message, error=True)
+    # ------------------------------------------------------------------ status
+
+    def fail(self, message: str) -> None:
+        """Show ``message`` as an error in the status line and as a notification."""
+        self.set_status(message, error=True)
         self.annotator.notify(message, "warning")
 
-    def _report(self, text: str, error: bool) -> None:
-        self._fail(text) if error else self._set_status(text)
+    def report(self, text: str, error: bool) -> None:
+        self.fail(text) if error else self.set_status(text)
 
-    def _set_status(self, text: str, error: bool = False) -> None:
+    def set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #ff6060;" if error else "")
 
-    # ------------------------------------------------------------------ other controls
+    # ------------------------------------------------------------------ state
 
-    def _apply_mask(self) -> None:
-        layer = self._selected(self.mask_combo, Labels)
-        if layer is None:
-            return self.annotator.notify("Pick a labels layer to start from.", "warning")
-        self.annotator.init_with_mask(layer, self.mask_value.value(), self.mask_refine.isChecked())
-
-    def _output_changed(self, *_) -> None:
-        a = self.annotator
-        a.mode = list(OutputMode)[self.mode_combo.currentIndex()]
-        a.class_id = self.class_spin.value()
-        a.overwrite = self.overlap_combo.currentIndex() == 1
-        a.output_choice = self._selected(self.output_combo, Labels)
-        self.class_spin.setEnabled(a.mode is OutputMode.SEMANTIC)
-        self.output_combo.setEnabled(a.mode is not OutputMode.SEPARATE)
-
-    def _refresh_layer_choices(self, *_) -> None:
-        ours = {layer for layer in self.annotator.prompt_layers.values()}
+    def refresh_layer_choices(self, *_) -> None:
+        """Offer the viewer's image layers and labels layers (not our prompt layers) in the panels."""
+        ours = set(self.annotator.prompt_layers.values())
         images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
         labels = [layer.name for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in ours
                   and not layer.name.startswith(L.PROMPT_LAYER_PREFIX + "scribbles")]
-        for combo, names in ((self.image_combo, images), (self.mask_combo, labels), (self.output_combo, [NEW_LAYER] + labels)):
-            current = combo.currentText()
-            combo.blockSignals(True)
-            combo.clear()
-            combo.addItems(names)
-            if current in names:
-                combo.setCurrentText(current)
-            combo.blockSignals(False)
-        self._output_changed()
+        self.setup_panel.set_images(images)
+        self.prompt_panel.set_label_choices(labels)
 
-    # ------------------------------------------------------------------ state
-
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Show the annotator's state in every panel."""
         a = self.annotator
-        ready = a.ready
-        for tool, button in self.tool_buttons.items():
-            button.setEnabled(ready)
-            button.setChecked(a.tool is tool)
-        self.polarity_button.setText("Positive (T)" if a.positive else "Negative (T)")
-        color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
-        self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
+        for panel in (self.prompt_panel, self.session_panel, self.objects_panel):
+            panel.refresh()
         state = a.last_outcome.state if a.last_outcome is not None else None
-        for b in (self.run_button, self.reset_button, self.next_button, self.save_button, self.load_button):
-            b.setEnabled(ready)
-        self.restore_button.setEnabled(ready and self._autosave_doc is not None)
-        self.undo_button.setEnabled(ready and (state is None or state.can_undo or a.runner.busy))
-        self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
         if state is not None and state.pending and not a.autorun:
             self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
-        self.objects_panel.refresh()
-        if not ready and self.status_label.text().startswith("Initialized"):
-            self._set_status("Not initialized (the image layer was removed).", error=True)
+        if not a.ready and self.status_label.text().startswith("Initialized"):
+            self.set_status("Not initialized (the image layer was removed).", error=True)
 
-    def _cancel(self) -> None:
-        if self._downloader is not None and self._download_cancel is not None:
-            self._download_cancel.set()
+    def cancel(self) -> None:
+        """Cancel the running download and prediction."""
+        self.setup_panel.cancel_download()
         self.annotator.cancel()
 
     def _poll_progress(self) -> None:
         runner = self.annotator.runner
-        downloading = self._downloader is not None
-        busy = bool(runner is not None and runner.busy) or self._loader is not None or downloading
+        downloading = self.setup_panel.downloader is not None
+        predicting = bool(runner is not None and runner.busy)
+        busy = predicting or self.loader is not None or downloading
         self.progress_bar.setVisible(busy)
-        self.cancel_button.setEnabled((runner is not None and runner.busy) or downloading)
+        self.cancel_button.setEnabled(predicting or downloading)
         if downloading:
-            done, total = self._download_progress or (0, None)
+            done, total = self.setup_panel.download_progress or (0, None)
             self.progress_label.setText(f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB")
-        elif runner is not None and runner.busy:
+        elif predicting:
             event = runner.last_progress
             self.progress_label.setText(event.message if event is not None else "predicting …")
         elif busy:
             self.progress_label.setText("loading the model …")
-        elif self.progress_label.text().startswith(("predicting", "forward", "refining", "loading", "downloading")):
+        elif self.progress_label.text().startswith(_BUSY_WORDS):
             self.progress_label.setText("")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API

@@ -15,9 +15,11 @@ import numpy as np
 
 from ..core.atomic import replacing
 from ..core.errors import OutputError
+from . import formats
 from .volumes import VolumeIOError
 
-FORMATS = {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
+#: Each label-map format and the suffix it is written with (from :data:`.formats.FORMATS`).
+FORMATS = {f.name: f.suffix for f in formats.formats("write_label_map")}
 KINDS = ("instance", "semantic")
 
 
@@ -43,23 +45,23 @@ def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "i
     return out
 
 
-_SUFFIXES = ((".nii.gz", "nifti"), (".nii", "nifti"), (".tiff", "tiff"), (".tif", "tiff"), (".zarr", "zarr"),
-             (".npz", "npz"))
+def _lookup(path: str | Path) -> tuple[formats.FileFormat, str]:
+    """The label-map format ``path`` names, and its suffix; else :class:`VolumeIOError` listing the suffixes."""
+    found = formats.match(path, "write_label_map")
+    if found is None:
+        raise VolumeIOError(f"{path}: unknown export type; end the name with one of "
+                            f"{formats.suffix_list('write_label_map')}.")
+    return found
 
 
 def canonical_suffix(path: str | Path) -> str:
     """The export suffix ``path`` ends with, lower-case (``.NII.GZ`` -> ``.nii.gz``)."""
-    name = str(path).lower().rstrip("/\\")
-    for suffix, _ in _SUFFIXES:
-        if name.endswith(suffix):
-            return suffix
-    raise VolumeIOError(f"{path}: unknown export type; end the name with one of "
-                        f"{', '.join(sorted(set(FORMATS.values()) | {'.nii', '.tiff'}))}.")
+    return _lookup(path)[1]
 
 
 def format_of(path: str | Path) -> str:
     """``nifti``, ``tiff``, ``zarr`` or ``npz`` from the name (any letter case)."""
-    return dict(_SUFFIXES)[canonical_suffix(path)]
+    return _lookup(path)[0].name
 
 
 def default_path(image_name: str, source: str | Path | None, fmt: str, kind: str = "instance") -> Path:
@@ -68,25 +70,22 @@ def default_path(image_name: str, source: str | Path | None, fmt: str, kind: str
 
     if source:
         source = Path(source)
-        stem = source.name
-        for suffix in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".tiff", ".tif", ".npy", ".npz", ".zarr"):
-            if stem.lower().endswith(suffix):
-                stem = stem[: -len(suffix)]
-                break
-        folder = source.parent
+        stem, folder = formats.strip_suffix(source.name), source.parent
     else:
         stem, folder = image_name, Path.cwd()
     return folder / f"{safe_name(stem)}_{kind}{FORMATS[fmt]}"
 
 
-def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale=None, translate=None,
+def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale: Sequence[float] | None = None,
+                 translate: Sequence[float] | None = None,
                  metadata: dict | None = None) -> tuple[np.ndarray, str]:
     """The affine for a NIfTI export and where it came from.
 
     The source NIfTI's own affine when its grid matches; else a 4x4 ``affine`` in the layer's
     metadata; else the layer's scale and translation.
     """
-    if source and str(source).lower().endswith((".nii", ".nii.gz")) and Path(source).is_file():
+    named = formats.match(source) if source else None
+    if named is not None and named[0].name == "nifti" and Path(source).is_file():
         try:
             import nibabel as nib
 
@@ -120,12 +119,13 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | N
     where a zarr folder would go.
     """
     path = Path(path)
-    fmt = format_of(path)
+    found, suffix = _lookup(path)
+    fmt = found.name
     if not path.parent.is_dir():
         raise VolumeIOError(f"Cannot export to {path}: the folder {path.parent} does not exist.")
     try:
         with replacing(path, inputs=inputs, folder=fmt == "zarr", may_replace_folder=_is_zarr_store,
-                       temp_name=f"labels{canonical_suffix(path)}", what="export") as tmp:
+                       temp_name=f"labels{suffix}", what="export") as tmp:
             if fmt == "nifti":
                 import nibabel as nib
 

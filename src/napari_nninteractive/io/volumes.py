@@ -2,7 +2,8 @@
 
 Arrays keep the file's own axis order and dtype (except that a 4-D NIfTI's last axis, its
 channels, comes first); nothing is reoriented. A mask written for an
-image keeps the image's geometry (NIfTI affine/header, NRRD space fields).
+image keeps the image's geometry (NIfTI affine/header, NRRD space fields). The suffixes of
+each format are those of :data:`.formats.FORMATS`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import numpy as np
 
 from ..core.errors import UserError
 from ..core.npyfile import declared_nbytes, member_header, read_header
+from . import formats
 
-SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".seg.nrrd", ".tif", ".tiff", ".npy", ".npz")
+#: The suffixes :func:`read_volume` accepts (from :data:`.formats.FORMATS`).
+SUFFIXES = formats.suffixes("read_volume")
 
 
 class VolumeIOError(UserError, ValueError):
@@ -35,24 +38,25 @@ class Volume:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_FORMATS = ((".nii.gz", "nifti"), (".nii", "nifti"), (".nrrd", "nrrd"), (".tiff", "tiff"), (".tif", "tiff"),
-            (".npy", "npy"), (".npz", "npz"))
+def _lookup(path: str | Path, use: formats.Use) -> tuple[formats.FileFormat, str]:
+    """The format serving ``use`` that ``path`` names, and its suffix; else :class:`VolumeIOError`."""
+    found = formats.match(path, use)
+    if found is None:
+        raise VolumeIOError(f"{path}: unknown file type; use one of {formats.suffix_list(use)}.")
+    return found
 
 
-def file_suffix(path: str | Path) -> str:
-    """The known suffix ``path`` ends with, lower-case (``.NII.GZ`` -> ``.nii.gz``)."""
-    name = str(path).lower()
-    for suffix, _ in _FORMATS:
-        if name.endswith(suffix):
-            return suffix
-    raise VolumeIOError(
-        f"{path}: unknown file type; use one of {', '.join(s for s in SUFFIXES if s != '.seg.nrrd')}."
-    )
+def file_suffix(path: str | Path, use: formats.Use = "read_volume") -> str:
+    """The known suffix ``path`` ends with, lower-case (``.NII.GZ`` -> ``.nii.gz``).
+
+    Only the formats serving ``use`` count; the :class:`VolumeIOError` for another name lists their suffixes.
+    """
+    return _lookup(path, use)[1]
 
 
-def file_format(path: str | Path) -> str:
+def file_format(path: str | Path, use: formats.Use = "read_volume") -> str:
     """``nifti``, ``nrrd``, ``tiff``, ``npy`` or ``npz`` from the file name (any letter case)."""
-    return dict(_FORMATS)[file_suffix(path)]
+    return _lookup(path, use)[0].name
 
 
 #: deflate expands data at most about 1032-fold: a .nii.gz whose header promises more is not a volume
@@ -140,12 +144,11 @@ def write_mask(path: str | Path, mask: np.ndarray, like: Volume | None = None,
     from ..core.atomic import replacing
 
     path = Path(path)
-    suffix = file_suffix(path)
-    fmt = file_format(path)
+    fmt, suffix = _lookup(path, "write_mask")
     mask = np.asarray(mask, dtype=np.uint8)
     sources = [*inputs, like.path if like is not None else None]
     with replacing(path, inputs=sources, temp_name=f"mask{suffix}", make_parents=True) as tmp:
-        _write(tmp, fmt, mask, like)
+        _write(tmp, fmt.name, mask, like)
     return path
 
 

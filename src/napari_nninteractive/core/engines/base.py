@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..geometry import BBox
+from ..lazy import ImageArray
 from ..prompts import Prompt, PromptKind
 
 
@@ -88,7 +89,7 @@ class Engine(abc.ABC):
         return False
 
     @abc.abstractmethod
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: ImageArray) -> None:
         """Take a channel-first ``(C, Z, Y, X)`` image (never modify it); forget all prompts."""
 
     @abc.abstractmethod

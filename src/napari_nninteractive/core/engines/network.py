@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
 
 from .. import autozoom as az
-from ..encoding import MAX_FILTERED, Channel, Normalization, PromptStore, compute_normalization
+from ..encoding import MAX_FILTERED, Channel, Normalization, PromptState, PromptStore, compute_normalization
 from ..geometry import (
     BBox,
     bbox_is_empty,
@@ -23,6 +24,7 @@ from ..geometry import (
     union_bbox,
     window,
 )
+from ..lazy import ImageArray
 from ..model import LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
@@ -33,8 +35,9 @@ log = logging.getLogger(__name__)
 def _prompt_centre_and_extent(prompt: Prompt) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
     """Centre of a validated prompt and its extent (``None`` for a point: zoom 1)."""
     if isinstance(prompt, Point):
-        return tuple(prompt.coord), None
+        return tuple(int(c) for c in prompt.coord), None  # validated: already integers
     box = prompt.bbox
+    assert box is not None, "validated region prompts have a bbox"
     return tuple(int(round((lo + hi) / 2)) for lo, hi in box), bbox_shape(box)
 
 
@@ -74,7 +77,7 @@ class NetworkEngine(Engine):
         self.supports_3d_box = meta.supports_3d_box
         self.n_image_channels = model.n_image_channels
         self.patch_size = tuple(model.patch_size)
-        self._image: np.ndarray | None = None
+        self._image: ImageArray | None = None
         self._norm: Normalization | None = None
         self._store: PromptStore | None = None
         self.forward_passes = 0
@@ -95,7 +98,7 @@ class NetworkEngine(Engine):
 
     # ------------------------------------------------------------------ state
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: ImageArray) -> None:
         self._norm = compute_normalization(image)
         self._image = image
         meta = self.model.metadata
@@ -103,36 +106,44 @@ class NetworkEngine(Engine):
 
     def _record(self, prompt: Prompt) -> None:
         if isinstance(prompt, InitialMask):
-            self._store.clear()
+            self.prompt_store.clear()
         else:
-            self._store.add(prompt)
+            self.prompt_store.add(prompt)
 
     def clear_prompts(self) -> None:
-        self._store.clear()
+        self.prompt_store.clear()
 
     def get_state(self) -> object:
-        return self._store.state
+        return self.prompt_store.state
 
     def set_state(self, state: object) -> None:
-        self._store.state = state
+        self.prompt_store.state = cast(PromptState, state)  # a snapshot from get_state
 
     @property
     def prompt_store(self) -> PromptStore:
-        """The stored prompt rasters (for inspection and benchmarks)."""
+        """The stored prompt rasters (for inspection and benchmarks); there are none before :meth:`set_image`."""
+        assert self._store is not None, "set_image() first"
         return self._store
+
+    def _image_and_norm(self) -> tuple[ImageArray, Normalization]:
+        """The image and its normalisation (set together by :meth:`set_image`)."""
+        assert self._image is not None and self._norm is not None, "set_image() first"
+        return self._image, self._norm
 
     # ------------------------------------------------------------------ inputs
 
     def _image_window(self, box: BBox) -> np.ndarray:
         """Normalised float32 ``(C, *box)``; 0 (normalised units) outside the image."""
-        shape = self._image.shape[1:]
+        image, norm = self._image_and_norm()
+        shape = image.shape[1:]
         inside = clip_bbox(box, shape)
-        out = np.zeros((self._image.shape[0],) + bbox_shape(box), dtype=np.float32)
+        out = np.zeros((image.shape[0],) + bbox_shape(box), dtype=np.float32)
         dst = bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
-        out[(slice(None),) + dst] = self._norm.apply(self._image[(slice(None),) + bbox_to_slices(inside)])
+        out[(slice(None),) + dst] = norm.apply(image[(slice(None),) + bbox_to_slices(inside)])
         return out
 
-    def network_input(self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset=None):
+    def network_input(self, prev_seg: np.ndarray, box: BBox, zoom: float,
+                      prev_offset: Sequence[int] | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The ``(1, C + 7, *P)`` input for window ``box`` at ``zoom``, and prev_seg for the border test.
 
         ``prev_seg`` is read through ``box`` shifted by ``-prev_offset`` (for working copies that
@@ -148,9 +159,10 @@ class NetworkEngine(Engine):
             return self._network_input_full(prev_seg, box, zoom, prev_offset)
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
         channels: list[torch.Tensor] = []
-        inside = clip_bbox(box, self._image.shape[1:])
+        source, norm = self._image_and_norm()
+        inside = clip_bbox(box, source.shape[1:])
         in_crop = shift_bbox(inside, [-lo for lo, _ in box])
-        image = self._norm.apply(self._image[(slice(None),) + bbox_to_slices(inside)])
+        image = norm.apply(source[(slice(None),) + bbox_to_slices(inside)])
         for c in range(image.shape[0]):
             channels.append(az.resample_sparse(image[c], in_crop, S, P, "trilinear"))
         del image
@@ -159,7 +171,7 @@ class NetworkEngine(Engine):
         prev_small = az.resample_sparse(prev_values, prev_region, S, P, "nearest").numpy()
         k = az.max_filter_size(zoom)
         for ch in Channel:
-            found = self._store.compose_region(ch, box)
+            found = self.prompt_store.compose_region(ch, box)
             if found is None:
                 channels.append(torch.zeros(P, dtype=torch.float32))
                 continue
@@ -184,7 +196,8 @@ class NetworkEngine(Engine):
         values = part[bbox_to_slices(nz)].astype(np.float32)
         return values, shift_bbox(nz, [lo - wlo for (lo, _), (wlo, _) in zip(inside, local)])
 
-    def _network_input_full(self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset=None):
+    def _network_input_full(self, prev_seg: np.ndarray, box: BBox, zoom: float,
+                            prev_offset: Sequence[int] | None = None) -> tuple[torch.Tensor, np.ndarray]:
         """The plain construction: full S^3 crops of every channel, then resampling."""
         P = self.patch_size
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
@@ -199,19 +212,18 @@ class NetworkEngine(Engine):
         channels.append(az.resample_area(prev, P) if resample else torch.from_numpy(prev))
         prev_small = az.resample_nearest(prev, P).numpy() if resample else prev
         for ch in Channel:
-            values = self._store.compose(ch, box)
+            values = self.prompt_store.compose(ch, box)
             if values is None:
                 channels.append(torch.zeros(P, dtype=torch.float32))
                 continue
             if resample:
                 t = az.max_filter(values, k) if ch in MAX_FILTERED else values
-                values = az.resample_area(t, P)
+                channels.append(az.resample_area(t, P))
             else:
-                values = torch.from_numpy(values)
-            channels.append(values)
+                channels.append(torch.from_numpy(values))
         return torch.stack(channels)[None], prev_small
 
-    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total, message: str,
+    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total: int | None, message: str,
                  zoom: float = 1.0) -> np.ndarray:
         control.check()
         control.report(stage, step, total, message, zoom)
@@ -227,7 +239,7 @@ class NetworkEngine(Engine):
                         logits = net(xt)
                 else:
                     logits = net(xt)
-                pred = (logits[0, 1] > logits[0, 0]).to(torch.uint8).cpu().numpy()
+                pred: np.ndarray = (logits[0, 1] > logits[0, 0]).to(torch.uint8).cpu().numpy()
         except torch.cuda.OutOfMemoryError:
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
@@ -278,19 +290,22 @@ class NetworkEngine(Engine):
             return [(written, values)]
         return self._refine(mask, pred, box, centre, refine_mask, control)
 
-    def _refine(self, mask, pred, box, centre, refine_mask, control) -> list[Update]:
+    def _refine(self, mask: np.ndarray, pred: np.ndarray, box: BBox, centre: tuple[int, ...],
+                refine_mask: InitialMask | None, control: RunControl) -> list[Update]:
         """Upsample the coarse result, plan patches over what changed, refine them at zoom 1."""
         cfg, P, shape = self.autozoom, self.patch_size, mask.shape
         crop_in_image = clip_bbox(box, shape)
         coarse = az.upsample_mask(pred, bbox_shape(box))
         coarse = coarse[bbox_to_slices(shift_bbox(crop_in_image, [-lo for lo, _ in box]))]
         plan_region = crop_in_image if refine_mask is None else union_bbox(crop_in_image, refine_mask.bbox)
+        assert plan_region is not None  # the initial mask's bbox is never empty
         offset = [lo for lo, _ in plan_region]
         in_plan = bbox_to_slices(shift_bbox(crop_in_image, [-o for o in offset]))
         diff = np.zeros(bbox_shape(plan_region), dtype=bool)
         diff[in_plan] = coarse != mask[bbox_to_slices(crop_in_image)].astype(bool)
         diff = az.binary_opening(diff, cfg.opening_size)
         if refine_mask is not None:
+            assert refine_mask.bbox is not None, "validated region prompts have a bbox"
             diff[bbox_to_slices(shift_bbox(refine_mask.bbox, [-o for o in offset]))] |= refine_mask.mask
         patches = [shift_bbox(b, offset) for b in az.plan_refinement(diff, P, cfg)]
         if not patches:
@@ -301,6 +316,7 @@ class NetworkEngine(Engine):
         # starts at 0 and keeps each patch's whole prediction, which later overlapping patches read as
         # prev_seg (spec 5). Only its in-image part is committed.
         work_region = union_bbox(plan_region, *patches)
+        assert work_region is not None  # there is at least one patch, and patches are not empty
         work_offset = [lo for lo, _ in work_region]
         work = np.zeros(bbox_shape(work_region), dtype=mask.dtype)
         in_image = clip_bbox(work_region, shape)
@@ -312,7 +328,9 @@ class NetworkEngine(Engine):
             fine = self._forward(x, control, "refine", i, len(patches), f"refining patch {i}/{len(patches)}")
             work[bbox_to_slices(shift_bbox(patch, [-o for o in work_offset]))] = fine
 
-        changed = clip_bbox(union_bbox(*patches), shape)
+        patch_union = union_bbox(*patches)
+        assert patch_union is not None  # there is at least one patch, and patches are not empty
+        changed = clip_bbox(patch_union, shape)
         values = mask[bbox_to_slices(changed)].copy()
         rel = [lo for lo, _ in changed]
         for patch in patches:

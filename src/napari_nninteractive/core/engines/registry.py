@@ -28,7 +28,8 @@ class EngineInfo:
     build: Callable[..., Engine]
 
 
-def _network(model, device, autozoom, fold, cpu_bf16, trust_checkpoint) -> Engine:
+def _network(model: str | Path | None, device: str, autozoom: bool, fold: int | str | None, cpu_bf16: bool,
+             trust_checkpoint: bool) -> Engine:
     if model is None:
         raise EngineError("The network engine needs a model folder (--model DIR, or Model folder in the widget).")
     from .network import NetworkEngine
@@ -37,13 +38,13 @@ def _network(model, device, autozoom, fold, cpu_bf16, trust_checkpoint) -> Engin
                                      trust_checkpoint=trust_checkpoint)
 
 
-def _watershed(*_) -> Engine:
+def _watershed(*_: object) -> Engine:
     from .seeded import SeededWatershedEngine
 
     return SeededWatershedEngine()
 
 
-def _random_walker(*_) -> Engine:
+def _random_walker(*_: object) -> Engine:
     from .seeded import RandomWalkerEngine
 
     return RandomWalkerEngine()
@@ -80,7 +81,7 @@ def resolve(engine: str, model: str | Path | None) -> EngineInfo:
         return ENGINES["network" if model is not None else "weight-free"]
     info = ENGINES.get(engine)
     if info is None:
-        raise EngineError(f"Unknown engine {engine!r}; use one of {', '.join(ENGINE_CHOICES)}.")
+        raise EngineError(f"unknown engine {engine!r}; use one of {', '.join(ENGINE_CHOICES)}.")
     return info
 
 

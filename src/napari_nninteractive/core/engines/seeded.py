@@ -16,8 +16,10 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 
 from ..encoding import content_bbox
@@ -32,6 +34,7 @@ from ..geometry import (
     shift_bbox,
     union_bbox,
 )
+from ..lazy import ImageArray
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
 from .base import Engine, RunControl, Update
 
@@ -65,13 +68,13 @@ class _SeededBase(Engine):
 
     def __init__(self, config: SeededConfig | None = None):
         self.config = config or SeededConfig()
-        self._image: np.ndarray | None = None
+        self._image: ImageArray | None = None
         self._prompts: tuple[Prompt, ...] = ()
         self.forward_passes = 0
 
     # ------------------------------------------------------------------ state
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: ImageArray) -> None:
         content_bbox(image)  # finite and not all zero, or a clear ImageError
         self._image = image
         self._prompts = ()
@@ -86,19 +89,24 @@ class _SeededBase(Engine):
         return self._prompts
 
     def set_state(self, state: object) -> None:
-        self._prompts = state
+        self._prompts = cast("tuple[Prompt, ...]", state)  # a snapshot from get_state
 
     def describe(self) -> str:
         return f"{self.name} (no weights needed)"
 
     # ------------------------------------------------------------------ ROI
 
-    def _prompt_box(self) -> BBox:
-        boxes = [p.bbox if not isinstance(p, Point) else tuple((c, c + 1) for c in p.coord) for p in self._prompts]
+    def _prompt_box(self) -> BBox | None:
+        boxes = [p.bbox if not isinstance(p, Point) else tuple((int(c), int(c) + 1) for c in p.coord)
+                 for p in self._prompts]  # a validated point's coordinates are integers
         return union_bbox(*boxes)
 
+    def _require_image(self) -> ImageArray:
+        assert self._image is not None, "set_image() first"
+        return self._image
+
     def _roi(self, core: BBox, scale: float = 1.0) -> BBox:
-        cfg, shape = self.config, self._image.shape[1:]
+        cfg, shape = self.config, self._require_image().shape[1:]
         roi = []
         for (lo, hi), n in zip(core, shape):
             m = max(cfg.min_margin, int(cfg.margin * (hi - lo))) * scale
@@ -111,6 +119,7 @@ class _SeededBase(Engine):
             return []
         shape = mask.shape
         core = union_bbox(self._prompt_box(), nonzero_bbox(mask))
+        assert core is not None  # validated prompts are never empty
         scale = 1.0
         for attempt in range(self.config.max_growths + 1):
             control.check()
@@ -121,16 +130,20 @@ class _SeededBase(Engine):
             touching = self._touches_open_border(seg, roi, shape)
             if not touching or roi == tuple((0, n) for n in shape):
                 break
-            core = union_bbox(core, shift_bbox(nonzero_bbox(seg), [lo for lo, _ in roi]))
+            seg_box = nonzero_bbox(seg)
+            assert seg_box is not None  # seg touches the ROI border, so it is not empty
+            core = union_bbox(core, shift_bbox(seg_box, [lo for lo, _ in roi]))
+            assert core is not None  # the union of non-empty boxes
             scale *= self.config.growth
         control.check()
         changed = union_bbox(roi, nonzero_bbox(mask))
+        assert changed is not None  # the ROI holds the prompts
         values = np.zeros(bbox_shape(changed), dtype=np.uint8)
         values[bbox_to_slices(_rel(roi, changed))] = seg
         return [(changed, values)]
 
     @staticmethod
-    def _touches_open_border(seg: np.ndarray, roi: BBox, shape) -> bool:
+    def _touches_open_border(seg: np.ndarray, roi: BBox, shape: Sequence[int]) -> bool:
         for axis, ((lo, hi), n) in enumerate(zip(roi, shape)):
             for idx, at_edge in ((0, lo == 0), (-1, hi == n)):
                 if not at_edge and np.take(seg, idx, axis=axis).any():
@@ -150,12 +163,13 @@ class _SeededBase(Engine):
         for p in self._prompts:  # later prompts win where they conflict
             if isinstance(p, Point):
                 region = np.zeros(shape, bool)
-                box = tuple((c - r, c + r + 1) for c in p.coord)
+                box = tuple((int(c) - r, int(c) + r + 1) for c in p.coord)  # validated: integers
                 _paint(region, roi, box, ball)
                 _assign(fg, bg, region, p.positive)
                 if p.positive:
                     model |= region
             elif isinstance(p, (Box, Lasso)):
+                assert p.bbox is not None, "validated region prompts have a bbox"
                 inside = np.zeros(shape, bool)
                 if isinstance(p, Box):
                     _paint(inside, roi, p.bbox, np.ones(bbox_shape(p.bbox), bool))
@@ -171,7 +185,7 @@ class _SeededBase(Engine):
                         _paint(tolerant, roi, grown, np.ones(bbox_shape(grown), bool))
                         s = p.bbox[plane_axis][0] - roi[plane_axis][0]
                         if 0 <= s < shape[plane_axis]:
-                            sl = [slice(None)] * 3
+                            sl: list[slice | int] = [slice(None)] * 3
                             sl[plane_axis] = s
                             outside = np.zeros(shape, bool)
                             outside[tuple(sl)] = ~tolerant[tuple(sl)]
@@ -183,6 +197,7 @@ class _SeededBase(Engine):
                 else:
                     _assign(fg, bg, inside, False)
             elif isinstance(p, (Scribble, InitialMask)):
+                assert p.bbox is not None, "validated region prompts have a bbox"
                 region = np.zeros(shape, bool)
                 _paint(region, roi, p.bbox, p.mask)
                 if isinstance(p, InitialMask):
@@ -198,8 +213,9 @@ class _SeededBase(Engine):
 
     def _region_image(self, roi: BBox) -> np.ndarray:
         """The ROI as float32, channels averaged."""
-        image = self._image[(slice(None),) + bbox_to_slices(roi)]
-        return image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32)
+        image = self._require_image()[(slice(None),) + bbox_to_slices(roi)]
+        region: np.ndarray = image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32)
+        return region
 
 
 class SeededWatershedEngine(_SeededBase):
@@ -298,7 +314,8 @@ def _fill_holes(seg: np.ndarray) -> np.ndarray:
         for idx in (0, -1):
             outside[np.take(labels, idx, axis=axis)] = True
     outside[0] = True
-    return seg | ~outside[labels]
+    filled: np.ndarray = seg | ~outside[labels]
+    return filled
 
 
 def _coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
@@ -310,7 +327,7 @@ def _coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
     return tuple(max(1, min(f, s // 8)) for s in shape)  # thin axes stay (nearly) at full resolution
 
 
-def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype) -> np.ndarray:
+def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
     """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast)."""
     pad = [(0, -s % f) for s, f in zip(a.shape, factors)]
     if any(p for _, p in pad):
@@ -323,7 +340,8 @@ def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype) -> np.ndarray:
 
 
 def _block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    return _block_sum(img, factors, np.float32) / np.float32(np.prod(factors))
+    mean: np.ndarray = _block_sum(img, factors, np.float32) / np.float32(np.prod(factors))
+    return mean
 
 
 def _block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
@@ -412,7 +430,8 @@ class RandomWalkerEngine(_SeededBase):
         with warnings.catch_warnings():  # the solver's tolerance note is not something a user can act on
             warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
             labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)
-        return (labels == 2).astype(np.uint8)
+        seg: np.ndarray = (labels == 2).astype(np.uint8)
+        return seg
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -460,7 +479,8 @@ def _central(inside: np.ndarray, box: BBox, roi: BBox) -> np.ndarray:
         q = ext // 4 if ext > 3 else 0
         shrunk.append((lo + q, hi - q))
     _paint(out, roi, tuple(shrunk), np.ones(bbox_shape(tuple(shrunk)), bool))
-    return out & inside
+    central: np.ndarray = out & inside
+    return central
 
 
 def _keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
@@ -469,4 +489,5 @@ def _keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
         return seg
     keep = np.unique(labels[fg & seg])
     keep = keep[keep > 0]
-    return np.isin(labels, keep)
+    kept: np.ndarray = np.isin(labels, keep)
+    return kept
