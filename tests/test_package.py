@@ -20,6 +20,7 @@ def test_importing_the_package_imports_neither_torch_nor_qt():
     assert not {"torch", "qtpy", "PyQt5", "napari", "magicgui"} & mods
 
 
+@pytest.mark.slow
 def test_core_and_cli_never_import_qt_napari_or_magicgui():
     mods = _modules_after(
         "import napari_nninteractive.core.session, napari_nninteractive.core.engines.network, "
@@ -53,6 +54,7 @@ def test_version_is_exposed():
     assert napari_nninteractive.__version__.count(".") == 2
 
 
+@pytest.mark.slow
 def test_opening_the_dock_imports_no_torch():
     mods = _modules_after("import napari_nninteractive.gui.widget")
     assert "torch" not in mods  # torch loads with the model, in the background, not when the dock opens

@@ -13,6 +13,7 @@ from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..core import atomic
 from ..core.errors import OutputError, UserError
 from ..eval.agents import AGENT_NAMES
+from ..io import formats
 
 OUTPUTS = ("results.csv", "summary.txt", "dice.png")
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("image", type=Path, metavar="IMAGE", help="volume (.nii/.nii.gz/.nrrd/.tif/.npy/.npz)")
+    p.add_argument("image", type=Path, metavar="IMAGE", help=f"volume ({'/'.join(formats.suffixes('read_volume'))})")
     p.add_argument("labels", type=Path, metavar="LABELS", help="reference label volume on the same grid")
     p.add_argument("--labels", dest="values", default=None, metavar="1,5,7",
                    help="label values to evaluate (default: every nonzero value)")

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
+from ..io import formats
 from ..io.prompt_file import __doc__ as PROMPT_DOC
 
-EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + """
-IMAGE and OUT may be .nii/.nii.gz (OUT keeps the image's affine), .nrrd, .tif/.tiff, .npy or
-.npz (array 'image'), in any letter case. OUT is a uint8 0/1 mask on the image grid, written under
-a temporary name and renamed when complete (an earlier OUT survives any failure); OUT may not be
-IMAGE, the prompt file, a mask it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in
-the array order of the file as read (no reorientation). A 4-D image is channel-first.
+
+def _format_list(use: formats.Use) -> str:
+    """``.nii.gz/.nii (...), .nrrd/.seg.nrrd, ... or .npz (...)``: the formats serving ``use``, from the table."""
+    notes = {"nifti": " (OUT keeps the image's affine)", "npz": " (array 'image')"}
+    items = ["/".join(f.suffixes) + notes.get(f.name, "") for f in formats.formats(use)]
+    return (", ".join(items[:-1]) + " or " + items[-1]) if len(items) > 1 else items[0]
+
+
+_READ, _WRITE = _format_list("read_volume"), _format_list("write_mask")
+_FILES = textwrap.fill(
+    (f"IMAGE and OUT may be {_READ}" if _READ == _WRITE else f"IMAGE may be {_READ}, and OUT {_WRITE}")
+    + ", in any letter case. OUT is a uint8 0/1 mask on the image grid, written under a temporary name and "
+    "renamed when complete (an earlier OUT survives any failure); OUT may not be IMAGE, the prompt file, a mask "
+    "it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in the array "
+    "order of the file as read (no reorientation). A 4-D image is channel-first.", 100)
+
+EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + f"""
+{_FILES}
 
 --save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
 (a queued interaction, "run": false, stores the unchanged mask).
@@ -141,7 +155,7 @@ def check_outputs(args: argparse.Namespace, more_inputs: list[Path] = ()) -> Non
     from ..core.errors import OutputError
     from ..io.volumes import file_format
 
-    file_format(args.out)
+    file_format(args.out, "write_mask")
     inputs = [args.image, args.prompts, *more_inputs]
     check_output(args.out, inputs)
     if args.save_steps:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,7 +52,7 @@ RegionPrompt = Scribble | Lasso | InitialMask
 class Region:
     """What :func:`decode` read of a region item (scribble, lasso, mask) before its voxels."""
 
-    cls: type
+    cls: type[RegionPrompt]
     positive: bool = True
     refine: bool = False
 
@@ -64,7 +64,7 @@ class Region:
 
 
 RegionEncoder = Callable[[RegionPrompt], dict[str, Any]]
-RegionDecoder = Callable[[Region, dict, str], Any]
+RegionDecoder = Callable[[Region, dict[str, Any], str], Any]
 
 
 # ----------------------------------------------------------------------------- encode
@@ -112,16 +112,17 @@ def encode(prompt: Prompt, region: RegionEncoder | None = None) -> dict[str, Any
 # ----------------------------------------------------------------------------- decode
 
 
-def need(item: dict, key: str, where: str, error: type[UserError]) -> Any:
+def need(item: dict[str, Any], key: str, where: str, error: type[UserError]) -> Any:
     """``item[key]``, or ``error`` naming the missing key."""
     if key not in item:
         raise error(f"{where}: missing key {key!r}.")
     return item[key]
 
 
-def inside_box(value: Any, shape: Sequence[int], where: str, error: type[UserError]) -> tuple[tuple[int, int], ...]:
+def inside_box(value: Any, shape: Sequence[int], where: str, error: type[UserError]) -> BBox:
     """A non-empty integer box ``[[lo, hi], ...]`` inside ``shape`` (``where`` names the field)."""
-    box = jsonio.as_box(value, len(shape), where, error, integer=True)
+    # as_box checked len(shape) pairs of two numbers, integers (integer=True): a BBox
+    box = cast(BBox, jsonio.as_box(value, len(shape), where, error, integer=True))
     if any(not 0 <= lo < hi <= n for (lo, hi), n in zip(box, shape)):
         raise error(f"{where} = {[list(b) for b in box]} is empty or not inside {tuple(shape)}.")
     return box
@@ -143,7 +144,7 @@ def voxels_to_crop(value: Any, shape: Sequence[int], where: str, error: type[Use
     return crop, box
 
 
-def _type(item: dict, where: str, error: type[UserError], stored: bool) -> str:
+def _type(item: dict[str, Any], where: str, error: type[UserError], stored: bool) -> str:
     """The item's ``"type"``, a name of :data:`TYPES`."""
     kind = jsonio.get(item, "type", str, where, error) if stored else item.get("type")
     if not isinstance(kind, str) or kind not in TYPES:
@@ -152,7 +153,8 @@ def _type(item: dict, where: str, error: type[UserError], stored: bool) -> str:
     return kind
 
 
-def _coord(item: dict, shape: Sequence[int], where: str, error: type[UserError], stored: bool) -> tuple[float, ...]:
+def _coord(item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError],
+           stored: bool) -> tuple[float, ...]:
     """The item's ``"coord"``: one number per axis, inside ``shape`` once rounded (as :meth:`.Point.validated` does)."""
     coord = jsonio.as_numbers(need(item, "coord", where, error), len(shape), f"{where}: 'coord'", error)
     if any(not 0 <= round(c) < n for c, n in zip(coord, shape)):
@@ -163,17 +165,19 @@ def _coord(item: dict, shape: Sequence[int], where: str, error: type[UserError],
     return tuple(coord)
 
 
-def bbox_of(item: dict, shape: Sequence[int], where: str, error: type[UserError], stored: bool = False) -> BBox:
+def bbox_of(item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError],
+            stored: bool = False) -> BBox:
     """The item's ``"bbox"``: any numbers (``stored``: integer, non-empty and inside ``shape``)."""
     value = need(item, "bbox", where, error)
     if stored:
         return inside_box(value, shape, f"{where}: 'bbox'", error)
-    return jsonio.as_box(value, len(shape), f"{where}: 'bbox'", error)
+    # pairs of any finite numbers: a box people wrote keeps them until Box.validated rounds them
+    return cast(BBox, jsonio.as_box(value, len(shape), f"{where}: 'bbox'", error))
 
 
 def voxel_region(shape: Sequence[int], error: type[UserError]) -> RegionDecoder:
     """The default region decoder: a scribble's or lasso's ``"voxels"`` list (mask items are refused)."""
-    def region(head: Region, item: dict, where: str) -> RegionPrompt:
+    def region(head: Region, item: dict[str, Any], where: str) -> RegionPrompt:
         if head.cls is InitialMask:
             raise error(f"{where}: mask items are not accepted here.")
         return head.make(*voxels_to_crop(need(item, "voxels", where, error), shape, where, error))

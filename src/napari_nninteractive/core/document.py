@@ -24,20 +24,25 @@ import math
 import re
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from . import codec, jsonio
 from .atomic import replacing
 from .errors import MAX_JSON_BYTES, OutputError, UserError
-from .geometry import PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
+from .geometry import BBox, PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
 from .npyfile import member_header
 from .prompts import Box, Point, Prompt
+
+if TYPE_CHECKING:
+    from numpy.lib.npyio import NpzFile
+
+    from .session import Session
 
 FORMAT = "napari-nninteractive session"
 #: The file-name ending of session files (autosaves, and what the open dialog offers).
@@ -111,15 +116,16 @@ class SessionDocument:
     image: ImageRef
     objects: list[ObjectRecord] = field(default_factory=list)
     current: int | None = None  # index in ``objects`` of the object being edited
-    settings: dict = field(default_factory=dict)  # free-form (output mode, engine, ...)
+    settings: dict[str, Any] = field(default_factory=dict)  # free-form (output mode, engine, ...)
 
 
 # ----------------------------------------------------------------------------- save
 
 
-def _prompt_item(prompt: Prompt, key: str, arrays: dict) -> dict:
+def _prompt_item(prompt: Prompt, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The JSON item of ``prompt`` (:func:`.codec.encode`); a region's crop goes to ``arrays[key]``."""
-    def region(p: codec.RegionPrompt) -> dict:
+    def region(p: codec.RegionPrompt) -> dict[str, Any]:
+        assert p.bbox is not None  # session prompts are validated, and validated() always sets the bbox
         arrays[key] = PackedMask.of_region(p.bbox, p.mask).bits
         return {"array": key, "bbox": codec.box_field(p.bbox)}
 
@@ -147,7 +153,8 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_document(doc: SessionDocument, path: str | Path, _writer=None) -> Path:
+def save_document(doc: SessionDocument, path: str | Path,
+                  _writer: Callable[[IO[bytes], dict[str, np.ndarray]], None] | None = None) -> Path:
     """Write ``doc`` to ``path`` atomically; the previous file survives any failure.
 
     Raises :class:`SessionFileError` (e.g. disk full, no permission, ``path`` is a folder or the
@@ -156,7 +163,9 @@ def save_document(doc: SessionDocument, path: str | Path, _writer=None) -> Path:
     """
     path = Path(path)
     arrays = document_arrays(doc)
-    writer = _writer or (lambda f, a: np.savez_compressed(f, **a))
+    # numpy's stub types **kwds and the keyword allow_pickle: bool together, so a dict of arrays cannot be
+    # unpacked without this; the keys are member names (mask_0, document.json), never allow_pickle
+    writer = _writer or (lambda f, a: np.savez_compressed(f, **a))  # type: ignore[arg-type]
     try:
         with replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp:
             with open(tmp, "wb") as f:
@@ -174,7 +183,7 @@ def _spatial(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (1,) + shape if len(shape) == 2 else shape[-3:]
 
 
-def _bits(data, key: str, size: int | None, where: str, most: int = 0) -> np.ndarray:
+def _bits(data: NpzFile, key: str, size: int | None, where: str, most: int = 0) -> np.ndarray:
     """The member ``key`` of the archive, refused unless its ``.npy`` header says 1-D uint8 of ``size`` bytes.
 
     ``size=None`` accepts up to ``most`` bytes. The header is read from the zip before numpy
@@ -192,7 +201,7 @@ def _bits(data, key: str, size: int | None, where: str, most: int = 0) -> np.nda
     return data[key]
 
 
-def _packed(data, key, box, where: str) -> PackedMask:
+def _packed(data: NpzFile, key: str, box: BBox | None, where: str) -> PackedMask:
     """The bit-packed crop over ``box`` (``None``: empty) stored as member ``key``.
 
     Its length must be the box's, and the padding bits after the box's voxels zero (as
@@ -201,32 +210,36 @@ def _packed(data, key, box, where: str) -> PackedMask:
     count = 0 if box is None else math.prod(bbox_shape(box))
     bits = _bits(data, key, -(-count // 8), where)
     if count % 8 and int(bits[-1]) & (0xFF >> (count % 8)):
+        assert box is not None  # count > 0
         raise SessionFileError(f"{where}: array {key!r} has more voxels than its bbox {[list(b) for b in box]}.")
     return PackedMask(box, bits)
 
 
-def _prompt_from_item(item: Any, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], Prompt]]:
+def _prompt_from_item(item: Any, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[NpzFile], Prompt]]:
     """Check one prompt item against the spatial ``shape`` (:func:`.codec.decode`, stored items).
 
     Returns the voxels its crop will take and a function reading the prompt from the archive.
     """
-    def region(head: codec.Region, item: dict, where: str) -> tuple[int, Callable[[Any], Prompt]]:
+    def region(head: codec.Region, item: dict[str, Any], where: str) -> tuple[int, Callable[[NpzFile], Prompt]]:
         box = codec.bbox_of(item, shape, where, SessionFileError, stored=True)
         key = jsonio.get(item, "array", str, where, SessionFileError)
         return math.prod(bbox_shape(box)), lambda data: head.make(_packed(data, key, box, where).crop(), box)
 
-    decoded = codec.decode(item, shape, where, SessionFileError, stored=True, region=region)
+    # a point, a box, or what ``region`` returned
+    decoded: Point | Box | tuple[int, Callable[[NpzFile], Prompt]] = codec.decode(
+        item, shape, where, SessionFileError, stored=True, region=region)
     if isinstance(decoded, (Point, Box)):
         return 0, lambda data: decoded
     return decoded
 
 
-def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[int, Callable[[Any], ObjectRecord]]:
+def _object_from_item(o: Any, i: int, shape: tuple[int, ...], where: str
+                      ) -> tuple[int, Callable[[NpzFile], ObjectRecord]]:
     """Check object ``i`` of the document; returns the voxels it will take and a function reading it."""
     if not isinstance(o, dict):
         raise SessionFileError(f"{where} must be a JSON object, not {jsonio.type_name(o)}.")
-    label = jsonio.as_number(jsonio.get(o, "label", int, where, SessionFileError), f"{where}: 'label'",
-                             SessionFileError, integer=True, lo=0, hi=2**32 - 1)
+    label = cast(int, jsonio.as_number(jsonio.get(o, "label", int, where, SessionFileError), f"{where}: 'label'",
+                                       SessionFileError, integer=True, lo=0, hi=2**32 - 1))  # integer=True: an int
     name = jsonio.get(o, "name", str, where, SessionFileError)
     visible = jsonio.get(o, "visible", bool, where, SessionFileError)
     color = jsonio.get(o, "color", (list, type(None)), where, SessionFileError)
@@ -240,7 +253,7 @@ def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[in
     prompts = [_prompt_from_item(p, shape, f"{where} prompt {j}")
                for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))]
 
-    def read(data) -> ObjectRecord:
+    def read(data: NpzFile) -> ObjectRecord:
         mask = np.zeros(shape, bool)
         if box is not None:  # the stored crop is the mask's tight bbox (PackedMask.of)
             crop = _packed(data, f"mask_{i}", box, where).crop()
@@ -255,7 +268,7 @@ def _object_from_item(o, i: int, shape: tuple[int, ...], where: str) -> tuple[in
     return math.prod(shape) + sum(v for v, _ in prompts), read
 
 
-def _image_ref(meta: dict, where: str) -> ImageRef:
+def _image_ref(meta: dict[str, Any], where: str) -> ImageRef:
     im = jsonio.get(meta, "image", dict, where, SessionFileError)
     where = f"{where} image"
     shape = jsonio.get(im, "shape", list, where, SessionFileError)
@@ -271,17 +284,19 @@ def _image_ref(meta: dict, where: str) -> ImageRef:
 
 try:
     from lzma import LZMAError
-except ImportError:  # Python built without lzma: zipfile cannot open such members either
-    LZMAError = zlib.error
+    _LZMA_ERRORS: tuple[type[Exception], ...] = (LZMAError,)
+except ImportError:  # Python built without lzma: zipfile cannot open such members either (zlib.error is caught anyway)
+    _LZMA_ERRORS = ()
 
 #: What reading a truncated, corrupted, encrypted or oddly compressed archive raises.
-_ARCHIVE_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, LZMAError,
-                   NotImplementedError,  # compression method zipfile does not know
-                   RuntimeError)  # encrypted member
+_ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
+    OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, *_LZMA_ERRORS,
+    NotImplementedError,  # compression method zipfile does not know
+    RuntimeError)  # encrypted member
 
 
 @contextmanager
-def _hint():
+def _hint() -> Iterator[None]:
     """Adds what to do to a :class:`SessionFileError` about the file's contents."""
     try:
         yield
@@ -290,7 +305,7 @@ def _hint():
                                f"or the autosave.") from None
 
 
-def _document(data, path: Path) -> SessionDocument:
+def _document(data: NpzFile, path: Path) -> SessionDocument:
     """The document of the open archive ``data``: the JSON is checked whole before any array is read."""
     where = str(path)
     if "document.json" not in data.files:
@@ -374,7 +389,8 @@ def autosave_path(ref: ImageRef, root: str | Path) -> Path:
     return Path(root) / f"{safe_name(ref.name)}-{ref.fingerprint[:16]}{SUFFIX}"
 
 
-def capture_object(session, label: int, name: str, color=None, visible: bool = True) -> ObjectRecord:
+def capture_object(session: Session, label: int, name: str, color: tuple[float, float, float, float] | None = None,
+                   visible: bool = True) -> ObjectRecord:
     """The session's current object as a record (mask copied, prompt history kept)."""
     return ObjectRecord(int(label), name, session.mask.astype(bool), tuple(session.prompt_history), color, visible)
 

@@ -75,12 +75,12 @@ class SessionPanel(QGroupBox):
             self.autosaver.request()
 
     def default_session_path(self) -> Path:
-        from ..core.document import safe_name
+        from ..core.document import SUFFIX, safe_name
 
         layer = self.annotator.view.layer
         source = getattr(getattr(layer, "source", None), "path", None)
         folder = Path(source).parent if source else Path.cwd()
-        return folder / f"{safe_name(layer.name)}.nnisession.npz"
+        return folder / f"{safe_name(layer.name)}{SUFFIX}"
 
     def save_session(self, path: str | Path | None = None) -> None:
         """Save the objects, their prompt histories and the image reference (in the background)."""

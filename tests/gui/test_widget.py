@@ -9,7 +9,7 @@ from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.network import NetworkEngine
 
-from .conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
+from ..conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
 
 pytestmark = pytest.mark.qt
 
@@ -281,6 +281,7 @@ def test_wrong_shape_mask_and_3d_view_messages(viewer, qtbot):
     assert "2-D view" in msgs[-1]
     viewer.dims.ndisplay = 2
 
+@pytest.mark.slow
 def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
     w, layer, msgs = _widget(viewer)
     a = _attach(w, layer, SlowNet(0.5, delay=0.4))
@@ -334,7 +335,7 @@ def test_torch_never_runs_on_the_gui_thread(viewer, qtbot):
     assert torch.get_num_threads() >= 1
 
 def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer, qtbot, tmp_path, monkeypatch):
-    from .test_hub import FakeHub
+    from ..core.test_hub import FakeHub
 
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.snapshot_download", FakeHub())
@@ -358,7 +359,7 @@ def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbo
     assert w.model_edit.text() == ""
 
 def test_list_button_fills_the_hub_choice_in_the_background(viewer, qtbot, tmp_path, monkeypatch):
-    from .test_hub import FakeHub
+    from ..core.test_hub import FakeHub
 
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.list_repo_files",
@@ -406,6 +407,7 @@ def _two_blob_image():
     img[sphere(SHAPE2, B2, 6)] = 100
     return img
 
+@pytest.mark.slow
 def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     v1 = make_napari_viewer()
@@ -432,6 +434,7 @@ def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napar
     after = np.asarray(_output(v2).data)
     assert np.array_equal(after == 1, before == 1) and len(a2.histories[1]) == 2
 
+@pytest.mark.slow
 def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     w, layer, msgs = _widget(viewer, image=_two_blob_image())
@@ -451,6 +454,7 @@ def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_p
     w.load_session(tmp_path / "bad.npz")
     assert "not a readable session file" in msgs[-1]
 
+@pytest.mark.slow
 def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     v1 = make_napari_viewer()
@@ -485,6 +489,7 @@ def test_autosave_failure_is_reported_once_and_work_goes_on(viewer, qtbot, tmp_p
     assert len(failures) == 1 and "Cannot write the session" in failures[0]
     assert set(np.unique(np.asarray(_output(viewer).data))) == {0, 1, 2}  # annotation unaffected
 
+@pytest.mark.slow
 def test_2d_image_session_saves_autosaves_and_loads(make_napari_viewer, qtbot, tmp_path):
     flat = sphere_image((1, 64, 64), (0, 32, 32), 10)[0]
     v1 = make_napari_viewer()

@@ -199,6 +199,7 @@ def test_device_choice():
             choose_device("cuda")
 
 
+@pytest.mark.slow
 def test_cpu_bf16_option_runs_the_network_in_bfloat16_and_agrees(tiny_model_dir):
     """Opt-in bfloat16 autocast on the CPU; float32 stays the default (spec: faster precisions must agree)."""
     image = np.zeros((48, 64, 64), np.float32)

@@ -25,6 +25,7 @@ def test_sample_opens_in_napari(make_napari_viewer):
     assert [layer.name for layer in viewer.layers] == ["synthetic scan", "synthetic reference"]
 
 
+@pytest.mark.slow
 def test_headless_demo_writes_mask_and_overview(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -60,6 +61,7 @@ def _visible_world_box(viewer):
     return centre - size / (2 * cam.zoom), centre + size / (2 * cam.zoom), size
 
 
+@pytest.mark.slow
 @pytest.mark.qt
 def test_gui_demo_opens_with_the_whole_slice_and_the_first_step_shown(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))

@@ -9,7 +9,7 @@ from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.prompts import PromptError
 from napari_nninteractive.core.session import Session
 
-from .conftest import ThresholdNet, fake_model, sphere, sphere_image
+from ..conftest import ThresholdNet, fake_model, sphere, sphere_image
 
 SHAPE, C = (96, 96, 96), (48, 48, 48)
 

@@ -17,7 +17,7 @@ from napari_nninteractive.cli.eval import main as eval_main
 from napari_nninteractive.eval.runner import dice, evaluate, normalized_auc
 from napari_nninteractive.io.volumes import read_volume
 
-from .conftest import DATA_DIR, sphere, sphere_image
+from ..conftest import DATA_DIR, sphere, sphere_image
 
 SHAPE = (40, 50, 60)
 CENTRE = (20, 25, 30)
@@ -207,6 +207,7 @@ def test_perfect_oracle_reaches_dice_one_and_auc_one():
         assert [s.kind for s in run.steps[1:]] == [None] * 3  # nothing left to correct
 
 
+@pytest.mark.slow
 def test_same_seed_same_run_and_labels_filter(tiny_model_dir):
     labels = _two_objects()
     image = sphere_image(SHAPE, CENTRE, 8) + np.random.default_rng(0).normal(0, 5, SHAPE).astype(np.float32)
@@ -231,6 +232,7 @@ def _nii(path, array):
     nib.save(nib.Nifti1Image(array, np.eye(4)), str(path))
 
 
+@pytest.mark.slow
 def test_cli_writes_csv_table_plot_and_replayable_prompt_logs(tmp_path, tiny_model_dir, capsys):
     from napari_nninteractive.cli.segment import main as segment_main
 

@@ -20,8 +20,8 @@ from napari_nninteractive.eval import report
 from napari_nninteractive.cli.eval import EvalUsageError
 from napari_nninteractive.cli.eval import main as eval_main
 
-from .conftest import sphere, sphere_image
-from .test_session import make_session
+from ..conftest import sphere, sphere_image
+from ..core.test_session import make_session
 
 SHAPE = (24, 28, 32)
 
@@ -41,6 +41,7 @@ def _snapshot(folder: Path) -> dict:
 # ----------------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow
 def test_demo_falls_back_to_headless_when_the_display_does_not_answer(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["DISPLAY"] = ":4321"  # nothing listens there

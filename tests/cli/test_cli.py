@@ -12,7 +12,7 @@ from napari_nninteractive.core.session import Session
 from napari_nninteractive.io.prompt_file import load_prompt_file
 from napari_nninteractive.io.volumes import read_volume
 
-from .conftest import DATA_DIR, sphere_image
+from ..conftest import DATA_DIR, sphere_image
 
 SHAPE = (48, 56, 40)
 PROMPTS = {

@@ -9,7 +9,7 @@ from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.geometry import window
 from napari_nninteractive.core.session import Session
 
-from .conftest import ThresholdNet, fake_model, sphere, sphere_image
+from ..conftest import ThresholdNet, fake_model, sphere, sphere_image
 
 P64 = (64, 64, 64)
 
@@ -202,6 +202,7 @@ def test_small_object_needs_one_pass_at_zoom_one():
     assert [e.zoom for e in events] == [1.0]
 
 
+@pytest.mark.slow
 def test_object_cut_by_the_patch_zooms_out_once_and_refines_to_full_resolution():
     shape, c = (160, 160, 160), (80, 80, 80)
     session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
@@ -245,6 +246,7 @@ def test_autozoom_off_is_one_pass_and_pastes():
     assert session.mask.sum() == session.mask[48:112, 48:112, 48:112].sum()
 
 
+@pytest.mark.slow
 def test_large_box_starts_zoomed_out():
     shape, c = (160, 160, 160), (80, 80, 80)
     session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
@@ -253,6 +255,7 @@ def test_large_box_starts_zoomed_out():
     assert np.array_equal(session.mask, sphere(shape, c, 40))
 
 
+@pytest.mark.slow
 def test_same_inputs_give_the_same_mask(tiny_model_dir):
     image = sphere_image((96, 96, 96), (48, 48, 48), 20) + np.random.default_rng(1).normal(0, 5, (96,) * 3).astype(np.float32)
     masks = []
@@ -265,6 +268,7 @@ def test_same_inputs_give_the_same_mask(tiny_model_dir):
     assert np.array_equal(masks[0], masks[1])
 
 
+@pytest.mark.slow
 def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
     """Resampling only the data-holding part of a zoomed crop gives bit-identical network inputs."""
     from napari_nninteractive.core.engines.network import NetworkEngine
@@ -298,6 +302,7 @@ def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
                 assert lean[0, 1:].abs().sum() > 0  # prompts and prev_seg were actually in view
 
 
+@pytest.mark.slow
 def test_lean_inputs_give_identical_masks_through_autozoom(tiny_model_dir):
     from napari_nninteractive.core.engines.network import NetworkEngine
     from napari_nninteractive.core.session import Session
@@ -350,6 +355,7 @@ def test_autozoom_off_starts_large_prompts_zoomed_out_refines_and_cuts_nothing(k
     assert np.array_equal(session.mask, sphere(shape, c, r))  # nothing cut at the patch border
 
 
+@pytest.mark.slow
 def test_autozoom_off_never_zooms_further_out_but_on_does():
     shape, c, r = (112, 112, 112), (56, 56, 56), 50
     image = sphere_image(shape, c, r)
@@ -412,6 +418,7 @@ def test_refinement_patches_read_earlier_patches_predictions_outside_the_image()
     assert session.mask.shape == shape  # only the in-image part is committed
 
 
+@pytest.mark.slow
 def test_refinement_planning_ends_for_patches_no_larger_than_twice_the_margin():
     """With P <= 48 the spec's 24-voxel margin leaves no inner box; planning must still cover and stop."""
     diff = np.zeros((40, 40, 40), bool)

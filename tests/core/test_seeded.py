@@ -15,7 +15,7 @@ from napari_nninteractive.eval.runner import dice, evaluate
 from napari_nninteractive.io.volumes import read_volume
 from napari_nninteractive.testing import synthetic_volume
 
-from .conftest import DATA_DIR, sphere
+from ..conftest import DATA_DIR, sphere
 
 SHAPE = (64, 96, 96)
 A_C, A_R = (32, 40, 40), 14
@@ -112,6 +112,7 @@ CT = DATA_DIR / "slicerio" / "CTChest4.nrrd"
 SEG = DATA_DIR / "slicerio" / "Segmentation.seg.nrrd"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CT.exists(), reason=f"shared data not found at {CT} (set NNINTERACTIVE_TEST_DATA)")
 def test_beats_the_random_walker_on_real_lungs_and_spine():
     image, labels = np.asarray(read_volume(CT).array), np.asarray(read_volume(SEG).array)

@@ -11,7 +11,7 @@ from napari_nninteractive.gui.setup_panel import gui_wording
 from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.testing import write_model_folder
 
-from .conftest import sphere_image
+from ..conftest import sphere_image
 
 SHAPE, C, R = (48, 64, 64), (24, 32, 32), 10
 

@@ -10,7 +10,7 @@ from napari_nninteractive.gui.persist import object_sources
 from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 
-from .conftest import sphere, sphere_image
+from ..conftest import sphere, sphere_image
 
 pytestmark = pytest.mark.qt
 

@@ -17,7 +17,7 @@ from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptError
 from napari_nninteractive.core.session import Session
 
-from .conftest import ThresholdNet, fake_model, sphere, sphere_image
+from ..conftest import ThresholdNet, fake_model, sphere, sphere_image
 
 SHAPE, C, R = (32, 48, 48), (16, 24, 24), 8
 
