@@ -22,9 +22,9 @@ def main() -> int:
     import napari
     from qtpy.QtCore import QCoreApplication
 
+    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
     from napari_nninteractive.gui.annotator import ObjectTarget
     from napari_nninteractive.gui.widget import NNInteractiveWidget
-    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
     from napari_nninteractive.testing import synthetic_volume
 
     image, labels = synthetic_volume((133, 512, 512), seed=1)

@@ -26,7 +26,7 @@ def main() -> int:
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
+        dock, _widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
         QCoreApplication.processEvents()
         times.append(time.perf_counter() - t0)
         viewer.window.remove_dock_widget(dock)

@@ -24,13 +24,14 @@ loaded, so the increase belongs to the interactions alone.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,8 @@ def _rss_mb(field: str = "VmHWM") -> float:
 
 def _reset_peak() -> None:
     """Start a new peak-RSS window (``echo 5 > /proc/self/clear_refs``)."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
 
 
 class Timed:
@@ -97,7 +96,7 @@ def _interactions(session, labels) -> list[tuple[str, Callable[[], object]]]:
 
 
 def child_session(folder: str, volume: str, autozoom: bool) -> dict:
-    session, engine, timed, image, labels = _setup(folder, volume, autozoom)
+    session, _engine, timed, image, labels = _setup(folder, volume, autozoom)
     _reset_peak()
     rss_ready = _rss_mb("VmRSS")
     rows = []
@@ -128,7 +127,7 @@ class StandIn:
 
 
 def child_overhead(folder: str, volume: str, lean: bool) -> dict:
-    session, engine, timed, image, labels = _setup(folder, volume, True, network=StandIn())
+    session, engine, timed, _image, labels = _setup(folder, volume, True, network=StandIn())
     engine.lean_inputs = lean
     _reset_peak()
     rss_ready = _rss_mb("VmRSS")
@@ -155,7 +154,7 @@ def child_zoom_input(folder: str, volume: str, lean: bool) -> dict:
     from napari_nninteractive.core import autozoom as az
     from napari_nninteractive.core.geometry import window
 
-    session, engine, _, image, labels = _setup(folder, volume, True)
+    session, engine, _, _image, labels = _setup(folder, volume, True)
     obj = labels == 1
     centre = [int(v) for v in np.argwhere(obj).mean(0).round()]
     session.add_point(centre, run=False)

@@ -34,12 +34,12 @@ def main() -> int:
     import dask.array as da
     import napari
 
-    from napari_nninteractive.gui.annotator import ObjectTarget
-    from napari_nninteractive.gui.persist import object_sources
-    from napari_nninteractive.gui.widget import NNInteractiveWidget
     from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
     from napari_nninteractive.core.geometry import PackedMask
     from napari_nninteractive.core.session import Session
+    from napari_nninteractive.gui.annotator import ObjectTarget
+    from napari_nninteractive.gui.persist import object_sources
+    from napari_nninteractive.gui.widget import NNInteractiveWidget
     from napari_nninteractive.io.export import label_map, write_label_map
     from napari_nninteractive.testing import synthetic_volume
 

@@ -36,11 +36,11 @@ def main() -> int:
     import torch
     from qtpy.QtCore import QCoreApplication, QElapsedTimer, QTimer
 
+    from napari_nninteractive.core.engines.network import NetworkEngine
+    from napari_nninteractive.core.session import Session
     from napari_nninteractive.gui import layers as L
     from napari_nninteractive.gui.annotator import Tool
     from napari_nninteractive.gui.widget import NNInteractiveWidget
-    from napari_nninteractive.core.engines.network import NetworkEngine
-    from napari_nninteractive.core.session import Session
     from napari_nninteractive.testing import synthetic_volume, tiny_architecture, write_model_folder
 
     if args.threads:

@@ -14,14 +14,14 @@ otherwise idle machine:
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
 from napari_nninteractive.core.session import Session
-from scipy import ndimage
-
 from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.runner import dice
 from napari_nninteractive.testing import synthetic_volume
@@ -38,8 +38,9 @@ def run(image, labels, cfg):
         ring = ndimage.binary_dilation(ref, iterations=3) & ~ndimage.binary_dilation(ref, iterations=2)
         neg = tuple(int(v) for v in np.argwhere(ring)[0])
         session.next_object()
-        for name, call in (("box", lambda: session.add_prompt(box)), ("point+", lambda: session.add_prompt(click)),
-                           ("point-", lambda: session.add_point(neg, positive=False)),
+        for name, call in (("box", lambda box=box: session.add_prompt(box)),
+                           ("point+", lambda click=click: session.add_prompt(click)),
+                           ("point-", lambda neg=neg: session.add_point(neg, positive=False)),
                            ("undo", session.undo), ("redo", session.redo)):
             t = time.perf_counter()
             call()
@@ -73,7 +74,7 @@ def main() -> int:
         same = all(np.array_equal(x, y) for x, y in zip(masks[names[0]], masks[name]))
         agree = min(dice(x, y) for x, y in zip(masks[names[0]], masks[name]))
         print(f"  {name:<56} {np.median(t):5.2f} / {t.max():5.2f}   identical masks: {same}, min Dice {agree:.4f}")
-    for a, b in zip(names, names[1:]):
+    for a, b in itertools.pairwise(names):
         print(f"  {b}: median {np.median(times[a]) / np.median(times[b]):.1f}x, "
               f"max {times[a].max() / times[b].max():.1f}x faster than the line above")
     print(f"  overall: median {np.median(times[names[0]]) / np.median(times[names[-1]]):.1f}x, "

@@ -37,7 +37,7 @@ def main() -> int:
     viewer.window.resize(1500, 1150)
     viewer.add_image(image, name="scan", colormap="gray")
     viewer.add_labels(labels, name="reference", visible=False)
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
     widget.model_edit.setText(str(model))
     widget.device_combo.setCurrentText("cpu")
     widget.initialize()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .core import atomic
-from .samples.synthetic import enclosing_box, synthetic_volume  # noqa: F401 - re-exported for tests
+from .samples.synthetic import enclosing_box, synthetic_volume
 
 CONV = "torch.nn.modules.conv.Conv3d"
 NORM = "torch.nn.modules.instancenorm.InstanceNorm3d"

@@ -12,13 +12,13 @@ import pytest
 from napari_nninteractive import testing
 from napari_nninteractive.cli import demo
 from napari_nninteractive.cli import download as download_cli
+from napari_nninteractive.cli.eval import EvalUsageError
+from napari_nninteractive.cli.eval import main as eval_main
 from napari_nninteractive.core import hub
 from napari_nninteractive.core.encoding import ImageError
 from napari_nninteractive.core.errors import OutputError, UserError
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import report
-from napari_nninteractive.cli.eval import EvalUsageError
-from napari_nninteractive.cli.eval import main as eval_main
 
 from ..conftest import sphere, sphere_image
 from ..core.test_session import make_session

@@ -231,7 +231,7 @@ def test_zoom_stops_at_four():
             return torch.stack([torch.zeros_like(x[:, 0]), torch.ones_like(x[:, 0])], dim=1)
 
     image = np.random.default_rng(0).normal(size=(40, 40, 40)).astype(np.float32)
-    session, engine, events = _session(image, AllForeground())
+    session, _engine, events = _session(image, AllForeground())
     session.add_point((20, 20, 20))
     assert [e.zoom for e in events if e.stage == "zoom"] == [1.0, 1.5, 2.25, 3.375, 4.0]
     assert session.mask.all()
@@ -249,7 +249,7 @@ def test_autozoom_off_is_one_pass_and_pastes():
 @pytest.mark.slow
 def test_large_box_starts_zoomed_out():
     shape, c = (160, 160, 160), (80, 80, 80)
-    session, engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
+    session, _engine, events = _session(sphere_image(shape, c, 40), ThresholdNet(0.5))
     session.add_bbox([[80, 81], [38, 122], [38, 122]])  # extent 84 -> zoom (84 + 21) / 64
     assert events[0].zoom == pytest.approx((84 + 21) / 64)
     assert np.array_equal(session.mask, sphere(shape, c, 40))
@@ -308,7 +308,7 @@ def test_lean_inputs_give_identical_masks_through_autozoom(tiny_model_dir):
     from napari_nninteractive.core.session import Session
     from napari_nninteractive.testing import synthetic_volume
 
-    image, labels = synthetic_volume((48, 120, 120), seed=4)
+    image, _labels = synthetic_volume((48, 120, 120), seed=4)
     masks = []
     for lean in (False, True):
         engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
@@ -361,7 +361,7 @@ def test_autozoom_off_never_zooms_further_out_but_on_does():
     image = sphere_image(shape, c, r)
     box = [[56, 57], [26, 86], [26, 86]]  # extent 60 -> starting zoom (60 + 21) / 64
     for autozoom, expected in ((False, [81 / 64]), (True, [81 / 64, 81 / 64 * 1.5])):
-        session, engine, events = _session(image, ThresholdNet(0.5), autozoom=autozoom)
+        session, _engine, events = _session(image, ThresholdNet(0.5), autozoom=autozoom)
         session.add_bbox(box)
         zooms = [e.zoom for e in events if e.stage == "zoom"]
         assert zooms[: len(expected)] == pytest.approx(expected)
@@ -395,7 +395,7 @@ def test_refinement_patches_read_earlier_patches_predictions_outside_the_image()
     image = rng.normal(0, 1, shape).astype(np.float32)
     image[4:36, 6:90, 6:90] += 10  # an object filling most of the volume, close to every border
     net = PaddingIsForeground(0.5)
-    session, engine, events = _session(image, net, autozoom=True)
+    session, engine, _events = _session(image, net, autozoom=True)
     boxes = _record_windows(engine)
     session.add_bbox([[20, 21], [2, 94], [2, 94]])
     refine = [(b, x) for (b, z), x in zip(boxes, net.calls) if z == 1.0]

@@ -15,7 +15,6 @@ from napari_nninteractive.core.encoding import (
 )
 from napari_nninteractive.core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
 
-
 # ----------------------------------------------------------------------------- normalisation
 
 
@@ -162,7 +161,7 @@ def test_float16_rescale_keeps_relative_values_and_stays_finite():
     shape = (8, 8, 200)
     store = PromptStore(shape, decay=0.5)
     coords = [(4, 4, 5 + 12 * i) for i in range(16)]
-    for i, c in enumerate(coords[:15]):
+    for _i, c in enumerate(coords[:15]):
         store.add(Point(c).validated(shape))
     assert store.intensity == 2.0**15  # 32768 <= 65504: no rescale yet
     before = store.state.rasters[0].values.max()

@@ -63,7 +63,7 @@ def test_roi_grows_until_a_large_object_fits():
 
 
 def test_state_is_the_prompt_list_so_undo_redo_and_replay_agree():
-    img, a, _ = _scene()
+    img, _a, _ = _scene()
     s = Session(SeededWatershedEngine())
     s.set_image(img)
     s.add_point(A_C)
@@ -159,7 +159,7 @@ def test_fast_helpers_equal_the_plain_scipy_versions():
 
 
 def test_watershed_on_unmarked_voxels_only_gives_identical_masks():
-    img, a, b = _scene()
+    img, _a, _b = _scene()
     masks = []
     for crop in (False, True):
         s = Session(SeededWatershedEngine(SeededConfig(crop_watershed=crop)))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from napari_nninteractive.cli.eval import main as eval_main
 from napari_nninteractive.core.engines.base import Engine
 from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.geometry import bbox_to_slices
@@ -13,7 +14,6 @@ from napari_nninteractive.core.prompts import Box, Lasso, Point, PromptKind, Scr
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.agents import RandomAgent, SunkCostAgent, make_agent
-from napari_nninteractive.cli.eval import main as eval_main
 from napari_nninteractive.eval.runner import dice, evaluate, normalized_auc
 from napari_nninteractive.io.volumes import read_volume
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_nninteractive.gui.annotator import Tool
-from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.core import lazy
 from napari_nninteractive.core.encoding import compute_normalization
 from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptError
 from napari_nninteractive.core.session import Session
+from napari_nninteractive.gui.annotator import Tool
+from napari_nninteractive.gui.widget import NNInteractiveWidget
 
 from ..conftest import ThresholdNet, fake_model, sphere, sphere_image
 
@@ -85,7 +85,7 @@ def _lazy_array(kind, image):
 @pytest.mark.parametrize("kind", ["dask", "zarr"])
 def test_dask_or_zarr_image_stays_lazy_and_segments_like_the_in_memory_one(viewer, qtbot, kind):
     image = sphere_image(SHAPE, C, R)
-    w, layer, _ = _initialize(viewer, qtbot, _lazy_array(kind, image))
+    w, _layer, _ = _initialize(viewer, qtbot, _lazy_array(kind, image))
     assert w.annotator.ready and lazy.is_lazy(w.annotator.view.volume)  # never converted to one big array
     w.annotator.prompt_layers[Tool.POINT].add(list(C))
     _settle(w)
@@ -100,7 +100,7 @@ def test_multiscale_image_prompts_land_on_the_full_resolution_level(viewer, qtbo
     da = pytest.importorskip("dask.array")
     image = sphere_image(SHAPE, C, R)
     levels = [da.from_array(image, chunks=16), da.from_array(image[::2, ::2, ::2], chunks=16)]
-    w, layer, msgs = _initialize(viewer, qtbot, levels, multiscale=True)
+    w, _layer, msgs = _initialize(viewer, qtbot, levels, multiscale=True)
     assert w.annotator.ready and w.annotator.view.shape == SHAPE
     assert any("full-resolution level" in m for m in msgs)
     w.annotator.prompt_layers[Tool.POINT].add(list(C))

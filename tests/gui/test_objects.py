@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.persist import object_sources
 from napari_nninteractive.gui.widget import NNInteractiveWidget
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 
 from ..conftest import sphere, sphere_image
 
@@ -151,7 +151,7 @@ def test_hide_show_and_rename_objects(viewer, qtbot):
 def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):
     from qtpy.QtCore import Qt
 
-    w, a, _ = _start(viewer, OutputMode.SEPARATE)
+    w, _a, _ = _start(viewer, OutputMode.SEPARATE)
     w.objects_panel.table.item(1, 2).setCheckState(Qt.CheckState.Unchecked)
     assert not viewer.layers["nnInteractive object 2"].visible and viewer.layers["nnInteractive object 1"].visible
 
@@ -165,7 +165,7 @@ def _export(w, path, kind="instance"):
             QCoreApplication.processEvents()
 
 def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
-    w, a, msgs = _start(viewer, OutputMode.SEMANTIC, class_id=4, scale=(2.0, 0.5, 0.5), translate=(10, 0, -5))
+    w, _a, _msgs = _start(viewer, OutputMode.SEMANTIC, class_id=4, scale=(2.0, 0.5, 0.5), translate=(10, 0, -5))
     labels = _labels(viewer)
     one, two = _halves(labels > 0)
     _export(w, tmp_path / "o.nii.gz")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.gui import layers as L
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.widget import NNInteractiveWidget
-from napari_nninteractive.core.engines.network import NetworkEngine
 
 from ..conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
 
@@ -39,11 +39,11 @@ def _output(viewer, name="nnInteractive objects"):
 # ----------------------------------------------------------------------------- manifest and init
 
 def test_widget_opens_from_the_plugin_manifest(viewer):
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
     assert isinstance(widget, NNInteractiveWidget)
 
 def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_model_dir, tmp_path):
-    w, layer, msgs = _widget(viewer)
+    w, _layer, _msgs = _widget(viewer)
     w.model_edit.setText(str(tmp_path / "no_such_model"))
     w.device_combo.setCurrentText("cpu")
     w.initialize()
@@ -66,7 +66,7 @@ def test_initialize_without_image_says_what_to_do(viewer):
     assert "No image layer" in msgs[-1]
 
 def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
-    w, layer, _ = _widget(viewer)
+    w, _layer, _ = _widget(viewer)
     assert w.model_edit.text() == ""
     w.initialize()
     qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
@@ -159,7 +159,7 @@ def test_queue_and_run_without_autorun(viewer, qtbot):
     w.autorun_check.setChecked(False)
     a.prompt_layers[Tool.POINT].add(list(C))
     _settle(w, qtbot)
-    assert a.last_outcome.state.pending == 1 and not any(l.name == "nnInteractive objects" and l.data.any() for l in viewer.layers)
+    assert a.last_outcome.state.pending == 1 and not any(layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers)
     assert "queued" in w.progress_label.text()
     w.run_button.click()
     _settle(w, qtbot)
@@ -257,7 +257,7 @@ def test_image_kinds_and_their_messages(viewer, qtbot):
 def test_2d_image_beside_3d_layers_segments_its_slice(viewer, qtbot):
     viewer.add_image(np.zeros((10, 64, 64)), name="volume")
     flat = sphere_image((1, 64, 64), (0, 32, 32), 10)[0]
-    w, layer, msgs = _widget(viewer, flat)
+    w, layer, _msgs = _widget(viewer, flat)
     a = _attach(w, layer)
     a.prompt_layers[Tool.POINT].add([32, 32])
     _settle(w, qtbot)
@@ -310,7 +310,7 @@ def test_cancel_keeps_the_mask(viewer, qtbot):
     w.cancel_button.click() if w.cancel_button.isEnabled() else a.cancel()
     _settle(w, qtbot)
     assert any("cancelled" in m for m in msgs)
-    assert not any(l.name == "nnInteractive objects" and l.data.any() for l in viewer.layers)
+    assert not any(layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers)
     assert a.last_outcome.state.pending == 1
     a.run()
     _settle(w, qtbot)
@@ -339,7 +339,7 @@ def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer
 
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
     monkeypatch.setattr("huggingface_hub.snapshot_download", FakeHub())
-    w, _, msgs = _widget(viewer)
+    w, _, _msgs = _widget(viewer)
     w.download_model()
     assert w.downloader is not None  # the GUI thread returned at once
     qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
@@ -422,7 +422,7 @@ def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napar
     assert w.status_label.text().startswith("Session saved")
 
     v2 = make_napari_viewer()  # "the next day"
-    w2, layer2, msgs = _widget(v2, image=_two_blob_image())
+    w2, layer2, _msgs = _widget(v2, image=_two_blob_image())
     a2 = _attach(w2, layer2)
     w2.session_started()
     w2.load_session(tmp_path / "s.npz")

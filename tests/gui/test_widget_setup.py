@@ -79,7 +79,7 @@ def test_engine_combo_lists_the_registry(make_napari_viewer):
 @pytest.mark.qt
 def test_two_folds_show_the_fold_combo_and_initialize_loads_the_chosen_fold(make_napari_viewer, qtbot, two_fold_model,
                                                                             tiny_model_dir):
-    w, msgs = _widget(make_napari_viewer())
+    w, _msgs = _widget(make_napari_viewer())
     w.model_edit.setText(str(tiny_model_dir))
     assert not _fold_shown(w)  # one fold: nothing to choose
     w.model_edit.setText(str(two_fold_model))

@@ -241,7 +241,7 @@ def test_an_unknown_suffix_names_the_accepted_ones(tmp_path):
 
 def test_volume_and_export_lists_come_from_the_table():
     assert export.FORMATS == {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
-    assert volumes.SUFFIXES == formats.suffixes("read_volume")
+    assert formats.suffixes("read_volume") == volumes.SUFFIXES
     assert formats.dialog_filter("write_label_map", "Label map") == "Label map (*.nii.gz *.nii *.tif *.tiff *.zarr *.npz)"
     assert export.canonical_suffix("A.TIFF") == ".tiff" and volumes.file_format("a.Tif") == "tiff"
     assert export.default_path("layer", "/d/ct_042.seg.nrrd", "zarr") == Path("/d/ct_042_instance.zarr")

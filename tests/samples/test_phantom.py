@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_nninteractive.samples import phantom
-from napari_nninteractive.gui.samples import abdomen_phantom
 from napari_nninteractive.cli.segment import main
+from napari_nninteractive.gui.samples import abdomen_phantom
+from napari_nninteractive.samples import phantom
 from napari_nninteractive.testing import enclosing_box
 
 

@@ -32,7 +32,7 @@ def guarded(prog: str, run_fn: Callable[[argparse.Namespace], int], args: argpar
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except Exception:  # noqa: BLE001 - a bug: show it whole, and say so
+    except Exception:
         traceback.print_exc()
         print(f"{prog}: {REPORT_BUG}", file=sys.stderr)
         return 1

@@ -130,8 +130,8 @@ def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | No
 def run_headless(out: Path) -> int:
     import nibabel as nib
 
-    from .segment import main as segment
     from ..samples.synthetic import enclosing_box, synthetic_volume
+    from .segment import main as segment
 
     atomic.check_output(out, folder=True, may_replace_folder=lambda p: True, what="--out folder")
     image, labels = synthetic_volume((96, 128, 128), seed=3)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..core import atomic
+from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..core.errors import OutputError, UserError
 from ..eval.agents import AGENT_NAMES
 from ..io import formats
@@ -116,9 +116,9 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
 def run(args: argparse.Namespace) -> int:
     from ..core.engines.registry import make_engine
     from ..core.session import Session, as_channel_first
-    from ..io.volumes import read_volume
     from ..eval import report
     from ..eval.runner import evaluate
+    from ..io.volumes import read_volume
 
     agents = [a.strip() for a in args.agent.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENT_NAMES]

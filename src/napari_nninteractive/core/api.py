@@ -149,4 +149,4 @@ class SegmentationSession(Protocol):
         ...
 
 
-__all__ = ["Capabilities", "CancelCheck", "Change", "ProgressCallback", "SegmentationSession", "paste"]
+__all__ = ["CancelCheck", "Capabilities", "Change", "ProgressCallback", "SegmentationSession", "paste"]

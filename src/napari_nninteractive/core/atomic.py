@@ -181,4 +181,4 @@ def write_text(path: str | Path, text: str, **kwargs: Any) -> Path:
     return write_bytes(path, text.encode("utf-8"), **kwargs)
 
 
-__all__ = ["replacing", "check_output", "same_file", "write_bytes", "write_text"]
+__all__ = ["check_output", "replacing", "same_file", "write_bytes", "write_text"]

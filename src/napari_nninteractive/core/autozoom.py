@@ -16,7 +16,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, clip_bbox, intersect_bbox, nonzero_bbox, shift_bbox
+from .geometry import (
+    BBox,
+    bbox_is_empty,
+    bbox_shape,
+    bbox_to_slices,
+    clip_bbox,
+    intersect_bbox,
+    nonzero_bbox,
+    shift_bbox,
+)
 
 MAX_ZOOM = 4.0
 ZOOM_STEP = 1.5

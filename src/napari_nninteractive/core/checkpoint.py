@@ -54,18 +54,18 @@ def allowed_names() -> list[str]:
     """The allowlist as dotted names (for documentation and messages)."""
     out = []
     for g in SAFE_GLOBALS:
-        obj, name = g if isinstance(g, tuple) else (g, f"{g.__module__}.{g.__qualname__}")
+        _obj, name = g if isinstance(g, tuple) else (g, f"{g.__module__}.{g.__qualname__}")
         out.append(name)
     return sorted(set(out))
 
 
 def _refused_names(exc: Exception, path: Path) -> list[str] | None:
     """The globals a weights-only load refused, or None when ``exc`` is not such a refusal."""
-    if not isinstance(exc, Exception) or "weights_only" not in str(exc) and "Unsupported global" not in str(exc):
+    if not isinstance(exc, Exception) or ("weights_only" not in str(exc) and "Unsupported global" not in str(exc)):
         return None
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception:  # noqa: BLE001 - a broken file: report it as broken, not as unsafe
+    except Exception:
         return None
     allowed = set(allowed_names())
     return [n for n in names if n not in allowed] or None
@@ -125,7 +125,7 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for broken or refused files
+    except Exception as exc:
         names = _refused_names(exc, path)
         if names is None:
             raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
@@ -135,7 +135,7 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
         warnings.warn(f"{path}: full unpickling (trusted by the user) for {', '.join(names)}.", stacklevel=2)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc2:  # noqa: BLE001
+        except Exception as exc2:
             raise CheckpointError(f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is "
                                   "truncated or corrupt. Delete it and download the model again.") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("network_weights"), dict):
@@ -151,5 +151,11 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     return ckpt
 
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "SAFE_GLOBALS", "allowed_names", "load_checkpoint",
-           "verify_checkpoint_file"]
+__all__ = [
+    "SAFE_GLOBALS",
+    "CheckpointError",
+    "UnsafeCheckpointError",
+    "allowed_names",
+    "load_checkpoint",
+    "verify_checkpoint_file",
+]

@@ -230,5 +230,19 @@ def decode(item: Any, shape: Sequence[int], where: str, error: type[UserError], 
     return (region or voxel_region(shape, error))(Region(TYPES[kind], positive, refine), item, where)
 
 
-__all__ = ["TYPES", "COMMON_KEYS", "FIELDS", "Region", "type_name", "box_field", "voxel_fields", "encode",
-           "decode", "need", "inside_box", "voxels_to_crop", "voxel_region", "bbox_of"]
+__all__ = [
+    "COMMON_KEYS",
+    "FIELDS",
+    "TYPES",
+    "Region",
+    "bbox_of",
+    "box_field",
+    "decode",
+    "encode",
+    "inside_box",
+    "need",
+    "type_name",
+    "voxel_fields",
+    "voxel_region",
+    "voxels_to_crop",
+]

@@ -167,9 +167,9 @@ def save_document(doc: SessionDocument, path: str | Path,
     # unpacked without this; the keys are member names (mask_0, document.json), never allow_pickle
     writer = _writer or (lambda f, a: np.savez_compressed(f, **a))  # type: ignore[arg-type]
     try:
-        with replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp:
-            with open(tmp, "wb") as f:
-                writer(f, arrays)
+        with replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp, \
+                open(tmp, "wb") as f:
+            writer(f, arrays)
     except OutputError as exc:
         raise SessionFileError(f"Cannot write the session: {exc}") from None
     return path
@@ -395,5 +395,16 @@ def capture_object(session: Session, label: int, name: str, color: tuple[float, 
     return ObjectRecord(int(label), name, session.mask.astype(bool), tuple(session.prompt_history), color, visible)
 
 
-__all__ = ["SUFFIX", "ImageRef", "ObjectRecord", "SessionDocument", "SessionFileError", "save_document", "load_document",
-           "autosave_path", "capture_object", "fingerprint", "safe_name"]
+__all__ = [
+    "SUFFIX",
+    "ImageRef",
+    "ObjectRecord",
+    "SessionDocument",
+    "SessionFileError",
+    "autosave_path",
+    "capture_object",
+    "fingerprint",
+    "load_document",
+    "safe_name",
+    "save_document",
+]

@@ -61,4 +61,4 @@ REPORT_BUG = ("This is a bug in napari-nninteractive, not something you did: ple
 MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = {"model": 16 << 20, "prompts": 512 << 20, "session": 256 << 20}
 
-__all__ = ["USER_ERRORS", "user_message", "UserError", "OutputError", "ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "REPORT_BUG", "MAX_JSON_DEPTH", "MAX_JSON_BYTES"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "REPORT_BUG", "USER_ERRORS", "CheckpointError", "ModelFolderError", "OutputError", "UnsafeCheckpointError", "UserError", "user_message"]

@@ -225,7 +225,7 @@ def list_models(root: str | Path | None = None, list_files: Callable[..., Iterab
         try:
             with _quiet_hub():
                 files = list_files(repo_id=repo)
-        except Exception as exc:  # noqa: BLE001 - the hub raises many types
+        except Exception as exc:
             if _is_offline(exc):
                 return unreachable(type(exc).__name__)
             errors.append(f"{repo}: {type(exc).__name__}")
@@ -301,7 +301,7 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
                      tqdm_class=_progress_class(progress, should_cancel))
         except DownloadCancelled:
             raise
-        except Exception as exc:  # noqa: BLE001 - the hub raises many types
+        except Exception as exc:
             if _is_offline(exc):
                 raise unreachable(type(exc).__name__) from None
             errors.append(f"{repo}: {type(exc).__name__}: {exc}")

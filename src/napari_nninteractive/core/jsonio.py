@@ -157,4 +157,4 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["read_json", "loads", "get", "as_number", "as_numbers", "as_box", "as_rows", "depth", "type_name"]
+__all__ = ["as_box", "as_number", "as_numbers", "as_rows", "depth", "get", "loads", "read_json", "type_name"]

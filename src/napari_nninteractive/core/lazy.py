@@ -116,4 +116,4 @@ def working_memory_problem(shape: Sequence[int], image_in_memory: bool) -> str |
             "(nothing was changed).")
 
 
-__all__ = ["ArraySource", "ImageArray", "LazyImage", "is_lazy", "slabs", "SLAB_BYTES", "available_memory", "working_memory_problem"]
+__all__ = ["SLAB_BYTES", "ArraySource", "ImageArray", "LazyImage", "available_memory", "is_lazy", "slabs", "working_memory_problem"]

@@ -395,6 +395,19 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_c
     )
 
 
-__all__ = ["ModelFolderError", "CheckpointError", "UnsafeCheckpointError", "InteractionMetadata", "LoadedModel",
-           "choose_device", "parse_metadata", "read_licence", "resolve_configuration", "build_network",
-           "find_checkpoint", "list_folds", "load_checkpoint", "load_model_folder"]
+__all__ = [
+    "CheckpointError",
+    "InteractionMetadata",
+    "LoadedModel",
+    "ModelFolderError",
+    "UnsafeCheckpointError",
+    "build_network",
+    "choose_device",
+    "find_checkpoint",
+    "list_folds",
+    "load_checkpoint",
+    "load_model_folder",
+    "parse_metadata",
+    "read_licence",
+    "resolve_configuration",
+]

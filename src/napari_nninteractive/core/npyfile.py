@@ -49,4 +49,4 @@ def member_header(npz: NpzFile, key: str) -> tuple[tuple[int, ...], np.dtype, in
     return None if head is None else (*head, info.file_size)
 
 
-__all__ = ["read_header", "declared_nbytes", "member_header"]
+__all__ = ["declared_nbytes", "member_header", "read_header"]

@@ -506,4 +506,4 @@ class Session:
         return self._step_change(step, notices, self.engine.forward_passes)
 
 
-__all__ = ["Change", "Session", "PredictionCancelled", "as_channel_first"]
+__all__ = ["Change", "PredictionCancelled", "Session", "as_channel_first"]

@@ -8,6 +8,7 @@ and agent. It keeps its own copy of the mask, updated from each operation's chan
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ def normalized_auc(dices: list[float]) -> float:
     """Trapezoidal area under Dice@k for k = 0..N, divided by N (Dice@0 when N = 0)."""
     if len(dices) == 1:
         return float(dices[0])
-    area = sum((a + b) / 2 for a, b in zip(dices[:-1], dices[1:]))
+    area = sum((a + b) / 2 for a, b in itertools.pairwise(dices))
     return float(area / (len(dices) - 1))
 
 

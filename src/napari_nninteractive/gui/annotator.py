@@ -22,10 +22,10 @@ from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
 
-from . import layers as L
 from ..core.api import SegmentationSession
 from ..core.geometry import PackedMask
 from ..core.prompts import InitialMask, Prompt
+from . import layers as L
 from .objects import ObjectTable, ObjectTarget
 from .output import OutputMode, OutputWriter
 from .prompt_layers import NOT_READY, PromptLayers, Tool

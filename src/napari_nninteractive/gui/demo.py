@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 #: What to do first, shown on the canvas of the GUI demo.
 INSTRUCTION = "Press P, then click an object to segment it.\nT: positive/negative  B: box  Ctrl+Z: undo"
 #: The demo window at most this big (fits a 1366 x 768 laptop screen with its task bar).

@@ -152,10 +152,10 @@ class ObjectsPanel(QGroupBox):
 
     def export(self, path: str | Path | None = None) -> None:
         """Write all objects as one label map (format from the file name) in the background."""
-        from .persist import export_worker, object_sources
         from ..io.export import format_of, nifti_affine
         from ..io.formats import dialog_filter
         from ..io.volumes import VolumeIOError
+        from .persist import export_worker, object_sources
 
         a = self.annotator
         if not a.ready or not a.objects():

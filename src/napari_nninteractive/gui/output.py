@@ -13,8 +13,8 @@ import numpy as np
 from napari.layers import Labels
 from psygnal import Signal
 
-from . import layers as L
 from ..core.api import Change
+from . import layers as L
 from .objects import ObjectTable, ObjectTarget
 
 

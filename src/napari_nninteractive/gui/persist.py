@@ -16,10 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layers as L
-from .annotator import Annotator
-from .objects import ObjectTarget
-from .objects import object_mask
 from ..core.document import (
     ImageRef,
     ObjectRecord,
@@ -30,6 +26,9 @@ from ..core.document import (
     save_document,
 )
 from ..core.geometry import PackedMask, bbox_to_slices
+from . import layers as L
+from .annotator import Annotator
+from .objects import ObjectTarget, object_mask
 
 log = logging.getLogger(__name__)
 

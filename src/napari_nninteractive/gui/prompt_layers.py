@@ -16,8 +16,8 @@ from napari.layers import Labels, Points, Shapes
 from napari.utils.colormaps import DirectLabelColormap
 from psygnal import Signal
 
-from . import layers as L
 from ..core.prompts import Prompt, PromptError
+from . import layers as L
 
 
 class Tool(enum.Enum):

@@ -13,8 +13,8 @@ from pathlib import Path
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QCheckBox, QFileDialog, QGridLayout, QGroupBox, QPushButton
 
-from .annotator import Annotator
 from ..core.hub import cache_dir
+from .annotator import Annotator
 
 
 def autosave_folder() -> Path:

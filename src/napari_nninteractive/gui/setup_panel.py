@@ -309,4 +309,4 @@ def _row(*widgets) -> QHBoxLayout:
     return row
 
 
-__all__ = ["EngineChoice", "GUI_WORDS", "SetupPanel", "fill_combo", "gui_wording", "layer_named"]
+__all__ = ["GUI_WORDS", "EngineChoice", "SetupPanel", "fill_combo", "gui_wording", "layer_named"]

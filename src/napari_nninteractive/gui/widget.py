@@ -246,7 +246,7 @@ class NNInteractiveWidget(QWidget):
         elif self.progress_label.text().startswith(_BUSY_WORDS):
             self.progress_label.setText("")
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event) -> None:
         self.annotator.detach()
         super().closeEvent(event)
 

@@ -189,7 +189,7 @@ class SessionRunner:
     def _failed(self, kind: str, tag: int, message: str) -> Outcome:
         try:
             state = self.session.state()
-        except Exception:  # noqa: BLE001 - a session that cannot say its state: report the failure alone
+        except Exception:
             log.debug("no session state after a failed action", exc_info=True)
             state = None
         return Outcome(kind, tag, None, message, state)

@@ -92,7 +92,7 @@ def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale: 
             img = nib.load(str(source))
             if tuple(img.shape[: len(labels_shape)]) == tuple(labels_shape):
                 return np.asarray(img.affine, dtype=float), f"the affine of {Path(source).name}"
-        except Exception:  # noqa: BLE001 - an unreadable source falls back to the layer's geometry
+        except Exception:
             pass
     meta = (metadata or {}).get("affine")
     if meta is not None and np.shape(meta) == (4, 4):
@@ -149,5 +149,13 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | N
     return path
 
 
-__all__ = ["FORMATS", "KINDS", "label_map", "default_path", "nifti_affine", "write_label_map", "format_of",
-           "canonical_suffix"]
+__all__ = [
+    "FORMATS",
+    "KINDS",
+    "canonical_suffix",
+    "default_path",
+    "format_of",
+    "label_map",
+    "nifti_affine",
+    "write_label_map",
+]

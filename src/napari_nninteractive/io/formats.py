@@ -96,5 +96,15 @@ def dialog_filter(use: Use, title: str) -> str:
     return f"{title} ({' '.join('*' + s for s in suffixes(use))})"
 
 
-__all__ = ["FileFormat", "FORMATS", "Use", "formats", "by_name", "suffixes", "suffix_list", "match", "strip_suffix",
-           "dialog_filter"]
+__all__ = [
+    "FORMATS",
+    "FileFormat",
+    "Use",
+    "by_name",
+    "dialog_filter",
+    "formats",
+    "match",
+    "strip_suffix",
+    "suffix_list",
+    "suffixes",
+]

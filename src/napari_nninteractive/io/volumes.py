@@ -126,7 +126,7 @@ def read_volume(path: str | Path) -> Volume:
             return Volume(npz["image"], path, fmt)
     except VolumeIOError:
         raise
-    except Exception as exc:  # noqa: BLE001 - readers raise many types for broken files
+    except Exception as exc:
         raise VolumeIOError(f"{path} cannot be read as {fmt}: {exc}") from None
 
 

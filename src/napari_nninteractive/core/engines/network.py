@@ -155,7 +155,7 @@ class NetworkEngine(Engine):
         """
         P = self.patch_size
         S = bbox_shape(box)
-        if S == tuple(P) or not self.lean_inputs:
+        if tuple(P) == S or not self.lean_inputs:
             return self._network_input_full(prev_seg, box, zoom, prev_offset)
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
         channels: list[torch.Tensor] = []

@@ -108,7 +108,7 @@ class _SeededBase(Engine):
     def _roi(self, core: BBox, scale: float = 1.0) -> BBox:
         cfg, shape = self.config, self._require_image().shape[1:]
         roi = []
-        for (lo, hi), n in zip(core, shape):
+        for (lo, hi), _n in zip(core, shape):
             m = max(cfg.min_margin, int(cfg.margin * (hi - lo))) * scale
             roi.append((int(lo - m), int(hi + m)))
         return clip_bbox(tuple(roi), shape)
