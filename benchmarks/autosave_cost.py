@@ -53,8 +53,10 @@ def main() -> int:
             QCoreApplication.processEvents()
         written = time.perf_counter() - t
     print(f"GUI thread, fingerprint + masks per request (before): median {1000 * np.median(before):.0f} ms")
-    print(f"GUI thread per autosave request: median {1000 * np.median(times):.0f} ms, max {1000 * max(times):.0f} ms; "
-          f"writing on the worker: {written:.2f} s; file {w.autosaver.path().stat().st_size / 1e3:.0f} kB")
+    print(
+        f"GUI thread per autosave request: median {1000 * np.median(times):.0f} ms, max {1000 * max(times):.0f} ms; "
+        f"writing on the worker: {written:.2f} s; file {w.autosaver.path().stat().st_size / 1e3:.0f} kB"
+    )
     viewer.close()
     return 0
 

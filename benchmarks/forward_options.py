@@ -57,13 +57,17 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="the tiny test network (a quick check of the script)")
     ap.add_argument("--options", default="fp32,channels_last,bf16,threads1")
     args = ap.parse_args()
-    folder = write_model_folder(Path(tempfile.mkdtemp()) / "model", tiny_architecture() if args.tiny else v1_architecture(),
-                                (args.patch,) * 3)
+    folder = write_model_folder(
+        Path(tempfile.mkdtemp()) / "model", tiny_architecture() if args.tiny else v1_architecture(), (args.patch,) * 3
+    )
     net = load_model_folder(folder).network.eval()
     params = sum(p.numel() for p in net.parameters())
     x = torch.randn((1, 8) + (args.patch,) * 3, generator=torch.Generator().manual_seed(0))
-    print(f"network {params:,} parameters, input {tuple(x.shape)}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}", flush=True)
+    print(
+        f"network {params:,} parameters, input {tuple(x.shape)}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, oneDNN {torch.backends.mkldnn.is_available()}",
+        flush=True,
+    )
     ref = None
     base = None
     for option in args.options.split(","):
@@ -72,8 +76,11 @@ def main() -> int:
             ref, base = mask, secs
         inter = np.logical_and(ref, mask).sum()
         dice = 2 * inter / max(1, ref.sum() + mask.sum())
-        print(f"  {option:<14} {secs:7.2f} s  {base / secs:5.2f}x vs {args.options.split(',')[0]}   "
-              f"mask Dice {dice:.5f}, {int((ref != mask).sum())} voxels differ", flush=True)
+        print(
+            f"  {option:<14} {secs:7.2f} s  {base / secs:5.2f}x vs {args.options.split(',')[0]}   "
+            f"mask Dice {dice:.5f}, {int((ref != mask).sum())} voxels differ",
+            flush=True,
+        )
     return 0
 
 

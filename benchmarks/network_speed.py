@@ -90,9 +90,11 @@ def _interactions(session, labels) -> list[tuple[str, Callable[[], object]]]:
     lo, hi = obj.min(0), obj.max(0) + 1
     centre = [int(v) for v in obj.mean(0).round()]
     z = centre[0]
-    return [("box+", lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]])),
-            ("point+", lambda: session.add_point(centre)),
-            ("point-", lambda: session.add_point([z, int(lo[1]), int(lo[2])], positive=False))]
+    return [
+        ("box+", lambda: session.add_bbox([[z, z + 1], [lo[1], hi[1]], [lo[2], hi[2]]])),
+        ("point+", lambda: session.add_point(centre)),
+        ("point-", lambda: session.add_point([z, int(lo[1]), int(lo[2])], positive=False)),
+    ]
 
 
 def child_session(folder: str, volume: str, autozoom: bool) -> dict:
@@ -105,11 +107,19 @@ def child_session(folder: str, volume: str, autozoom: bool) -> dict:
         t = time.perf_counter()
         call()
         wall = time.perf_counter() - t
-        rows.append({"interaction": name, "wall": wall, "forward": timed.seconds - before, "passes": timed.calls - calls})
+        rows.append(
+            {"interaction": name, "wall": wall, "forward": timed.seconds - before, "passes": timed.calls - calls}
+        )
     used = session.state_nbytes()
     n = int(np.prod(session.shape))
-    return {"rows": rows, "rss_ready_mb": rss_ready, "rss_peak_mb": _rss_mb(), "image_mb": image.nbytes / 2**20,
-            "bytes_per_voxel": sum(used.values()) / n, "state": used}
+    return {
+        "rows": rows,
+        "rss_ready_mb": rss_ready,
+        "rss_peak_mb": _rss_mb(),
+        "image_mb": image.nbytes / 2**20,
+        "bytes_per_voxel": sum(used.values()) / n,
+        "state": used,
+    }
 
 
 class StandIn:
@@ -138,8 +148,13 @@ def child_overhead(folder: str, volume: str, lean: bool) -> dict:
         call()
         walls.append(time.perf_counter() - t - (timed.seconds - spent))
         passes.append(timed.calls - calls)
-    return {"walls": walls, "passes": passes, "rss_ready_mb": rss_ready, "rss_peak_mb": _rss_mb(),
-            "mask_file": _save_mask(session.mask, lean)}
+    return {
+        "walls": walls,
+        "passes": passes,
+        "rss_ready_mb": rss_ready,
+        "rss_peak_mb": _rss_mb(),
+        "mask_file": _save_mask(session.mask, lean),
+    }
 
 
 def _save_mask(mask, lean: bool) -> str:
@@ -220,30 +235,42 @@ def main() -> int:
                 print(f"  session, AutoZoom {'on' if autozoom_here else 'off'}:")
             for row in r["rows"]:
                 other = row["wall"] - row["forward"]
-                print(f"  {row['interaction']:<7} {row['wall']:8.2f} s = forward {row['forward']:8.2f} s "
-                      f"({row['passes']} passes) + other {other:6.2f} s ({100 * other / row['wall']:4.1f} %)")
+                print(
+                    f"  {row['interaction']:<7} {row['wall']:8.2f} s = forward {row['forward']:8.2f} s "
+                    f"({row['passes']} passes) + other {other:6.2f} s ({100 * other / row['wall']:4.1f} %)"
+                )
             if r["rows"]:
-                print(f"  peak RSS {r['rss_peak_mb']:.0f} MB (after loading model+image {r['rss_ready_mb']:.0f} MB; "
-                      f"image {r['image_mb']:.0f} MB); session state {r['bytes_per_voxel']:.3f} B/voxel {r['state']}")
+                print(
+                    f"  peak RSS {r['rss_peak_mb']:.0f} MB (after loading model+image {r['rss_ready_mb']:.0f} MB; "
+                    f"image {r['image_mb']:.0f} MB); session state {r['bytes_per_voxel']:.3f} B/voxel {r['state']}"
+                )
             if "zoom" in parts:
                 full = _run_child("zoom", folder, volume, 0)
                 lean = _run_child("zoom", folder, volume, 1)
                 same = torch.equal(torch.load(full["file"]), torch.load(lean["file"]))
-                print(f"  zoom-4 input ({4 * patch}^3 crop): full crops {full['seconds']:.2f} s, peak RSS "
-                  f"{full['rss_peak_mb']:.0f} MB (+{full['rss_peak_mb'] - full['rss_ready_mb']:.0f}) -> data part only "
-                      f"{lean['seconds']:.2f} s, {lean['rss_peak_mb']:.0f} MB (+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f}); "
-                      f"{full['seconds'] / lean['seconds']:.1f}x faster, identical input: {same}", flush=True)
+                print(
+                    f"  zoom-4 input ({4 * patch}^3 crop): full crops {full['seconds']:.2f} s, peak RSS "
+                    f"{full['rss_peak_mb']:.0f} MB (+{full['rss_peak_mb'] - full['rss_ready_mb']:.0f}) -> data part only "
+                    f"{lean['seconds']:.2f} s, {lean['rss_peak_mb']:.0f} MB (+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f}); "
+                    f"{full['seconds'] / lean['seconds']:.1f}x faster, identical input: {same}",
+                    flush=True,
+                )
             if "overhead" not in parts:
                 continue
             full = _run_child("overhead", folder, volume, 0)
             lean = _run_child("overhead", folder, volume, 1)
             same = np.array_equal(np.load(full["mask_file"]), np.load(lean["mask_file"]))
             for i, name in enumerate(("box+", "point+")):
-                print(f"  AutoZoom with a zero-cost stand-in network, {name}: {full['passes'][i]} passes, everything "
-                      f"but the passes {full['walls'][i]:.2f} s -> {lean['walls'][i]:.2f} s "
-                      f"({full['walls'][i] / lean['walls'][i]:.1f}x)")
-            print(f"    peak RSS +{full['rss_peak_mb'] - full['rss_ready_mb']:.0f} MB -> "
-                  f"+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f} MB; identical masks: {same}", flush=True)
+                print(
+                    f"  AutoZoom with a zero-cost stand-in network, {name}: {full['passes'][i]} passes, everything "
+                    f"but the passes {full['walls'][i]:.2f} s -> {lean['walls'][i]:.2f} s "
+                    f"({full['walls'][i] / lean['walls'][i]:.1f}x)"
+                )
+            print(
+                f"    peak RSS +{full['rss_peak_mb'] - full['rss_ready_mb']:.0f} MB -> "
+                f"+{lean['rss_peak_mb'] - lean['rss_ready_mb']:.0f} MB; identical masks: {same}",
+                flush=True,
+            )
     return 0
 
 

@@ -50,7 +50,9 @@ def main() -> int:
     a = w.start_with_engine(layer, SeededWatershedEngine())
     w.session_started()
     out = viewer.add_labels(labels.astype(np.uint16), name="nnInteractive objects")
-    print(f"image {image.shape} {image.dtype}, four objects of {[int((labels == v).sum()) for v in range(1, 5)]} voxels")
+    print(
+        f"image {image.shape} {image.dtype}, four objects of {[int((labels == v).sum()) for v in range(1, 5)]} voxels"
+    )
 
     a.targets = {i: ObjectTarget(out, i + 1, f"object {i + 1}") for i in range(4)}
     instance = _median_ms(lambda: a.object_mask(0))
@@ -59,8 +61,10 @@ def main() -> int:
     a.own = {i: PackedMask.of(labels == i + 1) for i in range(3)}  # object 3 is being edited
     semantic_finished = _median_ms(lambda: a.object_mask(0))
     semantic_current = _median_ms(lambda: a.object_mask(3))
-    print(f"reopen from the list, GUI thread (reading the object's voxels): instance map {instance:.0f} ms; "
-          f"semantic map {semantic_finished:.0f} ms (finished object), {semantic_current:.0f} ms (object being edited)")
+    print(
+        f"reopen from the list, GUI thread (reading the object's voxels): instance map {instance:.0f} ms; "
+        f"semantic map {semantic_finished:.0f} ms (finished object), {semantic_current:.0f} ms (object being edited)"
+    )
 
     a.targets = {i: ObjectTarget(out, i + 1, f"object {i + 1}") for i in range(4)}
     a.own = {}
@@ -70,7 +74,11 @@ def main() -> int:
     for name in ("objects.nii.gz", "objects.tif", "objects.zarr", "objects.npz"):
         t = time.perf_counter()
         write_label_map(folder / name, label_map([r.mask for r in records], [r.label for r in records]), np.eye(4))
-        size = sum(p.stat().st_size for p in (folder / name).rglob("*")) if (folder / name).is_dir() else (folder / name).stat().st_size
+        size = (
+            sum(p.stat().st_size for p in (folder / name).rglob("*"))
+            if (folder / name).is_dir()
+            else (folder / name).stat().st_size
+        )
         print(f"export {name:15s} {time.perf_counter() - t:5.2f} s, {size / 1e6:6.2f} MB")
 
     centre = tuple(int(c) for c in np.argwhere(labels == 2).mean(0).round())
@@ -89,8 +97,10 @@ def main() -> int:
     lazy = click(lazy_image)
     t_lazy = time.perf_counter() - t
     same = np.array_equal(in_memory, lazy)
-    print(f"weight-free set_image + one click: in memory {t_mem:.2f} s, dask {t_lazy:.2f} s "
-          f"(ratio {t_lazy / t_mem:.2f}); masks identical: {same}")
+    print(
+        f"weight-free set_image + one click: in memory {t_mem:.2f} s, dask {t_lazy:.2f} s "
+        f"(ratio {t_lazy / t_mem:.2f}); masks identical: {same}"
+    )
     a.detach()
     viewer.close()
     return 0

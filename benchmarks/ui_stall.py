@@ -79,7 +79,9 @@ def main() -> int:
         timer.stop()
         return dt, (np.diff(np.asarray(ticks, dtype=float)) if len(ticks) > 1 else np.zeros(1))
 
-    print(f"random-weight model, patch {args.patch}^3, image 160^3, CPU, {torch.get_num_threads()} torch threads; 10 ms timer")
+    print(
+        f"random-weight model, patch {args.patch}^3, image 160^3, CPU, {torch.get_num_threads()} torch threads; 10 ms timer"
+    )
     print(f"{'scenario / run':<30} {'predict s':>9} {'max gap ms':>10} {'p99 ms':>7} {'handler ms':>10}")
     worst = {}
     for scenario in ("random", "refine"):
@@ -117,8 +119,11 @@ def main() -> int:
 
             dt, g = measure(predict)
             worst[scenario] = max(worst[scenario], g.max()) if r else worst[scenario]
-            print(f"{scenario + ' widget #' + str(r + 1):<30} {dt:9.2f} {g.max():10.1f} {np.percentile(g, 99):7.1f} "
-                  f"{sum(handler_ms):10.1f}", flush=True)
+            print(
+                f"{scenario + ' widget #' + str(r + 1):<30} {dt:9.2f} {g.max():10.1f} {np.percentile(g, 99):7.1f} "
+                f"{sum(handler_ms):10.1f}",
+                flush=True,
+            )
         widget.annotator.detach()
 
     done = []
@@ -130,8 +135,10 @@ def main() -> int:
 
     dt, g = measure(blocking)
     print(f"{'GUI thread (reference way)':<30} {dt:9.2f} {g.max():10.1f} {np.percentile(g, 99):7.1f}")
-    print(f"largest stall after the first click: random {worst['random']:.0f} ms, refine {worst['refine']:.0f} ms "
-          f"(goal <= 50 ms); prediction on the GUI thread: {g.max():.0f} ms")
+    print(
+        f"largest stall after the first click: random {worst['random']:.0f} ms, refine {worst['refine']:.0f} ms "
+        f"(goal <= 50 ms); prediction on the GUI thread: {g.max():.0f} ms"
+    )
     viewer.close()
     return 0
 

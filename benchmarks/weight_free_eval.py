@@ -40,9 +40,17 @@ def load_cases(data: Path) -> dict[str, tuple[np.ndarray, np.ndarray, list[int]]
     brain[wm] = 1
     brain[gm & ~wm] = 2
     return {
-        "tptbox-ct": (_arr(t / "sub-ct_label-22_ct.nii.gz"), _arr(t / "sub-ct_seg-vert_label-22_msk.nii.gz"), [21, 22, 23]),
+        "tptbox-ct": (
+            _arr(t / "sub-ct_label-22_ct.nii.gz"),
+            _arr(t / "sub-ct_seg-vert_label-22_msk.nii.gz"),
+            [21, 22, 23],
+        ),
         "tptbox-mri": (_arr(t / "sub-mri_label-6_T2w.nii.gz"), mri_lab, [5, 6, 7, 60]),
-        "slicerio": (_arr(data / "slicerio" / "CTChest4.nrrd"), _arr(data / "slicerio" / "Segmentation.seg.nrrd"), [3, 4, 5, 6]),
+        "slicerio": (
+            _arr(data / "slicerio" / "CTChest4.nrrd"),
+            _arr(data / "slicerio" / "Segmentation.seg.nrrd"),
+            [3, 4, 5, 6],
+        ),
         "stardist": (_arr(data / "stardist" / "img3d.tif"), nuclei, [int(v) for v in np.unique(nuclei)[1:9]]),
         "mni-half": (t1, brain, [1, 2]),
     }
@@ -71,7 +79,10 @@ def main() -> int:
             runs = evaluate(session, labels, agents, args.interactions, 0, values, name)
             secs = (time.perf_counter() - t0) / max(1, sum(len(r.steps) for r in runs))
             for r in runs:
-                print(f"  {engine_cls.name:<28} {r.agent:<9} {r.label:>4}  AUC {r.auc:.3f}  Dice " + " ".join(f"{d:.2f}" for d in r.dices))
+                print(
+                    f"  {engine_cls.name:<28} {r.agent:<9} {r.label:>4}  AUC {r.auc:.3f}  Dice "
+                    + " ".join(f"{d:.2f}" for d in r.dices)
+                )
             mean = float(np.mean([r.auc for r in runs]))
             totals.setdefault(engine_cls.name, []).append(mean)
             print(f"  {engine_cls.name:<28} mean AUC {mean:.3f}  ({secs:.2f} s per interaction)", flush=True)

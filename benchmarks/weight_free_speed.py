@@ -38,17 +38,23 @@ def run(image, labels, cfg):
         ring = ndimage.binary_dilation(ref, iterations=3) & ~ndimage.binary_dilation(ref, iterations=2)
         neg = tuple(int(v) for v in np.argwhere(ring)[0])
         session.next_object()
-        for name, call in (("box", lambda box=box: session.add_prompt(box)),
-                           ("point+", lambda click=click: session.add_prompt(click)),
-                           ("point-", lambda neg=neg: session.add_point(neg, positive=False)),
-                           ("undo", session.undo), ("redo", session.redo)):
+        for name, call in (
+            ("box", lambda box=box: session.add_prompt(box)),
+            ("point+", lambda click=click: session.add_prompt(click)),
+            ("point-", lambda neg=neg: session.add_point(neg, positive=False)),
+            ("undo", session.undo),
+            ("redo", session.redo),
+        ):
             t = time.perf_counter()
             call()
             dt = time.perf_counter() - t
             times.append(dt)
             masks.append(session.mask.copy())
-            print(f"  object {value} {name:<7} {dt:5.2f} s, {session.engine.forward_passes} solver run(s), "
-                  f"Dice {dice(session.mask, ref):.3f}", flush=True)
+            print(
+                f"  object {value} {name:<7} {dt:5.2f} s, {session.engine.forward_passes} solver run(s), "
+                f"Dice {dice(session.mask, ref):.3f}",
+                flush=True,
+            )
     return np.array(times), masks
 
 
@@ -56,8 +62,10 @@ def main() -> int:
     t0 = time.perf_counter()
     image, labels = synthetic_volume((133, 512, 512), seed=1)
     image = (image * 10 - 1000).astype(np.int16)  # HU-like range
-    print(f"volume {image.shape} {image.dtype} made in {time.perf_counter() - t0:.1f} s; "
-          f"object sizes {[int((labels == v).sum()) for v in range(1, 5)]} voxels")
+    print(
+        f"volume {image.shape} {image.dtype} made in {time.perf_counter() - t0:.1f} s; "
+        f"object sizes {[int((labels == v).sum()) for v in range(1, 5)]} voxels"
+    )
     configs = {
         "full resolution, watershed over the whole region": SeededConfig(crop_watershed=False, full_res_voxels=10**12),
         "full resolution, watershed visits unmarked voxels only": SeededConfig(full_res_voxels=10**12),
@@ -75,10 +83,14 @@ def main() -> int:
         agree = min(dice(x, y) for x, y in zip(masks[names[0]], masks[name]))
         print(f"  {name:<56} {np.median(t):5.2f} / {t.max():5.2f}   identical masks: {same}, min Dice {agree:.4f}")
     for a, b in itertools.pairwise(names):
-        print(f"  {b}: median {np.median(times[a]) / np.median(times[b]):.1f}x, "
-              f"max {times[a].max() / times[b].max():.1f}x faster than the line above")
-    print(f"  overall: median {np.median(times[names[0]]) / np.median(times[names[-1]]):.1f}x, "
-          f"max {times[names[0]].max() / times[names[-1]].max():.1f}x; budget 1 s per interaction")
+        print(
+            f"  {b}: median {np.median(times[a]) / np.median(times[b]):.1f}x, "
+            f"max {times[a].max() / times[b].max():.1f}x faster than the line above"
+        )
+    print(
+        f"  overall: median {np.median(times[names[0]]) / np.median(times[names[-1]]):.1f}x, "
+        f"max {times[names[0]].max() / times[names[-1]].max():.1f}x; budget 1 s per interaction"
+    )
     return 0
 
 

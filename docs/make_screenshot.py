@@ -63,8 +63,9 @@ def main() -> int:
     a.prompt_layers[Tool.POINT].add([z, int(ys.mean()), int(xs.mean())])
     a.set_polarity(False)
     cy, cx = int(ys.mean()), int(xs.mean()) + 40
-    a.prompt_layers[Tool.BBOX].add_rectangles(np.array([[z, cy - 10, cx - 10], [z, cy - 10, cx + 10],
-                                                         [z, cy + 10, cx + 10], [z, cy + 10, cx - 10]]))
+    a.prompt_layers[Tool.BBOX].add_rectangles(
+        np.array([[z, cy - 10, cx - 10], [z, cy - 10, cx + 10], [z, cy + 10, cx + 10], [z, cy + 10, cx - 10]])
+    )
     a.set_polarity(True)
     a.set_tool(Tool.POINT)
     a.runner.wait(60)

@@ -12,7 +12,9 @@ import torch
 from napari_nninteractive.core.model import InteractionMetadata, LoadedModel
 from napari_nninteractive.testing import write_model_folder
 
-DATA_DIR = Path(os.environ.get("NNINTERACTIVE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DATA_DIR = Path(
+    os.environ.get("NNINTERACTIVE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 class ThresholdNet:

@@ -111,9 +111,14 @@ def write_model_folder(
         atomic.write_text(folder / "inference_session_class.json", json.dumps("nnInteractiveInferenceSessionV3"))
     else:
         info = (
-            {"point_radius": 4, "preferred_scribble_thickness": [2, 2, 2], "interaction_decay": 0.98,
-             "supported_interactions": ["point", "bbox2d", "scribble", "lasso", "initial_label"]}
-            if metadata == "new" else metadata
+            {
+                "point_radius": 4,
+                "preferred_scribble_thickness": [2, 2, 2],
+                "interaction_decay": 0.98,
+                "supported_interactions": ["point", "bbox2d", "scribble", "lasso", "initial_label"],
+            }
+            if metadata == "new"
+            else metadata
         )
         atomic.write_text(folder / "inference_info.json", json.dumps(info, indent=2))
     if licence:
@@ -125,8 +130,13 @@ def write_model_folder(
     # so every test load goes through the checkpoint allowlist (core/checkpoint.py).
     ckpt = {
         "network_weights": net.state_dict(),
-        "init_args": {"plans": plans, "configuration": configuration, "fold": fold, "dataset_json": dataset,
-                      "device": torch.device("cpu")},
+        "init_args": {
+            "plans": plans,
+            "configuration": configuration,
+            "fold": fold,
+            "dataset_json": dataset,
+            "device": torch.device("cpu"),
+        },
         "trainer_name": "nnInteractiveTrainer",
         "grad_scaler_state": None,
         "logging": {"train_losses": [np.float64(0.5), np.float64(0.4)], "ema_fg_dice": [np.float64(0.1)]},
@@ -146,9 +156,16 @@ def _main(argv=None) -> int:
         "synthetic example (volume, its reference labels, prompts). The weights are random: masks are meaningless; this "
         "checks the whole pipeline without downloading the real model.",
     )
-    parser.add_argument("out", type=Path, help="folder to write (model/, volume.nii.gz, labels.nii.gz, prompts.json; "
-                        "created if needed, these replaced)")
-    parser.add_argument("--full", action="store_true", help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one")
+    parser.add_argument(
+        "out",
+        type=Path,
+        help="folder to write (model/, volume.nii.gz, labels.nii.gz, prompts.json; created if needed, these replaced)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="use the full v1.0 architecture (102 M parameters, 192^3) instead of a tiny one",
+    )
     parser.add_argument("--size", type=int, default=128, help="edge of the synthetic cubic volume (default 128)")
     from .cli.common import guarded
 
@@ -170,18 +187,22 @@ def _write_example(args: argparse.Namespace) -> int:
     centre = [int(v) for v in np.argwhere(obj).mean(axis=0).round()]
     outside = np.argwhere((labels == 0) & (image < 40))  # a background voxel for the negative click
     far = outside[np.argmax(((outside - centre) ** 2).sum(axis=1) < 30**2)]
-    prompts = {"interactions": [
-        {"type": "point", "positive": True, "coord": centre},
-        {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, centre[0])},
-        {"type": "point", "positive": False, "coord": [int(v) for v in far]},
-    ]}
+    prompts = {
+        "interactions": [
+            {"type": "point", "positive": True, "coord": centre},
+            {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, centre[0])},
+            {"type": "point", "positive": False, "coord": [int(v) for v in far]},
+        ]
+    }
     atomic.write_text(args.out / "prompts.json", json.dumps(prompts, indent=2))
     out = args.out
-    print(f"wrote {out}/model, {out}/volume.nii.gz, {out}/labels.nii.gz (reference) and {out}/prompts.json\n"
-          f"next: nninteractive-segment {out}/volume.nii.gz --prompts {out}/prompts.json --model {out}/model "
-          f"-o {out}/mask.nii.gz\n"
-          f"      nninteractive-eval {out}/volume.nii.gz {out}/labels.nii.gz --out {out}/eval   (weight-free; "
-          f"--model {out}/model measures the random network)")
+    print(
+        f"wrote {out}/model, {out}/volume.nii.gz, {out}/labels.nii.gz (reference) and {out}/prompts.json\n"
+        f"next: nninteractive-segment {out}/volume.nii.gz --prompts {out}/prompts.json --model {out}/model "
+        f"-o {out}/mask.nii.gz\n"
+        f"      nninteractive-eval {out}/volume.nii.gz {out}/labels.nii.gz --out {out}/eval   (weight-free; "
+        f"--model {out}/model measures the random network)"
+    )
     return 0
 
 

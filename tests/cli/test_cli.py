@@ -27,7 +27,9 @@ PROMPTS = {
 
 @pytest.fixture
 def case(tmp_path):
-    image = sphere_image(SHAPE, (24, 28, 20), 9, fg=300, bg=20) + np.random.default_rng(0).normal(0, 3, SHAPE).astype(np.float32)
+    image = sphere_image(SHAPE, (24, 28, 20), 9, fg=300, bg=20) + np.random.default_rng(0).normal(0, 3, SHAPE).astype(
+        np.float32
+    )
     prompts = tmp_path / "prompts.json"
     prompts.write_text(json.dumps(PROMPTS))
     return image, prompts
@@ -44,8 +46,17 @@ def test_help_documents_the_prompt_format(capsys):
         main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
-    for needle in ("--prompts", "--model", "--no-autozoom", "--save-steps", '"type": "point"', "polygon",
-                   '"run": false', ".nii.gz", "step_000"):
+    for needle in (
+        "--prompts",
+        "--model",
+        "--no-autozoom",
+        "--save-steps",
+        '"type": "point"',
+        "polygon",
+        '"run": false',
+        ".nii.gz",
+        "step_000",
+    ):
         assert needle in text
 
 
@@ -59,8 +70,23 @@ def test_cli_runs_on_every_format_and_matches_the_python_api(suffix, case, tmp_p
     else:
         _write_image(src, image)
     out, steps = tmp_path / f"mask{suffix}", tmp_path / "steps.npz"
-    code, text, err = _run([src, "--prompts", prompts, "--model", tiny_model_dir, "-o", out, "--device", "cpu",
-                            "--no-autozoom", "--save-steps", steps], capsys)
+    code, text, err = _run(
+        [
+            src,
+            "--prompts",
+            prompts,
+            "--model",
+            tiny_model_dir,
+            "-o",
+            out,
+            "--device",
+            "cpu",
+            "--no-autozoom",
+            "--save-steps",
+            steps,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert text.count("forward pass") == 4 and "queued" in text
     mask = np.asarray(read_volume(out).array)
@@ -102,8 +128,20 @@ def test_mask_item_and_refine(case, tmp_path, tiny_model_dir, capsys):
     nib.save(nib.Nifti1Image(init, np.eye(4)), str(tmp_path / "init.nii.gz"))
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"interactions": [{"type": "mask", "path": "init.nii.gz"}]}))
-    code, _, err = _run([tmp_path / "img.npy", "--prompts", prompts, "--model", tiny_model_dir,
-                         "-o", tmp_path / "o.npy", "--device", "cpu"], capsys)
+    code, _, err = _run(
+        [
+            tmp_path / "img.npy",
+            "--prompts",
+            prompts,
+            "--model",
+            tiny_model_dir,
+            "-o",
+            tmp_path / "o.npy",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert np.array_equal(np.load(tmp_path / "o.npy"), init)  # no refine: the mask as given
 
@@ -124,8 +162,20 @@ def test_bad_prompt_files_give_one_clear_line(item, message, case, tmp_path, tin
     np.save(tmp_path / "img.npy", image)
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"interactions": [item]}))
-    code, _, err = _run([tmp_path / "img.npy", "--prompts", prompts, "--model", tiny_model_dir,
-                         "-o", tmp_path / "o.npy", "--device", "cpu"], capsys)
+    code, _, err = _run(
+        [
+            tmp_path / "img.npy",
+            "--prompts",
+            prompts,
+            "--model",
+            tiny_model_dir,
+            "-o",
+            tmp_path / "o.npy",
+            "--device",
+            "cpu",
+        ],
+        capsys,
+    )
     assert code == 2
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "o.npy").exists()
@@ -134,9 +184,13 @@ def test_bad_prompt_files_give_one_clear_line(item, message, case, tmp_path, tin
 def test_missing_image_and_unknown_suffix(tmp_path, tiny_model_dir, capsys):
     prompts = tmp_path / "p.json"
     prompts.write_text(json.dumps({"interactions": []}))
-    code, _, err = _run([tmp_path / "none.nii.gz", "--prompts", prompts, "--model", tiny_model_dir, "-o", tmp_path / "o.npy"], capsys)
+    code, _, err = _run(
+        [tmp_path / "none.nii.gz", "--prompts", prompts, "--model", tiny_model_dir, "-o", tmp_path / "o.npy"], capsys
+    )
     assert code == 2 and "does not exist" in err
-    code, _, err = _run([tmp_path / "x.jpg", "--prompts", prompts, "--model", tiny_model_dir, "-o", tmp_path / "o.npy"], capsys)
+    code, _, err = _run(
+        [tmp_path / "x.jpg", "--prompts", prompts, "--model", tiny_model_dir, "-o", tmp_path / "o.npy"], capsys
+    )
     assert code == 2 and "unknown file type" in err
 
 

@@ -46,8 +46,18 @@ def test_headless_demo_writes_mask_and_overview(tmp_path, capsys, monkeypatch):
     assert f"nninteractive-eval {tmp_path / 'scan.nii.gz'} {tmp_path / 'labels.nii.gz'}" in out
     from napari_nninteractive.cli.eval import main as eval_main
 
-    code = eval_main([str(tmp_path / "scan.nii.gz"), str(tmp_path / "labels.nii.gz"), "--labels", "2",
-                      "--interactions", "1", "--out", str(tmp_path / "eval")])
+    code = eval_main(
+        [
+            str(tmp_path / "scan.nii.gz"),
+            str(tmp_path / "labels.nii.gz"),
+            "--labels",
+            "2",
+            "--interactions",
+            "1",
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert code == 0
     table = capsys.readouterr().out
     assert "D@1" in table and "weight-free" in table and (tmp_path / "eval" / "summary.txt").exists()
@@ -92,8 +102,10 @@ def test_overview_draws_the_prompts_on_named_slices(tmp_path):
     image = np.zeros((20, 30, 40), np.float32)
     image[5:15, 10:20, 10:30] = 100
     mask = (image > 0).astype(np.uint8)
-    prompts = [{"type": "bbox", "positive": True, "bbox": [[9, 10], [8, 22], [8, 32]]},
-               {"type": "point", "positive": False, "coord": [9, 15, 20]}]
+    prompts = [
+        {"type": "bbox", "positive": True, "bbox": [[9, 10], [8, 22], [8, 32]]},
+        {"type": "point", "positive": False, "coord": [9, 15, 20]},
+    ]
     png = demo.overview_png(image, mask, mask.astype(bool), tmp_path / "o.png", prompts)
     rgb = mpimg.imread(str(png))[..., :3]
     assert np.any(np.all(np.abs(rgb - [0, 1, 0]) < 0.05, axis=-1))  # the box (lime)
@@ -102,12 +114,17 @@ def test_overview_draws_the_prompts_on_named_slices(tmp_path):
 
 
 def test_overview_slices_go_through_the_point_and_panels_name_their_axes():
-    pts = [{"type": "bbox", "positive": True, "bbox": [[4, 5], [1, 9], [2, 8]]},
-           {"type": "point", "positive": True, "coord": [4, 5, 6]}]
+    pts = [
+        {"type": "bbox", "positive": True, "bbox": [[4, 5], [1, 9], [2, 8]]},
+        {"type": "point", "positive": True, "coord": [4, 5, 6]},
+    ]
     assert demo._panel_centre(np.zeros((10, 10, 10)), pts).tolist() == [4, 5, 6]
     assert demo._panel_centre(np.zeros((10, 10, 10)), pts[:1]).tolist() == [4, 4, 4]
-    assert [(name, demo._AXIS_NAMES[a]) for name, a, _ in demo._PANELS] == [("axial", "z"), ("coronal", "y"),
-                                                                          ("sagittal", "x")]
+    assert [(name, demo._AXIS_NAMES[a]) for name, a, _ in demo._PANELS] == [
+        ("axial", "z"),
+        ("coronal", "y"),
+        ("sagittal", "x"),
+    ]
 
 
 def test_testing_example_writes_the_reference_labels_for_eval(tmp_path, capsys):

@@ -45,12 +45,27 @@ def _snapshot(folder: Path) -> dict:
 def test_demo_falls_back_to_headless_when_the_display_does_not_answer(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["DISPLAY"] = ":4321"  # nothing listens there
-    proc = subprocess.run([sys.executable, "-m", "napari_nninteractive.cli.demo", "--out", str(tmp_path)],
-                          check=False, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "napari_nninteractive.cli.demo", "--out", str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert "Cannot open a window on DISPLAY=:4321" in proc.stdout and "running the same segmentation headless" in proc.stdout
+    assert (
+        "Cannot open a window on DISPLAY=:4321" in proc.stdout
+        and "running the same segmentation headless" in proc.stdout
+    )
     assert "Traceback" not in proc.stderr
-    assert {p.name for p in tmp_path.iterdir()} == {"scan.nii.gz", "labels.nii.gz", "prompts.json", "mask.nii.gz", "overview.png"}
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "scan.nii.gz",
+        "labels.nii.gz",
+        "prompts.json",
+        "mask.nii.gz",
+        "overview.png",
+    }
 
 
 def test_display_problem_without_any_display(monkeypatch):
@@ -119,17 +134,20 @@ def test_eval_rewrites_its_own_outputs_in_an_existing_folder(tmp_path, pair, cap
     assert not [p for p in out.rglob(".*")]  # no temporary left behind
 
 
-@pytest.mark.parametrize("labels, args, needle", [
-    (np.full(SHAPE, 2.5, np.float32), (), "whole numbers"),
-    (np.full(SHAPE, np.nan, np.float32), (), "whole numbers"),
-    (np.full(SHAPE, -2, np.int16), (), "negative label values [-2]"),
-    (np.zeros(SHAPE, np.uint8), (), "no labelled voxel"),
-    (None, ("--labels", "9"), "do not occur"),
-    (None, ("--labels", "x"), "comma-separated integers"),
-    (None, ("--seed", "-1"), "--seed must be 0 or more"),
-    (None, ("--interactions", "-1"), "--interactions must be 0 or more"),
-    (None, ("--agent", "psychic"), "unknown agent"),
-])
+@pytest.mark.parametrize(
+    "labels, args, needle",
+    [
+        (np.full(SHAPE, 2.5, np.float32), (), "whole numbers"),
+        (np.full(SHAPE, np.nan, np.float32), (), "whole numbers"),
+        (np.full(SHAPE, -2, np.int16), (), "negative label values [-2]"),
+        (np.zeros(SHAPE, np.uint8), (), "no labelled voxel"),
+        (None, ("--labels", "9"), "do not occur"),
+        (None, ("--labels", "x"), "comma-separated integers"),
+        (None, ("--seed", "-1"), "--seed must be 0 or more"),
+        (None, ("--interactions", "-1"), "--interactions must be 0 or more"),
+        (None, ("--agent", "psychic"), "unknown agent"),
+    ],
+)
 def test_eval_bad_labels_and_arguments_are_one_line_errors(tmp_path, pair, capsys, labels, args, needle):
     import nibabel as nib
 
@@ -220,14 +238,17 @@ def _read_only(shape):
     return buf
 
 
-@pytest.mark.parametrize("make, needle", [
-    (_read_only, "read-only"),
-    (lambda shape: np.zeros(shape, np.complex64), "dtype complex64"),
-    (lambda shape: np.zeros(shape, object), "dtype object"),
-    (lambda shape: np.zeros(shape, "U1"), "dtype <U1"),
-    (lambda shape: np.zeros(shape[:2], np.uint8), "shape"),
-    (lambda shape: np.zeros(shape, np.uint8).tolist(), "numpy array"),
-])
+@pytest.mark.parametrize(
+    "make, needle",
+    [
+        (_read_only, "read-only"),
+        (lambda shape: np.zeros(shape, np.complex64), "dtype complex64"),
+        (lambda shape: np.zeros(shape, object), "dtype object"),
+        (lambda shape: np.zeros(shape, "U1"), "dtype <U1"),
+        (lambda shape: np.zeros(shape[:2], np.uint8), "shape"),
+        (lambda shape: np.zeros(shape, np.uint8).tolist(), "numpy array"),
+    ],
+)
 def test_unusable_output_buffer_is_refused_at_once(make, needle):
     s: Session = make_session()
     with pytest.raises(ImageError, match=needle):

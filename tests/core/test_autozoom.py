@@ -116,8 +116,12 @@ def test_upsample_mask_is_trilinear_then_threshold():
     pred = np.zeros((4, 4, 4), dtype=np.uint8)
     pred[1:3, 1:3, 1:3] = 1
     up = az.upsample_mask(pred, (8, 8, 8))
-    ref = torch.nn.functional.interpolate(torch.from_numpy(pred)[None, None].float(), size=(8, 8, 8),
-                                          mode="trilinear", align_corners=False)[0, 0] >= 0.5
+    ref = (
+        torch.nn.functional.interpolate(
+            torch.from_numpy(pred)[None, None].float(), size=(8, 8, 8), mode="trilinear", align_corners=False
+        )[0, 0]
+        >= 0.5
+    )
     assert np.array_equal(up, ref.numpy())
     assert up[3:5, 3:5, 3:5].all() and not up[0].any() and not up[2, 2, 2]  # corner 0.75^3 < 0.5
 
@@ -257,7 +261,9 @@ def test_large_box_starts_zoomed_out():
 
 @pytest.mark.slow
 def test_same_inputs_give_the_same_mask(tiny_model_dir):
-    image = sphere_image((96, 96, 96), (48, 48, 48), 20) + np.random.default_rng(1).normal(0, 5, (96,) * 3).astype(np.float32)
+    image = sphere_image((96, 96, 96), (48, 48, 48), 20) + np.random.default_rng(1).normal(0, 5, (96,) * 3).astype(
+        np.float32
+    )
     masks = []
     for _ in range(2):
         session = Session(NetworkEngine.from_folder(tiny_model_dir, device="cpu"))
@@ -284,10 +290,19 @@ def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
     stroke[0, 5:7, 2:18] = True
     lasso = np.zeros((1, 30, 30), bool)
     lasso[0, 5:25, 8:22] = True
-    engine.load_prompts([prompt.validated(shape) for prompt in (
-        Point((20, 75, 85), True), Point((0, 3, 168), False), Point((39, 149, 0), True),
-        Scribble(stroke, ((10, 11), (60, 72), (90, 110)), True),
-        Box(((25, 26), (20, 80), (30, 90)), True), Lasso(lasso, ((5, 6), (100, 130), (120, 150)), False))])
+    engine.load_prompts(
+        [
+            prompt.validated(shape)
+            for prompt in (
+                Point((20, 75, 85), True),
+                Point((0, 3, 168), False),
+                Point((39, 149, 0), True),
+                Scribble(stroke, ((10, 11), (60, 72), (90, 110)), True),
+                Box(((25, 26), (20, 80), (30, 90)), True),
+                Lasso(lasso, ((5, 6), (100, 130), (120, 150)), False),
+            )
+        ]
+    )
     prev = (rng.random(shape) > 0.7).astype(np.uint8)
     for zoom in (1.5, 2.25, 3.375, 4.0):
         for centre in ((20, 75, 85), (2, 5, 160), (38, 140, 10)):
@@ -408,7 +423,9 @@ def test_refinement_patches_read_earlier_patches_predictions_outside_the_image()
         earlier = np.zeros(prev.shape, bool)
         for other, _ in refine[:i]:
             if all(max(lo, olo) < min(hi, ohi) for (lo, hi), (olo, ohi) in zip(box, other)):
-                earlier[tuple(slice(max(lo, olo) - lo, min(hi, ohi) - lo) for (lo, hi), (olo, ohi) in zip(box, other))] = True
+                earlier[
+                    tuple(slice(max(lo, olo) - lo, min(hi, ohi) - lo) for (lo, hi), (olo, ohi) in zip(box, other))
+                ] = True
         seen = outside & earlier
         if seen.any():
             assert (prev[seen] == 1).all(), f"patch {i} does not read earlier outside-image predictions"

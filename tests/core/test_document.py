@@ -38,7 +38,9 @@ def _two_objects(s, labels):
     records = []
     obj = np.argwhere(labels == 1)
     z, y, x = (int(v) for v in obj.mean(0).round())
-    s.add_bbox([[z, z + 1], [int(obj[:, 1].min()), int(obj[:, 1].max()) + 1], [int(obj[:, 2].min()), int(obj[:, 2].max()) + 1]])
+    s.add_bbox(
+        [[z, z + 1], [int(obj[:, 1].min()), int(obj[:, 1].max()) + 1], [int(obj[:, 2].min()), int(obj[:, 2].max()) + 1]]
+    )
     stroke = np.zeros((1, 3, 6), bool)
     stroke[0, 1, :] = True
     s.add_scribble(stroke, bbox=[[z, z + 1], [y - 1, y + 2], [x - 3, x + 3]])
@@ -60,8 +62,9 @@ def test_round_trip_keeps_masks_prompts_and_names(tmp_path):
     image, labels, s = _annotated()
     records = _two_objects(s, labels)
     assert [p.kind.value for p in records[0].prompts] == ["bbox", "scribble"]
-    doc = SessionDocument(ImageRef.of(image, "scan", tmp_path / "scan.nii.gz"), records, current=1,
-                          settings={"output": "instance"})
+    doc = SessionDocument(
+        ImageRef.of(image, "scan", tmp_path / "scan.nii.gz"), records, current=1, settings={"output": "instance"}
+    )
     path = save_document(doc, tmp_path / "s.nnisession.npz")
     back = load_document(path)
     assert back.image == doc.image and back.current == 1 and back.settings == {"output": "instance"}

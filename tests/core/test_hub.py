@@ -108,8 +108,13 @@ def test_cli_prints_the_cached_folder_and_errors_in_one_line(tmp_path, capsys, m
 def test_list_models_names_the_repository_folders_and_the_cache(tmp_path):
     write_model_folder(tmp_path / "nnInteractive_v1.0")
     (tmp_path / "half_downloaded").mkdir()  # incomplete folders are not offered as cached
-    files = ["README.md", "nnInteractive_v1.0/plans.json", "nnInteractive_v1.0/fold_0/checkpoint_final.pth",
-             "nnInteractive_v2.0/plans.json", "docs/plans/readme.md"]
+    files = [
+        "README.md",
+        "nnInteractive_v1.0/plans.json",
+        "nnInteractive_v1.0/fold_0/checkpoint_final.pth",
+        "nnInteractive_v2.0/plans.json",
+        "docs/plans/readme.md",
+    ]
     seen = []
 
     def list_files(repo_id):

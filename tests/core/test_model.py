@@ -61,8 +61,9 @@ def test_legacy_dict_metadata_defaults_and_scalar_thickness(folder):
 
 def test_supported_interactions_restrict_prompts(folder):
     (folder / "inference_session_class.json").unlink()
-    (folder / "inference_info.json").write_text(json.dumps(
-        {"supported_interactions": ["point", "bbox2d"], "supports_initial_label": False}))
+    (folder / "inference_info.json").write_text(
+        json.dumps({"supported_interactions": ["point", "bbox2d"], "supports_initial_label": False})
+    )
     engine = NetworkEngine.from_folder(folder, device="cpu", autozoom=False)
     assert engine.supported_kinds == {PromptKind.POINT, PromptKind.BBOX}
     s = Session(engine)

@@ -94,8 +94,19 @@ def test_cli_refuses_a_malicious_checkpoint_with_one_line(folder, tmp_path, caps
     _poison_checkpoint(folder, marker)
     np.save(tmp_path / "img.npy", np.zeros((8, 16, 16), np.float32))
     (tmp_path / "p.json").write_text(json.dumps({"interactions": [{"type": "point", "coord": [4, 8, 8]}]}))
-    code = segment([str(tmp_path / "img.npy"), "--prompts", str(tmp_path / "p.json"), "--model", str(folder),
-                    "-o", str(tmp_path / "o.npy"), "--device", "cpu"])
+    code = segment(
+        [
+            str(tmp_path / "img.npy"),
+            "--prompts",
+            str(tmp_path / "p.json"),
+            "--model",
+            str(folder),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--device",
+            "cpu",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "could run code" in err and "--trust-checkpoint" in err and "Traceback" not in err
     assert err.count("\n") == 1 and not marker.exists() and not (tmp_path / "o.npy").exists()
@@ -104,21 +115,31 @@ def test_cli_refuses_a_malicious_checkpoint_with_one_line(folder, tmp_path, caps
 def test_what_nnunet_checkpoints_hold_loads_weights_only(folder):
     path = folder / "fold_0" / "checkpoint_final.pth"
     ckpt = load_checkpoint(path)
-    ckpt.update({
-        "optimizer_state": {"state": {}, "param_groups": [{"lr": 0.01, "momentum": 0.99, "nesterov": True}]},
-        "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0},
-        "logging": {"mean_fg_dice": [np.float64(0.5)], "ema_fg_dice": [np.float64(0.4)],
-                    "dice_per_class_or_region": [[np.float32(0.3)]], "train_losses": [np.float64(0.2)],
-                    "epoch_start_timestamps": [1.5], "lrs": [np.float64(0.01)]},
-        "_best_ema": np.float64(0.45), "current_epoch": 1000,
-        "init_args": {**ckpt["init_args"], "device": torch.device("cpu"), "unpack_dataset": True},
-    })
+    ckpt.update(
+        {
+            "optimizer_state": {"state": {}, "param_groups": [{"lr": 0.01, "momentum": 0.99, "nesterov": True}]},
+            "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "_growth_tracker": 0},
+            "logging": {
+                "mean_fg_dice": [np.float64(0.5)],
+                "ema_fg_dice": [np.float64(0.4)],
+                "dice_per_class_or_region": [[np.float32(0.3)]],
+                "train_losses": [np.float64(0.2)],
+                "epoch_start_timestamps": [1.5],
+                "lrs": [np.float64(0.01)],
+            },
+            "_best_ema": np.float64(0.45),
+            "current_epoch": 1000,
+            "init_args": {**ckpt["init_args"], "device": torch.device("cpu"), "unpack_dataset": True},
+        }
+    )
     torch.save(ckpt, path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded = load_checkpoint(path)
     assert loaded["current_epoch"] == 1000 and float(loaded["_best_ema"]) == 0.45
-    assert "numpy.dtype" in allowed_names() and not any(n.startswith(("builtins", "os", "posix")) for n in allowed_names())
+    assert "numpy.dtype" in allowed_names() and not any(
+        n.startswith(("builtins", "os", "posix")) for n in allowed_names()
+    )
 
 
 def test_numpy_arrays_in_a_checkpoint_are_refused(folder):
@@ -149,12 +170,15 @@ def test_a_checkpoint_whose_pickle_unpacks_to_gigabytes_is_refused_before_unpick
         load_checkpoint(bomb)
 
 
-@pytest.mark.parametrize("ckpt, match", [
-    ({"network_weights": [1, 2]}, "no 'network_weights' dictionary"),
-    ({"network_weights": {"w": 3}}, "not a named tensor"),
-    ({"network_weights": {}, "init_args": ["configuration"]}, "'init_args' must be a dictionary"),
-    ([1, 2, 3], "no 'network_weights'"),
-])
+@pytest.mark.parametrize(
+    "ckpt, match",
+    [
+        ({"network_weights": [1, 2]}, "no 'network_weights' dictionary"),
+        ({"network_weights": {"w": 3}}, "not a named tensor"),
+        ({"network_weights": {}, "init_args": ["configuration"]}, "'init_args' must be a dictionary"),
+        ([1, 2, 3], "no 'network_weights'"),
+    ],
+)
 def test_checkpoint_fields_of_the_wrong_type(tmp_path, ckpt, match):
     torch.save(ckpt, tmp_path / "c.pth")
     with pytest.raises(CheckpointError, match=match):
@@ -182,14 +206,17 @@ def _edit_arch(folder: Path, **changes) -> None:
     (folder / "plans.json").write_text(json.dumps(plans))
 
 
-@pytest.mark.parametrize("changes", [
-    {"network_class_name": "torch.hub.load"},
-    {"network_class_name": "torch.nn.modules.module.Module"},
-    {"network_class_name": "os.system"},
-    {"kw_conv_op": "torch.hub.load"},
-    {"kw_nonlin": "builtins.eval"},
-    {"kw_norm_op": "hubconf.Evil"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"network_class_name": "torch.hub.load"},
+        {"network_class_name": "torch.nn.modules.module.Module"},
+        {"network_class_name": "os.system"},
+        {"kw_conv_op": "torch.hub.load"},
+        {"kw_nonlin": "builtins.eval"},
+        {"kw_norm_op": "hubconf.Evil"},
+    ],
+)
 def test_plans_can_only_name_allowlisted_classes_and_never_run_the_folders_files(folder, tmp_path, changes):
     marker = tmp_path / "marker"
     (folder / "hubconf.py").write_text(f"{_marker_code(marker)}\nEvil = None\ndef load(*a, **k):\n    pass\n")
@@ -199,48 +226,57 @@ def test_plans_can_only_name_allowlisted_classes_and_never_run_the_folders_files
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("file, data, match", [
-    ("plans.json", [], "no 'configurations' object"),
-    ("plans.json", {"configurations": []}, "no 'configurations' object"),
-    ("plans.json", {"configurations": {"3d_fullres_ps192_bs24": 5}}, "must be a JSON object"),
-    ("dataset.json", [], "must hold a JSON object"),
-    ("dataset.json", {"channel_names": "CT"}, "channel_names must be an object"),
-    ("dataset.json", {"channel_names": {str(i): "x" for i in range(100)}}, "channel_names must be an object"),
-    ("inference_info.json", {"point_radius": "4"}, "point_radius' must be an integer or a number"),
-    ("inference_info.json", {"interaction_decay": 7}, "interaction_decay = 7 is out of range"),
-    ("inference_info.json", {"preferred_scribble_thickness": [1, None, 2]}, r"preferred_scribble_thickness\[1\]"),
-    ("inference_info.json", {"supported_interactions": "point"}, "must be a list"),
-    ("inference_info.json", {"supported_interactions": [1, 2]}, "list of names"),
-    ("inference_info.json", {"supports_initial_label": "yes"}, "must be true or false"),
-    ("inference_info.json", {"pad_mode_image": 3}, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "file, data, match",
+    [
+        ("plans.json", [], "no 'configurations' object"),
+        ("plans.json", {"configurations": []}, "no 'configurations' object"),
+        ("plans.json", {"configurations": {"3d_fullres_ps192_bs24": 5}}, "must be a JSON object"),
+        ("dataset.json", [], "must hold a JSON object"),
+        ("dataset.json", {"channel_names": "CT"}, "channel_names must be an object"),
+        ("dataset.json", {"channel_names": {str(i): "x" for i in range(100)}}, "channel_names must be an object"),
+        ("inference_info.json", {"point_radius": "4"}, "point_radius' must be an integer or a number"),
+        ("inference_info.json", {"interaction_decay": 7}, "interaction_decay = 7 is out of range"),
+        ("inference_info.json", {"preferred_scribble_thickness": [1, None, 2]}, r"preferred_scribble_thickness\[1\]"),
+        ("inference_info.json", {"supported_interactions": "point"}, "must be a list"),
+        ("inference_info.json", {"supported_interactions": [1, 2]}, "list of names"),
+        ("inference_info.json", {"supports_initial_label": "yes"}, "must be true or false"),
+        ("inference_info.json", {"pad_mode_image": 3}, "must be a string"),
+    ],
+)
 def test_model_json_fields_of_the_wrong_type(folder, file, data, match):
     (folder / file).write_text(json.dumps(data))
     with pytest.raises(ModelFolderError, match=match):
         load_model_folder(folder)
 
 
-@pytest.mark.parametrize("changes, match", [
-    ({"kw_features_per_stage": [10**9, 16, 32]}, "out of range"),
-    ({"kw_n_stages": "three"}, "must be an integer"),
-    ({"arch_kwargs": [1]}, "'arch_kwargs' must be an object"),
-    ({"_kw_requires_import": "conv_op"}, "'_kw_requires_import' must be a list"),
-    ({"kw_kernel_sizes": None}, "cannot build"),
-    ({"kw_kernel_sizes": [[51, 51, 51]] * 3}, "kernel_sizes.*out of range"),
-    ({"kw_n_blocks_per_stage": [200000, 1, 1]}, "n_blocks_per_stage.*out of range"),
-    ({"kw_n_conv_per_stage_decoder": [200000, 1]}, "n_conv_per_stage_decoder.*out of range"),
-])
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"kw_features_per_stage": [10**9, 16, 32]}, "out of range"),
+        ({"kw_n_stages": "three"}, "must be an integer"),
+        ({"arch_kwargs": [1]}, "'arch_kwargs' must be an object"),
+        ({"_kw_requires_import": "conv_op"}, "'_kw_requires_import' must be a list"),
+        ({"kw_kernel_sizes": None}, "cannot build"),
+        ({"kw_kernel_sizes": [[51, 51, 51]] * 3}, "kernel_sizes.*out of range"),
+        ({"kw_n_blocks_per_stage": [200000, 1, 1]}, "n_blocks_per_stage.*out of range"),
+        ({"kw_n_conv_per_stage_decoder": [200000, 1]}, "n_conv_per_stage_decoder.*out of range"),
+    ],
+)
 def test_plans_architecture_fields_of_the_wrong_type_or_size(folder, changes, match):
     _edit_arch(folder, **changes)
     with pytest.raises(ModelFolderError, match=match):
         load_model_folder(folder)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"[" * 100_000 + b"]" * 100_000, "deeper than"),
-    (b"\xff\xfe garbage", "not UTF-8|not valid JSON"),
-    (b'{"configurations": NaN}', "not a number JSON allows"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "deeper than"),
+        (b"\xff\xfe garbage", "not UTF-8|not valid JSON"),
+        (b'{"configurations": NaN}', "not a number JSON allows"),
+    ],
+)
 def test_hostile_plans_files(folder, content, match):
     (folder / "plans.json").write_bytes(content)
     with pytest.raises(ModelFolderError, match=match):
@@ -430,8 +466,12 @@ def test_export_never_replaces_a_foreign_folder_the_image_or_a_file_with_a_folde
     (tmp_path / "x.zarr" / "keep.txt").write_text("mine")
     (tmp_path / "f.zarr").write_bytes(b"a file")
     (tmp_path / "img.nii.gz").write_bytes(b"the scan")
-    for path, match in (("x.nii.gz", "existing folder"), ("x.zarr", "other contents"), ("f.zarr", "existing file"),
-                        ("img.nii.gz", "also an input")):
+    for path, match in (
+        ("x.nii.gz", "existing folder"),
+        ("x.zarr", "other contents"),
+        ("f.zarr", "existing file"),
+        ("img.nii.gz", "also an input"),
+    ):
         with pytest.raises(VolumeIOError, match=match):
             write_label_map(tmp_path / path, labels, inputs=[tmp_path / "img.nii.gz"])
     assert (tmp_path / "x.nii.gz" / "keep.txt").read_text() == "mine" and (tmp_path / "x.zarr" / "keep.txt").exists()
@@ -469,8 +509,9 @@ def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_v
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the loud "full unpickling" warning when accepted
         w.initialize()
-        qtbot.waitUntil(lambda: w.loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept),
-                        timeout=60000)
+        qtbot.waitUntil(
+            lambda: w.loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept), timeout=60000
+        )
     assert len(asked) == 1 and asked[0].names == ["builtins.exec"]
     assert marker.exists() == accept and w.annotator.ready == accept
     if not accept:
@@ -543,7 +584,19 @@ def test_a_plans_file_that_breaks_the_forward_pass_is_a_user_error(folder, tmp_p
     _edit_arch(folder, kw_nonlin_kwargs={"negative_slope": "abc"})
     np.save(tmp_path / "img.npy", np.random.default_rng(0).normal(size=(8, 16, 16)).astype(np.float32))
     (tmp_path / "p.json").write_text(json.dumps({"interactions": [{"type": "point", "coord": [4, 8, 8]}]}))
-    code = segment([str(tmp_path / "img.npy"), "--prompts", str(tmp_path / "p.json"), "--model", str(folder),
-                    "-o", str(tmp_path / "o.npy"), "--device", "cpu", "-q"])
+    code = segment(
+        [
+            str(tmp_path / "img.npy"),
+            "--prompts",
+            str(tmp_path / "p.json"),
+            "--model",
+            str(folder),
+            "-o",
+            str(tmp_path / "o.npy"),
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "plans file's architecture settings are damaged" in err and "Traceback" not in err

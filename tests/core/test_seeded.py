@@ -54,7 +54,9 @@ def test_negative_point_separates_a_touching_neighbour():
 
 def test_roi_grows_until_a_large_object_fits():
     big = sphere((96, 96, 96), (48, 48, 48), 40)
-    img = np.where(big, 120.0, 40.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, big.shape).astype(np.float32)
+    img = np.where(big, 120.0, 40.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, big.shape).astype(
+        np.float32
+    )
     s = Session(SeededWatershedEngine())
     s.set_image(img)
     s.add_point((48, 48, 48))
@@ -103,7 +105,10 @@ def test_cli_without_a_model_uses_the_weight_free_engine(tmp_path, capsys):
     img, a, _ = _scene(with_b=False)
     np.save(tmp_path / "img.npy", img)
     (tmp_path / "p.json").write_text(json.dumps({"interactions": [{"type": "point", "coord": list(A_C)}]}))
-    assert segment_main([str(tmp_path / "img.npy"), "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "m.npy")]) == 0
+    assert (
+        segment_main([str(tmp_path / "img.npy"), "--prompts", str(tmp_path / "p.json"), "-o", str(tmp_path / "m.npy")])
+        == 0
+    )
     assert "weight-free" in capsys.readouterr().out
     assert dice(np.load(tmp_path / "m.npy"), a) > 0.8
 
@@ -131,7 +136,10 @@ def test_coarse_to_fine_on_large_regions_matches_full_resolution_quality():
     image, labels = synthetic_volume((48, 160, 160), seed=2)
     for value in range(1, 5):
         ref, reached = labels == value, {}
-        for name, cfg in (("full", SeededConfig(full_res_voxels=10**12)), ("coarse", SeededConfig(full_res_voxels=50_000))):
+        for name, cfg in (
+            ("full", SeededConfig(full_res_voxels=10**12)),
+            ("coarse", SeededConfig(full_res_voxels=50_000)),
+        ):
             s = Session(SeededWatershedEngine(cfg))
             s.set_image(image)
             s.add_prompt(sim.box_prompt(ref))
@@ -151,10 +159,11 @@ def test_fast_helpers_equal_the_plain_scipy_versions():
     rng = np.random.default_rng(0)
     for density in (0.0, 0.02, 0.5):
         mask = ndimage.binary_opening(rng.random((20, 30, 25)) < density) if density else np.zeros((20, 30, 25), bool)
-        mask |= ndimage.binary_dilation(rng.random(mask.shape) < density / 10, iterations=2) ^ (rng.random(mask.shape) < 0.3)
+        mask |= ndimage.binary_dilation(rng.random(mask.shape) < density / 10, iterations=2) ^ (
+            rng.random(mask.shape) < 0.3
+        )
         assert np.array_equal(_fill_holes(mask), ndimage.binary_fill_holes(mask))
-        expected = None if not mask.any() else tuple(
-            (int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
+        expected = None if not mask.any() else tuple((int(i.min()), int(i.max()) + 1) for i in np.nonzero(mask))
         assert nonzero_bbox(mask) == expected
 
 

@@ -183,7 +183,11 @@ class OracleEngine(Engine):
         if isinstance(p, Point):
             value = self.labels[p.coord]
         else:  # the object most of the prompt's voxels fall on
-            under = self.labels[bbox_to_slices(p.bbox)] if isinstance(p, Box) else self.labels[bbox_to_slices(p.bbox)][p.mask]
+            under = (
+                self.labels[bbox_to_slices(p.bbox)]
+                if isinstance(p, Box)
+                else self.labels[bbox_to_slices(p.bbox)][p.mask]
+            )
             under = under[under > 0]
             value = np.bincount(under.ravel()).argmax() if under.size else 0
         return [(tuple((0, n) for n in mask.shape), (self.labels == value).astype(np.uint8))]
@@ -216,7 +220,9 @@ def test_same_seed_same_run_and_labels_filter(tiny_model_dir):
         session = Session(NetworkEngine.from_folder(tiny_model_dir, device="cpu", autozoom=False))
         session.set_image(image)
         runs = evaluate(session, labels, ["random", "sunk-cost"], n_interactions=3, seed=5, wanted=[3])
-        results.append([(r.agent, r.label, r.dices, [s.kind for s in r.steps], [s.positive for s in r.steps]) for r in runs])
+        results.append(
+            [(r.agent, r.label, r.dices, [s.kind for s in r.steps], [s.positive for s in r.steps]) for r in runs]
+        )
     assert results[0] == results[1]
     assert [r[:2] for r in results[0]] == [("random", 3), ("sunk-cost", 3)]
     with pytest.raises(ValueError, match="do not occur"):
@@ -241,9 +247,23 @@ def test_cli_writes_csv_table_plot_and_replayable_prompt_logs(tmp_path, tiny_mod
     _nii(tmp_path / "img.nii.gz", image)
     _nii(tmp_path / "lab.nii.gz", labels)
     out = tmp_path / "res"
-    code = eval_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "lab.nii.gz"), "--model", str(tiny_model_dir),
-                      "--agent", "random,lasso", "--interactions", "2", "--out", str(out), "--device", "cpu",
-                      "--no-autozoom"])
+    code = eval_main(
+        [
+            str(tmp_path / "img.nii.gz"),
+            str(tmp_path / "lab.nii.gz"),
+            "--model",
+            str(tiny_model_dir),
+            "--agent",
+            "random,lasso",
+            "--interactions",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-autozoom",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -256,8 +276,25 @@ def test_cli_writes_csv_table_plot_and_replayable_prompt_logs(tmp_path, tiny_mod
     # replay one object's prompt log through nninteractive-segment: same Dice after every step
     log = out / "prompts" / "random_label3.json"
     steps = tmp_path / "steps.npz"
-    assert segment_main([str(tmp_path / "img.nii.gz"), "--prompts", str(log), "--model", str(tiny_model_dir),
-                         "-o", str(tmp_path / "m.nii.gz"), "--device", "cpu", "--no-autozoom", "--save-steps", str(steps)]) == 0
+    assert (
+        segment_main(
+            [
+                str(tmp_path / "img.nii.gz"),
+                "--prompts",
+                str(log),
+                "--model",
+                str(tiny_model_dir),
+                "-o",
+                str(tmp_path / "m.nii.gz"),
+                "--device",
+                "cpu",
+                "--no-autozoom",
+                "--save-steps",
+                str(steps),
+            ]
+        )
+        == 0
+    )
     recorded = [float(r["dice"]) for r in rows if r["agent"] == "random" and r["label"] == "3" and r["prompt"]]
     replayed = [dice(m, labels == 3) for m in (np.load(steps)[k] for k in sorted(np.load(steps).files))]
     assert replayed == pytest.approx(recorded, abs=1e-6)
@@ -268,7 +305,16 @@ def test_cli_errors_are_one_line(tmp_path, tiny_model_dir, capsys):
     _nii(tmp_path / "lab.nii.gz", np.ones((8, 8, 9), np.uint8))
     code = eval_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "lab.nii.gz"), "--model", str(tiny_model_dir)])
     assert code == 2 and "same grid" in capsys.readouterr().err
-    code = eval_main([str(tmp_path / "img.nii.gz"), str(tmp_path / "lab.nii.gz"), "--model", str(tiny_model_dir), "--agent", "psychic"])
+    code = eval_main(
+        [
+            str(tmp_path / "img.nii.gz"),
+            str(tmp_path / "lab.nii.gz"),
+            "--model",
+            str(tiny_model_dir),
+            "--agent",
+            "psychic",
+        ]
+    )
     assert code == 2 and "unknown agent" in capsys.readouterr().err
 
 
@@ -279,8 +325,25 @@ VERT = DATA_DIR / "tptbox" / "sub-ct_seg-vert_label-22_msk.nii.gz"
 @pytest.mark.skipif(not CT.exists(), reason=f"shared data not found at {CT} (set NNINTERACTIVE_TEST_DATA)")
 def test_cli_on_real_ct_vertebrae(tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "res"
-    code = eval_main([str(CT), str(VERT), "--labels", "21,22", "--model", str(tiny_model_dir), "--agent", "point",
-                      "--interactions", "2", "--out", str(out), "--device", "cpu", "--no-autozoom"])
+    code = eval_main(
+        [
+            str(CT),
+            str(VERT),
+            "--labels",
+            "21,22",
+            "--model",
+            str(tiny_model_dir),
+            "--agent",
+            "point",
+            "--interactions",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--no-autozoom",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 6 and all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
@@ -296,9 +359,11 @@ def test_summary_table_columns_line_up_whatever_the_name_lengths():
         steps = [Step(k, "point", True, v, 0.25, 1) for k, v in enumerate(d)]
         return ObjectRun("img", label, agent, engine, steps)
 
-    runs = [run("weight-free (seeded watershed)", "random", 1, [0.5, 0.9]),
-            run("weight-free (seeded watershed)", "random", 12, [0.25, 1.0]),
-            run("net", "sunk-cost", 3, [0.1, 0.2])]
+    runs = [
+        run("weight-free (seeded watershed)", "random", 1, [0.5, 0.9]),
+        run("weight-free (seeded watershed)", "random", 12, [0.25, 1.0]),
+        run("net", "sunk-cost", 3, [0.1, 0.2]),
+    ]
     lines = summary_table(runs).splitlines()
     rows = [line for line in lines[2:] if line]
     assert len(rows) == 5 and lines[1] == "-" * len(lines[0])

@@ -21,9 +21,11 @@ from ..conftest import ThresholdNet, fake_model, sphere, sphere_image
 
 SHAPE, C, R = (32, 48, 48), (16, 24, 24), 8
 
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
+
 
 def _initialize(viewer, qtbot, image, **layer_kw):
     """Add ``image`` and press Initialize with an empty model field (the weight-free engine)."""
@@ -36,11 +38,14 @@ def _initialize(viewer, qtbot, image, **layer_kw):
     qtbot.waitUntil(lambda: w.loader is None, timeout=60000)
     return w, layer, msgs
 
+
 def _our_layers(viewer):
     return [layer.name for layer in viewer.layers if layer.name.startswith("nnInteractive")]
 
+
 def _settle(w):
     w.annotator.runner.wait(60)
+
 
 def _segmented(viewer, qtbot):
     """An initialized widget with one object; returns the widget, messages and the labels before."""
@@ -52,16 +57,20 @@ def _segmented(viewer, qtbot):
     assert labels.any()
     return w, msgs, labels
 
+
 def _unchanged(viewer, labels):
     return np.array_equal(np.asarray(viewer.layers["nnInteractive objects"].data), labels)
 
+
 # ----------------------------------------------------------------------------- images
+
 
 @pytest.mark.qt
 def test_all_zero_image_is_refused_with_a_message(viewer, qtbot):
     w, layer, _ = _initialize(viewer, qtbot, np.zeros(SHAPE, np.int16))
     assert "all zero" in w.status_label.text() and not w.annotator.ready
     assert not layer.data.any() and not _our_layers(viewer)
+
 
 @pytest.mark.qt
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
@@ -73,6 +82,7 @@ def test_nan_or_inf_voxels_are_refused_with_a_message(viewer, qtbot, bad):
     assert "NaN or infinite" in w.status_label.text() and not w.annotator.ready
     assert np.array_equal(layer.data, original, equal_nan=True) and not _our_layers(viewer)
 
+
 def _lazy_array(kind, image):
     if kind == "dask":
         return pytest.importorskip("dask.array").from_array(image, chunks=(8, 48, 48))
@@ -80,6 +90,7 @@ def _lazy_array(kind, image):
     arr = zarr.create_array(store={}, shape=image.shape, dtype=image.dtype, chunks=(8, 48, 48))
     arr[...] = image
     return arr
+
 
 @pytest.mark.qt
 @pytest.mark.parametrize("kind", ["dask", "zarr"])
@@ -95,6 +106,7 @@ def test_dask_or_zarr_image_stays_lazy_and_segments_like_the_in_memory_one(viewe
     expected.add_point(C)
     assert np.array_equal(lazy_labels > 0, expected.mask > 0) and lazy_labels.any()
 
+
 @pytest.mark.qt
 def test_multiscale_image_prompts_land_on_the_full_resolution_level(viewer, qtbot):
     da = pytest.importorskip("dask.array")
@@ -108,6 +120,7 @@ def test_multiscale_image_prompts_land_on_the_full_resolution_level(viewer, qtbo
     labels = np.asarray(viewer.layers["nnInteractive objects"].data)
     assert labels.shape == SHAPE and labels[C] > 0 and (labels > 0).sum() > 0.8 * sphere(SHAPE, C, R).sum()
 
+
 @pytest.mark.qt
 def test_image_whose_masks_would_not_fit_in_memory_is_refused(viewer, qtbot, monkeypatch):
     da = pytest.importorskip("dask.array")
@@ -117,6 +130,7 @@ def test_image_whose_masks_would_not_fit_in_memory_is_refused(viewer, qtbot, mon
     text = w.status_label.text()
     assert "working memory" in text and "lower-resolution level" in text and not w.annotator.ready
     assert layer.data is image and not _our_layers(viewer)
+
 
 class _CountingArray:
     """An array read on demand that records how many voxels each read asks for."""
@@ -128,6 +142,7 @@ class _CountingArray:
         out = self.values[key]
         self.reads.append(out.size)
         return out
+
 
 def test_lazy_image_is_read_a_slab_at_a_time_and_gives_the_same_masks_and_statistics(monkeypatch):
     monkeypatch.setattr(lazy, "SLAB_BYTES", 48 * 48 * 4 * 5)  # five slices per read
@@ -146,7 +161,9 @@ def test_lazy_image_is_read_a_slab_at_a_time_and_gives_the_same_masks_and_statis
         s.add_bbox([[16, 17], [4, 17], [4, 17]])
     assert np.array_equal(s_lazy.mask, s_mem.mask) and s_lazy.mask.any()
 
+
 # ----------------------------------------------------------------------------- prompts
+
 
 @pytest.mark.qt
 def test_point_outside_the_image_says_so_and_changes_nothing(viewer, qtbot):
@@ -154,6 +171,7 @@ def test_point_outside_the_image_says_so_and_changes_nothing(viewer, qtbot):
     w.annotator.prompt_layers[Tool.POINT].add([16, 24, 300])
     _settle(w)
     assert "outside the image" in msgs[-1] and _unchanged(viewer, labels)
+
 
 @pytest.mark.qt
 def test_zero_area_box_and_lasso_say_so_and_change_nothing(viewer, qtbot):
@@ -165,6 +183,7 @@ def test_zero_area_box_and_lasso_say_so_and_change_nothing(viewer, qtbot):
     a.prompt_layers[Tool.LASSO].add_polygons(np.array([[16, 30, 10], [16, 30, 20], [16, 30, 40]], float))
     _settle(w)
     assert "lasso has no area" in msgs[-1] and _unchanged(viewer, labels)
+
 
 def test_empty_scribble_and_lasso_through_the_api_say_so_and_keep_the_mask():
     s = Session(SeededWatershedEngine())
@@ -179,6 +198,7 @@ def test_empty_scribble_and_lasso_through_the_api_say_so_and_keep_the_mask():
         s.add_bbox([[40, 50], [0, 5], [0, 5]])
     assert np.array_equal(s.mask, before) and len(s.prompt_history) == 1
 
+
 def test_3d_box_on_a_model_with_2d_boxes_says_so_and_keeps_the_mask():
     s = Session(NetworkEngine(fake_model(ThresholdNet(0.5)), device="cpu", autozoom=False))
     assert not s.engine.supports_3d_box
@@ -190,7 +210,9 @@ def test_3d_box_on_a_model_with_2d_boxes_says_so_and_keeps_the_mask():
     assert "one slice" in str(err.value) or "extent 1" in str(err.value)
     assert np.array_equal(s.mask, before) and len(s.prompt_history) == 1
 
+
 # ----------------------------------------------------------------------------- faults
+
 
 class _OomOnce(ThresholdNet):
     """Runs out of accelerator memory on its first pass, then works."""
@@ -212,6 +234,7 @@ class _OomOnce(ThresholdNet):
     def eval(self):
         return self
 
+
 @pytest.mark.qt
 def test_gpu_out_of_memory_retries_on_the_cpu_with_a_message(viewer, qtbot):
     net = _OomOnce()
@@ -228,6 +251,7 @@ def test_gpu_out_of_memory_retries_on_the_cpu_with_a_message(viewer, qtbot):
     assert any("ran out of memory" in m and "on the CPU" in m for m in msgs)
     assert np.array_equal(np.asarray(viewer.layers["nnInteractive objects"].data) > 0, sphere(SHAPE, C, R))
     assert np.array_equal(layer.data, sphere_image(SHAPE, C, R))  # the image is untouched
+
 
 def test_out_of_memory_on_the_cpu_keeps_the_mask_and_the_prompt_queued():
     net = _OomOnce()

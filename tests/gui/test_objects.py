@@ -16,14 +16,17 @@ pytestmark = pytest.mark.qt
 
 SHAPE, A, B = (40, 48, 120), (20, 24, 30), (20, 24, 90)
 
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
+
 
 def _image():
     img = sphere_image(SHAPE, A, 10)
     img[sphere(SHAPE, B, 8)] = 100
     return img
+
 
 def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
     """The widget on the two-blob image with the weight-free engine; two objects segmented."""
@@ -42,17 +45,21 @@ def _start(viewer, mode=OutputMode.INSTANCE, class_id=1, **layer_kw):
             a.next_object()
     return w, a, msgs
 
+
 def _settle(a, qtbot=None):
     a.runner.wait(60)
+
 
 def _labels(viewer, name="nnInteractive objects"):
     return np.asarray(viewer.layers[name].data)
 
+
 def _halves(mask):
     """The first object (left blob) and the second (right blob) of a mask."""
     left = mask.copy()
-    left[:, :, SHAPE[2] // 2:] = False
+    left[:, :, SHAPE[2] // 2 :] = False
     return left, mask & ~left
+
 
 def _click_row(qtbot, w, row):
     from qtpy.QtCore import Qt
@@ -61,10 +68,12 @@ def _click_row(qtbot, w, row):
     rect = table.visualItemRect(table.item(row, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
 
+
 def _negative_box(a, z, y0, y1, x0, x1):
     a.set_polarity(False)
     a.prompt_layers[Tool.BBOX].add_rectangles(np.array([[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]], float))
     a.set_polarity(True)
+
 
 def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_changes_only_it(viewer, qtbot):
     w, a, _ = _start(viewer)
@@ -80,7 +89,7 @@ def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_cha
     after = _labels(viewer)
     assert np.array_equal(after == 2, before == 2)  # the other object is untouched
     assert 0 < (after == 1).sum() < (before == 1).sum() and not ((after == 1) & (before != 1)).any()
-    assert not (after == 1)[A[0], A[1] - 12:A[1] + 12, A[2] + 2:A[2] + 12].any()  # the negative box is cut away
+    assert not (after == 1)[A[0], A[1] - 12 : A[1] + 12, A[2] + 2 : A[2] + 12].any()  # the negative box is cut away
     assert len(a.histories[0]) == 2 and len(a.histories[1]) == 1
     a.next_object()  # a fresh object never reuses an existing object's id or value
     assert a.object_id == 2
@@ -92,6 +101,7 @@ def test_clicking_an_earlier_object_reopens_it_with_its_history_and_refining_cha
     a.prompt_layers[Tool.POINT].add([A[0], A[1], A[2] + 6])
     _settle(a)
     assert set(np.unique(_labels(viewer))) == {0, 1, 2, 3} and np.array_equal(_labels(viewer) == 2, before == 2)
+
 
 def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
     w, a, _ = _start(viewer, OutputMode.SEMANTIC, class_id=3)
@@ -109,6 +119,7 @@ def test_semantic_objects_of_one_class_keep_their_own_voxels(viewer, qtbot):
     after = _labels(viewer)
     assert np.array_equal(after[:, :, 60:], before[:, :, 60:])  # the class's other object is untouched
     assert (after[:, :, :60] == 3).sum() < (before[:, :, :60] == 3).sum()
+
 
 def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_one(viewer, qtbot):
     w, a, _ = _start(viewer)
@@ -131,6 +142,7 @@ def test_delete_erases_only_that_object_and_deleting_the_current_starts_a_fresh_
     _settle(a)
     assert np.array_equal(_labels(viewer), before) and a.object_id == 1 and w.objects_panel.table.rowCount() == 2
 
+
 def test_hide_show_and_rename_objects(viewer, qtbot):
     from qtpy.QtCore import Qt
 
@@ -148,12 +160,14 @@ def test_hide_show_and_rename_objects(viewer, qtbot):
     doc = object_sources(a, w.image_ref).build()
     assert [r.name for r in doc.objects] == ["object 1", "kidney"]
 
+
 def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):
     from qtpy.QtCore import Qt
 
     w, _a, _ = _start(viewer, OutputMode.SEPARATE)
     w.objects_panel.table.item(1, 2).setCheckState(Qt.CheckState.Unchecked)
     assert not viewer.layers["nnInteractive object 2"].visible and viewer.layers["nnInteractive object 1"].visible
+
 
 def _export(w, path, kind="instance"):
     w.objects_panel.kind_combo.setCurrentText(kind)
@@ -164,6 +178,7 @@ def _export(w, path, kind="instance"):
         while w.objects_panel.export_worker is not None:
             QCoreApplication.processEvents()
 
+
 def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
     w, _a, _msgs = _start(viewer, OutputMode.SEMANTIC, class_id=4, scale=(2.0, 0.5, 0.5), translate=(10, 0, -5))
     labels = _labels(viewer)
@@ -171,7 +186,7 @@ def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
     _export(w, tmp_path / "o.nii.gz")
     img = nib.load(str(tmp_path / "o.nii.gz"))
     assert np.array_equal(np.asarray(img.dataobj), one * 1 + two * 2)  # instance: 1..N in list order
-    assert np.allclose(img.affine, [[2, 0, 0, 10], [0, .5, 0, 0], [0, 0, .5, -5], [0, 0, 0, 1]])
+    assert np.allclose(img.affine, [[2, 0, 0, 10], [0, 0.5, 0, 0], [0, 0, 0.5, -5], [0, 0, 0, 1]])
     assert "as an instance map" in w.status_label.text() and "scale and translation" in w.status_label.text()
     _export(w, tmp_path / "o.tif", "semantic")
     assert np.array_equal(tifffile.imread(tmp_path / "o.tif"), labels)  # semantic: the class ids
@@ -195,6 +210,7 @@ def test_export_formats_kinds_and_names(viewer, qtbot, tmp_path):
     _export(w, tmp_path / "o.png")
     assert "unknown export type" in w.status_label.text()
 
+
 def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
     from napari_nninteractive.io.export import default_path, nifti_affine
 
@@ -206,6 +222,7 @@ def test_nifti_export_keeps_the_source_affine(viewer, qtbot, tmp_path):
     got, origin = nifti_affine((5, 5, 5), src, scale=(1, 2, 3))  # another grid: not the source's affine
     assert np.allclose(np.diag(got)[:3], [1, 2, 3]) and "scale" in origin
     assert default_path("scan", src, "nifti") == tmp_path / "ct_042_instance.nii.gz"
+
 
 def test_switching_objects_with_queued_prompts_asks_to_run_them_first(viewer, qtbot):
     w, a, msgs = _start(viewer)

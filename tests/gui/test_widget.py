@@ -15,9 +15,11 @@ pytestmark = pytest.mark.qt
 
 SHAPE, C, R = (48, 64, 64), (24, 32, 32), 10
 
+
 @pytest.fixture
 def viewer(make_napari_viewer):
     return make_napari_viewer()
+
 
 def _widget(viewer, image=None, net=None, messages=None, **layer_kw):
     layer = viewer.add_image(sphere_image(SHAPE, C, R) if image is None else image, name="scan", **layer_kw)
@@ -26,21 +28,29 @@ def _widget(viewer, image=None, net=None, messages=None, **layer_kw):
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     return w, layer, msgs
 
+
 def _attach(w, layer, net=None, autozoom=False):
-    return w.start_with_engine(layer, NetworkEngine(fake_model(net or ThresholdNet(0.5)), device="cpu", autozoom=autozoom))
+    return w.start_with_engine(
+        layer, NetworkEngine(fake_model(net or ThresholdNet(0.5)), device="cpu", autozoom=autozoom)
+    )
+
 
 def _settle(w, qtbot):
     w.annotator.runner.wait(60)
     qtbot.wait(20)
 
+
 def _output(viewer, name="nnInteractive objects"):
     return next(layer for layer in viewer.layers if layer.name == name)
 
+
 # ----------------------------------------------------------------------------- manifest and init
+
 
 def test_widget_opens_from_the_plugin_manifest(viewer):
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")
     assert isinstance(widget, NNInteractiveWidget)
+
 
 def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_model_dir, tmp_path):
     w, _layer, _msgs = _widget(viewer)
@@ -58,12 +68,14 @@ def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_mode
     assert "CPU" in w.status_label.text()
     assert w.annotator.ready
 
+
 def test_initialize_without_image_says_what_to_do(viewer):
     w = NNInteractiveWidget(viewer)
     msgs = []
     w.annotator.notify = lambda msg, level="info": msgs.append(msg)
     w.initialize()
     assert "No image layer" in msgs[-1]
+
 
 def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
     w, _layer, _ = _widget(viewer)
@@ -78,7 +90,9 @@ def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
     got = _output(viewer).data > 0
     assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
 
+
 # ----------------------------------------------------------------------------- prompts
+
 
 def test_point_box_scribble_and_lasso_each_produce_the_mask(viewer, qtbot):
     w, layer, _ = _widget(viewer)
@@ -94,7 +108,9 @@ def test_point_box_scribble_and_lasso_each_produce_the_mask(viewer, qtbot):
         _settle(w, qtbot)
         assert not out.data.any()
         if draw == "box":
-            a.prompt_layers[Tool.BBOX].add_rectangles(np.array([[24, 25, 25], [24, 25, 39], [24, 39, 39], [24, 39, 25]]))
+            a.prompt_layers[Tool.BBOX].add_rectangles(
+                np.array([[24, 25, 25], [24, 25, 39], [24, 39, 39], [24, 39, 25]])
+            )
         elif draw == "scribble":
             scrib = a.prompt_layers[Tool.SCRIBBLE]
             scrib.selected_label = 1
@@ -108,6 +124,7 @@ def test_point_box_scribble_and_lasso_each_produce_the_mask(viewer, qtbot):
     scrib = a.prompt_layers[Tool.SCRIBBLE]
     assert set(np.unique(scrib.data)) <= {0, 3}  # consumed strokes stay visible (value 3)
 
+
 def test_negative_prompts_and_polarity_colours(viewer, qtbot):
     w, layer, _ = _widget(viewer)
     a = _attach(w, layer)
@@ -119,6 +136,7 @@ def test_negative_prompts_and_polarity_colours(viewer, qtbot):
     a.prompt_layers[Tool.POINT].add(list(C))
     _settle(w, qtbot)
     assert a.runner.session.engine.get_state().rasters[-1].channel.name == "POINT_NEG"
+
 
 def test_undo_redo_reset_and_next_object(viewer, qtbot):
     shape = (48, 64, 160)  # wide: the second object lies outside the first object's 64^3 window
@@ -153,17 +171,21 @@ def test_undo_redo_reset_and_next_object(viewer, qtbot):
     _settle(w, qtbot)
     assert set(np.unique(out.data)) == {0, 1}  # only the current object was reset
 
+
 def test_queue_and_run_without_autorun(viewer, qtbot):
     w, layer, _ = _widget(viewer)
     a = _attach(w, layer)
     w.autorun_check.setChecked(False)
     a.prompt_layers[Tool.POINT].add(list(C))
     _settle(w, qtbot)
-    assert a.last_outcome.state.pending == 1 and not any(layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers)
+    assert a.last_outcome.state.pending == 1 and not any(
+        layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers
+    )
     assert "queued" in w.progress_label.text()
     w.run_button.click()
     _settle(w, qtbot)
     assert _output(viewer).data.any()
+
 
 def test_keep_existing_vs_overwrite(viewer, qtbot):
     w, layer, _ = _widget(viewer)
@@ -183,6 +205,7 @@ def test_keep_existing_vs_overwrite(viewer, qtbot):
     _settle(w, qtbot)
     assert (manual.data[20:28, 28:36, 28:36] == 10).all()
 
+
 def test_semantic_and_separate_modes(viewer, qtbot):
     w, layer, _ = _widget(viewer)
     w.mode_combo.setCurrentIndex(list(OutputMode).index(OutputMode.SEMANTIC))
@@ -196,6 +219,7 @@ def test_semantic_and_separate_modes(viewer, qtbot):
     a.prompt_layers[Tool.POINT].add(list(C))
     _settle(w, qtbot)
     assert _output(viewer, "nnInteractive object 2").data.max() == 1
+
 
 def test_scaled_and_translated_image_lands_prompts_on_the_right_voxels(viewer, qtbot):
     w, layer, _ = _widget(viewer, scale=(2.0, 0.5, 1.5), translate=(10.0, -5.0, 3.0))
@@ -211,7 +235,9 @@ def test_scaled_and_translated_image_lands_prompts_on_the_right_voxels(viewer, q
     assert np.allclose(out.scale, layer.scale) and np.allclose(out.translate, layer.translate)
     assert np.array_equal(out.data == 1, sphere(SHAPE, C, R))
 
+
 # ----------------------------------------------------------------------------- keys
+
 
 def test_shortcuts_are_bound_to_our_layers_only(viewer, qtbot):
     from napari.utils.key_bindings import KeyBinding
@@ -230,7 +256,9 @@ def test_shortcuts_are_bound_to_our_layers_only(viewer, qtbot):
     layer.keymap[KeyBinding.from_str("T")](layer)
     assert not a.positive
 
+
 # ----------------------------------------------------------------------------- messages
+
 
 def test_image_kinds_and_their_messages(viewer, qtbot):
     w, _, msgs = _widget(viewer)
@@ -254,6 +282,7 @@ def test_image_kinds_and_their_messages(viewer, qtbot):
     w.initialize()
     assert "rotated or sheared" in msgs[-1] and "Initialization failed" not in w.status_label.text()
 
+
 def test_2d_image_beside_3d_layers_segments_its_slice(viewer, qtbot):
     viewer.add_image(np.zeros((10, 64, 64)), name="volume")
     flat = sphere_image((1, 64, 64), (0, 32, 32), 10)[0]
@@ -263,6 +292,7 @@ def test_2d_image_beside_3d_layers_segments_its_slice(viewer, qtbot):
     _settle(w, qtbot)
     out = _output(viewer)
     assert out.data.shape == (64, 64) and out.data[32, 32] == 1
+
 
 def test_wrong_shape_mask_and_3d_view_messages(viewer, qtbot):
     w, layer, msgs = _widget(viewer)
@@ -280,6 +310,7 @@ def test_wrong_shape_mask_and_3d_view_messages(viewer, qtbot):
     a.set_tool(Tool.POINT)
     assert "2-D view" in msgs[-1]
     viewer.dims.ndisplay = 2
+
 
 @pytest.mark.slow
 def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
@@ -302,6 +333,7 @@ def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
     assert not a.ready and any("image layer was removed" in m for m in msgs)
     assert w.status_label.text().startswith("Not initialized")
 
+
 def test_cancel_keeps_the_mask(viewer, qtbot):
     w, layer, msgs = _widget(viewer)
     a = _attach(w, layer, SlowNet(0.5, delay=0.3), autozoom=True)
@@ -315,6 +347,7 @@ def test_cancel_keeps_the_mask(viewer, qtbot):
     a.run()
     _settle(w, qtbot)
     assert _output(viewer).data.any()
+
 
 def test_torch_never_runs_on_the_gui_thread(viewer, qtbot):
     import threading
@@ -334,6 +367,7 @@ def test_torch_never_runs_on_the_gui_thread(viewer, qtbot):
     assert seen and all(t != main for t in seen)
     assert torch.get_num_threads() >= 1
 
+
 def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer, qtbot, tmp_path, monkeypatch):
     from ..core.test_hub import FakeHub
 
@@ -345,6 +379,7 @@ def test_download_button_runs_in_the_background_and_fills_the_model_field(viewer
     qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
     assert w.model_edit.text() == str(tmp_path / "nnInteractive_v1.0")
     assert w.status_label.text().startswith("Model ready")
+
 
 def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbot, tmp_path, monkeypatch):
     def offline(**kwargs):
@@ -358,12 +393,15 @@ def test_download_offline_explains_and_keeps_the_weight_free_engine(viewer, qtbo
     assert "Cannot reach Hugging Face" in w.status_label.text() and "weight-free engine works meanwhile" in msgs[-1]
     assert w.model_edit.text() == ""
 
+
 def test_list_button_fills_the_hub_choice_in_the_background(viewer, qtbot, tmp_path, monkeypatch):
     from ..core.test_hub import FakeHub
 
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path))
-    monkeypatch.setattr("huggingface_hub.list_repo_files",
-                        lambda repo_id: ["nnInteractive_v1.0/plans.json", "nnInteractive_v2.0/plans.json"])
+    monkeypatch.setattr(
+        "huggingface_hub.list_repo_files",
+        lambda repo_id: ["nnInteractive_v1.0/plans.json", "nnInteractive_v2.0/plans.json"],
+    )
     fake = FakeHub()
     monkeypatch.setattr("huggingface_hub.snapshot_download", fake)
     w, _, _ = _widget(viewer)
@@ -377,6 +415,7 @@ def test_list_button_fills_the_hub_choice_in_the_background(viewer, qtbot, tmp_p
     qtbot.waitUntil(lambda: w.downloader is None, timeout=30000)
     assert w.model_edit.text() == str(tmp_path / "nnInteractive_v2.0")
 
+
 def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monkeypatch):
     def offline(repo_id):
         raise ConnectionError("no network")
@@ -388,7 +427,9 @@ def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monke
     qtbot.waitUntil(lambda: w.lister is None, timeout=30000)
     assert w.hub_combo.count() == 1 and "cannot be reached" in w.status_label.text()
 
+
 # ----------------------------------------------------------------------------- session files
+
 
 def _two_widget_objects(w, qtbot):
     a = w.annotator
@@ -400,12 +441,15 @@ def _two_widget_objects(w, qtbot):
     _settle(w, qtbot)
     assert img_layer is a.view.layer
 
+
 SHAPE2, B2 = (48, 64, 160), (24, 32, 130)
+
 
 def _two_blob_image():
     img = sphere_image(SHAPE2, C, R)
     img[sphere(SHAPE2, B2, 6)] = 100
     return img
+
 
 @pytest.mark.slow
 def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napari_viewer, qtbot, tmp_path, monkeypatch):
@@ -434,6 +478,7 @@ def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napar
     after = np.asarray(_output(v2).data)
     assert np.array_equal(after == 1, before == 1) and len(a2.histories[1]) == 2
 
+
 @pytest.mark.slow
 def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
@@ -453,6 +498,7 @@ def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_p
     (tmp_path / "bad.npz").write_bytes(b"garbage")
     w.load_session(tmp_path / "bad.npz")
     assert "not a readable session file" in msgs[-1]
+
 
 @pytest.mark.slow
 def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_viewer, qtbot, tmp_path, monkeypatch):
@@ -476,6 +522,7 @@ def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_vie
     assert np.array_equal(np.asarray(_output(v2).data), saved)
     assert not w2.restore_button.isEnabled()
 
+
 def test_autosave_failure_is_reported_once_and_work_goes_on(viewer, qtbot, tmp_path, monkeypatch):
     blocker = tmp_path / "home"
     blocker.write_text("a file where the folder should be")
@@ -488,6 +535,7 @@ def test_autosave_failure_is_reported_once_and_work_goes_on(viewer, qtbot, tmp_p
     failures = [m for m in msgs if m.startswith("Autosave failed")]
     assert len(failures) == 1 and "Cannot write the session" in failures[0]
     assert set(np.unique(np.asarray(_output(viewer).data))) == {0, 1, 2}  # annotation unaffected
+
 
 @pytest.mark.slow
 def test_2d_image_session_saves_autosaves_and_loads(make_napari_viewer, qtbot, tmp_path):

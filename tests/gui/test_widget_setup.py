@@ -77,8 +77,9 @@ def test_engine_combo_lists_the_registry(make_napari_viewer):
 
 
 @pytest.mark.qt
-def test_two_folds_show_the_fold_combo_and_initialize_loads_the_chosen_fold(make_napari_viewer, qtbot, two_fold_model,
-                                                                            tiny_model_dir):
+def test_two_folds_show_the_fold_combo_and_initialize_loads_the_chosen_fold(
+    make_napari_viewer, qtbot, two_fold_model, tiny_model_dir
+):
     w, _msgs = _widget(make_napari_viewer())
     w.model_edit.setText(str(tiny_model_dir))
     assert not _fold_shown(w)  # one fold: nothing to choose
@@ -99,7 +100,9 @@ def test_two_folds_show_the_fold_combo_and_initialize_loads_the_chosen_fold(make
 
 
 @pytest.mark.qt
-def test_folds_are_listed_off_the_gui_thread_before_torch_is_loaded(make_napari_viewer, qtbot, two_fold_model, monkeypatch):
+def test_folds_are_listed_off_the_gui_thread_before_torch_is_loaded(
+    make_napari_viewer, qtbot, two_fold_model, monkeypatch
+):
     from napari_nninteractive.gui import setup_panel
 
     monkeypatch.setattr(setup_panel, "_MODEL_MODULE", "napari_nninteractive.not_imported_yet")

@@ -27,8 +27,14 @@ from napari_nninteractive.io.prompt_file import PromptFileError, interaction_to_
 SHAPE = (4, 5, 6)
 CROP = np.array([[[1, 0, 1], [0, 1, 0]]], bool)  # on bbox ((1, 2), (1, 3), (2, 5))
 CROP_BOX = ((1, 2), (1, 3), (2, 5))
-PROMPTS = [Point((1.0, 2.5, 3.0)), Point((0, 0, 0), False), Box(((1, 2), (0, 5), (1, 6)), False),
-           Scribble(CROP, CROP_BOX, False), Lasso(CROP, CROP_BOX), InitialMask(CROP, CROP_BOX, True, True)]
+PROMPTS = [
+    Point((1.0, 2.5, 3.0)),
+    Point((0, 0, 0), False),
+    Box(((1, 2), (0, 5), (1, 6)), False),
+    Scribble(CROP, CROP_BOX, False),
+    Lasso(CROP, CROP_BOX),
+    InitialMask(CROP, CROP_BOX, True, True),
+]
 
 
 def _same(a, b) -> bool:
@@ -38,8 +44,9 @@ def _same(a, b) -> bool:
         return tuple(a.coord) == tuple(b.coord)
     if isinstance(a, Box):
         return tuple(map(tuple, a.bbox)) == tuple(map(tuple, b.bbox))
-    return (a.bbox == b.bbox and np.array_equal(a.mask, b.mask)
-            and getattr(a, "refine", None) == getattr(b, "refine", None))
+    return (
+        a.bbox == b.bbox and np.array_equal(a.mask, b.mask) and getattr(a, "refine", None) == getattr(b, "refine", None)
+    )
 
 
 # ----------------------------------------------------------------------------- codec
@@ -82,8 +89,11 @@ def test_the_type_table_is_the_one_the_prompt_file_documents():
 def test_encoding_is_the_one_files_have_always_had():
     assert codec.encode(PROMPTS[0]) == {"type": "point", "positive": True, "coord": [1.0, 2.5, 3.0]}
     assert codec.encode(PROMPTS[2]) == {"type": "bbox", "positive": False, "bbox": [[1, 2], [0, 5], [1, 6]]}
-    assert codec.encode(PROMPTS[3]) == {"type": "scribble", "positive": False,
-                                        "voxels": [[1, 1, 2], [1, 1, 4], [1, 2, 3]]}
+    assert codec.encode(PROMPTS[3]) == {
+        "type": "scribble",
+        "positive": False,
+        "voxels": [[1, 1, 2], [1, 1, 4], [1, 2, 3]],
+    }
     assert interaction_to_json(PROMPTS[4], run=False)["run"] is False
     with pytest.raises(ValueError, match="no voxel-list form"):
         codec.encode(PROMPTS[5])
@@ -91,23 +101,30 @@ def test_encoding_is_the_one_files_have_always_had():
         interaction_to_json(PROMPTS[5])
 
 
-@pytest.mark.parametrize("item, stored, message", [
-    ([1], False, "x must be a JSON object, not a list"),
-    ({"type": "circle"}, False, "x: unknown type 'circle'; use one of ['bbox', 'lasso', 'mask', 'point', 'scribble']"),
-    ({"type": "circle"}, True, "x: unknown prompt type 'circle'; use one of"),
-    ({"type": 3}, True, "x: field 'type' must be a string"),
-    ({"type": "point"}, False, "x (point): missing key 'coord'"),
-    ({"type": "point", "coord": [1, 2, 9]}, False, "x (point): 'coord' [1, 2, 9] lies outside the image"),
-    ({"type": "point", "coord": [1, 2, 9]}, True, "x: 'coord' [1, 2, 9] is not inside (4, 5, 6)"),
-    ({"type": "point", "coord": [1, 2, 3], "positive": 1}, False, "field 'positive' must be true or false"),
-    ({"type": "bbox", "bbox": [[0, 1], [0, 1]]}, False, "x (bbox): 'bbox' must be a list of 3 [lo, hi] pairs"),
-    ({"type": "bbox", "bbox": [[0, 1], [0, 1], [2, 2]]}, True, "x: 'bbox' = [[0, 1], [0, 1], [2, 2]] is empty"),
-    ({"type": "bbox", "bbox": [[0, 1], [0, 1], [0, 1.5]]}, True, "'bbox'[2][1] must be an integer"),
-    ({"type": "scribble", "voxels": [[0, 0, 6]]}, False, "x (scribble): voxel [0, 0, 6] lies outside the image"),
-    ({"type": "lasso", "voxels": [[0, 0]]}, False, "x (lasso): 'voxels'[0] must be a list of 3 numbers"),
-    ({"type": "mask", "voxels": [[0, 0, 0]]}, False, "x (mask): mask items are not accepted here"),
-    ({"type": "mask", "refine": "yes"}, False, "x (mask): field 'refine' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "item, stored, message",
+    [
+        ([1], False, "x must be a JSON object, not a list"),
+        (
+            {"type": "circle"},
+            False,
+            "x: unknown type 'circle'; use one of ['bbox', 'lasso', 'mask', 'point', 'scribble']",
+        ),
+        ({"type": "circle"}, True, "x: unknown prompt type 'circle'; use one of"),
+        ({"type": 3}, True, "x: field 'type' must be a string"),
+        ({"type": "point"}, False, "x (point): missing key 'coord'"),
+        ({"type": "point", "coord": [1, 2, 9]}, False, "x (point): 'coord' [1, 2, 9] lies outside the image"),
+        ({"type": "point", "coord": [1, 2, 9]}, True, "x: 'coord' [1, 2, 9] is not inside (4, 5, 6)"),
+        ({"type": "point", "coord": [1, 2, 3], "positive": 1}, False, "field 'positive' must be true or false"),
+        ({"type": "bbox", "bbox": [[0, 1], [0, 1]]}, False, "x (bbox): 'bbox' must be a list of 3 [lo, hi] pairs"),
+        ({"type": "bbox", "bbox": [[0, 1], [0, 1], [2, 2]]}, True, "x: 'bbox' = [[0, 1], [0, 1], [2, 2]] is empty"),
+        ({"type": "bbox", "bbox": [[0, 1], [0, 1], [0, 1.5]]}, True, "'bbox'[2][1] must be an integer"),
+        ({"type": "scribble", "voxels": [[0, 0, 6]]}, False, "x (scribble): voxel [0, 0, 6] lies outside the image"),
+        ({"type": "lasso", "voxels": [[0, 0]]}, False, "x (lasso): 'voxels'[0] must be a list of 3 numbers"),
+        ({"type": "mask", "voxels": [[0, 0, 0]]}, False, "x (mask): mask items are not accepted here"),
+        ({"type": "mask", "refine": "yes"}, False, "x (mask): field 'refine' must be true or false"),
+    ],
+)
 def test_decode_names_the_item_and_the_field(item, stored, message):
     with pytest.raises(SessionFileError) as err:
         codec.decode(item, SHAPE, "x", SessionFileError, stored=stored)
@@ -117,8 +134,11 @@ def test_decode_names_the_item_and_the_field(item, stored, message):
 def test_decode_refuses_unknown_keys_only_when_asked():
     item = {"type": "point", "coord": [1, 2, 3], "colour": "red"}
     assert codec.decode(item, SHAPE, "x", PromptFileError) == Point((1, 2, 3))
-    with pytest.raises(PromptFileError, match=r"x \(point\): unknown key\(s\) \['colour'\]; allowed: \['coord', "
-                                              r"'positive', 'run', 'type'\]"):
+    with pytest.raises(
+        PromptFileError,
+        match=r"x \(point\): unknown key\(s\) \['colour'\]; allowed: \['coord', "
+        r"'positive', 'run', 'type'\]",
+    ):
         codec.decode(item, SHAPE, "x", PromptFileError, extra_keys={"point": {"run"}})
 
 
@@ -160,21 +180,34 @@ def _packed(crop: np.ndarray) -> np.ndarray:
 
 #: document.json of a session file as version 2 wrote it, key for key.
 OLD_SESSION = {
-    "format": "napari-nninteractive session", "version": 2,
+    "format": "napari-nninteractive session",
+    "version": 2,
     "image": {"name": "scan", "shape": [4, 5, 6], "dtype": "float32", "fingerprint": "f" * 24, "path": None},
-    "current": 0, "settings": {"output": "instance"},
-    "objects": [{
-        "label": 3, "name": "liver", "visible": True, "color": [1.0, 0.0, 0.0, 1.0], "mask_shape": [4, 5, 6],
-        "mask_bbox": [[1, 2], [1, 3], [2, 5]],
-        "prompts": [
-            {"type": "point", "positive": True, "coord": [1.0, 2.0, 3.0]},
-            {"type": "bbox", "positive": False, "bbox": [[1, 2], [0, 5], [1, 6]]},
-            {"type": "scribble", "positive": False, "array": "prompt_0_2", "bbox": [[1, 2], [1, 3], [2, 5]]},
-            {"type": "lasso", "positive": True, "array": "prompt_0_3", "bbox": [[1, 2], [1, 3], [2, 5]]},
-            {"type": "mask", "positive": True, "array": "prompt_0_4", "bbox": [[1, 2], [1, 3], [2, 5]],
-             "refine": True},
-        ],
-    }],
+    "current": 0,
+    "settings": {"output": "instance"},
+    "objects": [
+        {
+            "label": 3,
+            "name": "liver",
+            "visible": True,
+            "color": [1.0, 0.0, 0.0, 1.0],
+            "mask_shape": [4, 5, 6],
+            "mask_bbox": [[1, 2], [1, 3], [2, 5]],
+            "prompts": [
+                {"type": "point", "positive": True, "coord": [1.0, 2.0, 3.0]},
+                {"type": "bbox", "positive": False, "bbox": [[1, 2], [0, 5], [1, 6]]},
+                {"type": "scribble", "positive": False, "array": "prompt_0_2", "bbox": [[1, 2], [1, 3], [2, 5]]},
+                {"type": "lasso", "positive": True, "array": "prompt_0_3", "bbox": [[1, 2], [1, 3], [2, 5]]},
+                {
+                    "type": "mask",
+                    "positive": True,
+                    "array": "prompt_0_4",
+                    "bbox": [[1, 2], [1, 3], [2, 5]],
+                    "refine": True,
+                },
+            ],
+        }
+    ],
 }
 
 
@@ -212,15 +245,18 @@ def test_the_table_is_consistent():
         formats.by_name("jpeg")
 
 
-@pytest.mark.parametrize("path, use, expected", [
-    ("ct.NII.GZ", None, ("nifti", ".nii.gz")),
-    ("ct.nii", "read_volume", ("nifti", ".nii")),
-    ("seg.SEG.NRRD", "write_mask", ("nrrd", ".seg.nrrd")),  # the longest suffix wins
-    ("labels.zarr/", "write_label_map", ("zarr", ".zarr")),
-    ("labels.zarr", "read_volume", None),
-    ("m.npy", "write_label_map", None),
-    ("x.jpg", None, None),
-])
+@pytest.mark.parametrize(
+    "path, use, expected",
+    [
+        ("ct.NII.GZ", None, ("nifti", ".nii.gz")),
+        ("ct.nii", "read_volume", ("nifti", ".nii")),
+        ("seg.SEG.NRRD", "write_mask", ("nrrd", ".seg.nrrd")),  # the longest suffix wins
+        ("labels.zarr/", "write_label_map", ("zarr", ".zarr")),
+        ("labels.zarr", "read_volume", None),
+        ("m.npy", "write_label_map", None),
+        ("x.jpg", None, None),
+    ],
+)
 def test_which_format_a_name_is(path, use, expected):
     found = formats.match(path, use)
     assert (None if found is None else (found[0].name, found[1])) == expected
@@ -233,8 +269,9 @@ def test_an_unknown_suffix_names_the_accepted_ones(tmp_path):
     assert all(s in str(err.value) for s in formats.suffixes("read_volume"))
     with pytest.raises(volumes.VolumeIOError, match="unknown file type; use one of .nii.gz, .nii, .nrrd"):
         volumes.write_mask(tmp_path / "m.zarr", np.zeros(SHAPE))
-    with pytest.raises(volumes.VolumeIOError, match="end the name with one of .nii.gz, .nii, .tif, .tiff, .zarr, "
-                                                    ".npz."):
+    with pytest.raises(
+        volumes.VolumeIOError, match="end the name with one of .nii.gz, .nii, .tif, .tiff, .zarr, .npz."
+    ):
         export.format_of("labels.png")
     assert not list(tmp_path.iterdir())
 
@@ -242,7 +279,9 @@ def test_an_unknown_suffix_names_the_accepted_ones(tmp_path):
 def test_volume_and_export_lists_come_from_the_table():
     assert export.FORMATS == {"nifti": ".nii.gz", "tiff": ".tif", "zarr": ".zarr", "npz": ".npz"}
     assert formats.suffixes("read_volume") == volumes.SUFFIXES
-    assert formats.dialog_filter("write_label_map", "Label map") == "Label map (*.nii.gz *.nii *.tif *.tiff *.zarr *.npz)"
+    assert (
+        formats.dialog_filter("write_label_map", "Label map") == "Label map (*.nii.gz *.nii *.tif *.tiff *.zarr *.npz)"
+    )
     assert export.canonical_suffix("A.TIFF") == ".tiff" and volumes.file_format("a.Tif") == "tiff"
     assert export.default_path("layer", "/d/ct_042.seg.nrrd", "zarr") == Path("/d/ct_042_instance.zarr")
     assert formats.strip_suffix("ct.nii.gz") == "ct" and formats.strip_suffix("notes.txt") == "notes.txt"
@@ -265,8 +304,9 @@ def test_every_label_map_format_writes(tmp_path, fmt):
 
 
 def test_a_polygon_that_cannot_be_filled_is_a_prompt_file_error(tmp_path):
-    (tmp_path / "p.json").write_text(json.dumps({"interactions": [
-        {"type": "lasso", "polygon": [[1, 0, 0.4], [1, 3, 0.4], [1, 3, 0.6]]}]}))
+    (tmp_path / "p.json").write_text(
+        json.dumps({"interactions": [{"type": "lasso", "polygon": [[1, 0, 0.4], [1, 3, 0.4], [1, 3, 0.6]]}]})
+    )
     with pytest.raises(PromptFileError, match=r"interaction 0 \(lasso\): .*encloses no voxel") as err:
         load_prompt_file(tmp_path / "p.json", SHAPE)
     assert not isinstance(err.value, PromptError)

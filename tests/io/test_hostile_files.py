@@ -37,8 +37,10 @@ HUGE_INT = int("9" * 400)
 
 def _snapshot(folder: Path) -> dict:
     """Contents of the small files, size and modification time of all (sparse giants are not read)."""
-    return {p: (p.stat().st_size, p.stat().st_mtime_ns, p.is_file() and p.stat().st_size < 1 << 20 and p.read_bytes())
-            for p in sorted(folder.rglob("*"))}
+    return {
+        p: (p.stat().st_size, p.stat().st_mtime_ns, p.is_file() and p.stat().st_size < 1 << 20 and p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.fixture
@@ -66,18 +68,21 @@ def _load_prompts(path: Path):
     return load_prompt_file(path, SHAPE, _mask_reader)
 
 
-@pytest.mark.parametrize("text, message", [
-    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage \x00\x01", "not"),
-    ('{"interactions": [{"type": "point", "coord": [NaN, 1, 1]}]}', "NaN is not a number JSON allows"),
-    ('{"interactions": [{"type": "point", "coord": [Infinity, 1, 1]}]}', "Infinity is not a number JSON allows"),
-    ('{"interactions": [{"type": "point", "coord": [-Infinity, 1, 1]}]}', "-Infinity is not a number JSON allows"),
-    ("[" * 100_000 + "]" * 100_000, "nests JSON deeper"),
-    ('{"interactions": ' + "[" * 70 + "]" * 70 + "}", "nests JSON deeper"),
-    ('{"interactions": [', "not valid JSON"),
-    ("[1, 2]", 'must hold {"interactions": [...]}'),
-    ('{"interactions": {}}', 'must hold {"interactions": [...]}'),
-    ('{"interactions": [], "extra": 1}', "unknown top-level key(s) ['extra']"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe garbage \x00\x01", "not"),
+        ('{"interactions": [{"type": "point", "coord": [NaN, 1, 1]}]}', "NaN is not a number JSON allows"),
+        ('{"interactions": [{"type": "point", "coord": [Infinity, 1, 1]}]}', "Infinity is not a number JSON allows"),
+        ('{"interactions": [{"type": "point", "coord": [-Infinity, 1, 1]}]}', "-Infinity is not a number JSON allows"),
+        ("[" * 100_000 + "]" * 100_000, "nests JSON deeper"),
+        ('{"interactions": ' + "[" * 70 + "]" * 70 + "}", "nests JSON deeper"),
+        ('{"interactions": [', "not valid JSON"),
+        ("[1, 2]", 'must hold {"interactions": [...]}'),
+        ('{"interactions": {}}', 'must hold {"interactions": [...]}'),
+        ('{"interactions": [], "extra": 1}', "unknown top-level key(s) ['extra']"),
+    ],
+)
 def test_prompt_file_that_is_not_usable_json(tmp_path, untouched, text, message):
     path = _prompts(tmp_path, text)
     untouched()
@@ -188,10 +193,13 @@ def test_prompt_item_with_a_bad_field(tmp_path, untouched, item, message):
 
 def test_valid_prompt_file_still_loads(tmp_path):
     nib.save(nib.Nifti1Image(np.ones(SHAPE, np.uint8), np.eye(4)), str(tmp_path / "m.nii.gz"))
-    items = [{"type": "point", "coord": [1.4, 2, 3]}, {"type": "bbox", "bbox": [[1, 2], [0, 5], [0, 5]]},
-             {"type": "scribble", "voxels": [[1, 2, 3], [1, 2, 4]], "positive": False},
-             {"type": "lasso", "polygon": [[2, 0, 0], [2, 0, 6], [2, 6, 6]], "run": False},
-             {"type": "mask", "path": "m.nii.gz", "refine": True}]
+    items = [
+        {"type": "point", "coord": [1.4, 2, 3]},
+        {"type": "bbox", "bbox": [[1, 2], [0, 5], [0, 5]]},
+        {"type": "scribble", "voxels": [[1, 2, 3], [1, 2, 4]], "positive": False},
+        {"type": "lasso", "polygon": [[2, 0, 0], [2, 0, 6], [2, 6, 6]], "run": False},
+        {"type": "mask", "path": "m.nii.gz", "refine": True},
+    ]
     out = _load_prompts(_prompts(tmp_path, json.dumps({"interactions": items})))
     assert [i.prompt.kind.value for i in out] == ["point", "bbox", "scribble", "lasso", "mask"]
     assert out[0].prompt.coord == (1.4, 2, 3) and out[2].prompt.mask.sum() == 2 and not out[3].run
@@ -213,8 +221,13 @@ def _doc(shape=SHAPE) -> SessionDocument:
     mask[0, 1, 3] = mask[0, 2, 2] = mask[0, 3, 6] = True  # bbox ((0, 1), (1, 4), (2, 7)), not a block
     box = ((0, 1), (1, 4), (2, 6))
     crop = _region(box)[0]
-    prompts = (Point((0.0, 2.0, 3.0)), Box(((0, 1), (1, 5), (2, 6))), Scribble(crop, box, False), Lasso(crop, box),
-               InitialMask(crop, box, True, True))
+    prompts = (
+        Point((0.0, 2.0, 3.0)),
+        Box(((0, 1), (1, 5), (2, 6))),
+        Scribble(crop, box, False),
+        Lasso(crop, box),
+        InitialMask(crop, box, True, True),
+    )
     image = ImageRef("scan", shape, "float32", "f" * 24, None)
     objects = [ObjectRecord(3, "liver", mask, prompts, (1.0, 0.0, 0.0, 1.0)), ObjectRecord(7, "empty", mask & False)]
     return SessionDocument(image, objects, 1, {"output": "instance"})
@@ -252,6 +265,7 @@ def _edit(fn):
         arrays, meta = _meta()
         fn(meta, arrays)
         return _write(tmp_path / "s.npz", arrays, meta)
+
     return make
 
 
@@ -272,6 +286,7 @@ def _raw(name, data):
         arrays, meta = _meta()
         arrays.pop(name, None)
         return _write(tmp_path / "s.npz", arrays, None if name == "document.json" else meta, {name: data})
+
     return make
 
 
@@ -279,6 +294,7 @@ def _bytes(data: bytes):
     def make(tmp_path):
         (tmp_path / "s.npz").write_bytes(data)
         return tmp_path / "s.npz"
+
     return make
 
 
@@ -293,11 +309,13 @@ def _damaged(cut):
             data = data[:cut]
         path.write_bytes(bytes(data))
         return path
+
     return make
 
 
 def _headers(flag: int = 0, method: int | None = None, compression: int = zipfile.ZIP_DEFLATED, flip: bool = False):
     """A saved session with every zip header's flags or compression method changed (or re-packed and flipped)."""
+
     def make(tmp_path):
         path = save_document(_doc(), tmp_path / "s.npz")
         with zipfile.ZipFile(path) as src:
@@ -311,13 +329,14 @@ def _headers(flag: int = 0, method: int | None = None, compression: int = zipfil
             while i >= 0:
                 data[i + off] |= flag
                 if method is not None:
-                    data[i + off + 2:i + off + 4] = method.to_bytes(2, "little")
+                    data[i + off + 2 : i + off + 4] = method.to_bytes(2, "little")
                 i = data.find(sig, i + 4)
         if flip:
             for i in range(60, 80):
                 data[i] ^= 0x5A
         path.write_bytes(bytes(data))
         return path
+
     return make
 
 
@@ -339,7 +358,7 @@ SESSION_CASES = {
     "json-deep": (_raw("document.json", _npy((20000,), payload=b"[" * 10000 + b"]" * 10000)), "nests JSON deeper"),
     "json-huge-header": (_raw("document.json", _npy((1 << 40,), payload=b"{}")), "at most 268435456 bytes"),
     "json-float-array": (_raw("document.json", _npy((2,), "<f8", b"\x00" * 16)), "float64"),
-    "json-list": (_edit(lambda m, a: (m.clear())), "not a napari-nninteractive session file"),
+    "json-list": (_edit(lambda m, a: m.clear()), "not a napari-nninteractive session file"),
     "format": (_edit(lambda m, a: m.update(format="other")), "not a napari-nninteractive session file"),
     "version-newer": (_edit(lambda m, a: m.update(version=99)), "newer napari-nninteractive (format 99)"),
     "version-string": (_edit(lambda m, a: m.update(version="2")), "'version' must be an integer"),
@@ -366,8 +385,10 @@ SESSION_CASES = {
     "label-bool": (_obj(label=True), "field 'label' must be an integer, not true or false"),
     "mask-shape-other": (_obj(mask_shape=[6, 8, 11]), "'mask_shape' [6, 8, 11] is not the image's [6, 8, 10]"),
     "mask-shape-909TiB": (_obj(mask_shape=[100_000] * 3), "is not the image's [6, 8, 10]"),
-    "mask-bbox-outside": (_obj(mask_bbox=[[0, 1], [1, 4], [2, 11]]),
-                          "'mask_bbox' = [[0, 1], [1, 4], [2, 11]] is empty or not inside"),
+    "mask-bbox-outside": (
+        _obj(mask_bbox=[[0, 1], [1, 4], [2, 11]]),
+        "'mask_bbox' = [[0, 1], [1, 4], [2, 11]] is empty or not inside",
+    ),
     "mask-bbox-empty": (_obj(mask_bbox=[[0, 1], [4, 4], [2, 7]]), "is empty or not inside"),
     "mask-bbox-float": (_obj(mask_bbox=[[0, 1], [1, 4], [2, 7.5]]), "'mask_bbox'[2][1] must be an integer"),
     "mask-bbox-disagrees": (_obj(mask_bbox=[[0, 1], [1, 4], [2, 6]]), "array 'mask_0' has more voxels than its bbox"),

@@ -28,7 +28,9 @@ def test_phantom_is_deterministic_and_has_every_listed_organ(sample):
     assert ikw["scale"] == lkw["scale"] == phantom.spacing(image.shape)
     again, again_labels = phantom.abdomen_phantom(seed=0)
     assert np.array_equal(image, again) and np.array_equal(labels, again_labels)
-    assert not np.array_equal(phantom.abdomen_phantom((24, 36, 48), seed=1)[0], phantom.abdomen_phantom((24, 36, 48))[0])
+    assert not np.array_equal(
+        phantom.abdomen_phantom((24, 36, 48), seed=1)[0], phantom.abdomen_phantom((24, 36, 48))[0]
+    )
 
 
 def test_phantom_has_ct_like_values(sample):
@@ -54,12 +56,25 @@ def test_weight_free_engine_segments_a_kidney_from_one_box_and_one_point(sample,
     z = int(np.median(np.nonzero(kidney.any(axis=(1, 2)))[0]))
     depth = ndimage.distance_transform_edt(kidney[z])
     point = [z, *map(int, np.unravel_index(depth.argmax(), depth.shape))]
-    prompts = [{"type": "bbox", "positive": True, "bbox": enclosing_box(kidney, z)},
-               {"type": "point", "positive": True, "coord": point}]
+    prompts = [
+        {"type": "bbox", "positive": True, "bbox": enclosing_box(kidney, z)},
+        {"type": "point", "positive": True, "coord": point},
+    ]
     (tmp_path / "prompts.json").write_text(json.dumps({"interactions": prompts}))
     nib.save(nib.Nifti1Image(image, np.diag([*ikw["scale"], 1.0])), tmp_path / "ct.nii.gz")
-    assert main([str(tmp_path / "ct.nii.gz"), "--prompts", str(tmp_path / "prompts.json"),
-                 "-o", str(tmp_path / "mask.nii.gz"), "-q"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "ct.nii.gz"),
+                "--prompts",
+                str(tmp_path / "prompts.json"),
+                "-o",
+                str(tmp_path / "mask.nii.gz"),
+                "-q",
+            ]
+        )
+        == 0
+    )
     mask = np.asarray(nib.load(tmp_path / "mask.nii.gz").dataobj) > 0
     dice = 2 * (mask & kidney).sum() / (mask.sum() + kidney.sum())
     assert dice > 0.8  # measured 0.90 with the weight-free engine

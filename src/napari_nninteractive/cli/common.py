@@ -9,8 +9,12 @@ import traceback
 from collections.abc import Callable
 
 
-def guarded(prog: str, run_fn: Callable[[argparse.Namespace], int], args: argparse.Namespace,
-            extra_errors: tuple[type[BaseException], ...] = ()) -> int:
+def guarded(
+    prog: str,
+    run_fn: Callable[[argparse.Namespace], int],
+    args: argparse.Namespace,
+    extra_errors: tuple[type[BaseException], ...] = (),
+) -> int:
     """Run ``run_fn(args)``: the one guard of every command line.
 
     One of :data:`~..core.errors.USER_ERRORS` (a ``UserError``: anything the user can fix, or an

@@ -40,7 +40,9 @@ def display_problem(timeout: float = 15.0) -> str | None:
         return "No display found"
     where = f"{name}={display}" if display else "this desktop"
     try:
-        probe = subprocess.run([sys.executable, "-c", _PROBE], check=False, capture_output=True, text=True, timeout=timeout)
+        probe = subprocess.run(
+            [sys.executable, "-c", _PROBE], check=False, capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:
         return f"Cannot open a window on {where}: no answer within {timeout:.0f} s"
     if probe.returncode == 0:
@@ -70,8 +72,13 @@ def _panel_centre(mask: np.ndarray, interactions: list[dict]) -> np.ndarray:
     return np.argwhere(mask).mean(axis=0).round().astype(int) if mask.any() else np.array(mask.shape) // 2
 
 
-def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | None, path: Path,
-                 interactions: list[dict] | None = None) -> Path:
+def overview_png(
+    image: np.ndarray,
+    mask: np.ndarray,
+    reference: np.ndarray | None,
+    path: Path,
+    interactions: list[dict] | None = None,
+) -> Path:
     """One PNG: the axial, coronal and sagittal slices through the prompts with the mask overlaid.
 
     ``image``, ``mask`` and ``reference`` are 3-D arrays in (z, y, x) order; ``interactions`` are
@@ -103,19 +110,40 @@ def overview_png(image: np.ndarray, mask: np.ndarray, reference: np.ndarray | No
             if item.get("type") == "bbox":
                 (rlo, rhi), (clo, chi), (alo, ahi) = (item["bbox"][row], item["bbox"][col], item["bbox"][axis])
                 if alo <= c < ahi:  # the box crosses this slice: its outline (a line where it is one voxel thin)
-                    ax.add_patch(Rectangle((clo - 0.5, rlo - 0.5), chi - clo, rhi - rlo, fill=False,
-                                           edgecolor=colour, linewidth=1.5))
+                    ax.add_patch(
+                        Rectangle(
+                            (clo - 0.5, rlo - 0.5), chi - clo, rhi - rlo, fill=False, edgecolor=colour, linewidth=1.5
+                        )
+                    )
             elif item.get("type") == "point" and int(item["coord"][axis]) == c:
-                ax.plot(item["coord"][col], item["coord"][row], marker="*", markersize=14, color=colour,
-                        markeredgecolor="black", markeredgewidth=0.8, linestyle="none")
+                ax.plot(
+                    item["coord"][col],
+                    item["coord"][row],
+                    marker="*",
+                    markersize=14,
+                    color=colour,
+                    markeredgecolor="black",
+                    markeredgewidth=0.8,
+                    linestyle="none",
+                )
         ax.set_title(f"{name} ({_AXIS_NAMES[axis]} = {c})")
         ax.set_xlabel(_AXIS_NAMES[col])
         ax.set_ylabel(_AXIS_NAMES[row])
-    handles = [Patch(facecolor=plt.get_cmap("autumn")(1.0), alpha=0.6, label="mask (result)"),
-               Line2D([], [], color="cyan", label="reference outline"),
-               Patch(fill=False, edgecolor="lime", linewidth=1.5, label="box prompt (green +, red -)"),
-               Line2D([], [], marker="*", markersize=12, color="lime", markeredgecolor="black", linestyle="none",
-                      label="point prompt (green +, red -)")]
+    handles = [
+        Patch(facecolor=plt.get_cmap("autumn")(1.0), alpha=0.6, label="mask (result)"),
+        Line2D([], [], color="cyan", label="reference outline"),
+        Patch(fill=False, edgecolor="lime", linewidth=1.5, label="box prompt (green +, red -)"),
+        Line2D(
+            [],
+            [],
+            marker="*",
+            markersize=12,
+            color="lime",
+            markeredgecolor="black",
+            linestyle="none",
+            label="point prompt (green +, red -)",
+        ),
+    ]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.suptitle("weight-free engine: slices through the prompts (array order z, y, x; voxel indices)")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -138,10 +166,12 @@ def run_headless(out: Path) -> int:
     obj = labels == 2
     z = int(np.argwhere(obj)[:, 0].mean())
     ys, xs = np.nonzero(obj[z])
-    prompts = {"interactions": [
-        {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, z)},
-        {"type": "point", "positive": True, "coord": [z, int(ys.mean()), int(xs.mean())]},
-    ]}
+    prompts = {
+        "interactions": [
+            {"type": "bbox", "positive": True, "bbox": enclosing_box(obj, z)},
+            {"type": "point", "positive": True, "coord": [z, int(ys.mean()), int(xs.mean())]},
+        ]
+    }
     with atomic.replacing(out / "scan.nii.gz", make_parents=True) as tmp:
         nib.save(nib.Nifti1Image(image, np.eye(4)), str(tmp))
     with atomic.replacing(out / "labels.nii.gz") as tmp:  # the reference, for nninteractive-eval
@@ -153,8 +183,10 @@ def run_headless(out: Path) -> int:
     mask = np.asarray(nib.load(str(out / "mask.nii.gz")).dataobj)
     png = overview_png(image, mask, obj, out / "overview.png", prompts["interactions"])
     d = 2 * np.count_nonzero(mask.astype(bool) & obj) / (mask.astype(bool).sum() + obj.sum())
-    print(f"Dice with the generated reference: {d:.3f}; overview: {png}\n"
-          f"next: nninteractive-eval {out / 'scan.nii.gz'} {out / 'labels.nii.gz'} --out {out / 'eval'}")
+    print(
+        f"Dice with the generated reference: {d:.3f}; overview: {png}\n"
+        f"next: nninteractive-eval {out / 'scan.nii.gz'} {out / 'labels.nii.gz'} --out {out / 'eval'}"
+    )
     return 0
 
 

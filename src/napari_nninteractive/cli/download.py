@@ -16,14 +16,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description=f"Download {DEFAULT_MODEL} (about 410 MB; {LICENCE_NOTE}) from Hugging Face into the "
         "cache, resuming a partial download, and print the folder to pass to --model or the widget. "
-        "Offline, a cached copy is reused.")
+        "Offline, a cached copy is reused.",
+    )
     ap.add_argument("--name", default=DEFAULT_MODEL, help=f"model folder in the repository (default {DEFAULT_MODEL})")
-    ap.add_argument("--cache-dir", type=Path, default=None,
-                    help="where models are kept, created if needed (default $NNINTERACTIVE_HOME or "
-                    "~/.cache/napari-nninteractive)")
-    ap.add_argument("--list", action="store_true",
-                    help="list the model folders of the Hugging Face repository and of the cache, then exit "
-                    "(offline or with HF_HUB_OFFLINE=1: the cached ones, within a few seconds)")
+    ap.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="where models are kept, created if needed (default $NNINTERACTIVE_HOME or ~/.cache/napari-nninteractive)",
+    )
+    ap.add_argument(
+        "--list",
+        action="store_true",
+        help="list the model folders of the Hugging Face repository and of the cache, then exit "
+        "(offline or with HF_HUB_OFFLINE=1: the cached ones, within a few seconds)",
+    )
     return ap
 
 

@@ -50,21 +50,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("image", type=Path, metavar="IMAGE", help=f"volume ({'/'.join(formats.suffixes('read_volume'))})")
     p.add_argument("labels", type=Path, metavar="LABELS", help="reference label volume on the same grid")
-    p.add_argument("--labels", dest="values", default=None, metavar="1,5,7",
-                   help="label values to evaluate (default: every nonzero value)")
-    p.add_argument("--model", type=Path, default=None, metavar="DIR",
-                   help="nnInteractive model folder (default: the weight-free engine, no weights needed)")
-    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
-                   help=engine_help())
-    p.add_argument("--agent", default="random", metavar="NAME[,NAME]",
-                   help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)")
-    p.add_argument("--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)")
+    p.add_argument(
+        "--labels",
+        dest="values",
+        default=None,
+        metavar="1,5,7",
+        help="label values to evaluate (default: every nonzero value)",
+    )
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="nnInteractive model folder (default: the weight-free engine, no weights needed)",
+    )
+    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help=engine_help())
+    p.add_argument(
+        "--agent",
+        default="random",
+        metavar="NAME[,NAME]",
+        help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)",
+    )
+    p.add_argument(
+        "--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                   help="where the network runs (default auto: CUDA, then MPS, then CPU)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="where the network runs (default auto: CUDA, then MPS, then CPU)",
+    )
     p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
-    p.add_argument("--no-autozoom", action="store_true", help="AutoZoom off: no zoom-out loop (large prompts still start zoomed out and are refined)")
+    p.add_argument(
+        "--no-autozoom",
+        action="store_true",
+        help="AutoZoom off: no zoom-out loop (large prompts still start zoomed out and are refined)",
+    )
     return p
 
 
@@ -90,7 +113,9 @@ def _make_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"Cannot create the --out folder {out} ({exc.strerror or exc}); choose another folder.") from None
+        raise OutputError(
+            f"Cannot create the --out folder {out} ({exc.strerror or exc}); choose another folder."
+        ) from None
 
 
 def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> list[int]:
@@ -98,18 +123,23 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
     from ..eval.runner import label_values
 
     if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and not np.array_equal(labels, np.round(labels))):
-        raise EvalUsageError(f"{path} is not a label volume: its values must be whole numbers (it has "
-                             f"{labels.dtype} values); pass the reference segmentation as LABELS.")
+        raise EvalUsageError(
+            f"{path} is not a label volume: its values must be whole numbers (it has "
+            f"{labels.dtype} values); pass the reference segmentation as LABELS."
+        )
     try:
         values = label_values(labels, wanted)
     except ValueError as exc:
         raise EvalUsageError(str(exc)) from None
     if not values:
-        raise EvalUsageError(f"{path} has no labelled voxel (every value is 0); pass the reference segmentation "
-                             "as LABELS.")
+        raise EvalUsageError(
+            f"{path} has no labelled voxel (every value is 0); pass the reference segmentation as LABELS."
+        )
     if any(v < 0 for v in values):
-        raise EvalUsageError(f"{path} has negative label values {[v for v in values if v < 0]}; pass labels "
-                             "0 (background) and up, or choose values with --labels.")
+        raise EvalUsageError(
+            f"{path} has negative label values {[v for v in values if v < 0]}; pass labels "
+            "0 (background) and up, or choose values with --labels."
+        )
     return values
 
 
@@ -135,8 +165,10 @@ def run(args: argparse.Namespace) -> int:
     spatial = as_channel_first(image.array).shape[1:]
     labels = labels[None] if labels.ndim == 2 else labels
     if labels.shape != spatial:
-        raise EvalUsageError(f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
-                             "pass labels on the same grid (read with the same reader).")
+        raise EvalUsageError(
+            f"the label volume has shape {labels.shape} but the image grid is {spatial}; "
+            "pass labels on the same grid (read with the same reader)."
+        )
     values = _label_values(labels, args.labels, wanted)
     _make_out(args.out)
     engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold)
@@ -146,8 +178,13 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int, run) -> None:
         bar = "#" * int(30 * done / total)
-        print(f"\r[{bar:<30}] {done}/{total} objects (label {run.label}, {run.agent}: AUC {run.auc:.3f}, "
-              f"{time.perf_counter() - t0:.0f} s)", end="\n" if done == total else "", file=sys.stderr, flush=True)
+        print(
+            f"\r[{bar:<30}] {done}/{total} objects (label {run.label}, {run.agent}: AUC {run.auc:.3f}, "
+            f"{time.perf_counter() - t0:.0f} s)",
+            end="\n" if done == total else "",
+            file=sys.stderr,
+            flush=True,
+        )
 
     runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress)
     out = args.out

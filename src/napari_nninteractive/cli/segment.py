@@ -28,9 +28,13 @@ _FILES = textwrap.fill(
     + ", in any letter case. OUT is a uint8 0/1 mask on the image grid, written under a temporary name and "
     "renamed when complete (an earlier OUT survives any failure); OUT may not be IMAGE, the prompt file, a mask "
     "it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in the array "
-    "order of the file as read (no reorientation). A 4-D image is channel-first.", 100)
+    "order of the file as read (no reorientation). A 4-D image is channel-first.",
+    100,
+)
 
-EPILOG = (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%") + f"""
+EPILOG = (
+    (PROMPT_DOC or "").split("\n", 2)[-1].replace("%", "%%")
+    + f"""
 {_FILES}
 
 --save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
@@ -40,6 +44,7 @@ Examples:
   nninteractive-segment ct.nii.gz --prompts prompts.json --model nnInteractive_v1.0 -o mask.nii.gz
   nninteractive-segment ct.nii.gz --prompts prompts.json -o mask.nii.gz     # weight-free engine
 """
+)
 
 log = logging.getLogger("napari_nninteractive")
 
@@ -55,27 +60,48 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("image", type=Path, metavar="IMAGE", help="volume to segment")
-    parser.add_argument("--prompts", type=Path, required=True, metavar="PROMPTS.json", help="prompt file (format below)")
-    parser.add_argument("--model", type=Path, default=None, metavar="MODEL_DIR",
-                        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
-                        "without it the weight-free engine segments (no download needed)")
-    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES,
-                        help=engine_help())
+    parser.add_argument(
+        "--prompts", type=Path, required=True, metavar="PROMPTS.json", help="prompt file (format below)"
+    )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
+        "without it the weight-free engine segments (no download needed)",
+    )
+    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help=engine_help())
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="mask file to write")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                        help="where the network runs (default auto: CUDA, then MPS, then CPU)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="where the network runs (default auto: CUDA, then MPS, then CPU)",
+    )
     parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
-    parser.add_argument("--no-autozoom", action="store_true",
-                        help="AutoZoom off: no zoom-out loop. A point gets one forward pass at zoom 1; a box, scribble, lasso or "
-                        "mask still starts at the zoom its size needs and is refined at full resolution")
-    parser.add_argument("--cpu-bf16", action="store_true",
-                        help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
-                             "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)")
-    parser.add_argument("--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
-                        "with full unpickling, which can run any code the file's author put in it. Only for files "
-                        "from a source you trust; by default such a checkpoint is refused")
+    parser.add_argument(
+        "--no-autozoom",
+        action="store_true",
+        help="AutoZoom off: no zoom-out loop. A point gets one forward pass at zoom 1; a box, scribble, lasso or "
+        "mask still starts at the zoom its size needs and is refined at full resolution",
+    )
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
+        "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)",
+    )
+    parser.add_argument(
+        "--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction"
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
+        "with full unpickling, which can run any code the file's author put in it. Only for files "
+        "from a source you trust; by default such a checkpoint is refused",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -92,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     volume = read_volume(args.image)
     t0 = time.perf_counter()
-    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16,
-                         args.trust_checkpoint)
+    engine = make_engine(
+        args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16, args.trust_checkpoint
+    )
     session = Session(engine)
     caps = session.capabilities
     say(f"loaded {caps.description} in {time.perf_counter() - t0:.1f} s")
@@ -113,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args, mask_files)
     steps: dict[str, np.ndarray] = {}
     total = 0.0
+
     def work(n: int) -> str:  # network passes, or the weight-free engines' solves (one per region tried)
         return f"{n} {caps.pass_name}{'' if n == 1 else ('es' if caps.pass_name.endswith('s') else 's')}"
 
@@ -126,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
         pending = change.pending
         sign = "+" if item.prompt.positive else "-"
         what = "queued" if not item.run else f"changed {change.bbox}"
-        say(f"[{i + 1}/{len(interactions)}] {item.prompt.kind.value}{sign}: {dt:.2f} s, "
-            f"{work(change.forward_passes)}, {what}, mask {int(current.sum())} voxels")
+        say(
+            f"[{i + 1}/{len(interactions)}] {item.prompt.kind.value}{sign}: {dt:.2f} s, "
+            f"{work(change.forward_passes)}, {what}, mask {int(current.sum())} voxels"
+        )
         for notice in change.notices:
             say(notice)
         if args.save_steps:
@@ -142,8 +172,13 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.image, args.prompts, *mask_files]
     write_mask(args.out, mask, volume, inputs=inputs)
     if args.save_steps:
-        with replacing(args.save_steps, inputs=inputs + [args.out], temp_name="steps.npz", make_parents=True,
-                       what="--save-steps file") as tmp:
+        with replacing(
+            args.save_steps,
+            inputs=inputs + [args.out],
+            temp_name="steps.npz",
+            make_parents=True,
+            what="--save-steps file",
+        ) as tmp:
             np.savez_compressed(tmp, **steps)
     say(f"wrote {args.out} ({int(mask.sum())} voxels) after {len(interactions)} interaction(s), {total:.2f} s")
     return 0

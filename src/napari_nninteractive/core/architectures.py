@@ -15,11 +15,31 @@ from torch import nn
 
 #: ``torch.nn`` classes a plans file may name for ``conv_op``, ``norm_op``, ``dropout_op``, ``nonlin``.
 TORCH_LAYERS = (
-    nn.Conv1d, nn.Conv2d, nn.Conv3d,
-    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
-    nn.GroupNorm, nn.LayerNorm,
-    nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-    nn.LeakyReLU, nn.ReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Mish, nn.Hardswish, nn.Tanh, nn.Sigmoid,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.LeakyReLU,
+    nn.ReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Tanh,
+    nn.Sigmoid,
 )
 
 

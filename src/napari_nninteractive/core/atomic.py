@@ -29,9 +29,13 @@ from typing import Any
 
 from .errors import OutputError
 
-_HINTS = {errno.ENOSPC: "free disk space or choose another folder", errno.EDQUOT: "free disk space or choose another folder",
-          errno.EACCES: "choose a folder you may write to", errno.EPERM: "choose a folder you may write to",
-          errno.EROFS: "the file system is read-only: choose another folder"}
+_HINTS = {
+    errno.ENOSPC: "free disk space or choose another folder",
+    errno.EDQUOT: "free disk space or choose another folder",
+    errno.EACCES: "choose a folder you may write to",
+    errno.EPERM: "choose a folder you may write to",
+    errno.EROFS: "the file system is read-only: choose another folder",
+}
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -45,8 +49,13 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         return False
 
 
-def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), folder: bool = False,
-                 may_replace_folder: Callable[[Path], bool] | None = None, what: str = "output") -> Path:
+def check_output(
+    path: str | Path,
+    inputs: Iterable[str | Path | None] = (),
+    folder: bool = False,
+    may_replace_folder: Callable[[Path], bool] | None = None,
+    what: str = "output",
+) -> Path:
     """Refuse an output ``path`` that would destroy data; returns it as a :class:`Path`.
 
     Refused: a path that is one of ``inputs``; a file output where a folder exists; a folder
@@ -56,18 +65,25 @@ def check_output(path: str | Path, inputs: Iterable[str | Path | None] = (), fol
     path = Path(path)
     for source in inputs:
         if source is not None and same_file(path, source):
-            raise OutputError(f"The {what} {path} is also an input ({source}); writing it would destroy that "
-                              "file. Choose another output name.")
+            raise OutputError(
+                f"The {what} {path} is also an input ({source}); writing it would destroy that "
+                "file. Choose another output name."
+            )
     if path.is_dir() and not path.is_symlink():
         if not folder:
-            raise OutputError(f"The {what} {path} is an existing folder; it is never replaced by a file. Choose a "
-                              "file name (or remove the folder yourself).")
+            raise OutputError(
+                f"The {what} {path} is an existing folder; it is never replaced by a file. Choose a "
+                "file name (or remove the folder yourself)."
+            )
         if may_replace_folder is None or not may_replace_folder(path):
-            raise OutputError(f"The {what} {path} is an existing folder with other contents; it is not replaced. "
-                              "Choose a new name (or remove the folder yourself).")
+            raise OutputError(
+                f"The {what} {path} is an existing folder with other contents; it is not replaced. "
+                "Choose a new name (or remove the folder yourself)."
+            )
     elif folder and path.exists():
-        raise OutputError(f"The {what} {path} is an existing file; it is never replaced by a folder. Choose "
-                          "another name.")
+        raise OutputError(
+            f"The {what} {path} is an existing file; it is never replaced by a folder. Choose another name."
+        )
     return path
 
 
@@ -124,9 +140,15 @@ def _fsync_dir(folder: Path) -> None:
 
 
 @contextmanager
-def replacing(path: str | Path, inputs: Iterable[str | Path | None] = (), folder: bool = False,
-              may_replace_folder: Callable[[Path], bool] | None = None, temp_name: str | None = None,
-              make_parents: bool = False, what: str = "output") -> Iterator[Path]:
+def replacing(
+    path: str | Path,
+    inputs: Iterable[str | Path | None] = (),
+    folder: bool = False,
+    may_replace_folder: Callable[[Path], bool] | None = None,
+    temp_name: str | None = None,
+    make_parents: bool = False,
+    what: str = "output",
+) -> Iterator[Path]:
     """A temporary path to write ``path``'s new version to; it replaces ``path`` when the block succeeds.
 
     Raises :class:`~.errors.OutputError` for a refused output (see :func:`check_output`), a
@@ -139,13 +161,15 @@ def replacing(path: str | Path, inputs: Iterable[str | Path | None] = (), folder
         if make_parents:
             parent.mkdir(parents=True, exist_ok=True)
         elif not parent.is_dir():
-            raise OutputError(f"Cannot write {path}: the folder {parent} does not exist. Create it or choose "
-                              "another folder.")
+            raise OutputError(
+                f"Cannot write {path}: the folder {parent} does not exist. Create it or choose another folder."
+            )
         _remove_stale_temps(path)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=parent))
     except (FileExistsError, NotADirectoryError):
-        raise OutputError(f"Cannot write {path}: a file stands where a folder of that path should be. Choose "
-                          "another folder.") from None
+        raise OutputError(
+            f"Cannot write {path}: a file stands where a folder of that path should be. Choose another folder."
+        ) from None
     except OutputError:
         raise
     except OSError as exc:
@@ -163,8 +187,10 @@ def replacing(path: str | Path, inputs: Iterable[str | Path | None] = (), folder
     except OutputError:
         raise
     except OSError as exc:
-        raise OutputError(f"Writing {path} failed ({exc.strerror or exc}); an earlier {what} of that name is "
-                          f"unchanged and no partial file is left: {_hint(exc)}.") from None
+        raise OutputError(
+            f"Writing {path} failed ({exc.strerror or exc}); an earlier {what} of that name is "
+            f"unchanged and no partial file is left: {_hint(exc)}."
+        ) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 

@@ -96,9 +96,7 @@ def face_triggers(prev: np.ndarray, pred: np.ndarray, cfg: AutoZoomConfig = Auto
             a, b = int(fa.sum()), int(fb.sum())
             d = int(np.count_nonzero(fa != fb))
             rel = max(a, b) / max(min(a, b), 1e-5) - 1
-            out.append(
-                d > cfg.border_abs_change or (d > cfg.border_min_change and rel > cfg.border_rel_change)
-            )
+            out.append(d > cfg.border_abs_change or (d > cfg.border_min_change and rel > cfg.border_rel_change))
     return out
 
 
@@ -138,8 +136,9 @@ def _aligned_step(crop: int, out: int) -> int | None:
     return m if crop > out and m & (m - 1) == 0 else None
 
 
-def resample_sparse(values: np.ndarray, region: BBox, crop_shape: Sequence[int], size: Sequence[int],
-                    mode: str) -> torch.Tensor:
+def resample_sparse(
+    values: np.ndarray, region: BBox, crop_shape: Sequence[int], size: Sequence[int], mode: str
+) -> torch.Tensor:
     """Resample a crop that is zero outside ``region`` to ``size`` without building the crop.
 
     ``values`` are the crop's values over ``region`` (crop frame). The result equals
@@ -169,7 +168,8 @@ def resample_sparse(values: np.ndarray, region: BBox, crop_shape: Sequence[int],
     sub = np.zeros(bbox_shape(ins), np.float32)
     common = intersect_bbox(ins, region)
     sub[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in ins]))] = values[
-        bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))]
+        bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))
+    ]
     out[bbox_to_slices(tuple(outs))] = _resample(torch.from_numpy(sub), bbox_shape(tuple(outs)), mode)
     return out
 
@@ -256,9 +256,7 @@ def _grid_candidates(diff: np.ndarray, strides: Sequence[int]) -> list[tuple[int
     return [c for c in itertools.product(*axes) if diff[c]]
 
 
-def plan_refinement(
-    diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomConfig = AutoZoomConfig()
-) -> list[BBox]:
+def plan_refinement(diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomConfig = AutoZoomConfig()) -> list[BBox]:
     """Refinement patches (full boxes, local frame of ``diff``) that cover the changed voxels.
 
     ``diff`` is the opened change mask over the planning region. Implements the greedy grid

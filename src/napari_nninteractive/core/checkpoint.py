@@ -32,9 +32,24 @@ def _numpy_globals() -> list[Any]:
     dtype_classes = []
     dtypes = getattr(np, "dtypes", None)
     if dtypes is not None:
-        for name in ("Float16DType", "Float32DType", "Float64DType", "Int8DType", "Int16DType", "Int32DType",
-                     "Int64DType", "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType", "BoolDType",
-                     "LongDType", "ULongDType", "LongLongDType", "ULongLongDType"):
+        for name in (
+            "Float16DType",
+            "Float32DType",
+            "Float64DType",
+            "Int8DType",
+            "Int16DType",
+            "Int32DType",
+            "Int64DType",
+            "UInt8DType",
+            "UInt16DType",
+            "UInt32DType",
+            "UInt64DType",
+            "BoolDType",
+            "LongDType",
+            "ULongDType",
+            "LongLongDType",
+            "ULongLongDType",
+        ):
             if hasattr(dtypes, name):
                 dtype_classes.append(getattr(dtypes, name))
     return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtype_classes]
@@ -81,8 +96,10 @@ def _check_pickle_size(path: Path) -> None:
     except (zipfile.BadZipFile, OSError):
         return  # torch.load reports the broken file
     if any(size > MAX_PICKLE_BYTES for size in sizes):
-        raise CheckpointError(f"{path}: its pickle unpacks to {max(sizes) / 2**20:.0f} MiB, far more than a model "
-                              "checkpoint holds; it was not loaded. Download the model folder again.")
+        raise CheckpointError(
+            f"{path}: its pickle unpacks to {max(sizes) / 2**20:.0f} MiB, far more than a model "
+            "checkpoint holds; it was not loaded. Download the model folder again."
+        )
 
 
 def verify_checkpoint_file(path: str | Path) -> None:
@@ -104,8 +121,10 @@ def verify_checkpoint_file(path: str | Path) -> None:
                 raise CheckpointError(f"{path} is a zip file without a checkpoint in it; download the model again.")
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}); the file is truncated or corrupt. "
-                              "Delete it and download the model again.") from None
+        raise CheckpointError(
+            f"{path} cannot be read ({type(exc).__name__}); the file is truncated or corrupt. "
+            "Delete it and download the model again."
+        ) from None
     if bad is not None:
         raise CheckpointError(f"{path}: its member {bad} is corrupt; delete the file and download the model again.")
     _check_pickle_size(path)
@@ -128,23 +147,29 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     except Exception as exc:
         names = _refused_names(exc, path)
         if names is None:
-            raise CheckpointError(f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                                  "the file is truncated or corrupt. Delete it and download the model again.") from None
+            raise CheckpointError(
+                f"{path} cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                "the file is truncated or corrupt. Delete it and download the model again."
+            ) from None
         if not trust:
             raise UnsafeCheckpointError(path, names) from None
         warnings.warn(f"{path}: full unpickling (trusted by the user) for {', '.join(names)}.", stacklevel=2)
         try:
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc2:
-            raise CheckpointError(f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is "
-                                  "truncated or corrupt. Delete it and download the model again.") from None
+            raise CheckpointError(
+                f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is "
+                "truncated or corrupt. Delete it and download the model again."
+            ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("network_weights"), dict):
-        raise CheckpointError(f"{path} is not an nnInteractive checkpoint (it has no 'network_weights' "
-                              "dictionary of tensors).")
+        raise CheckpointError(
+            f"{path} is not an nnInteractive checkpoint (it has no 'network_weights' dictionary of tensors)."
+        )
     bad = [k for k, v in ckpt["network_weights"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{path}: 'network_weights' holds {bad[0]!r}, which is not a named tensor; the "
-                              "checkpoint is damaged.")
+        raise CheckpointError(
+            f"{path}: 'network_weights' holds {bad[0]!r}, which is not a named tensor; the checkpoint is damaged."
+        )
     init_args = ckpt.get("init_args")
     if init_args is not None and not isinstance(init_args, dict):
         raise CheckpointError(f"{path}: 'init_args' must be a dictionary, not {type(init_args).__name__}.")

@@ -41,9 +41,13 @@ TYPES: dict[str, type] = {"point": Point, "bbox": Box, "scribble": Scribble, "la
 #: The keys every item may have.
 COMMON_KEYS = frozenset({"type", "positive"})
 #: The keys of each type's own fields in the codec's default form.
-FIELDS: dict[str, frozenset[str]] = {"point": frozenset({"coord"}), "bbox": frozenset({"bbox"}),
-                                     "scribble": frozenset({"voxels"}), "lasso": frozenset({"voxels"}),
-                                     "mask": frozenset({"refine"})}
+FIELDS: dict[str, frozenset[str]] = {
+    "point": frozenset({"coord"}),
+    "bbox": frozenset({"bbox"}),
+    "scribble": frozenset({"voxels"}),
+    "lasso": frozenset({"voxels"}),
+    "mask": frozenset({"refine"}),
+}
 
 RegionPrompt = Scribble | Lasso | InitialMask
 
@@ -135,8 +139,9 @@ def voxels_to_crop(value: Any, shape: Sequence[int], where: str, error: type[Use
     inside = np.all((pts >= 0) & (pts < np.asarray(shape)), axis=1)
     if not inside.all():
         bad = pts[~inside][0].tolist()
-        raise error(f"{where}: voxel {bad} lies outside the image of shape {tuple(shape)}; "
-                    f"give voxel indices inside it.")
+        raise error(
+            f"{where}: voxel {bad} lies outside the image of shape {tuple(shape)}; give voxel indices inside it."
+        )
     lo, hi = pts.min(axis=0), pts.max(axis=0) + 1
     box = tuple((int(a), int(b)) for a, b in zip(lo, hi))
     crop = np.zeros(bbox_shape(box), dtype=bool)
@@ -153,20 +158,24 @@ def _type(item: dict[str, Any], where: str, error: type[UserError], stored: bool
     return kind
 
 
-def _coord(item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError],
-           stored: bool) -> tuple[float, ...]:
+def _coord(
+    item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError], stored: bool
+) -> tuple[float, ...]:
     """The item's ``"coord"``: one number per axis, inside ``shape`` once rounded (as :meth:`.Point.validated` does)."""
     coord = jsonio.as_numbers(need(item, "coord", where, error), len(shape), f"{where}: 'coord'", error)
     if any(not 0 <= round(c) < n for c, n in zip(coord, shape)):
         if stored:
             raise error(f"{where}: 'coord' {coord} is not inside {tuple(shape)}.")
-        raise error(f"{where}: 'coord' {coord} lies outside the image of shape {tuple(shape)}; "
-                    f"give voxel indices (z, y, x) inside it.")
+        raise error(
+            f"{where}: 'coord' {coord} lies outside the image of shape {tuple(shape)}; "
+            f"give voxel indices (z, y, x) inside it."
+        )
     return tuple(coord)
 
 
-def bbox_of(item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError],
-            stored: bool = False) -> BBox:
+def bbox_of(
+    item: dict[str, Any], shape: Sequence[int], where: str, error: type[UserError], stored: bool = False
+) -> BBox:
     """The item's ``"bbox"``: any numbers (``stored``: integer, non-empty and inside ``shape``)."""
     value = need(item, "bbox", where, error)
     if stored:
@@ -177,15 +186,25 @@ def bbox_of(item: dict[str, Any], shape: Sequence[int], where: str, error: type[
 
 def voxel_region(shape: Sequence[int], error: type[UserError]) -> RegionDecoder:
     """The default region decoder: a scribble's or lasso's ``"voxels"`` list (mask items are refused)."""
+
     def region(head: Region, item: dict[str, Any], where: str) -> RegionPrompt:
         if head.cls is InitialMask:
             raise error(f"{where}: mask items are not accepted here.")
         return head.make(*voxels_to_crop(need(item, "voxels", where, error), shape, where, error))
+
     return region
 
 
-def decode(item: Any, shape: Sequence[int], where: str, error: type[UserError], *, stored: bool = False,
-           extra_keys: Mapping[str, Set[str]] | None = None, region: RegionDecoder | None = None) -> Any:
+def decode(
+    item: Any,
+    shape: Sequence[int],
+    where: str,
+    error: type[UserError],
+    *,
+    stored: bool = False,
+    extra_keys: Mapping[str, Set[str]] | None = None,
+    region: RegionDecoder | None = None,
+) -> Any:
     """The prompt of the JSON ``item`` on an image of spatial ``shape``, checked field by field.
 
     Parameters

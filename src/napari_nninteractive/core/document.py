@@ -70,8 +70,13 @@ class ImageRef:
 
     @classmethod
     def of(cls, image: np.ndarray, name: str = "image", path: str | Path | None = None) -> ImageRef:
-        return cls(name, tuple(int(s) for s in np.shape(image)), str(image.dtype), fingerprint(image),
-                   None if path is None else str(path))
+        return cls(
+            name,
+            tuple(int(s) for s in np.shape(image)),
+            str(image.dtype),
+            fingerprint(image),
+            None if path is None else str(path),
+        )
 
     def mismatch(self, image: np.ndarray) -> str | None:
         """Why ``image`` is not this session's image, or ``None`` when it is."""
@@ -124,6 +129,7 @@ class SessionDocument:
 
 def _prompt_item(prompt: Prompt, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """The JSON item of ``prompt`` (:func:`.codec.encode`); a region's crop goes to ``arrays[key]``."""
+
     def region(p: codec.RegionPrompt) -> dict[str, Any]:
         assert p.bbox is not None  # session prompts are validated, and validated() always sets the bbox
         arrays[key] = PackedMask.of_region(p.bbox, p.mask).bits
@@ -139,22 +145,38 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
     for i, obj in enumerate(doc.objects):
         packed = PackedMask.of(obj.mask)
         arrays[f"mask_{i}"] = packed.bits
-        objects.append({
-            "label": int(obj.label), "name": str(obj.name), "visible": bool(obj.visible),
-            "color": None if obj.color is None else [float(c) for c in obj.color],
-            "mask_shape": [int(s) for s in np.shape(obj.mask)], "mask_bbox": None if packed.bbox is None else [list(b) for b in packed.bbox],
-            "prompts": [_prompt_item(p, f"prompt_{i}_{j}", arrays) for j, p in enumerate(obj.prompts)],
-        })
-    meta = {"format": FORMAT, "version": VERSION,
-            "image": {"name": doc.image.name, "shape": list(doc.image.shape), "dtype": doc.image.dtype,
-                      "fingerprint": doc.image.fingerprint, "path": doc.image.path},
-            "current": doc.current, "settings": doc.settings, "objects": objects}
+        objects.append(
+            {
+                "label": int(obj.label),
+                "name": str(obj.name),
+                "visible": bool(obj.visible),
+                "color": None if obj.color is None else [float(c) for c in obj.color],
+                "mask_shape": [int(s) for s in np.shape(obj.mask)],
+                "mask_bbox": None if packed.bbox is None else [list(b) for b in packed.bbox],
+                "prompts": [_prompt_item(p, f"prompt_{i}_{j}", arrays) for j, p in enumerate(obj.prompts)],
+            }
+        )
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "image": {
+            "name": doc.image.name,
+            "shape": list(doc.image.shape),
+            "dtype": doc.image.dtype,
+            "fingerprint": doc.image.fingerprint,
+            "path": doc.image.path,
+        },
+        "current": doc.current,
+        "settings": doc.settings,
+        "objects": objects,
+    }
     arrays["document.json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     return arrays
 
 
-def save_document(doc: SessionDocument, path: str | Path,
-                  _writer: Callable[[IO[bytes], dict[str, np.ndarray]], None] | None = None) -> Path:
+def save_document(
+    doc: SessionDocument, path: str | Path, _writer: Callable[[IO[bytes], dict[str, np.ndarray]], None] | None = None
+) -> Path:
     """Write ``doc`` to ``path`` atomically; the previous file survives any failure.
 
     Raises :class:`SessionFileError` (e.g. disk full, no permission, ``path`` is a folder or the
@@ -167,8 +189,10 @@ def save_document(doc: SessionDocument, path: str | Path,
     # unpacked without this; the keys are member names (mask_0, document.json), never allow_pickle
     writer = _writer or (lambda f, a: np.savez_compressed(f, **a))  # type: ignore[arg-type]
     try:
-        with replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp, \
-                open(tmp, "wb") as f:
+        with (
+            replacing(path, inputs=[doc.image.path], make_parents=True, what="session file") as tmp,
+            open(tmp, "wb") as f,
+        ):
             writer(f, arrays)
     except OutputError as exc:
         raise SessionFileError(f"Cannot write the session: {exc}") from None
@@ -196,8 +220,10 @@ def _bits(data: NpzFile, key: str, size: int | None, where: str, most: int = 0) 
     n = shape[0] if len(shape) == 1 else -1
     if dtype != np.uint8 or not (n == size if size is not None else 0 <= n <= most) or stored != header + n:
         want = f"{size} bytes" if size is not None else f"at most {most} bytes"
-        raise SessionFileError(f"{where}: array {key!r} holds {shape} {dtype} ({stored} bytes stored), not "
-                               f"the {want} (1-D uint8) its description needs.")
+        raise SessionFileError(
+            f"{where}: array {key!r} holds {shape} {dtype} ({stored} bytes stored), not "
+            f"the {want} (1-D uint8) its description needs."
+        )
     return data[key]
 
 
@@ -220,6 +246,7 @@ def _prompt_from_item(item: Any, shape: tuple[int, ...], where: str) -> tuple[in
 
     Returns the voxels its crop will take and a function reading the prompt from the archive.
     """
+
     def region(head: codec.Region, item: dict[str, Any], where: str) -> tuple[int, Callable[[NpzFile], Prompt]]:
         box = codec.bbox_of(item, shape, where, SessionFileError, stored=True)
         key = jsonio.get(item, "array", str, where, SessionFileError)
@@ -227,19 +254,30 @@ def _prompt_from_item(item: Any, shape: tuple[int, ...], where: str) -> tuple[in
 
     # a point, a box, or what ``region`` returned
     decoded: Point | Box | tuple[int, Callable[[NpzFile], Prompt]] = codec.decode(
-        item, shape, where, SessionFileError, stored=True, region=region)
+        item, shape, where, SessionFileError, stored=True, region=region
+    )
     if isinstance(decoded, (Point, Box)):
         return 0, lambda data: decoded
     return decoded
 
 
-def _object_from_item(o: Any, i: int, shape: tuple[int, ...], where: str
-                      ) -> tuple[int, Callable[[NpzFile], ObjectRecord]]:
+def _object_from_item(
+    o: Any, i: int, shape: tuple[int, ...], where: str
+) -> tuple[int, Callable[[NpzFile], ObjectRecord]]:
     """Check object ``i`` of the document; returns the voxels it will take and a function reading it."""
     if not isinstance(o, dict):
         raise SessionFileError(f"{where} must be a JSON object, not {jsonio.type_name(o)}.")
-    label = cast(int, jsonio.as_number(jsonio.get(o, "label", int, where, SessionFileError), f"{where}: 'label'",
-                                       SessionFileError, integer=True, lo=0, hi=2**32 - 1))  # integer=True: an int
+    label = cast(
+        int,
+        jsonio.as_number(
+            jsonio.get(o, "label", int, where, SessionFileError),
+            f"{where}: 'label'",
+            SessionFileError,
+            integer=True,
+            lo=0,
+            hi=2**32 - 1,
+        ),
+    )  # integer=True: an int
     name = jsonio.get(o, "name", str, where, SessionFileError)
     visible = jsonio.get(o, "visible", bool, where, SessionFileError)
     color = jsonio.get(o, "color", (list, type(None)), where, SessionFileError)
@@ -250,16 +288,19 @@ def _object_from_item(o: Any, i: int, shape: tuple[int, ...], where: str
         raise SessionFileError(f"{where}: 'mask_shape' {list(mask_shape)} is not the image's {list(shape)}.")
     box = jsonio.get(o, "mask_bbox", (list, type(None)), where, SessionFileError)
     box = None if box is None else codec.inside_box(box, shape, f"{where}: 'mask_bbox'", SessionFileError)
-    prompts = [_prompt_from_item(p, shape, f"{where} prompt {j}")
-               for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))]
+    prompts = [
+        _prompt_from_item(p, shape, f"{where} prompt {j}")
+        for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))
+    ]
 
     def read(data: NpzFile) -> ObjectRecord:
         mask = np.zeros(shape, bool)
         if box is not None:  # the stored crop is the mask's tight bbox (PackedMask.of)
             crop = _packed(data, f"mask_{i}", box, where).crop()
             if nonzero_bbox(crop) != tuple((0, hi - lo) for lo, hi in box):
-                raise SessionFileError(f"{where}: 'mask_bbox' {[list(b) for b in box]} is not the bbox of the "
-                                       f"stored mask.")
+                raise SessionFileError(
+                    f"{where}: 'mask_bbox' {[list(b) for b in box]} is not the bbox of the stored mask."
+                )
             mask[bbox_to_slices(box)] = crop
         else:
             _packed(data, f"mask_{i}", None, where)
@@ -278,21 +319,33 @@ def _image_ref(meta: dict[str, Any], where: str) -> ImageRef:
     if math.prod(shape) > MAX_VOXELS:
         raise SessionFileError(f"{where}: 'shape' {list(shape)} has more than 2**{MAX_VOXELS.bit_length() - 1} voxels.")
     text = {k: jsonio.get(im, k, str, where, SessionFileError) for k in ("name", "dtype", "fingerprint")}
-    return ImageRef(text["name"], shape, text["dtype"], text["fingerprint"],
-                    jsonio.get(im, "path", (str, type(None)), where, SessionFileError, None))
+    return ImageRef(
+        text["name"],
+        shape,
+        text["dtype"],
+        text["fingerprint"],
+        jsonio.get(im, "path", (str, type(None)), where, SessionFileError, None),
+    )
 
 
 try:
     from lzma import LZMAError
+
     _LZMA_ERRORS: tuple[type[Exception], ...] = (LZMAError,)
 except ImportError:  # Python built without lzma: zipfile cannot open such members either (zlib.error is caught anyway)
     _LZMA_ERRORS = ()
 
 #: What reading a truncated, corrupted, encrypted or oddly compressed archive raises.
 _ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
-    OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, *_LZMA_ERRORS,
+    OSError,
+    EOFError,
+    ValueError,
+    zipfile.BadZipFile,
+    zlib.error,
+    *_LZMA_ERRORS,
     NotImplementedError,  # compression method zipfile does not know
-    RuntimeError)  # encrypted member
+    RuntimeError,
+)  # encrypted member
 
 
 @contextmanager
@@ -301,16 +354,19 @@ def _hint() -> Iterator[None]:
     try:
         yield
     except SessionFileError as exc:
-        raise SessionFileError(f"{exc} The session file is damaged or was changed by hand; open an earlier save "
-                               f"or the autosave.") from None
+        raise SessionFileError(
+            f"{exc} The session file is damaged or was changed by hand; open an earlier save or the autosave."
+        ) from None
 
 
 def _document(data: NpzFile, path: Path) -> SessionDocument:
     """The document of the open archive ``data``: the JSON is checked whole before any array is read."""
     where = str(path)
     if "document.json" not in data.files:
-        raise SessionFileError(f"{path} is not a readable session file (it has no document.json); pick a "
-                               f"{SUFFIX} file saved by napari-nninteractive.")
+        raise SessionFileError(
+            f"{path} is not a readable session file (it has no document.json); pick a "
+            f"{SUFFIX} file saved by napari-nninteractive."
+        )
     with _hint():
         raw = _bits(data, "document.json", None, where, MAX_JSON_BYTES["session"])
         meta = jsonio.loads(raw.tobytes(), f"{path} (document.json)", SessionFileError)
@@ -318,8 +374,9 @@ def _document(data: NpzFile, path: Path) -> SessionDocument:
         raise SessionFileError(f"{path} is not a napari-nninteractive session file.")
     version = meta.get("version", 0)
     if isinstance(version, int) and not isinstance(version, bool) and version > VERSION:
-        raise SessionFileError(f"{path} was written by a newer napari-nninteractive (format {version}); update "
-                               f"the plugin to open it.")
+        raise SessionFileError(
+            f"{path} was written by a newer napari-nninteractive (format {version}); update the plugin to open it."
+        )
     with _hint():
         jsonio.as_number(version, f"{where}: 'version'", SessionFileError, integer=True, lo=0, hi=VERSION)
         image = _image_ref(meta, where)
@@ -328,12 +385,15 @@ def _document(data: NpzFile, path: Path) -> SessionDocument:
         objects = [_object_from_item(o, i, shape, f"{where}: object {i}") for i, o in enumerate(items)]
         total = sum(v for v, _ in objects)
         if total > MAX_VOXELS:
-            raise SessionFileError(f"{where}: its masks and prompts would take {total / 2**30:.0f} GiB to load, "
-                                   f"more than the {MAX_VOXELS >> 30} GiB this plugin loads.")
+            raise SessionFileError(
+                f"{where}: its masks and prompts would take {total / 2**30:.0f} GiB to load, "
+                f"more than the {MAX_VOXELS >> 30} GiB this plugin loads."
+            )
         current = jsonio.get(meta, "current", (int, type(None)), where, SessionFileError, None)
         if version >= 2 and current is not None and not 0 <= current < len(objects):
-            raise SessionFileError(f"{where}: 'current' = {current} is not the index of one of its "
-                                   f"{len(objects)} objects.")
+            raise SessionFileError(
+                f"{where}: 'current' = {current} is not the index of one of its {len(objects)} objects."
+            )
         settings = jsonio.get(meta, "settings", (dict, type(None)), where, SessionFileError, None) or {}
         records = [read(data) for _, read in objects]
     if version < 2 and current is not None:  # version 1 named it by label value
@@ -361,19 +421,25 @@ def load_document(path: str | Path) -> SessionDocument:
     except OSError as exc:
         raise SessionFileError(f"{path} cannot be read ({exc.strerror or exc}); check that you may read it.") from None
     if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
-        raise SessionFileError(f"{path} is not a readable session file (not an .npz archive); pick a "
-                               f"{SUFFIX} file saved by napari-nninteractive.")
+        raise SessionFileError(
+            f"{path} is not a readable session file (not an .npz archive); pick a "
+            f"{SUFFIX} file saved by napari-nninteractive."
+        )
     try:
         with np.load(path, allow_pickle=False) as data:
             return _document(data, path)
     except SessionFileError:
         raise
     except _ARCHIVE_ERRORS as exc:
-        raise SessionFileError(f"{path} is not a readable session file: it is damaged or truncated "
-                               f"({type(exc).__name__}: {exc}). Open an earlier save or the autosave.") from None
+        raise SessionFileError(
+            f"{path} is not a readable session file: it is damaged or truncated "
+            f"({type(exc).__name__}: {exc}). Open an earlier save or the autosave."
+        ) from None
     except MemoryError:
-        raise SessionFileError(f"{path} declares masks too large for the free memory; it is not a session of an "
-                               "image that fits here. Open it on a machine with more memory, or an earlier save.") from None
+        raise SessionFileError(
+            f"{path} declares masks too large for the free memory; it is not a session of an "
+            "image that fits here. Open it on a machine with more memory, or an earlier save."
+        ) from None
 
 
 # ----------------------------------------------------------------------------- autosave
@@ -389,8 +455,13 @@ def autosave_path(ref: ImageRef, root: str | Path) -> Path:
     return Path(root) / f"{safe_name(ref.name)}-{ref.fingerprint[:16]}{SUFFIX}"
 
 
-def capture_object(session: Session, label: int, name: str, color: tuple[float, float, float, float] | None = None,
-                   visible: bool = True) -> ObjectRecord:
+def capture_object(
+    session: Session,
+    label: int,
+    name: str,
+    color: tuple[float, float, float, float] | None = None,
+    visible: bool = True,
+) -> ObjectRecord:
     """The session's current object as a record (mask copied, prompt history kept)."""
     return ObjectRecord(int(label), name, session.mask.astype(bool), tuple(session.prompt_history), color, visible)
 

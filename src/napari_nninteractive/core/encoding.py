@@ -282,4 +282,3 @@ class PromptStore:
     def nbytes(self) -> int:
         """Bytes held by the stored rasters."""
         return sum(r.values.nbytes for r in self.state.rasters)
-

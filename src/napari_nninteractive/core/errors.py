@@ -45,6 +45,7 @@ class UnsafeCheckpointError(CheckpointError):
 #: file system's refusals (permissions, a full disk, a missing file). ``MemoryError`` gets its own advice.
 USER_ERRORS: tuple[type[Exception], ...] = (UserError, OSError)
 
+
 def user_message(exc: BaseException) -> str:
     """One line for a user error: its message; for a file-system error its reason and the file."""
     if isinstance(exc, OSError) and not isinstance(exc, UserError) and exc.strerror:
@@ -53,12 +54,25 @@ def user_message(exc: BaseException) -> str:
 
 
 #: Printed under the traceback of an unexpected error (a bug, not the user's doing).
-REPORT_BUG = ("This is a bug in napari-nninteractive, not something you did: please report it to the "
-              "developers with the traceback above and the command or steps that led to it.")
+REPORT_BUG = (
+    "This is a bug in napari-nninteractive, not something you did: please report it to the "
+    "developers with the traceback above and the command or steps that led to it."
+)
 
 #: JSON files this package reads (plans, metadata, prompt files, session documents) are refused
 #: beyond these limits before they are parsed or walked.
 MAX_JSON_DEPTH = 64
 MAX_JSON_BYTES = {"model": 16 << 20, "prompts": 512 << 20, "session": 256 << 20}
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "REPORT_BUG", "USER_ERRORS", "CheckpointError", "ModelFolderError", "OutputError", "UnsafeCheckpointError", "UserError", "user_message"]
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "REPORT_BUG",
+    "USER_ERRORS",
+    "CheckpointError",
+    "ModelFolderError",
+    "OutputError",
+    "UnsafeCheckpointError",
+    "UserError",
+    "user_message",
+]

@@ -31,10 +31,7 @@ def bbox_is_empty(box: BBox) -> bool:
 
 def clip_bbox(box: BBox, shape: Sequence[int]) -> BBox:
     """Clip ``box`` to ``[0, shape)``; an axis outside the image becomes empty."""
-    return tuple(
-        (min(max(lo, 0), n), max(min(max(hi, 0), n), min(max(lo, 0), n)))
-        for (lo, hi), n in zip(box, shape)
-    )
+    return tuple((min(max(lo, 0), n), max(min(max(hi, 0), n), min(max(lo, 0), n))) for (lo, hi), n in zip(box, shape))
 
 
 def intersect_bbox(a: BBox, b: BBox) -> BBox:
@@ -47,9 +44,7 @@ def union_bbox(*boxes: BBox | None) -> BBox | None:
     real = [b for b in boxes if b is not None and not bbox_is_empty(b)]
     if not real:
         return None
-    return tuple(
-        (min(b[i][0] for b in real), max(b[i][1] for b in real)) for i in range(len(real[0]))
-    )
+    return tuple((min(b[i][0] for b in real), max(b[i][1] for b in real)) for i in range(len(real[0])))
 
 
 def bbox_to_slices(box: BBox) -> tuple[slice, ...]:
@@ -68,10 +63,13 @@ def nonzero_bbox(mask: np.ndarray) -> BBox | None:
         planes = np.flatnonzero(mask.any(axis=(1, 2)))
         if planes.size == 0:
             return None
-        rows_cols = np.asarray(mask[planes[0]:planes[-1] + 1].any(axis=0))  # 2-D: an array, never a scalar
+        rows_cols = np.asarray(mask[planes[0] : planes[-1] + 1].any(axis=0))  # 2-D: an array, never a scalar
         rows, cols = np.flatnonzero(rows_cols.any(axis=1)), np.flatnonzero(rows_cols.any(axis=0))
-        return ((int(planes[0]), int(planes[-1]) + 1), (int(rows[0]), int(rows[-1]) + 1),
-                (int(cols[0]), int(cols[-1]) + 1))
+        return (
+            (int(planes[0]), int(planes[-1]) + 1),
+            (int(rows[0]), int(rows[-1]) + 1),
+            (int(cols[0]), int(cols[-1]) + 1),
+        )
     box: list[tuple[int, int]] = []
     for axis in range(mask.ndim):
         other = tuple(a for a in range(mask.ndim) if a != axis)
@@ -129,7 +127,7 @@ def crop_padded(array: np.ndarray, box: BBox, fill: float = 0) -> np.ndarray:
     Parts of ``box`` outside the array are filled with ``fill``; leading axes (channels) are
     kept whole. The result always has the box's shape.
     """
-    spatial = array.shape[-len(box):]
+    spatial = array.shape[-len(box) :]
     lead = array.shape[: array.ndim - len(box)]
     inside = clip_bbox(box, spatial)
     out = np.full(lead + bbox_shape(box), fill, dtype=array.dtype)

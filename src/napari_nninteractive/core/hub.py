@@ -82,16 +82,22 @@ def _make_cache(folder: Path) -> Path:
 def _check_name(name: str) -> str:
     """``name`` when it is one folder name (no path), else :class:`DownloadError`."""
     if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise DownloadError(f"The model name {name!r} is not a folder name; pick one of nninteractive-download-model "
-                            f"--list (default {DEFAULT_MODEL}).")
+        raise DownloadError(
+            f"The model name {name!r} is not a folder name; pick one of nninteractive-download-model "
+            f"--list (default {DEFAULT_MODEL})."
+        )
     return name
 
 
 def is_complete(folder: Path) -> bool:
     """True when ``folder`` has plans, dataset, metadata and a checkpoint."""
     has_meta = (folder / "inference_session_class.json").is_file() or (folder / "inference_info.json").is_file()
-    return (folder / "plans.json").is_file() and (folder / "dataset.json").is_file() and has_meta and any(
-        folder.glob("fold_*/checkpoint_final.pth"))
+    return (
+        (folder / "plans.json").is_file()
+        and (folder / "dataset.json").is_file()
+        and has_meta
+        and any(folder.glob("fold_*/checkpoint_final.pth"))
+    )
 
 
 def cached_model(name: str = DEFAULT_MODEL, root: str | Path | None = None) -> Path | None:
@@ -126,14 +132,23 @@ class ModelListing:
 
 def _env_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set as huggingface_hub reads it."""
-    return any(os.environ.get(k, "").upper() in ("1", "ON", "YES", "TRUE") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(k, "").upper() in ("1", "ON", "YES", "TRUE") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _hub_address() -> tuple[str, int]:
     """Host and port a hub request connects to first: the HTTPS proxy, else ``$HF_ENDPOINT`` or huggingface.co."""
-    proxy = next((os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)), "")
-    url = urlsplit(proxy if "://" in proxy else f"http://{proxy}" if proxy else
-                   os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    proxy = next(
+        (os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)), ""
+    )
+    url = urlsplit(
+        proxy
+        if "://" in proxy
+        else f"http://{proxy}"
+        if proxy
+        else os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    )
     return url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
 
 
@@ -190,12 +205,17 @@ def _quiet_hub() -> Iterator[None]:
 def _cached_words(folder: Path | None, cached: tuple[str, ...]) -> str:
     if cached:
         return "cached: " + ", ".join(name if folder is None else f"{name} ({folder / name})" for name in cached) + "."
-    return (f"no model is cached in {folder}; the weight-free engine works meanwhile, or download "
-            f"{DEFAULT_MODEL} on a connected machine (nninteractive-download-model) and copy it there.")
+    return (
+        f"no model is cached in {folder}; the weight-free engine works meanwhile, or download "
+        f"{DEFAULT_MODEL} on a connected machine (nninteractive-download-model) and copy it there."
+    )
 
 
-def list_models(root: str | Path | None = None, list_files: Callable[..., Iterable[str]] | None = None,
-                probe: Callable[[], str | None] | None = None) -> ModelListing:
+def list_models(
+    root: str | Path | None = None,
+    list_files: Callable[..., Iterable[str]] | None = None,
+    probe: Callable[[], str | None] | None = None,
+) -> ModelListing:
     """List the repository's model folders (those with a ``plans.json``) and the complete cached ones.
 
     Never raises for network problems: offline (see :func:`offline_reason`), the listing has the
@@ -205,13 +225,20 @@ def list_models(root: str | Path | None = None, list_files: Callable[..., Iterab
     """
     folder = _check_cache(cache_dir(root))
     try:
-        cached = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and is_complete(p))) if folder.is_dir() else ()
+        cached = (
+            tuple(sorted(p.name for p in folder.iterdir() if p.is_dir() and is_complete(p))) if folder.is_dir() else ()
+        )
     except OSError as exc:
         raise DownloadError(f"Cannot read the model cache {folder} ({exc.strerror or exc}); {_CACHE_FIX}.") from None
 
     def unreachable(why: str) -> ModelListing:
-        return ModelListing((), cached, None, f"Hugging Face cannot be reached (offline? {why}); "
-                            + _cached_words(folder, cached), folder)
+        return ModelListing(
+            (),
+            cached,
+            None,
+            f"Hugging Face cannot be reached (offline? {why}); " + _cached_words(folder, cached),
+            folder,
+        )
 
     if list_files is None:
         from huggingface_hub import list_repo_files
@@ -232,12 +259,18 @@ def list_models(root: str | Path | None = None, list_files: Callable[..., Iterab
             continue
         remote = sorted({f.split("/")[0] for f in files if f.count("/") == 1 and f.endswith("/plans.json")})
         return ModelListing(tuple(remote), cached, repo, folder=folder)
-    return ModelListing((), cached, None, "Could not list the repository (" + "; ".join(errors) + "); "
-                        + _cached_words(folder, cached), folder)
+    return ModelListing(
+        (),
+        cached,
+        None,
+        "Could not list the repository (" + "; ".join(errors) + "); " + _cached_words(folder, cached),
+        folder,
+    )
 
 
-def _progress_class(progress: Callable[[int, int | None], None] | None,
-                    should_cancel: Callable[[], bool] | None) -> type[tqdm_asyncio[Any]]:
+def _progress_class(
+    progress: Callable[[int, int | None], None] | None, should_cancel: Callable[[], bool] | None
+) -> type[tqdm_asyncio[Any]]:
     """A tqdm class for huggingface_hub that forwards bytes and checks for cancellation."""
     from tqdm.auto import tqdm
 
@@ -260,15 +293,29 @@ def _progress_class(progress: Callable[[int, int | None], None] | None,
 
 def _is_offline(exc: Exception) -> bool:
     names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
-    offline = {"ConnectionError", "OfflineModeIsEnabled", "LocalEntryNotFoundError", "Timeout", "ConnectTimeout",
-               "ReadTimeout", "ProxyError", "SSLError", "ConnectError", "TimeoutException"}
+    offline = {
+        "ConnectionError",
+        "OfflineModeIsEnabled",
+        "LocalEntryNotFoundError",
+        "Timeout",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "ProxyError",
+        "SSLError",
+        "ConnectError",
+        "TimeoutException",
+    }
     return bool(names & offline) or isinstance(exc, (ConnectionError, TimeoutError))
 
 
-def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
-                   progress: Callable[[int, int | None], None] | None = None,
-                   should_cancel: Callable[[], bool] | None = None, snapshot: Callable[..., object] | None = None,
-                   probe: Callable[[], str | None] | None = None) -> Path:
+def download_model(
+    name: str = DEFAULT_MODEL,
+    root: str | Path | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    snapshot: Callable[..., object] | None = None,
+    probe: Callable[[], str | None] | None = None,
+) -> Path:
     """The model folder, from the cache or downloaded into it (partial downloads resume).
 
     Offline (see :func:`offline_reason`) it fails within seconds. ``snapshot`` replaces
@@ -281,11 +328,13 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
     if found is not None:
         return found
     target = _make_cache(cache_dir(root))
+
     def unreachable(why: str) -> DownloadError:
         return DownloadError(
             f"Cannot reach Hugging Face to download {name} ({why}). The weight-free engine works "
             f"meanwhile; to use the network, download on a connected machine "
-            f"(nninteractive-download-model) and copy the folder to {target / name}.")
+            f"(nninteractive-download-model) and copy the folder to {target / name}."
+        )
 
     if snapshot is None:
         from huggingface_hub import snapshot_download
@@ -297,8 +346,12 @@ def download_model(name: str = DEFAULT_MODEL, root: str | Path | None = None,
     errors = []
     for repo in REPO_IDS:
         try:
-            snapshot(repo_id=repo, allow_patterns=[f"{name}/*"], local_dir=str(target),
-                     tqdm_class=_progress_class(progress, should_cancel))
+            snapshot(
+                repo_id=repo,
+                allow_patterns=[f"{name}/*"],
+                local_dir=str(target),
+                tqdm_class=_progress_class(progress, should_cancel),
+            )
         except DownloadCancelled:
             raise
         except Exception as exc:
@@ -328,4 +381,6 @@ def _check_checkpoint(folder: Path) -> None:
         return  # readable, but refused until the user trusts it: keep it, loading says why
     except ModelFolderError:
         path.unlink(missing_ok=True)
-        raise DownloadError(f"The downloaded checkpoint {path} is corrupt and was deleted; run the download again.") from None
+        raise DownloadError(
+            f"The downloaded checkpoint {path} is corrupt and was deleted; run the download again."
+        ) from None

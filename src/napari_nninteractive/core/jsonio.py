@@ -18,8 +18,15 @@ import numpy as np
 from .errors import MAX_JSON_BYTES, MAX_JSON_DEPTH, UserError
 
 _MISSING = object()
-_TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "an integer",
-               float: "a number", type(None): "null"}
+_TYPE_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    type(None): "null",
+}
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -44,7 +51,9 @@ def loads(text: str | bytes, source: str, error: type[UserError], max_depth: int
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
-        raise error(f"{source} nests JSON deeper than {max_depth} levels; it is not a file this plugin wrote.") from None
+        raise error(
+            f"{source} nests JSON deeper than {max_depth} levels; it is not a file this plugin wrote."
+        ) from None
     except UnicodeDecodeError:
         raise error(f"{source} is not UTF-8 text; it is not a JSON file.") from None
     except ValueError as exc:  # JSONDecodeError, NaN/Infinity, integers with too many digits
@@ -63,8 +72,10 @@ def read_json(path: str | Path, error: type[UserError], kind: str = "model", mis
     if path.exists() and not path.is_file():
         raise error(f"{path} is not a regular file (a device, pipe or socket); pass a JSON file.")
     try:
-        too_big = error(f"{path} is more than the {limit >> 20} MiB a {kind} JSON file may have; it is not a "
-                        "file this plugin can use.")
+        too_big = error(
+            f"{path} is more than the {limit >> 20} MiB a {kind} JSON file may have; it is not a "
+            "file this plugin can use."
+        )
         if path.stat().st_size > limit:
             raise too_big
         with open(path, "rb") as fh:
@@ -82,8 +93,14 @@ def type_name(value: Any) -> str:
     return _TYPE_NAMES.get(type(value), type(value).__name__)
 
 
-def get(obj: dict[str, Any], key: str, types: type | tuple[type, ...], where: str, error: type[UserError],
-        default: Any = _MISSING) -> Any:
+def get(
+    obj: dict[str, Any],
+    key: str,
+    types: type | tuple[type, ...],
+    where: str,
+    error: type[UserError],
+    default: Any = _MISSING,
+) -> Any:
     """``obj[key]`` checked to be of JSON ``types`` (``bool`` is never accepted as a number)."""
     if key not in obj:
         if default is _MISSING:
@@ -98,8 +115,9 @@ def get(obj: dict[str, Any], key: str, types: type | tuple[type, ...], where: st
     return value
 
 
-def as_number(value: Any, where: str, error: type[UserError], integer: bool = False,
-              lo: float = -1e12, hi: float = 1e12) -> float | int:
+def as_number(
+    value: Any, where: str, error: type[UserError], integer: bool = False, lo: float = -1e12, hi: float = 1e12
+) -> float | int:
     """A finite JSON number within ``[lo, hi]`` (an integer when ``integer``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
         kind = "an integer" if integer else "a number"
@@ -111,8 +129,15 @@ def as_number(value: Any, where: str, error: type[UserError], integer: bool = Fa
     return value
 
 
-def as_numbers(value: Any, n: int | None, where: str, error: type[UserError], integer: bool = False,
-               lo: float = -1e12, hi: float = 1e12) -> list[float | int]:
+def as_numbers(
+    value: Any,
+    n: int | None,
+    where: str,
+    error: type[UserError],
+    integer: bool = False,
+    lo: float = -1e12,
+    hi: float = 1e12,
+) -> list[float | int]:
     """A JSON list of ``n`` (any number when None) finite numbers."""
     if not isinstance(value, list) or (n is not None and len(value) != n):
         size = f"{n} " if n is not None else ""
@@ -120,16 +145,25 @@ def as_numbers(value: Any, n: int | None, where: str, error: type[UserError], in
     return [as_number(v, f"{where}[{i}]", error, integer, lo, hi) for i, v in enumerate(value)]
 
 
-def as_box(value: Any, n: int, where: str, error: type[UserError], integer: bool = False,
-           lo: float = -1e12, hi: float = 1e12) -> tuple[tuple[float | int, ...], ...]:
+def as_box(
+    value: Any, n: int, where: str, error: type[UserError], integer: bool = False, lo: float = -1e12, hi: float = 1e12
+) -> tuple[tuple[float | int, ...], ...]:
     """A JSON list of ``n`` ``[lo, hi]`` number pairs (a half-open box), as a tuple of pairs."""
     if not isinstance(value, list) or len(value) != n:
         raise error(f"{where} must be a list of {n} [lo, hi] pairs (one per axis), not {_short(value)}.")
     return tuple(tuple(as_numbers(pair, 2, f"{where}[{i}]", error, integer, lo, hi)) for i, pair in enumerate(value))
 
 
-def as_rows(value: Any, n: int, where: str, error: type[UserError], min_rows: int = 1, max_rows: int = 1 << 31,
-            lo: float = -1e12, hi: float = 1e12) -> np.ndarray:
+def as_rows(
+    value: Any,
+    n: int,
+    where: str,
+    error: type[UserError],
+    min_rows: int = 1,
+    max_rows: int = 1 << 31,
+    lo: float = -1e12,
+    hi: float = 1e12,
+) -> np.ndarray:
     """A JSON list of ``min_rows`` to ``max_rows`` lists of ``n`` finite numbers, as a float array ``(rows, n)``.
 
     The count and every row's type and length are checked before the array is made.

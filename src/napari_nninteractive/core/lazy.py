@@ -55,7 +55,7 @@ class LazyImage:
     def __getitem__(self, key: Index) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         key = key + (slice(None),) * (4 - len(key))
-        added, inner = key[: self._lead], key[self._lead:]
+        added, inner = key[: self._lead], key[self._lead :]
         values = np.asarray(self.source[inner])
         for k in reversed(added):  # the added axes have length 1
             if isinstance(k, slice):
@@ -110,10 +110,21 @@ def working_memory_problem(shape: Sequence[int], image_in_memory: bool) -> str |
     if free is None or need < free:
         return None
     where = "" if image_in_memory else "; the image itself is read on demand"
-    return (f"This image has {voxels / 1e9:.2f} billion voxels: annotating it needs about {need / 2**30:.1f} GiB of "
-            f"working memory (masks and labels, {WORK_BYTES_PER_VOXEL} bytes per voxel{where}) but only "
-            f"{free / 2**30:.1f} GiB are free. Open a cropped region or a lower-resolution level of the image "
-            "(nothing was changed).")
+    return (
+        f"This image has {voxels / 1e9:.2f} billion voxels: annotating it needs about {need / 2**30:.1f} GiB of "
+        f"working memory (masks and labels, {WORK_BYTES_PER_VOXEL} bytes per voxel{where}) but only "
+        f"{free / 2**30:.1f} GiB are free. Open a cropped region or a lower-resolution level of the image "
+        "(nothing was changed)."
+    )
 
 
-__all__ = ["SLAB_BYTES", "ArraySource", "ImageArray", "LazyImage", "available_memory", "is_lazy", "slabs", "working_memory_problem"]
+__all__ = [
+    "SLAB_BYTES",
+    "ArraySource",
+    "ImageArray",
+    "LazyImage",
+    "available_memory",
+    "is_lazy",
+    "slabs",
+    "working_memory_problem",
+]

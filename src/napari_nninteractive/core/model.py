@@ -101,11 +101,18 @@ def _norm_name(name: str) -> str:
 
 
 _INTERACTION_NAMES = {
-    "point": PromptKind.POINT, "points": PromptKind.POINT,
-    "bbox": PromptKind.BBOX, "bbox2d": PromptKind.BBOX, "2dbbox": PromptKind.BBOX, "box": PromptKind.BBOX,
-    "scribble": PromptKind.SCRIBBLE, "scribbles": PromptKind.SCRIBBLE,
+    "point": PromptKind.POINT,
+    "points": PromptKind.POINT,
+    "bbox": PromptKind.BBOX,
+    "bbox2d": PromptKind.BBOX,
+    "2dbbox": PromptKind.BBOX,
+    "box": PromptKind.BBOX,
+    "scribble": PromptKind.SCRIBBLE,
+    "scribbles": PromptKind.SCRIBBLE,
     "lasso": PromptKind.LASSO,
-    "initiallabel": PromptKind.MASK, "initialmask": PromptKind.MASK, "initialseg": PromptKind.MASK,
+    "initiallabel": PromptKind.MASK,
+    "initialmask": PromptKind.MASK,
+    "initialseg": PromptKind.MASK,
     "mask": PromptKind.MASK,
 }
 _BOX3D_NAMES = {"bbox3d", "3dbbox", "box3d"}
@@ -224,7 +231,9 @@ def resolve_configuration(plans: object, name: str, plans_path: Path) -> dict[st
     chain, seen = [], set()
     while name is not None:
         if not isinstance(name, str):
-            raise ModelFolderError(f"{plans_path}: a configuration name must be a string, not {jsonio.type_name(name)}.")
+            raise ModelFolderError(
+                f"{plans_path}: a configuration name must be a string, not {jsonio.type_name(name)}."
+            )
         if name in seen:
             raise ModelFolderError(f"{plans_path}: configuration inheritance loops at {name!r}.")
         if name not in configs:
@@ -248,9 +257,14 @@ def _check_arch_kwargs(kwargs: dict[str, Any], where: str) -> None:
     n = kwargs.get("n_stages")
     if n is not None:
         jsonio.as_number(n, f"{where}: n_stages", ModelFolderError, integer=True, lo=1, hi=MAX_STAGES)
-    for key, hi in (("features_per_stage", MAX_FEATURES), ("n_blocks_per_stage", MAX_BLOCKS),
-                    ("n_conv_per_stage", MAX_BLOCKS), ("n_conv_per_stage_decoder", MAX_BLOCKS),
-                    ("kernel_sizes", MAX_KERNEL), ("strides", MAX_STRIDE)):
+    for key, hi in (
+        ("features_per_stage", MAX_FEATURES),
+        ("n_blocks_per_stage", MAX_BLOCKS),
+        ("n_conv_per_stage", MAX_BLOCKS),
+        ("n_conv_per_stage_decoder", MAX_BLOCKS),
+        ("kernel_sizes", MAX_KERNEL),
+        ("strides", MAX_STRIDE),
+    ):
         value = kwargs.get(key)
         if value is None:
             continue
@@ -281,8 +295,10 @@ def build_network(configuration: dict[str, Any], n_inputs: int, plans_path: Path
         network: torch.nn.Module = cls(input_channels=n_inputs, num_classes=N_OUTPUTS, deep_supervision=False, **kwargs)
         return network
     except (TypeError, ValueError, AssertionError, KeyError, IndexError, RuntimeError, AttributeError) as exc:
-        raise ModelFolderError(f"{plans_path}: cannot build {arch['network_class_name']} from its arch_kwargs "
-                               f"({type(exc).__name__}: {str(exc)[:300]}); the plans file is damaged.") from None
+        raise ModelFolderError(
+            f"{plans_path}: cannot build {arch['network_class_name']} from its arch_kwargs "
+            f"({type(exc).__name__}: {str(exc)[:300]}); the plans file is damaged."
+        ) from None
 
 
 # ----------------------------------------------------------------------------- folder
@@ -300,13 +316,10 @@ def find_checkpoint(folder: Path, fold: int | str | None = None) -> Path:
     found = sorted(p for p in folder.glob(f"fold_*/{CHECKPOINT_NAME}") if p.is_file())
     if not found:
         raise ModelFolderError(
-            f"{folder} has no fold_*/{CHECKPOINT_NAME}; the download is incomplete. Download the "
-            "model folder again."
+            f"{folder} has no fold_*/{CHECKPOINT_NAME}; the download is incomplete. Download the model folder again."
         )
     if len(found) > 1:
-        raise ModelFolderError(
-            f"{folder} has several folds {_folds(folder)}; choose one (fold=... / --fold)."
-        )
+        raise ModelFolderError(f"{folder} has several folds {_folds(folder)}; choose one (fold=... / --fold).")
     return found[0]
 
 
@@ -328,7 +341,7 @@ def _clean_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
     for key, value in sd.items():
         for prefix in ("module.", "_orig_mod."):
             if key.startswith(prefix):
-                key = key[len(prefix):]
+                key = key[len(prefix) :]
         out[key] = value
     return out
 
@@ -357,16 +370,19 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_c
         raise ModelFolderError(f"{dataset_path} must hold a JSON object, not {jsonio.type_name(dataset)}.")
     channels = dataset.get("channel_names", dataset.get("modality", {"0": "image"}))
     if not isinstance(channels, dict) or not 1 <= len(channels) <= MAX_IMAGE_CHANNELS:
-        raise ModelFolderError(f"{dataset_path}: channel_names must be an object with 1 to {MAX_IMAGE_CHANNELS} "
-                               f"entries, not {jsonio.type_name(channels)}.")
+        raise ModelFolderError(
+            f"{dataset_path}: channel_names must be an object with 1 to {MAX_IMAGE_CHANNELS} "
+            f"entries, not {jsonio.type_name(channels)}."
+        )
     n_image = len(channels)
     ckpt_path = find_checkpoint(folder, fold)
     ckpt = load_checkpoint(ckpt_path, trust=trust_checkpoint)
     init_args = ckpt.get("init_args") or {}
     config_name = init_args.get("configuration")
     if not isinstance(config_name, str) or not config_name:
-        raise ModelFolderError(f"{ckpt_path} has no init_args['configuration'] name; it is not an nnInteractive "
-                               "checkpoint.")
+        raise ModelFolderError(
+            f"{ckpt_path} has no init_args['configuration'] name; it is not an nnInteractive checkpoint."
+        )
     configuration = resolve_configuration(plans, config_name, plans_path)
     patch = configuration.get("patch_size")
     if not (isinstance(patch, list) and len(patch) == 3):

@@ -57,8 +57,7 @@ class Point:
         rounded = tuple(int(round(float(c))) for c in self.coord)
         if any(not 0 <= c < n for c, n in zip(rounded, shape)):
             raise PromptError(
-                f"Point {tuple(self.coord)} lies outside the image of shape {tuple(shape)}; "
-                f"click inside the image."
+                f"Point {tuple(self.coord)} lies outside the image of shape {tuple(shape)}; click inside the image."
             )
         return Point(rounded, bool(self.positive))
 
@@ -91,13 +90,9 @@ class Box:
             )
         for (lo, hi), n in zip(box, shape):
             if hi < 0 or lo > n or (hi > lo and (hi <= 0 or lo >= n)):
-                raise PromptError(
-                    f"Box {box} lies outside the image of shape {tuple(shape)}; draw it on the image."
-                )
+                raise PromptError(f"Box {box} lies outside the image of shape {tuple(shape)}; draw it on the image.")
         clipped = clip_bbox(box, shape)
-        widened = tuple(
-            ((0, 1) if lo == 0 else (lo - 1, hi)) if hi == lo else (lo, hi) for lo, hi in clipped
-        )
+        widened = tuple(((0, 1) if lo == 0 else (lo - 1, hi)) if hi == lo else (lo, hi) for lo, hi in clipped)
         if not allow_3d_box and not any(hi - lo == 1 for lo, hi in widened):
             raise PromptError(
                 f"Box {widened} is a 3-D box, but this model takes only 2-D boxes: draw the box "
@@ -195,8 +190,7 @@ def fill_polygon(vertices: Sequence[Sequence[float]], shape: Sequence[int]) -> t
     pts = np.asarray(vertices, dtype=float)
     if pts.ndim != 2 or pts.shape[1] != len(shape) or len(pts) < 3:
         raise PromptError(
-            f"A polygon needs at least 3 vertices of {len(shape)} coordinates each; got shape "
-            f"{pts.shape}."
+            f"A polygon needs at least 3 vertices of {len(shape)} coordinates each; got shape {pts.shape}."
         )
     rounded = np.round(pts)
     flat = [a for a in range(len(shape)) if np.all(rounded[:, a] == rounded[0, a])]

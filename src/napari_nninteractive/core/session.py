@@ -135,9 +135,18 @@ class Session:
         """What the engine can do (see :class:`~.api.Capabilities`); unlimited undo and redo."""
         e = self.engine
         device = getattr(e, "device", None)
-        return Capabilities(e.name, e.describe(), frozenset(e.supported_kinds), bool(e.supports_3d_box), e.n_image_channels,
-                            undo_depth=None, redo=True, licence=getattr(getattr(e, "model", None), "licence", None),
-                            device=getattr(device, "type", None), pass_name=e.pass_name)
+        return Capabilities(
+            e.name,
+            e.describe(),
+            frozenset(e.supported_kinds),
+            bool(e.supports_3d_box),
+            e.n_image_channels,
+            undo_depth=None,
+            redo=True,
+            licence=getattr(getattr(e, "model", None), "licence", None),
+            device=getattr(device, "type", None),
+            pass_name=e.pass_name,
+        )
 
     def set_run_control(self, progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
         """Send progress events to ``progress``; poll ``should_cancel`` between expensive steps."""
@@ -185,8 +194,11 @@ class Session:
                 if isinstance(values, np.ndarray):
                     arrays[id(values)] = values.nbytes
         history = sum(p.old.nbytes + p.new.nbytes for step in self._undo + self._redo for p in step.patches)
-        return {"mask": 0 if self._mask is None else self._mask.nbytes, "prompts": sum(arrays.values()),
-                "history": history}
+        return {
+            "mask": 0 if self._mask is None else self._mask.nbytes,
+            "prompts": sum(arrays.values()),
+            "history": history,
+        }
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -298,18 +310,19 @@ class Session:
         """Box ``[[lo, hi], ...]`` (half-open); a 2-D box has extent 1 on one axis."""
         return self.add_prompt(Box(cast(BBox, tuple(tuple(p) for p in bbox)), positive), run)  # validated() rounds
 
-    def add_scribble(self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None,
-                     run: bool = True) -> Change:
+    def add_scribble(
+        self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None, run: bool = True
+    ) -> Change:
         """Scribble as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Scribble(mask, bbox, positive), run)
 
-    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None,
-                  run: bool = True) -> Change:
+    def add_lasso(self, mask: np.ndarray, positive: bool = True, bbox: BBox | None = None, run: bool = True) -> Change:
         """Filled lasso as a full-size 0/1 mask, or a crop plus its ``bbox``."""
         return self.add_prompt(Lasso(mask, bbox, positive), run)
 
-    def set_initial_mask(self, mask: np.ndarray, refine: bool = False, bbox: BBox | None = None,
-                         run: bool = True) -> Change:
+    def set_initial_mask(
+        self, mask: np.ndarray, refine: bool = False, bbox: BBox | None = None, run: bool = True
+    ) -> Change:
         """Replace the object by ``mask`` (resets its prompts); ``refine`` lets the network improve it."""
         return self.add_prompt(InitialMask(mask, bbox, True, refine), run)
 
@@ -411,12 +424,26 @@ class Session:
 
     # ------------------------------------------------------------------ internals
 
-    def _change(self, box: BBox | None, flipped: tuple[np.ndarray, ...] | None = None,
-                notices: tuple[str, ...] = (), passes: int = 0) -> Change:
+    def _change(
+        self,
+        box: BBox | None,
+        flipped: tuple[np.ndarray, ...] | None = None,
+        notices: tuple[str, ...] = (),
+        passes: int = 0,
+    ) -> Change:
         """The session now, with the object's voxels in ``box`` (copied)."""
         values = None if box is None else self._require_image()[bbox_to_slices(box)].copy()
-        return Change(box, values, flipped if box is not None else None, bool(self._undo), bool(self._redo),
-                      len(self._pending), self._history, notices, passes)
+        return Change(
+            box,
+            values,
+            flipped if box is not None else None,
+            bool(self._undo),
+            bool(self._redo),
+            len(self._pending),
+            self._history,
+            notices,
+            passes,
+        )
 
     def _step_change(self, step: _Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
         """The change of ``step``, with the voxels whose value it flipped."""
@@ -465,8 +492,10 @@ class Session:
             if not self.engine.fall_back_to_cpu():
                 raise
         self.engine.set_state(engine_before)  # the engine takes the same prompts once more
-        notice = ("The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
-                  "Close other GPU programs and Initialize again to use the GPU.")
+        notice = (
+            "The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
+            "Close other GPU programs and Initialize again to use the GPU."
+        )
         return self.engine.predict(mask, prompts, control), (notice,)
 
     def _run(self, before: _Snapshot, label: str) -> Change:

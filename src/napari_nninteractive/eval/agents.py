@@ -8,7 +8,12 @@ from ..core.prompts import PromptKind
 from .simulate import KINDS
 
 AGENT_NAMES = ("random", "sunk-cost", "point", "box", "scribble", "lasso")
-_SINGLE = {"point": PromptKind.POINT, "box": PromptKind.BBOX, "scribble": PromptKind.SCRIBBLE, "lasso": PromptKind.LASSO}
+_SINGLE = {
+    "point": PromptKind.POINT,
+    "box": PromptKind.BBOX,
+    "scribble": PromptKind.SCRIBBLE,
+    "lasso": PromptKind.LASSO,
+}
 
 
 class Agent:

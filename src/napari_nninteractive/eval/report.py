@@ -13,8 +13,19 @@ import numpy as np
 from ..core import atomic, codec
 from .runner import ObjectRun
 
-CSV_FIELDS = ["image", "label", "agent", "engine", "interaction", "prompt", "positive", "dice", "auc",
-              "seconds", "forward_passes"]
+CSV_FIELDS = [
+    "image",
+    "label",
+    "agent",
+    "engine",
+    "interaction",
+    "prompt",
+    "positive",
+    "dice",
+    "auc",
+    "seconds",
+    "forward_passes",
+]
 
 
 def write_csv(runs: list[ObjectRun], path: Path) -> Path:
@@ -24,12 +35,21 @@ def write_csv(runs: list[ObjectRun], path: Path) -> Path:
     writer.writeheader()
     for run in runs:
         for s in run.steps:
-            writer.writerow({
-                "image": run.image, "label": run.label, "agent": run.agent, "engine": run.engine,
-                "interaction": s.interaction, "prompt": s.kind or "", "positive": "" if s.positive is None else int(s.positive),
-                "dice": f"{s.dice:.6f}", "auc": f"{run.auc:.6f}", "seconds": f"{s.seconds:.4f}",
-                "forward_passes": s.forward_passes,
-            })
+            writer.writerow(
+                {
+                    "image": run.image,
+                    "label": run.label,
+                    "agent": run.agent,
+                    "engine": run.engine,
+                    "interaction": s.interaction,
+                    "prompt": s.kind or "",
+                    "positive": "" if s.positive is None else int(s.positive),
+                    "dice": f"{s.dice:.6f}",
+                    "auc": f"{run.auc:.6f}",
+                    "seconds": f"{s.seconds:.4f}",
+                    "forward_passes": s.forward_passes,
+                }
+            )
     return atomic.write_text(path, text.getvalue(), make_parents=True)
 
 
@@ -56,8 +76,17 @@ def summary_table(runs: list[ObjectRun]) -> str:
         for run in group:
             secs = np.mean([s.seconds for s in run.steps])
             passes = np.mean([s.forward_passes for s in run.steps])
-            rows.append([engine, agent, str(run.label), *(f"{v:.3f}" for v in run.dices), f"{run.auc:.3f}",
-                         f"{secs:.2f}", f"{passes:.1f}"])
+            rows.append(
+                [
+                    engine,
+                    agent,
+                    str(run.label),
+                    *(f"{v:.3f}" for v in run.dices),
+                    f"{run.auc:.3f}",
+                    f"{secs:.2f}",
+                    f"{passes:.1f}",
+                ]
+            )
         mean = np.mean([r.dices for r in group], axis=0)
         secs = np.mean([s.seconds for r in group for s in r.steps])
         passes = np.mean([s.forward_passes for r in group for s in r.steps])

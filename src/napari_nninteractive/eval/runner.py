@@ -68,8 +68,16 @@ class ObjectRun:
         return normalized_auc(self.dices)
 
 
-def simulate_object(session: SegmentationSession, reference: np.ndarray, agent: Agent, n_interactions: int,
-                    rng: np.random.Generator, label: int = 1, image: str = "image", engine: str | None = None) -> ObjectRun:
+def simulate_object(
+    session: SegmentationSession,
+    reference: np.ndarray,
+    agent: Agent,
+    n_interactions: int,
+    rng: np.random.Generator,
+    label: int = 1,
+    image: str = "image",
+    engine: str | None = None,
+) -> ObjectRun:
     """Prompt, predict and correct ``n_interactions`` times on one object (Dice@0..N)."""
     reference = reference.astype(bool)
     if not reference.any():
@@ -90,7 +98,9 @@ def simulate_object(session: SegmentationSession, reference: np.ndarray, agent: 
         seconds = time.perf_counter() - t0
         paste(change, mask)
         run.prompts.append(prompt.validated(session.shape, caps.supports_3d_box))
-        run.steps.append(Step(k, kind.value, bool(prompt.positive), dice(mask, reference), seconds, change.forward_passes))
+        run.steps.append(
+            Step(k, kind.value, bool(prompt.positive), dice(mask, reference), seconds, change.forward_passes)
+        )
     return run
 
 
@@ -105,9 +115,16 @@ def label_values(labels: np.ndarray, wanted: Iterable[int] | None = None) -> lis
     return list(wanted)
 
 
-def evaluate(session: SegmentationSession, labels: np.ndarray, agents: Iterable[str] = ("random",), n_interactions: int = 5,
-             seed: int = 0, wanted: Iterable[int] | None = None, image: str = "image",
-             on_object: Callable[[int, int, ObjectRun], None] | None = None) -> list[ObjectRun]:
+def evaluate(
+    session: SegmentationSession,
+    labels: np.ndarray,
+    agents: Iterable[str] = ("random",),
+    n_interactions: int = 5,
+    seed: int = 0,
+    wanted: Iterable[int] | None = None,
+    image: str = "image",
+    on_object: Callable[[int, int, ObjectRun], None] | None = None,
+) -> list[ObjectRun]:
     """Evaluate every (agent, label) pair; the session must already hold the image.
 
     Each pair gets its own generator seeded by ``(seed, label, agent index)``, so a run is

@@ -56,8 +56,9 @@ def _first_argmax(values: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(values)), values.shape))
 
 
-def point_prompt(region: np.ndarray, positive: bool = True, rng: np.random.Generator | None = None,
-                 depth: str = "slice") -> Point:
+def point_prompt(
+    region: np.ndarray, positive: bool = True, rng: np.random.Generator | None = None, depth: str = "slice"
+) -> Point:
     """A click in ``region``.
 
     ``depth="slice"``: the voxel farthest from the boundary (2-D distance transform maximum) on
@@ -76,12 +77,14 @@ def point_prompt(region: np.ndarray, positive: bool = True, rng: np.random.Gener
     return Point(tuple(yx), positive)
 
 
-def box_prompt(region: np.ndarray, positive: bool = True, rng: np.random.Generator | None = None, jitter: int = 0) -> Box:
+def box_prompt(
+    region: np.ndarray, positive: bool = True, rng: np.random.Generator | None = None, jitter: int = 0
+) -> Box:
     """The tight 2-D box of ``region`` on its largest slice, each edge moved by up to ``jitter``."""
     choice = largest_slice(region)
     box2d = [list(p) for p in nonzero_bbox(choice.plane)]
     if jitter and rng is not None:
-        for (lo_hi, n) in zip(box2d, choice.plane.shape):
+        for lo_hi, n in zip(box2d, choice.plane.shape):
             lo_hi[0] = int(np.clip(lo_hi[0] + rng.integers(-jitter, jitter + 1), 0, n - 1))
             lo_hi[1] = int(np.clip(lo_hi[1] + rng.integers(-jitter, jitter + 1), lo_hi[0] + 1, n))
     box = [tuple(p) for p in box2d]
@@ -145,8 +148,9 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == (1 + int(np.argmax(sizes)))
 
 
-def correction(kind: PromptKind, reference: np.ndarray, prediction: np.ndarray,
-               rng: np.random.Generator) -> Prompt | None:
+def correction(
+    kind: PromptKind, reference: np.ndarray, prediction: np.ndarray, rng: np.random.Generator
+) -> Prompt | None:
     """A corrective prompt of ``kind`` for the current errors, or ``None`` when there are none."""
     ref, pred = reference.astype(bool), prediction.astype(bool)
     fn, fp = ref & ~pred, pred & ~ref

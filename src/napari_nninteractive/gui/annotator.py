@@ -37,8 +37,11 @@ __all__ = ["Annotator", "ObjectTarget", "OutputMode", "Tool"]
 
 
 def _delegate(part: str, name: str, doc: str) -> property:
-    return property(lambda self: getattr(getattr(self, part), name),
-                    lambda self, value: setattr(getattr(self, part), name, value), doc=doc)
+    return property(
+        lambda self: getattr(getattr(self, part), name),
+        lambda self, value: setattr(getattr(self, part), name, value),
+        doc=doc,
+    )
 
 
 class Annotator:
@@ -207,8 +210,11 @@ class Annotator:
             return
         state = self.last_outcome.state if self.last_outcome is not None else None
         if state is not None and state.pending:
-            self.notify(f"The current object has {state.pending} queued prompt(s): press Run (or Undo them) before "
-                        "picking another object.", "warning")
+            self.notify(
+                f"The current object has {state.pending} queued prompt(s): press Run (or Undo them) before "
+                "picking another object.",
+                "warning",
+            )
             return
         mask = self.object_mask(object_id)
         self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
@@ -299,7 +305,9 @@ class Annotator:
         layer = event.value
         if self.view is not None and layer is self.view.layer:
             self.detach()
-            self.notify("The image layer was removed; annotation stopped. Pick an image and Initialize again.", "warning")
+            self.notify(
+                "The image layer was removed; annotation stopped. Pick an image and Initialize again.", "warning"
+            )
             self.state_changed.emit()
         elif layer is self.output.choice:
             self.output.choice = None

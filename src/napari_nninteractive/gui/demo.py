@@ -32,8 +32,9 @@ def open_gui(viewer=None):
     scroll.setWidgetResizable(True)
     scroll.setWidget(widget)
     scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
-                           + 2 * scroll.frameWidth())
+    scroll.setMinimumWidth(
+        widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
+    )
     viewer.window.add_dock_widget(scroll, name="nnInteractive", area="right")
     screen = QApplication.primaryScreen()
     avail = screen.availableGeometry() if screen is not None else None

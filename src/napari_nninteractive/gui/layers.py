@@ -89,7 +89,7 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
     nd = len(data.shape)
     if nd < 2:
         raise LayerError(f"The image layer '{layer.name}' has {nd} axis; a 2-D or 3-D image is needed.")
-    problem = working_memory_problem(data.shape[-min(nd, 3):], not is_lazy(data))
+    problem = working_memory_problem(data.shape[-min(nd, 3) :], not is_lazy(data))
     if problem:
         raise LayerError(problem)
     if nd == 2:
@@ -99,8 +99,10 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
         step = tuple(current_step[: nd - 3]) if len(current_step) >= nd - 3 else (0,) * (nd - 3)
         lead = tuple(int(min(max(s, 0), n - 1)) for s, n in zip(step, data.shape[: nd - 3]))
         data = data[lead]
-        note = (f"{nd}-D image: segmenting the displayed point {lead} of the leading axes "
-                "(move the slider and re-initialize for another)")
+        note = (
+            f"{nd}-D image: segmenting the displayed point {lead} of the leading axes "
+            "(move the slider and re-initialize for another)"
+        )
     return ImageView(_keep(data), layer, lead, False, note)
 
 
@@ -114,8 +116,13 @@ def _keep(data):
 
 def copy_transform(src: Layer) -> dict:
     """Keyword arguments that give a new layer the same data->world transform as ``src``."""
-    return {"scale": src.scale, "translate": src.translate, "rotate": src.rotate, "shear": src.shear,
-            "affine": src.affine.affine_matrix}
+    return {
+        "scale": src.scale,
+        "translate": src.translate,
+        "rotate": src.rotate,
+        "shear": src.shear,
+        "affine": src.affine.affine_matrix,
+    }
 
 
 def world_to_voxel(view: ImageView, prompt_layer: Layer, data_coords: np.ndarray) -> np.ndarray:
@@ -125,7 +132,7 @@ def world_to_voxel(view: ImageView, prompt_layer: Layer, data_coords: np.ndarray
     a_image, b_image = data_to_world_affine(view.layer)
     world = pts @ a_prompt.T + b_prompt
     img = np.linalg.solve(a_image, (world - b_image).T).T
-    spatial = img[:, -view.spatial_ndim:]
+    spatial = img[:, -view.spatial_ndim :]
     if view.squeeze2d:
         spatial = np.concatenate([np.zeros((len(spatial), 1)), spatial], axis=1)
     return spatial
@@ -167,7 +174,9 @@ def lasso_from_vertices(vox: np.ndarray, shape, positive: bool) -> Lasso:
     return Lasso(crop, box, positive)
 
 
-def scribble_from_voxels(view: ImageView, layer: Labels, indices: tuple[np.ndarray, ...], positive: bool) -> Scribble | None:
+def scribble_from_voxels(
+    view: ImageView, layer: Labels, indices: tuple[np.ndarray, ...], positive: bool
+) -> Scribble | None:
     """A scribble prompt from painted voxels (``np.nonzero`` indices in the scribble layer's data)."""
     if indices[0].size == 0:
         return None
@@ -204,7 +213,7 @@ def new_output_layer(view: ImageView, name: str) -> Labels:
     nd = view.spatial_ndim
     layer = view.layer
     n_img = layer.ndim
-    kwargs = {"scale": layer.scale[n_img - nd:], "translate": layer.translate[n_img - nd:]}
+    kwargs = {"scale": layer.scale[n_img - nd :], "translate": layer.translate[n_img - nd :]}
     return Labels(np.zeros(output_shape(view), dtype=np.uint16), name=name, **kwargs)
 
 
@@ -217,8 +226,15 @@ def check_output_layer(view: ImageView, layer: Labels) -> None:
         )
 
 
-def write_object(layer: Labels, view: ImageView, bbox: BBox, mask: np.ndarray, value: int, overwrite: bool,
-                 changed: tuple[np.ndarray, ...] | None = None) -> None:
+def write_object(
+    layer: Labels,
+    view: ImageView,
+    bbox: BBox,
+    mask: np.ndarray,
+    value: int,
+    overwrite: bool,
+    changed: tuple[np.ndarray, ...] | None = None,
+) -> None:
     """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``.
 
     Only voxels of ``bbox`` are touched, and with ``changed`` (indices in the bbox frame of the

@@ -22,8 +22,9 @@ from ..core.geometry import PackedMask
 from ..core.prompts import Prompt
 
 
-def object_mask(data, value: int, squeeze2d: bool, own: PackedMask | None = None,
-                others: Iterable[PackedMask] = ()) -> np.ndarray:
+def object_mask(
+    data, value: int, squeeze2d: bool, own: PackedMask | None = None, others: Iterable[PackedMask] = ()
+) -> np.ndarray:
     """The boolean mask (session frame) of the object with ``value`` in a layer's ``data``.
 
     ``own``: the object's finished voxels, when its value is shared; ``others``: the finished
@@ -112,7 +113,9 @@ class ObjectTable:
     def ownership(self, object_id: int) -> tuple[PackedMask | None, tuple[PackedMask, ...]]:
         """``(own, others)`` for :func:`object_mask`: set only when other objects share the value."""
         target = self.targets[object_id]
-        sharing = [i for i, t in self.targets.items() if i != object_id and t.layer is target.layer and t.value == target.value]
+        sharing = [
+            i for i, t in self.targets.items() if i != object_id and t.layer is target.layer and t.value == target.value
+        ]
         own = self.own.get(object_id) if sharing else None
         return own, tuple(self.own[i] for i in sharing if i in self.own) if sharing and own is None else ()
 

@@ -52,7 +52,9 @@ class ObjectsPanel(QGroupBox):
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed)
+        self.table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
         self.table.setMinimumHeight(120)
         self.table.setMaximumHeight(180)
         self.table.verticalHeader().setDefaultSectionSize(22)
@@ -81,7 +83,11 @@ class ObjectsPanel(QGroupBox):
     def refresh(self) -> None:
         """Show the annotator's objects (rebuilt only when something shown changed)."""
         a = self.annotator
-        rows = [(i, t.name, t.value, t.layer.name, t.visible, a.object_color(i)) for i, t in a.objects()] if a.ready else []
+        rows = (
+            [(i, t.name, t.value, t.layer.name, t.visible, a.object_color(i)) for i, t in a.objects()]
+            if a.ready
+            else []
+        )
         state = (tuple(rows), a.object_id if a.ready else None)
         ready = a.ready
         for w in (self.delete_button, self.export_button):
@@ -135,8 +141,11 @@ class ObjectsPanel(QGroupBox):
         if object_id is None:
             return self.annotator.notify("Select the object to delete in the list first.", "warning")
         name = self.annotator.targets[object_id].name
-        if confirm and QMessageBox.question(self, "Delete object", f"Erase '{name}' from its labels layer?") \
-                != QMessageBox.StandardButton.Yes:
+        if (
+            confirm
+            and QMessageBox.question(self, "Delete object", f"Erase '{name}' from its labels layer?")
+            != QMessageBox.StandardButton.Yes
+        ):
             return
         self.annotator.delete_object(object_id)
         self.report(f"Deleted '{name}'.", False)
@@ -147,8 +156,12 @@ class ObjectsPanel(QGroupBox):
         from ..io.export import default_path
 
         layer = self.annotator.view.layer
-        return default_path(layer.name, getattr(getattr(layer, "source", None), "path", None),
-                            self.format_combo.currentText(), self.kind_combo.currentText())
+        return default_path(
+            layer.name,
+            getattr(getattr(layer, "source", None), "path", None),
+            self.format_combo.currentText(),
+            self.kind_combo.currentText(),
+        )
 
     def export(self, path: str | Path | None = None) -> None:
         """Write all objects as one label map (format from the file name) in the background."""
@@ -163,8 +176,9 @@ class ObjectsPanel(QGroupBox):
         if self.export_worker is not None:
             return a.notify("An export is running; wait for it to finish.", "warning")
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Export objects", str(self.default_export_path()),
-                                                  dialog_filter("write_label_map", "Label map"))
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Export objects", str(self.default_export_path()), dialog_filter("write_label_map", "Label map")
+            )
             if not path:
                 return
         try:
@@ -175,8 +189,9 @@ class ObjectsPanel(QGroupBox):
         if fmt == "nifti":
             from .layers import output_shape
 
-            affine, origin = nifti_affine(output_shape(a.view), getattr(layer.source, "path", None),
-                                          layer.scale, layer.translate, layer.metadata)
+            affine, origin = nifti_affine(
+                output_shape(a.view), getattr(layer.source, "path", None), layer.scale, layer.translate, layer.metadata
+            )
         kind = self.kind_combo.currentText()
         self.export_worker = export_worker(object_sources(a, self.image_ref()), path, kind, affine)
         self.export_worker.returned.connect(lambda result: self._exported(result, kind, origin))
@@ -187,4 +202,8 @@ class ObjectsPanel(QGroupBox):
         path, error = result
         if error:
             return self.report(error, True)
-        self.report(f"Exported the objects as {'an' if kind[0] in 'aeiou' else 'a'} {kind} map to {path}" + (f" (with {origin})." if origin else "."), False)
+        self.report(
+            f"Exported the objects as {'an' if kind[0] in 'aeiou' else 'a'} {kind} map to {path}"
+            + (f" (with {origin})." if origin else "."),
+            False,
+        )

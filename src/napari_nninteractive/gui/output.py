@@ -62,8 +62,9 @@ class OutputWriter:
             return target, False
         recreated = target is not None
         if recreated:
-            self.message.emit(f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.",
-                              "warning")
+            self.message.emit(
+                f"The output layer '{target.layer.name}' was deleted; writing the object into a new layer.", "warning"
+            )
         layer = self.layer_for(object_id, view, keep_active)
         target = ObjectTarget(layer, self.value_for(layer), target.name if recreated else f"object {object_id + 1}")
         self.objects.add(object_id, target)
@@ -113,11 +114,21 @@ class OutputWriter:
         box = nonzero_bbox(mask)
         if box is not None:
             empty = np.zeros(tuple(hi - lo for lo, hi in box), np.uint8)
-            L.write_object(target.layer, view, box, empty, target.value, False,
-                           np.nonzero(mask[tuple(slice(lo, hi) for lo, hi in box)]))
+            L.write_object(
+                target.layer,
+                view,
+                box,
+                empty,
+                target.value,
+                False,
+                np.nonzero(mask[tuple(slice(lo, hi) for lo, hi in box)]),
+            )
 
     def remove_if_unused(self, layer: Labels) -> None:
         """In layer-per-object mode, remove ``layer`` once no object uses it."""
-        if self.mode is OutputMode.SEPARATE and layer in self.viewer.layers and not any(
-                t.layer is layer for t in self.objects.targets.values()):
+        if (
+            self.mode is OutputMode.SEPARATE
+            and layer in self.viewer.layers
+            and not any(t.layer is layer for t in self.objects.targets.values())
+        ):
             self.viewer.layers.remove(layer)

@@ -81,12 +81,25 @@ def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
     objects = []
     for object_id, target in annotator.objects():
         own, others = annotator.ownership(object_id)
-        objects.append(_Source(target.layer.data, target.value, target.name,
-                               annotator.object_color(object_id),  # as shown when visible
-                               target.visible and bool(target.layer.visible), annotator.histories.get(object_id, ()),
-                               object_id == annotator.object_id, own, others))
-    return DocumentSources(ref, tuple(objects), annotator.view.squeeze2d,
-                           {"mode": annotator.mode.value, "class_id": int(annotator.class_id)})
+        objects.append(
+            _Source(
+                target.layer.data,
+                target.value,
+                target.name,
+                annotator.object_color(object_id),  # as shown when visible
+                target.visible and bool(target.layer.visible),
+                annotator.histories.get(object_id, ()),
+                object_id == annotator.object_id,
+                own,
+                others,
+            )
+        )
+    return DocumentSources(
+        ref,
+        tuple(objects),
+        annotator.view.squeeze2d,
+        {"mode": annotator.mode.value, "class_id": int(annotator.class_id)},
+    )
 
 
 def _file_worker(write: Callable[[], Path]):
@@ -124,8 +137,9 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     current_id = None
     for object_id, record in enumerate(doc.objects):
         layer = annotator.output_layer(object_id)
-        annotator.table.add(object_id, ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}"),
-                            record.prompts)
+        annotator.table.add(
+            object_id, ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}"), record.prompts
+        )
         if object_id == doc.current:
             current_id = object_id
             continue  # written by the session's restore outcome
@@ -208,7 +222,8 @@ def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine:
     def write() -> Path:
         records = [r for r in sources.build().objects if r.mask.any()]
         masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
-        return write_label_map(path, label_map(masks, [r.label for r in records], kind), affine,
-                               inputs=[sources.ref.path])
+        return write_label_map(
+            path, label_map(masks, [r.label for r in records], kind), affine, inputs=[sources.ref.path]
+        )
 
     return _file_worker(write)

@@ -31,8 +31,14 @@ class Tool(enum.Enum):
 
 _TOOL_MODES = {Tool.POINT: "add", Tool.BBOX: "add_rectangle", Tool.SCRIBBLE: "paint", Tool.LASSO: "add_polygon_lasso"}
 # scribble layer values: fresh positive / negative stroke, consumed positive / negative
-_SCRIBBLE_COLORS = {None: "transparent", 0: "transparent", 1: L.POSITIVE_COLOR, 2: L.NEGATIVE_COLOR,
-                    3: L.POSITIVE_COLOR, 4: L.NEGATIVE_COLOR}
+_SCRIBBLE_COLORS = {
+    None: "transparent",
+    0: "transparent",
+    1: L.POSITIVE_COLOR,
+    2: L.NEGATIVE_COLOR,
+    3: L.POSITIVE_COLOR,
+    4: L.NEGATIVE_COLOR,
+}
 #: Keys that act on the object rather than on the tools, and the command each emits.
 COMMAND_KEYS = {"R": "reset", "M": "next", "Control-Z": "undo", "Control-Shift-Z": "redo"}
 NOT_READY = "Initialize first (pick an image layer and press Initialize)."
@@ -66,15 +72,34 @@ class PromptLayers:
         self.view = view
         kw = L.copy_transform(view.layer)
         nd = view.layer.ndim
-        pts = Points(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "points", size=6, border_width=0, face_color=L.POSITIVE_COLOR, **kw)
-        boxes = Shapes(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "boxes", edge_width=1.5, face_color="transparent",
-                       edge_color=L.POSITIVE_COLOR, **kw)
-        lassos = Shapes(ndim=nd, name=L.PROMPT_LAYER_PREFIX + "lassos", edge_width=1.5, face_color="transparent",
-                        edge_color=L.POSITIVE_COLOR, **kw)
+        pts = Points(
+            ndim=nd, name=L.PROMPT_LAYER_PREFIX + "points", size=6, border_width=0, face_color=L.POSITIVE_COLOR, **kw
+        )
+        boxes = Shapes(
+            ndim=nd,
+            name=L.PROMPT_LAYER_PREFIX + "boxes",
+            edge_width=1.5,
+            face_color="transparent",
+            edge_color=L.POSITIVE_COLOR,
+            **kw,
+        )
+        lassos = Shapes(
+            ndim=nd,
+            name=L.PROMPT_LAYER_PREFIX + "lassos",
+            edge_width=1.5,
+            face_color="transparent",
+            edge_color=L.POSITIVE_COLOR,
+            **kw,
+        )
         shape = view.layer.data[0].shape if view.layer.multiscale else view.layer.data.shape
         shape = shape[:-1] if view.layer.rgb else shape
-        scribbles = Labels(np.zeros(shape, np.uint8), name=L.PROMPT_LAYER_PREFIX + "scribbles", opacity=0.9,
-                           colormap=DirectLabelColormap(color_dict=_SCRIBBLE_COLORS), **kw)
+        scribbles = Labels(
+            np.zeros(shape, np.uint8),
+            name=L.PROMPT_LAYER_PREFIX + "scribbles",
+            opacity=0.9,
+            colormap=DirectLabelColormap(color_dict=_SCRIBBLE_COLORS),
+            **kw,
+        )
         scribbles.n_edit_dimensions = 2
         scribbles.brush_size = 2
         scribbles.selected_label = 1
@@ -146,8 +171,9 @@ class PromptLayers:
             self.viewer.layers.selection.active = layer
             layer.mode = _TOOL_MODES[tool]
             if self.viewer.dims.ndisplay == 3:
-                self.message.emit("Prompts are drawn on 2-D slices: switch to the 2-D view (the 2D/3D button) to draw.",
-                                  "warning")
+                self.message.emit(
+                    "Prompts are drawn on 2-D slices: switch to the 2-D view (the 2D/3D button) to draw.", "warning"
+                )
         self.changed.emit()
 
     def _layer(self, tool: Tool):

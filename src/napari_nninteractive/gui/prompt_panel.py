@@ -47,8 +47,14 @@ class PromptPanel(QWidget):
         prompts = QGroupBox("Prompts (draw on any 2-D slice)")
         grid = QGridLayout(prompts)
         self.tool_buttons = {}
-        for i, (tool, text) in enumerate([(Tool.POINT, "Point (P)"), (Tool.BBOX, "BBox (B)"),
-                                          (Tool.SCRIBBLE, "Scribble (S)"), (Tool.LASSO, "Lasso (L)")]):
+        for i, (tool, text) in enumerate(
+            [
+                (Tool.POINT, "Point (P)"),
+                (Tool.BBOX, "BBox (B)"),
+                (Tool.SCRIBBLE, "Scribble (S)"),
+                (Tool.LASSO, "Lasso (L)"),
+            ]
+        ):
             b = QPushButton(text)
             b.setCheckable(True)
             b.clicked.connect(lambda _=False, t=tool: a.toggle_tool(t))

@@ -29,7 +29,10 @@ def abdomen_phantom():
     scale = phantom.spacing(image.shape)
     names = {"index": [0, *phantom.LABELS], "name": ["background", *phantom.LABELS.values()]}
     return [
-        (image, {"name": "abdomen phantom (CT)", "colormap": "gray", "contrast_limits": (-160, 240),
-                 "scale": scale}, "image"),
+        (
+            image,
+            {"name": "abdomen phantom (CT)", "colormap": "gray", "contrast_limits": (-160, 240), "scale": scale},
+            "image",
+        ),
         (labels, {"name": "abdomen reference", "visible": False, "scale": scale, "features": names}, "labels"),
     ]

@@ -63,8 +63,9 @@ class SessionPanel(QGroupBox):
         from .persist import Autosaver, find_autosave, image_ref
 
         self.image_ref = image_ref(self.annotator)  # fingerprints the voxels: once per image
-        self.autosaver = Autosaver(self.annotator, self.image_ref, autosave_folder(),
-                                   lambda msg: self.report.emit(msg, True))
+        self.autosaver = Autosaver(
+            self.annotator, self.image_ref, autosave_folder(), lambda msg: self.report.emit(msg, True)
+        )
         self.autosave_doc = find_autosave(self.image_ref, autosave_folder())
         self.changed.emit()
         return self.autosave_doc
@@ -89,8 +90,9 @@ class SessionPanel(QGroupBox):
         if not self.annotator.ready:
             return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save session", str(self.default_session_path()),
-                                                  "nnInteractive session (*.npz)")
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save session", str(self.default_session_path()), "nnInteractive session (*.npz)"
+            )
             if not path:
                 return
         self.file_worker = save_worker(object_sources(self.annotator, self.image_ref), path)
@@ -111,8 +113,9 @@ class SessionPanel(QGroupBox):
         if not self.annotator.ready:
             return self.annotator.notify("Initialize on the session's image first, then load the session.", "warning")
         if path is None:
-            path, _ = QFileDialog.getOpenFileName(self, "Load session", str(self.default_session_path().parent),
-                                                  "nnInteractive session (*.npz)")
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Load session", str(self.default_session_path().parent), "nnInteractive session (*.npz)"
+            )
             if not path:
                 return
         try:
@@ -132,13 +135,16 @@ class SessionPanel(QGroupBox):
         from .persist import restore_into
 
         if self.annotator.runner.busy:
-            return self.annotator.notify("Wait for the running prediction to finish (or Cancel it), then load.", "warning")
+            return self.annotator.notify(
+                "Wait for the running prediction to finish (or Cancel it), then load.", "warning"
+            )
         problem = restore_into(self.annotator, doc)
         if problem:
             return self.report.emit(problem, True)
         self.autosave_doc = None
-        self.report.emit(f"{done}: {len(doc.objects)} object(s); keep refining the current one or press Next object.",
-                         False)
+        self.report.emit(
+            f"{done}: {len(doc.objects)} object(s); keep refining the current one or press Next object.", False
+        )
         self.changed.emit()
 
     def refresh(self) -> None:

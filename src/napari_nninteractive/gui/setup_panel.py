@@ -37,8 +37,10 @@ GUI_WORDS = (
     ("choose one (fold=... / --fold)", "pick the fold in Setup (Fold)"),
     ("use --device cpu or auto", "pick cpu or auto in Device"),
     ("(--model DIR, or Model folder in the widget)", "(fill in Model in Setup, or pick another Engine)"),
-    ("pass --trust-checkpoint (trust_checkpoint=True in Python, a confirmation in the widget)",
-     "press Initialize again and answer Yes"),
+    (
+        "pass --trust-checkpoint (trust_checkpoint=True in Python, a confirmation in the widget)",
+        "press Initialize again and answer Yes",
+    ),
     ("(--cache-dir or $NNINTERACTIVE_HOME)", "($NNINTERACTIVE_HOME, set before starting napari)"),
     ("pick one of nninteractive-download-model --list", "press List and pick one"),
 )
@@ -87,8 +89,9 @@ class EngineChoice:
 
     def make(self, trust_checkpoint: bool = False):
         """Build the engine (on a worker: this loads the weights)."""
-        return make_engine(self.folder, self.engine, self.device, self.autozoom, fold=self.fold,
-                           trust_checkpoint=trust_checkpoint)
+        return make_engine(
+            self.folder, self.engine, self.device, self.autozoom, fold=self.fold, trust_checkpoint=trust_checkpoint
+        )
 
 
 class SetupPanel(QGroupBox):
@@ -131,8 +134,10 @@ class SetupPanel(QGroupBox):
         self.list_button.setToolTip("Fetch the repository's model names in the background (offline: the cached ones)")
         self.list_button.clicked.connect(self.list_models)
         self.download_button = QPushButton("Download")
-        self.download_button.setToolTip("Fetch the chosen model (nnInteractive_v1.0: ~410 MB, CC BY-NC-SA 4.0) from "
-                                        "Hugging Face into the cache, or use the cached copy; runs in the background.")
+        self.download_button.setToolTip(
+            "Fetch the chosen model (nnInteractive_v1.0: ~410 MB, CC BY-NC-SA 4.0) from "
+            "Hugging Face into the cache, or use the cached copy; runs in the background."
+        )
         self.download_button.clicked.connect(self.download_model)
         form.addRow("Hugging Face", _row((self.hub_combo, 1), self.list_button, self.download_button))
         self.engine_combo = QComboBox()
@@ -153,7 +158,8 @@ class SetupPanel(QGroupBox):
         self.autozoom_check.setToolTip(
             "AutoZoom (network engine): when the object touches the border of the network's window, zoom out "
             "(up to 4x) and refine at full resolution.\nOff: no zooming out. A point gets one pass at zoom 1; a "
-            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut.")
+            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut."
+        )
         form.addRow("Device", _row(self.device_combo, self.autozoom_check))
         self.init_button = QPushButton("Initialize")
         self.init_button.clicked.connect(lambda: self.initialize_requested.emit())
@@ -203,8 +209,13 @@ class SetupPanel(QGroupBox):
         """The engine the controls describe now."""
         folder = self.model_folder()
         fold = self.fold_combo.currentText() if len(self.folds) > 1 and self._folds_of == folder else None
-        return EngineChoice(folder, self.engine_combo.currentText(), fold, self.device_combo.currentText(),
-                            self.autozoom_check.isChecked())
+        return EngineChoice(
+            folder,
+            self.engine_combo.currentText(),
+            fold,
+            self.device_combo.currentText(),
+            self.autozoom_check.isChecked(),
+        )
 
     def selected_image(self) -> Image | None:
         return layer_named(self.viewer, self.image_combo.currentText(), Image)
@@ -246,7 +257,9 @@ class SetupPanel(QGroupBox):
         self.hub_combo.clear()
         for i, name in enumerate(listing.names):
             self.hub_combo.addItem(name)
-            where = [w for w, names in (("in the repository", listing.remote), ("cached", listing.cached)) if name in names]
+            where = [
+                w for w, names in (("in the repository", listing.remote), ("cached", listing.cached)) if name in names
+            ]
             self.hub_combo.setItemData(i, ", ".join(where) or "not listed", Qt.ItemDataRole.ToolTipRole)
         if current in listing.names:
             self.hub_combo.setCurrentText(current)
@@ -268,8 +281,11 @@ class SetupPanel(QGroupBox):
 
         def work():
             try:
-                return hub.download_model(name, progress=lambda done, total: setattr(self, "download_progress", (done, total)),
-                                          should_cancel=cancel.is_set), None
+                return hub.download_model(
+                    name,
+                    progress=lambda done, total: setattr(self, "download_progress", (done, total)),
+                    should_cancel=cancel.is_set,
+                ), None
             except hub.DownloadCancelled:
                 return None, "Download cancelled; press Download again to resume."
             except hub.DownloadError as exc:

@@ -75,7 +75,8 @@ class NNInteractiveWidget(QWidget):
         s.initialize_requested.connect(lambda: self.initialize())
         self.status_label = QLabel(
             "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
-            "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize.")
+            "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize."
+        )
         self.status_label.setWordWrap(True)
         self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
         self.session_panel = f = SessionPanel(self.annotator)
@@ -97,7 +98,11 @@ class NNInteractiveWidget(QWidget):
         root.addStretch(1)
         # The panels' controls, as attributes of the widget.
         self.image_combo, self.model_edit, self.engine_combo, self.fold_combo = (
-            s.image_combo, s.model_edit, s.engine_combo, s.fold_combo)
+            s.image_combo,
+            s.model_edit,
+            s.engine_combo,
+            s.fold_combo,
+        )
         self.hub_combo, self.list_button, self.download_button = s.hub_combo, s.list_button, s.download_button
         self.device_combo, self.autozoom_check, self.init_button = s.device_combo, s.autozoom_check, s.init_button
         self.tool_buttons, self.polarity_button, self.autorun_check = p.tool_buttons, p.polarity_button, p.autorun_check
@@ -169,22 +174,32 @@ class NNInteractiveWidget(QWidget):
         if licence:
             lines.append(f"Model licence: {licence}")
         if getattr(engine, "device", None) is not None and engine.device.type == "cpu":
-            lines.append("Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
-                         "here; a GPU makes it interactive.")
+            lines.append(
+                "Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
+                "here; a GPU makes it interactive."
+            )
         if found is not None:
-            lines.append(f"An autosave of this image with {len(found.objects)} object(s) exists: press Restore "
-                         f"autosave to continue it (new work would replace it at the next autosave).")
+            lines.append(
+                f"An autosave of this image with {len(found.objects)} object(s) exists: press Restore "
+                f"autosave to continue it (new work would replace it at the next autosave)."
+            )
         self.set_status("\n".join(lines))
         self.refresh()
 
     def confirm_trust(self, error) -> bool:
         """Ask whether to load a checkpoint that can run code (default answer: No)."""
-        text = (f"The checkpoint\n{error.path}\nrefers to {', '.join(error.names[:5])}, which a model "
-                "checkpoint does not need.\n\nLoading it anyway can RUN ANY CODE its author put in the file, "
-                "with your permissions. Only continue if you trust where this file came from.\n\nLoad it anyway?")
-        answer = QMessageBox.warning(self, "Checkpoint can run code", text,
-                                     QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                     QMessageBox.StandardButton.No)
+        text = (
+            f"The checkpoint\n{error.path}\nrefers to {', '.join(error.names[:5])}, which a model "
+            "checkpoint does not need.\n\nLoading it anyway can RUN ANY CODE its author put in the file, "
+            "with your permissions. Only continue if you trust where this file came from.\n\nLoad it anyway?"
+        )
+        answer = QMessageBox.warning(
+            self,
+            "Checkpoint can run code",
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
         return answer == QMessageBox.StandardButton.Yes
 
     # ------------------------------------------------------------------ status
@@ -207,8 +222,13 @@ class NNInteractiveWidget(QWidget):
         """Offer the viewer's image layers and labels layers (not our prompt layers) in the panels."""
         ours = set(self.annotator.prompt_layers.values())
         images = [layer.name for layer in self.viewer.layers if isinstance(layer, Image)]
-        labels = [layer.name for layer in self.viewer.layers if isinstance(layer, Labels) and layer not in ours
-                  and not layer.name.startswith(L.PROMPT_LAYER_PREFIX + "scribbles")]
+        labels = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, Labels)
+            and layer not in ours
+            and not layer.name.startswith(L.PROMPT_LAYER_PREFIX + "scribbles")
+        ]
         self.setup_panel.set_images(images)
         self.prompt_panel.set_label_choices(labels)
 
@@ -237,7 +257,9 @@ class NNInteractiveWidget(QWidget):
         self.cancel_button.setEnabled(predicting or downloading)
         if downloading:
             done, total = self.setup_panel.download_progress or (0, None)
-            self.progress_label.setText(f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB")
+            self.progress_label.setText(
+                f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB"
+            )
         elif predicting:
             event = runner.last_progress
             self.progress_label.setText(event.message if event is not None else "predicting …")

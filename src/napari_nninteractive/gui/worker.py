@@ -76,7 +76,12 @@ class SessionRunner:
         Called on the GUI thread when the queue is empty and no worker runs.
     """
 
-    def __init__(self, session: SegmentationSession, on_outcome: Callable[[Outcome], None], on_idle: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        session: SegmentationSession,
+        on_outcome: Callable[[Outcome], None],
+        on_idle: Callable[[], None] = lambda: None,
+    ):
         self.session = session
         self.on_outcome = on_outcome
         self.on_idle = on_idle
@@ -141,7 +146,12 @@ class SessionRunner:
                 return None
             first = self._queue.popleft()
             batch = [first]
-            while first.kind == "prompt" and self._queue and self._queue[0].kind == "prompt" and self._queue[0].tag == first.tag:
+            while (
+                first.kind == "prompt"
+                and self._queue
+                and self._queue[0].kind == "prompt"
+                and self._queue[0].tag == first.tag
+            ):
                 batch.append(self._queue.popleft())
             return batch
 
@@ -175,13 +185,17 @@ class SessionRunner:
                 else:
                     raise ValueError(f"unknown action {kind!r}")
             except PredictionCancelled:
-                yield self._failed("cancelled", tag, "Prediction cancelled; the mask is unchanged and the prompts stay queued.")
+                yield self._failed(
+                    "cancelled", tag, "Prediction cancelled; the mask is unchanged and the prompts stay queued."
+                )
                 continue
             except user_errors() as exc:
                 yield self._failed("error", tag, user_message(exc))
                 continue
             except MemoryError:
-                yield self._failed("error", tag, "Out of memory during the prediction; close other programs or use a smaller image.")
+                yield self._failed(
+                    "error", tag, "Out of memory during the prediction; close other programs or use a smaller image."
+                )
                 continue
             state = s.state() if kind in ("next", "sync") else change
             yield Outcome(kind, tag, change, " ".join(change.notices), state)

@@ -31,8 +31,10 @@ def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "i
         raise VolumeIOError("There are no objects to export yet: segment an object first.")
     shapes = {tuple(np.shape(m)) for m in masks}
     if len(shapes) > 1:
-        raise VolumeIOError(f"The objects' masks have different shapes {sorted(shapes)}; a label map needs every "
-                            "object on one image grid. Export the objects of each image separately.")
+        raise VolumeIOError(
+            f"The objects' masks have different shapes {sorted(shapes)}; a label map needs every "
+            "object on one image grid. Export the objects of each image separately."
+        )
     if kind == "semantic" and len(labels) != len(masks):
         raise VolumeIOError(f"{len(masks)} masks but {len(labels)} label values; give one value per object.")
     values = list(range(1, len(masks) + 1)) if kind == "instance" else [int(v) for v in labels]
@@ -49,8 +51,9 @@ def _lookup(path: str | Path) -> tuple[formats.FileFormat, str]:
     """The label-map format ``path`` names, and its suffix; else :class:`VolumeIOError` listing the suffixes."""
     found = formats.match(path, "write_label_map")
     if found is None:
-        raise VolumeIOError(f"{path}: unknown export type; end the name with one of "
-                            f"{formats.suffix_list('write_label_map')}.")
+        raise VolumeIOError(
+            f"{path}: unknown export type; end the name with one of {formats.suffix_list('write_label_map')}."
+        )
     return found
 
 
@@ -76,9 +79,13 @@ def default_path(image_name: str, source: str | Path | None, fmt: str, kind: str
     return folder / f"{safe_name(stem)}_{kind}{FORMATS[fmt]}"
 
 
-def nifti_affine(labels_shape: Sequence[int], source: str | Path | None, scale: Sequence[float] | None = None,
-                 translate: Sequence[float] | None = None,
-                 metadata: dict | None = None) -> tuple[np.ndarray, str]:
+def nifti_affine(
+    labels_shape: Sequence[int],
+    source: str | Path | None,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    metadata: dict | None = None,
+) -> tuple[np.ndarray, str]:
     """The affine for a NIfTI export and where it came from.
 
     The source NIfTI's own affine when its grid matches; else a 4x4 ``affine`` in the layer's
@@ -110,8 +117,9 @@ def _is_zarr_store(folder: Path) -> bool:
     return any((folder / name).exists() for name in (".zarray", ".zgroup", "zarr.json"))
 
 
-def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | None = None,
-                    inputs: Sequence[str | Path | None] = ()) -> Path:
+def write_label_map(
+    path: str | Path, labels: np.ndarray, affine: np.ndarray | None = None, inputs: Sequence[str | Path | None] = ()
+) -> Path:
     """Write ``labels`` to ``path`` (format from the name, any letter case), atomically.
 
     Refused with :class:`~..core.errors.OutputError`: ``path`` is one of ``inputs`` (the image
@@ -124,8 +132,14 @@ def write_label_map(path: str | Path, labels: np.ndarray, affine: np.ndarray | N
     if not path.parent.is_dir():
         raise VolumeIOError(f"Cannot export to {path}: the folder {path.parent} does not exist.")
     try:
-        with replacing(path, inputs=inputs, folder=fmt == "zarr", may_replace_folder=_is_zarr_store,
-                       temp_name=f"labels{suffix}", what="export") as tmp:
+        with replacing(
+            path,
+            inputs=inputs,
+            folder=fmt == "zarr",
+            may_replace_folder=_is_zarr_store,
+            temp_name=f"labels{suffix}",
+            what="export",
+        ) as tmp:
             if fmt == "nifti":
                 import nibabel as nib
 

@@ -50,8 +50,9 @@ MaskReader = Callable[[Path], np.ndarray]
 _EXTRA_KEYS = {name: {"run"} | {"lasso": {"polygon"}, "mask": {"path"}}.get(name, set()) for name in codec.TYPES}
 
 
-def _mask(head: codec.Region, item: dict, shape: Sequence[int], base_dir: Path, read_mask: MaskReader | None,
-          where: str) -> InitialMask:
+def _mask(
+    head: codec.Region, item: dict, shape: Sequence[int], base_dir: Path, read_mask: MaskReader | None, where: str
+) -> InitialMask:
     """The ``mask`` item's file (``"path"``, relative to ``base_dir``) read on the image's grid."""
     if read_mask is None:
         raise PromptFileError(f"{where}: mask items need a reader.")
@@ -61,13 +62,16 @@ def _mask(head: codec.Region, item: dict, shape: Sequence[int], base_dir: Path, 
     path = Path(name)
     mask = read_mask(path if path.is_absolute() else base_dir / path)
     if np.shape(mask) != tuple(shape):
-        raise PromptFileError(f"{where}: the mask {path} has shape {np.shape(mask)} but the image has shape "
-                              f"{tuple(shape)}; give a mask on the image's grid.")
+        raise PromptFileError(
+            f"{where}: the mask {path} has shape {np.shape(mask)} but the image has shape "
+            f"{tuple(shape)}; give a mask on the image's grid."
+        )
     return head.make(mask, None)
 
 
 def _region(shape: Sequence[int], base_dir: Path, read_mask: MaskReader | None) -> codec.RegionDecoder:
     """Reads a region item of a prompt file: a mask file, a lasso polygon, or the codec's voxel list."""
+
     def region(head: codec.Region, item: dict, where: str) -> Prompt:
         try:
             if head.cls is InitialMask:
@@ -75,19 +79,27 @@ def _region(shape: Sequence[int], base_dir: Path, read_mask: MaskReader | None) 
             if head.cls is Lasso and "polygon" in item:
                 if "voxels" in item:
                     raise PromptFileError(f"{where}: give either 'voxels' or 'polygon', not both.")
-                vertices = jsonio.as_rows(item["polygon"], len(shape), f"{where}: 'polygon'", PromptFileError,
-                                          3, MAX_POLYGON_VERTICES)
+                vertices = jsonio.as_rows(
+                    item["polygon"], len(shape), f"{where}: 'polygon'", PromptFileError, 3, MAX_POLYGON_VERTICES
+                )
                 return head.make(*fill_polygon(vertices, shape))
             return codec.voxel_region(shape, PromptFileError)(head, item, where)
         except UserError as exc:
             if isinstance(exc, PromptFileError):
                 raise
             raise PromptFileError(f"{where}: {exc}") from None  # a polygon or a mask file that cannot be used
+
     return region
 
 
-def parse_interaction(item: Any, index: int, shape: Sequence[int], base_dir: Path,
-                      read_mask: MaskReader | None = None, source: str | Path = "") -> Interaction:
+def parse_interaction(
+    item: Any,
+    index: int,
+    shape: Sequence[int],
+    base_dir: Path,
+    read_mask: MaskReader | None = None,
+    source: str | Path = "",
+) -> Interaction:
     """Turn one JSON item into an :class:`Interaction` (``read_mask(path) -> array`` loads masks).
 
     Every field's JSON type, length and range is checked before use (:func:`..core.codec.decode`);
@@ -96,8 +108,9 @@ def parse_interaction(item: Any, index: int, shape: Sequence[int], base_dir: Pat
     where = f"{source}: interaction {index}" if source else f"interaction {index}"
     if not isinstance(item, dict):
         raise PromptFileError(f"{where}: each interaction must be a JSON object, not {jsonio.type_name(item)}.")
-    prompt = codec.decode(item, shape, where, PromptFileError, extra_keys=_EXTRA_KEYS,
-                          region=_region(shape, base_dir, read_mask))
+    prompt = codec.decode(
+        item, shape, where, PromptFileError, extra_keys=_EXTRA_KEYS, region=_region(shape, base_dir, read_mask)
+    )
     run = jsonio.get(item, "run", bool, f"{where} ({item['type']})", PromptFileError, True)
     return Interaction(prompt, run)
 
@@ -116,10 +129,13 @@ def load_prompt_file(path: str | Path, shape: Sequence[int], read_mask: MaskRead
     if extra:
         raise PromptFileError(f"{path}: unknown top-level key(s) {sorted(extra)}; only 'interactions' is allowed.")
     if len(data["interactions"]) > MAX_INTERACTIONS:
-        raise PromptFileError(f"{path} holds {len(data['interactions'])} interactions, more than the "
-                              f"{MAX_INTERACTIONS} one file may have; split it into several files.")
-    return [parse_interaction(item, i, shape, path.parent, read_mask, path)
-            for i, item in enumerate(data["interactions"])]
+        raise PromptFileError(
+            f"{path} holds {len(data['interactions'])} interactions, more than the "
+            f"{MAX_INTERACTIONS} one file may have; split it into several files."
+        )
+    return [
+        parse_interaction(item, i, shape, path.parent, read_mask, path) for i, item in enumerate(data["interactions"])
+    ]
 
 
 def interaction_to_json(prompt: Prompt, run: bool = True, mask_path: str | None = None) -> dict:

@@ -78,16 +78,21 @@ def _read_nifti(path: Path) -> Volume:
         raise _truncated(path, shape, nbytes, size)
     keep = shape[:3] + tuple(s for s in shape[3:] if s != 1)
     if len(keep) > 4:
-        raise VolumeIOError(f"{path} has axes {shape}; give a 3-D volume (x, y, z), or 4-D (x, y, z, channel) "
-                            f"with the channels on the 4th axis.")
+        raise VolumeIOError(
+            f"{path} has axes {shape}; give a 3-D volume (x, y, z), or 4-D (x, y, z, channel) "
+            f"with the channels on the 4th axis."
+        )
     arr = np.asanyarray(img.dataobj).reshape(keep)
-    return Volume(np.moveaxis(arr, 3, 0) if arr.ndim == 4 else arr, path, "nifti",
-                  {"affine": img.affine, "header": img.header})
+    return Volume(
+        np.moveaxis(arr, 3, 0) if arr.ndim == 4 else arr, path, "nifti", {"affine": img.affine, "header": img.header}
+    )
 
 
 def _truncated(path: Path, shape, nbytes: int, size: int) -> VolumeIOError:
-    return VolumeIOError(f"{path}: its header promises {shape} voxels ({nbytes / 2**20:.0f} MiB) but the file has "
-                         f"{size} bytes; it is truncated or damaged. Save the volume again.")
+    return VolumeIOError(
+        f"{path}: its header promises {shape} voxels ({nbytes / 2**20:.0f} MiB) but the file has "
+        f"{size} bytes; it is truncated or damaged. Save the volume again."
+    )
 
 
 def read_volume(path: str | Path) -> Volume:
@@ -97,8 +102,11 @@ def read_volume(path: str | Path) -> Volume:
     if path.is_dir():
         raise VolumeIOError(f"{path} is a folder, not a volume file; pass the file itself.")
     if not path.is_file():
-        raise VolumeIOError(f"{path} is not a regular file (a device, pipe or socket); pass a volume file."
-                            if path.exists() else f"{path} does not exist.")
+        raise VolumeIOError(
+            f"{path} is not a regular file (a device, pipe or socket); pass a volume file."
+            if path.exists()
+            else f"{path} does not exist."
+        )
     try:
         if fmt == "nifti":
             return _read_nifti(path)
@@ -133,8 +141,9 @@ def read_volume(path: str | Path) -> Volume:
 _NRRD_GEOMETRY = ("space", "space directions", "space origin", "space units")
 
 
-def write_mask(path: str | Path, mask: np.ndarray, like: Volume | None = None,
-               inputs: Sequence[str | Path | None] = ()) -> Path:
+def write_mask(
+    path: str | Path, mask: np.ndarray, like: Volume | None = None, inputs: Sequence[str | Path | None] = ()
+) -> Path:
     """Write ``mask`` (uint8) to ``path``; geometry is taken from ``like`` when formats allow.
 
     The file is replaced only when complete (:func:`..core.atomic.replacing`); an output that is

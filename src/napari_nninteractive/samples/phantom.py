@@ -20,11 +20,37 @@ import numpy as np
 from scipy import ndimage
 
 FOV_MM = (240.0, 288.0, 384.0)  # z, y, x
-LABELS = {1: "liver", 2: "spleen", 3: "right kidney", 4: "left kidney", 5: "aorta",
-          6: "inferior vena cava", 7: "vertebrae", 8: "right lung", 9: "left lung"}
-HU = {"air": -1000, "lung": -860, "fat": -100, "fluid": 10, "bowel": 35, "muscle": 55, "skin": 40,
-      "liver": 110, "spleen": 120, "kidney": 190, "medulla": 120, "aorta": 170, "ivc": 140,
-      "bone": 650, "marrow": 220, "disc": 85, "csf": 15, "stomach": 45}
+LABELS = {
+    1: "liver",
+    2: "spleen",
+    3: "right kidney",
+    4: "left kidney",
+    5: "aorta",
+    6: "inferior vena cava",
+    7: "vertebrae",
+    8: "right lung",
+    9: "left lung",
+}
+HU = {
+    "air": -1000,
+    "lung": -860,
+    "fat": -100,
+    "fluid": 10,
+    "bowel": 35,
+    "muscle": 55,
+    "skin": 40,
+    "liver": 110,
+    "spleen": 120,
+    "kidney": 190,
+    "medulla": 120,
+    "aorta": 170,
+    "ivc": 140,
+    "bone": 650,
+    "marrow": 220,
+    "disc": 85,
+    "csf": 15,
+    "stomach": 45,
+}
 
 
 def spacing(shape=(96, 144, 192)) -> tuple[float, float, float]:
@@ -116,7 +142,7 @@ def abdomen_phantom(shape=(96, 144, 192), seed: int = 0) -> tuple[np.ndarray, np
             labels[mask] = label
         return mask
 
-    liver = (_ellipsoid(z, y, x, (165, 5, -62), (62, 80, 78), warp) < 1)
+    liver = _ellipsoid(z, y, x, (165, 5, -62), (62, 80, 78), warp) < 1
     liver |= (_ellipsoid(z, y, x, (175, -55, 10), (38, 35, 62), warp) < 1) & (x < 55)
     stomach = _ellipsoid(z, y, x, (160, -40, 70), (38, 42, 38), warp) < 1
     organ(stomach, HU["stomach"])

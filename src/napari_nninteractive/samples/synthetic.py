@@ -25,5 +25,8 @@ def synthetic_volume(shape=(128, 128, 128), seed: int = 0) -> tuple[np.ndarray, 
 def enclosing_box(obj: np.ndarray, z: int, margin: int = 2) -> list[list[int]]:
     """Prompt-file bbox enclosing ``obj`` on slice ``z`` with ``margin`` voxels around it."""
     ys, xs = np.nonzero(obj[z])
-    return [[z, z + 1], [int(ys.min()) - margin, int(ys.max()) + 1 + margin],
-            [int(xs.min()) - margin, int(xs.max()) + 1 + margin]]
+    return [
+        [z, z + 1],
+        [int(ys.min()) - margin, int(ys.max()) + 1 + margin],
+        [int(xs.min()) - margin, int(xs.max()) + 1 + margin],
+    ]

@@ -64,14 +64,21 @@ class NetworkEngine(Engine):
 
     name = "nnInteractive network"
 
-    def __init__(self, model: LoadedModel, device: str = "auto", autozoom: bool | az.AutoZoomConfig = True,
-                 cpu_bf16: bool = False):
+    def __init__(
+        self,
+        model: LoadedModel,
+        device: str = "auto",
+        autozoom: bool | az.AutoZoomConfig = True,
+        cpu_bf16: bool = False,
+    ):
         self.model = model
         self.cpu_bf16 = bool(cpu_bf16)
         self.device = choose_device(device)
         if isinstance(model.network, torch.nn.Module):
             model.network.to(self.device).eval()
-        self.autozoom = autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
+        self.autozoom = (
+            autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
+        )
         meta = model.metadata
         self.supported_kinds = meta.supported
         self.supports_3d_box = meta.supports_3d_box
@@ -85,8 +92,13 @@ class NetworkEngine(Engine):
 
     @classmethod
     def from_folder(
-        cls, folder: str | Path, fold: int | str | None = None, device: str = "auto",
-        autozoom: bool | az.AutoZoomConfig = True, cpu_bf16: bool = False, trust_checkpoint: bool = False,
+        cls,
+        folder: str | Path,
+        fold: int | str | None = None,
+        device: str = "auto",
+        autozoom: bool | az.AutoZoomConfig = True,
+        cpu_bf16: bool = False,
+        trust_checkpoint: bool = False,
     ) -> NetworkEngine:
         """Load an official model folder and wrap it (two-phase: options, then weights).
 
@@ -142,8 +154,9 @@ class NetworkEngine(Engine):
         out[(slice(None),) + dst] = norm.apply(image[(slice(None),) + bbox_to_slices(inside)])
         return out
 
-    def network_input(self, prev_seg: np.ndarray, box: BBox, zoom: float,
-                      prev_offset: Sequence[int] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    def network_input(
+        self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """The ``(1, C + 7, *P)`` input for window ``box`` at ``zoom``, and prev_seg for the border test.
 
         ``prev_seg`` is read through ``box`` shifted by ``-prev_offset`` (for working copies that
@@ -196,8 +209,9 @@ class NetworkEngine(Engine):
         values = part[bbox_to_slices(nz)].astype(np.float32)
         return values, shift_bbox(nz, [lo - wlo for (lo, _), (wlo, _) in zip(inside, local)])
 
-    def _network_input_full(self, prev_seg: np.ndarray, box: BBox, zoom: float,
-                            prev_offset: Sequence[int] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    def _network_input_full(
+        self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, np.ndarray]:
         """The plain construction: full S^3 crops of every channel, then resampling."""
         P = self.patch_size
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
@@ -223,8 +237,16 @@ class NetworkEngine(Engine):
                 channels.append(torch.from_numpy(values))
         return torch.stack(channels)[None], prev_small
 
-    def _forward(self, x: torch.Tensor, control: RunControl, stage: str, step: int, total: int | None, message: str,
-                 zoom: float = 1.0) -> np.ndarray:
+    def _forward(
+        self,
+        x: torch.Tensor,
+        control: RunControl,
+        stage: str,
+        step: int,
+        total: int | None,
+        message: str,
+        zoom: float = 1.0,
+    ) -> np.ndarray:
         control.check()
         control.report(stage, step, total, message, zoom)
         net = self.model.network
@@ -290,8 +312,15 @@ class NetworkEngine(Engine):
             return [(written, values)]
         return self._refine(mask, pred, box, centre, refine_mask, control)
 
-    def _refine(self, mask: np.ndarray, pred: np.ndarray, box: BBox, centre: tuple[int, ...],
-                refine_mask: InitialMask | None, control: RunControl) -> list[Update]:
+    def _refine(
+        self,
+        mask: np.ndarray,
+        pred: np.ndarray,
+        box: BBox,
+        centre: tuple[int, ...],
+        refine_mask: InitialMask | None,
+        control: RunControl,
+    ) -> list[Update]:
         """Upsample the coarse result, plan patches over what changed, refine them at zoom 1."""
         cfg, P, shape = self.autozoom, self.patch_size, mask.shape
         crop_in_image = clip_bbox(box, shape)
@@ -356,4 +385,3 @@ class NetworkEngine(Engine):
         m = self.model
         where = f" from {m.folder}" if m.folder else ""
         return f"{self.name}{where} on {self.device.type}, patch {m.patch_size}, AutoZoom {'on' if self.autozoom.enabled else 'off'}"
-

@@ -28,14 +28,21 @@ class EngineInfo:
     build: Callable[..., Engine]
 
 
-def _network(model: str | Path | None, device: str, autozoom: bool, fold: int | str | None, cpu_bf16: bool,
-             trust_checkpoint: bool) -> Engine:
+def _network(
+    model: str | Path | None,
+    device: str,
+    autozoom: bool,
+    fold: int | str | None,
+    cpu_bf16: bool,
+    trust_checkpoint: bool,
+) -> Engine:
     if model is None:
         raise EngineError("The network engine needs a model folder (--model DIR, or Model folder in the widget).")
     from .network import NetworkEngine
 
-    return NetworkEngine.from_folder(model, fold=fold, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16,
-                                     trust_checkpoint=trust_checkpoint)
+    return NetworkEngine.from_folder(
+        model, fold=fold, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16, trust_checkpoint=trust_checkpoint
+    )
 
 
 def _watershed(*_: object) -> Engine:
@@ -54,12 +61,19 @@ _NETWORK_OPTIONS = frozenset({"device", "fold", "autozoom", "cpu_bf16", "trust_c
 
 #: Every engine, by name.
 ENGINES: dict[str, EngineInfo] = {
-    "network": EngineInfo("network", "the nnInteractive network from a model folder (GPU recommended)", True,
-                          _NETWORK_OPTIONS, _network),
-    "weight-free": EngineInfo("weight-free", "seeded watershed on image evidence; no weights, no download, CPU", False,
-                              frozenset(), _watershed),
-    "random-walker": EngineInfo("random-walker", "scikit-image random walker; a baseline for evaluation", False,
-                                frozenset(), _random_walker),
+    "network": EngineInfo(
+        "network", "the nnInteractive network from a model folder (GPU recommended)", True, _NETWORK_OPTIONS, _network
+    ),
+    "weight-free": EngineInfo(
+        "weight-free",
+        "seeded watershed on image evidence; no weights, no download, CPU",
+        False,
+        frozenset(),
+        _watershed,
+    ),
+    "random-walker": EngineInfo(
+        "random-walker", "scikit-image random walker; a baseline for evaluation", False, frozenset(), _random_walker
+    ),
 }
 #: ``auto``: the network when a model folder is given, else the weight-free engine.
 AUTO = "auto"
@@ -71,8 +85,10 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 def engine_help() -> str:
     """The engine choices in one paragraph, for ``--help``."""
-    return "; ".join([f"{AUTO} (default): network with a model folder, else weight-free"]
-                     + [f"{info.name}: {info.description}" for info in ENGINES.values()])
+    return "; ".join(
+        [f"{AUTO} (default): network with a model folder, else weight-free"]
+        + [f"{info.name}: {info.description}" for info in ENGINES.values()]
+    )
 
 
 def resolve(engine: str, model: str | Path | None) -> EngineInfo:
@@ -85,9 +101,15 @@ def resolve(engine: str, model: str | Path | None) -> EngineInfo:
     return info
 
 
-def make_engine(model: str | Path | None = None, engine: str = AUTO, device: str = "auto",
-                autozoom: bool = True, fold: int | str | None = None, cpu_bf16: bool = False,
-                trust_checkpoint: bool = False) -> Engine:
+def make_engine(
+    model: str | Path | None = None,
+    engine: str = AUTO,
+    device: str = "auto",
+    autozoom: bool = True,
+    fold: int | str | None = None,
+    cpu_bf16: bool = False,
+    trust_checkpoint: bool = False,
+) -> Engine:
     """Build an engine from the registry.
 
     ``engine="auto"`` uses the nnInteractive network when ``model`` (a model folder) is given and

@@ -97,8 +97,9 @@ class _SeededBase(Engine):
     # ------------------------------------------------------------------ ROI
 
     def _prompt_box(self) -> BBox | None:
-        boxes = [p.bbox if not isinstance(p, Point) else tuple((int(c), int(c) + 1) for c in p.coord)
-                 for p in self._prompts]  # a validated point's coordinates are integers
+        boxes = [
+            p.bbox if not isinstance(p, Point) else tuple((int(c), int(c) + 1) for c in p.coord) for p in self._prompts
+        ]  # a validated point's coordinates are integers
         return union_bbox(*boxes)
 
     def _require_image(self) -> ImageArray:
@@ -179,9 +180,12 @@ class _SeededBase(Engine):
                     plane_axis = _flat_axis(p.bbox)
                     if plane_axis is not None:  # the rest of its slice, beyond a tolerance, is background
                         tolerant = np.zeros(shape, bool)
-                        grown = tuple((lo, hi) if a == plane_axis else
-                                      (lo - max(2, (hi - lo) // 10), hi + max(2, (hi - lo) // 10))
-                                      for a, (lo, hi) in enumerate(p.bbox))
+                        grown = tuple(
+                            (lo, hi)
+                            if a == plane_axis
+                            else (lo - max(2, (hi - lo) // 10), hi + max(2, (hi - lo) // 10))
+                            for a, (lo, hi) in enumerate(p.bbox)
+                        )
                         _paint(tolerant, roi, grown, np.ones(bbox_shape(grown), bool))
                         s = p.bbox[plane_axis][0] - roi[plane_axis][0]
                         if 0 <= s < shape[plane_axis]:
@@ -240,13 +244,27 @@ class SeededWatershedEngine(_SeededBase):
             return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap)
         f = max(factors)
         bg_c = _block_majority(bg, fg, factors)
-        coarse = _flood(_block_mean(img, factors), _block_any(fg, factors) & ~bg_c, bg_c, _block_any(model, factors), cfg,
-                        cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0, max(1, round(cfg.marker_gap / f)))
+        coarse = _flood(
+            _block_mean(img, factors),
+            _block_any(fg, factors) & ~bg_c,
+            bg_c,
+            _block_any(model, factors),
+            cfg,
+            cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0,
+            max(1, round(cfg.marker_gap / f)),
+        )
         return _refine_band(img, coarse, factors, fg, bg, cfg)
 
 
-def _flood(img: np.ndarray, fg: np.ndarray, bg: np.ndarray, model: np.ndarray, cfg: SeededConfig,
-           smoothing: float, marker_gap: int) -> np.ndarray:
+def _flood(
+    img: np.ndarray,
+    fg: np.ndarray,
+    bg: np.ndarray,
+    model: np.ndarray,
+    cfg: SeededConfig,
+    smoothing: float,
+    marker_gap: int,
+) -> np.ndarray:
     """Intensity-model markers + seeded watershed on the gradient of one region; uint8 object mask."""
     if not fg.any():
         return np.zeros(img.shape, np.uint8)
@@ -334,7 +352,7 @@ def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) ->
         a = np.pad(a, pad, mode="edge")
     for axis, f in enumerate(factors):
         if f > 1:
-            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1:]
+            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
             a = a.reshape(shape).sum(axis=axis + 1, dtype=dtype)
     return a.astype(dtype, copy=False)
 
@@ -375,8 +393,9 @@ def _upsample(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]
     return mask[tuple(slice(0, s) for s in shape)]
 
 
-def _refine_band(img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], fg: np.ndarray, bg: np.ndarray,
-                 cfg: SeededConfig) -> np.ndarray:
+def _refine_band(
+    img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], fg: np.ndarray, bg: np.ndarray, cfg: SeededConfig
+) -> np.ndarray:
     """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
 
     Works on the bounding box of the dilated coarse object only; everything outside it is background.
