@@ -487,37 +487,6 @@ def test_label_map_of_masks_on_different_grids(tmp_path):
         label_map([np.ones((2, 3, 4), bool), np.ones((2, 3, 5), bool)], [1, 2])
 
 
-# ----------------------------------------------------------------------------- the widget
-
-
-@pytest.mark.qt
-@pytest.mark.parametrize("accept", [False, True])
-def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_viewer, qtbot, folder, tmp_path, accept):
-    from napari_nninteractive.gui.widget import NNInteractiveWidget
-
-    marker = tmp_path / "marker"
-    _poison_checkpoint(folder, marker)
-    viewer = make_napari_viewer()
-    image = np.random.default_rng(0).normal(0, 1, (8, 16, 16)).astype(np.float32)
-    image[2:6, 4:12, 4:12] += 100
-    viewer.add_image(image, name="scan")
-    w = NNInteractiveWidget(viewer)
-    asked = []
-    w.confirm_trust = lambda error: asked.append(error) or accept
-    w.model_edit.setText(str(folder))
-    w.device_combo.setCurrentText("cpu")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the loud "full unpickling" warning when accepted
-        w.initialize()
-        qtbot.waitUntil(
-            lambda: w.loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept), timeout=60000
-        )
-    assert len(asked) == 1 and asked[0].names == ["builtins.exec"]
-    assert marker.exists() == accept and w.annotator.ready == accept
-    if not accept:
-        assert "could run code" in w.status_label.text()
-
-
 def test_output_in_a_read_only_folder(tmp_path, case, monkeypatch, capsys):
     """A read-only tmpfs where mounting is allowed (root); otherwise an injected EACCES."""
     mnt = tmp_path / "ro"
