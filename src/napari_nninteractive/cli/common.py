@@ -7,6 +7,61 @@ import logging
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..core.engines.base import Engine
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """The engine options every command that segments shares (choices from the engine registry)."""
+    from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
+
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
+        "without it the weight-free engine segments (no download needed)",
+    )
+    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help=engine_help())
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="where the network runs (default auto: CUDA, then MPS, then CPU)",
+    )
+    parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
+    parser.add_argument(
+        "--no-autozoom",
+        action="store_true",
+        help="AutoZoom off: no zoom-out loop. A point gets one forward pass at zoom 1; a box, scribble, lasso or "
+        "mask still starts at the zoom its size needs and is refined at full resolution",
+    )
+    parser.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
+        "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
+        "with full unpickling, which can run any code the file's author put in it. Only for files "
+        "from a source you trust; by default such a checkpoint is refused",
+    )
+
+
+def engine_from_args(args: argparse.Namespace) -> Engine:
+    """The engine the options of :func:`add_engine_arguments` ask for."""
+    from ..core.engines.registry import make_engine
+
+    return make_engine(
+        args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16, args.trust_checkpoint
+    )
 
 
 def guarded(

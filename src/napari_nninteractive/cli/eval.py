@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core import atomic
-from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..core.errors import OutputError, UserError
 from ..eval.agents import AGENT_NAMES
 from ..io import formats
+from .common import add_engine_arguments, engine_from_args
 
 OUTPUTS = ("results.csv", "summary.txt", "dice.png")
 
@@ -58,14 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="label values to evaluate (default: every nonzero value)",
     )
     p.add_argument(
-        "--model",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="nnInteractive model folder (default: the weight-free engine, no weights needed)",
-    )
-    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help=engine_help())
-    p.add_argument(
         "--agent",
         default="random",
         metavar="NAME[,NAME]",
@@ -76,18 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICE_CHOICES,
-        help="where the network runs (default auto: CUDA, then MPS, then CPU)",
-    )
-    p.add_argument("--fold", default=None, help="fold to load when the model folder has several")
-    p.add_argument(
-        "--no-autozoom",
-        action="store_true",
-        help="AutoZoom off: no zoom-out loop (large prompts still start zoomed out and are refined)",
-    )
+    add_engine_arguments(p)
     return p
 
 
@@ -144,7 +125,6 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.engines.registry import make_engine
     from ..core.session import Session, as_channel_first
     from ..eval import report
     from ..eval.runner import evaluate
@@ -171,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         )
     values = _label_values(labels, args.labels, wanted)
     _make_out(args.out)
-    engine = make_engine(args.model, args.engine, args.device, not args.no_autozoom, args.fold)
+    engine = engine_from_args(args)
     session = Session(engine)
     session.set_image(image.array)
     t0 = time.perf_counter()

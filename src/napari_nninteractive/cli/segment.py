@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.engines.registry import DEVICE_CHOICES, ENGINE_CHOICES, engine_help
 from ..io import formats
 from ..io.prompt_file import __doc__ as PROMPT_DOC
+from .common import add_engine_arguments, engine_from_args
 
 
 def _format_list(use: formats.Use) -> str:
@@ -63,45 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--prompts", type=Path, required=True, metavar="PROMPTS.json", help="prompt file (format below)"
     )
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=None,
-        metavar="MODEL_DIR",
-        help="nnInteractive model folder (holds plans.json, dataset.json, fold_0/); "
-        "without it the weight-free engine segments (no download needed)",
-    )
-    parser.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help=engine_help())
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT", help="mask file to write")
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICE_CHOICES,
-        help="where the network runs (default auto: CUDA, then MPS, then CPU)",
-    )
-    parser.add_argument("--fold", default=None, help="fold to load when the model folder has several")
-    parser.add_argument(
-        "--no-autozoom",
-        action="store_true",
-        help="AutoZoom off: no zoom-out loop. A point gets one forward pass at zoom 1; a box, scribble, lasso or "
-        "mask still starts at the zoom its size needs and is refined at full resolution",
-    )
-    parser.add_argument(
-        "--cpu-bf16",
-        action="store_true",
-        help="network on the CPU: bfloat16 autocast instead of float32 (faster only on CPUs with "
-        "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)",
-    )
     parser.add_argument(
         "--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction"
     )
-    parser.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
-        "with full unpickling, which can run any code the file's author put in it. Only for files "
-        "from a source you trust; by default such a checkpoint is refused",
-    )
+    add_engine_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
 
@@ -109,7 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..core.api import paste
     from ..core.atomic import replacing
-    from ..core.engines.registry import make_engine
     from ..core.session import Session
     from ..io.prompt_file import load_prompt_file
     from ..io.volumes import read_volume, write_mask
@@ -118,9 +83,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     volume = read_volume(args.image)
     t0 = time.perf_counter()
-    engine = make_engine(
-        args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16, args.trust_checkpoint
-    )
+    engine = engine_from_args(args)
     session = Session(engine)
     caps = session.capabilities
     say(f"loaded {caps.description} in {time.perf_counter() - t0:.1f} s")

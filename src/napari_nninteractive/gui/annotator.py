@@ -205,7 +205,7 @@ class Annotator:
         """Make an earlier object the current one: the next prompts refine it, with its own history."""
         if object_id == self.object_id or not self._idle_for("pick the object"):
             return
-        if object_id not in dict(self.objects()):
+        if object_id not in dict(self.table.objects()):
             self.notify("That object no longer exists (its layer was deleted).", "warning")
             return
         state = self.last_outcome.state if self.last_outcome is not None else None
@@ -247,27 +247,9 @@ class Annotator:
             self.prompts.clear()
         self.state_changed.emit()
 
-    def forget_objects(self) -> None:
-        self.table.forget()
-
-    def objects(self) -> list[tuple[int, ObjectTarget]]:
-        return self.table.objects()
-
-    def ownership(self, object_id: int):
-        return self.table.ownership(object_id)
-
     def object_mask(self, object_id: int) -> np.ndarray:
         """The object's voxels (session frame, boolean), read from its layer."""
         return self.table.object_mask(object_id, self.view.squeeze2d)
-
-    def object_color(self, object_id: int) -> tuple[float, ...]:
-        return self.table.object_color(object_id)
-
-    def rename_object(self, object_id: int, name: str) -> None:
-        self.table.rename(object_id, name)
-
-    def set_object_visible(self, object_id: int, visible: bool) -> None:
-        self.table.set_visible(object_id, visible)
 
     def output_layer(self, object_id: int) -> Labels:
         """The layer a new object ``object_id`` would be written into (created if needed)."""

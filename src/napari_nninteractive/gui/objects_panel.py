@@ -84,7 +84,7 @@ class ObjectsPanel(QGroupBox):
         """Show the annotator's objects (rebuilt only when something shown changed)."""
         a = self.annotator
         rows = (
-            [(i, t.name, t.value, t.layer.name, t.visible, a.object_color(i)) for i, t in a.objects()]
+            [(i, t.name, t.value, t.layer.name, t.visible, a.table.object_color(i)) for i, t in a.table.objects()]
             if a.ready
             else []
         )
@@ -131,9 +131,9 @@ class ObjectsPanel(QGroupBox):
         if object_id is None:
             return
         if item.column() == NAME:
-            self.annotator.rename_object(object_id, item.text())
+            self.annotator.table.rename(object_id, item.text())
         elif item.column() == VISIBLE:
-            self.annotator.set_object_visible(object_id, item.checkState() == Qt.CheckState.Checked)
+            self.annotator.table.set_visible(object_id, item.checkState() == Qt.CheckState.Checked)
 
     def delete_selected(self, confirm: bool = True) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -171,7 +171,7 @@ class ObjectsPanel(QGroupBox):
         from .persist import export_worker, object_sources
 
         a = self.annotator
-        if not a.ready or not a.objects():
+        if not a.ready or not a.table.objects():
             return a.notify("There are no objects to export yet: segment an object first.", "warning")
         if self.export_worker is not None:
             return a.notify("An export is running; wait for it to finish.", "warning")

@@ -79,14 +79,14 @@ class DocumentSources:
 def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
     """Gather the annotation's objects (GUI thread, no per-voxel work)."""
     objects = []
-    for object_id, target in annotator.objects():
-        own, others = annotator.ownership(object_id)
+    for object_id, target in annotator.table.objects():
+        own, others = annotator.table.ownership(object_id)
         objects.append(
             _Source(
                 target.layer.data,
                 target.value,
                 target.name,
-                annotator.object_color(object_id),  # as shown when visible
+                annotator.table.object_color(object_id),  # as shown when visible
                 target.visible and bool(target.layer.visible),
                 annotator.histories.get(object_id, ()),
                 object_id == annotator.object_id,
@@ -133,7 +133,7 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     problem = doc.image.mismatch(view.volume)
     if problem:
         return f"This session belongs to another image ({problem}); open '{doc.image.name}' and try again."
-    annotator.forget_objects()
+    annotator.table.forget()
     current_id = None
     for object_id, record in enumerate(doc.objects):
         layer = annotator.output_layer(object_id)
@@ -150,7 +150,7 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
             L.write_object(layer, view, own.bbox, region, record.label, annotator.overwrite)
     for object_id, record in enumerate(doc.objects):
         if not record.visible:
-            annotator.set_object_visible(object_id, False)
+            annotator.table.set_visible(object_id, False)
     if current_id is None:  # the last session ended on a fresh, empty object
         annotator.make_current(len(doc.objects))
     else:
