@@ -36,7 +36,7 @@ def test_widget_asks_before_loading_a_checkpoint_that_can_run_code(make_napari_v
     w.model_edit.setText(str(folder))
     w.device_combo.setCurrentText("cpu")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # the loud "full unpickling" warning when accepted
+        warnings.simplefilter("ignore", UserWarning)  # the loud "allowed (trusted by the user)" warning when accepted
         w.initialize()
         qtbot.waitUntil(
             lambda: w.loader is None and w.init_button.isEnabled() and (w.annotator.ready or not accept), timeout=60000

@@ -49,9 +49,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values "
-        "with full unpickling, which can run any code the file's author put in it. Only for files "
-        "from a source you trust; by default such a checkpoint is refused",
+        help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values by "
+        "allowing exactly the objects it names, which can run code the file's author put in it. Only for "
+        "files from a source you trust; by default such a checkpoint is refused",
     )
 
 

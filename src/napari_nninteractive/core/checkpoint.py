@@ -4,13 +4,15 @@ A ``.pth`` file is a pickle, and unpickling can run any code its author chose. C
 therefore read with ``torch.load(weights_only=True)``, which only rebuilds tensors and plain
 containers, plus :data:`SAFE_GLOBALS`: exactly the extra types an nnU-Net / nnInteractive
 checkpoint holds (numpy scalars, dtypes and arrays in its training log). A file that names any
-other global is refused with :class:`UnsafeCheckpointError` naming that global; full unpickling
-happens only when the caller passes ``trust=True`` (``--trust-checkpoint`` on the command line,
-a confirmation in the widget).
+other global is refused with :class:`UnsafeCheckpointError` naming that global. Only when the
+caller passes ``trust=True`` (``--trust-checkpoint`` on the command line, a confirmation in the
+widget) are exactly those named globals added to the allowlist for that file; the load stays
+weights-only, so nothing beyond the names the user was shown can be called.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 import zipfile
@@ -86,6 +88,23 @@ def _refused_names(exc: Exception, path: Path) -> list[str] | None:
     return [n for n in names if n not in allowed] or None
 
 
+def _resolve(name: str, path: Path) -> Any:
+    """The object a dotted global name in a trusted checkpoint refers to (``module.attr[.attr]``)."""
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return obj
+    raise CheckpointError(f"{path} refers to {name}, which does not exist here; the checkpoint cannot be loaded.")
+
+
 def _check_pickle_size(path: Path) -> None:
     """Refuse a zip checkpoint whose pickle unpacks to more than :data:`MAX_PICKLE_BYTES`."""
     if not zipfile.is_zipfile(path):
@@ -131,7 +150,7 @@ def verify_checkpoint_file(path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
-    """Read ``path`` on the CPU without running code from it; ``trust=True`` allows full unpickling.
+    """Read ``path`` on the CPU without running code from it; ``trust=True`` allows the globals it names.
 
     Raises :class:`UnsafeCheckpointError` for a file that names globals outside
     :data:`SAFE_GLOBALS` (nothing from it is executed) and :class:`CheckpointError` for a broken
@@ -153,12 +172,16 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
             ) from None
         if not trust:
             raise UnsafeCheckpointError(path, names) from None
-        warnings.warn(f"{path}: full unpickling (trusted by the user) for {', '.join(names)}.", stacklevel=2)
+        warnings.warn(f"{path}: loading with {', '.join(names)} allowed (trusted by the user).", stacklevel=2)
         try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+            # still weights-only: exactly the globals the user was shown are added, nothing else
+            with torch.serialization.safe_globals([*SAFE_GLOBALS, *(_resolve(n, path) for n in names)]):
+                ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except CheckpointError:
+            raise
         except Exception as exc2:
             raise CheckpointError(
-                f"{path} cannot be read ({type(exc2).__name__}: {exc2}); the file is "
+                f"{path} cannot be read ({type(exc2).__name__}: {str(exc2).splitlines()[0][:200]}); the file is "
                 "truncated or corrupt. Delete it and download the model again."
             ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("network_weights"), dict):

@@ -350,7 +350,7 @@ def load_model_folder(folder: str | Path, fold: int | str | None = None, trust_c
     """Load an official nnInteractive model folder (network on CPU, eval mode).
 
     Nothing in the folder is executed: the checkpoint is read weights-only with an allowlist
-    (:mod:`.checkpoint`; ``trust_checkpoint=True`` allows full unpickling, which can run code
+    (:mod:`.checkpoint`; ``trust_checkpoint=True`` allows the globals the checkpoint names, which can run code
     from the file) and the plans may name only allowlisted classes (:mod:`.architectures`).
     Raises :class:`ModelFolderError` (or its :class:`~.checkpoint.UnsafeCheckpointError`).
     """

@@ -119,7 +119,7 @@ class NNInteractiveWidget(QWidget):
     def initialize(self, trust_checkpoint: bool = False) -> None:
         """Load the engine Setup describes and hand the image over, on a worker thread.
 
-        ``trust_checkpoint`` allows full unpickling of the checkpoint; the widget passes it only
+        ``trust_checkpoint`` allows the globals the checkpoint names (they can run code); the widget passes it only
         after the user confirmed :meth:`confirm_trust` for that file.
         """
         layer = self.setup_panel.selected_image()

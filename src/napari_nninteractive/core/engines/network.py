@@ -102,7 +102,7 @@ class NetworkEngine(Engine):
     ) -> NetworkEngine:
         """Load an official model folder and wrap it (two-phase: options, then weights).
 
-        ``trust_checkpoint=True`` allows full unpickling of the checkpoint (it can run code from
+        ``trust_checkpoint=True`` allows the globals the checkpoint names (they can run code from
         the file); see :func:`~..model.load_model_folder`.
         """
         model = load_model_folder(folder, fold=fold, trust_checkpoint=trust_checkpoint)

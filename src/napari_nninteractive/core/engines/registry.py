@@ -115,7 +115,7 @@ def make_engine(
     ``engine="auto"`` uses the nnInteractive network when ``model`` (a model folder) is given and
     the weight-free seeded-watershed engine otherwise. ``cpu_bf16`` runs the network's CPU passes
     under bfloat16 autocast (see :class:`~.network.NetworkEngine`); ``trust_checkpoint`` allows
-    full unpickling of the checkpoint (it can run code from the file).
+    the globals the checkpoint names (they can run code from the file).
     """
     return resolve(engine, model).build(model, device, autozoom, fold, cpu_bf16, trust_checkpoint)
 
