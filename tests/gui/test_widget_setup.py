@@ -6,7 +6,8 @@ import torch
 
 from napari_nninteractive.core.engines.registry import AUTO, ENGINE_CHOICES, ENGINES
 from napari_nninteractive.core.errors import ModelFolderError
-from napari_nninteractive.core.model import find_checkpoint, list_folds, load_model_folder
+from napari_nninteractive.core.folds import list_folds
+from napari_nninteractive.core.model import find_checkpoint, load_model_folder
 from napari_nninteractive.gui.setup_panel import gui_wording
 from napari_nninteractive.gui.widget import NNInteractiveWidget
 from napari_nninteractive.testing import write_model_folder
@@ -100,12 +101,7 @@ def test_two_folds_show_the_fold_combo_and_initialize_loads_the_chosen_fold(
 
 
 @pytest.mark.qt
-def test_folds_are_listed_off_the_gui_thread_before_torch_is_loaded(
-    make_napari_viewer, qtbot, two_fold_model, monkeypatch
-):
-    from napari_nninteractive.gui import setup_panel
-
-    monkeypatch.setattr(setup_panel, "_MODEL_MODULE", "napari_nninteractive.not_imported_yet")
+def test_folds_follow_the_model_field_without_loading_the_model(make_napari_viewer, qtbot, two_fold_model):
     w, _ = _widget(make_napari_viewer())
     w.model_edit.setText(str(two_fold_model))
     qtbot.waitUntil(lambda: _fold_shown(w), timeout=30000)

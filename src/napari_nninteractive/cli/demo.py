@@ -93,6 +93,8 @@ def overview_png(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch, Rectangle
 
+    from ..eval.report import save_figure
+
     interactions = interactions or []
     centre = _panel_centre(mask, interactions)
     fig, axes = plt.subplots(1, 3, figsize=(13, 5.2), dpi=110)
@@ -147,12 +149,7 @@ def overview_png(
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False)
     fig.suptitle("weight-free engine: slices through the prompts (array order z, y, x; voxel indices)")
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    try:
-        with atomic.replacing(path, make_parents=True) as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run_headless(out: Path) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import UserError
+from .folds import has_checkpoint
 
 if TYPE_CHECKING:
     from tqdm.asyncio import tqdm_asyncio  # what tqdm.auto.tqdm is
@@ -96,7 +97,7 @@ def is_complete(folder: Path) -> bool:
         (folder / "plans.json").is_file()
         and (folder / "dataset.json").is_file()
         and has_meta
-        and any(folder.glob("fold_*/checkpoint_final.pth"))
+        and has_checkpoint(folder)
     )
 
 

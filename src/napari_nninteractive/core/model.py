@@ -20,13 +20,13 @@ from . import jsonio
 from .architectures import lookup
 from .checkpoint import load_checkpoint
 from .errors import CheckpointError, ModelFolderError, UnsafeCheckpointError
+from .folds import CHECKPOINT_NAME, folds
 from .prompts import PromptKind
 
 log = logging.getLogger(__name__)
 
 LEGACY_METADATA = "inference_session_class.json"
 NEW_METADATA = "inference_info.json"
-CHECKPOINT_NAME = "checkpoint_final.pth"
 N_PROMPT_INPUTS = 7  # prev_seg + 6 prompt channels
 N_OUTPUTS = 2
 #: Sanity bounds on what a plans file may ask to build (refused beyond them, before building).
@@ -308,10 +308,10 @@ def find_checkpoint(folder: Path, fold: int | str | None = None) -> Path:
     """``fold_X/checkpoint_final.pth``; ``fold`` is required when several folds exist."""
     if fold is not None:
         if not re.fullmatch(r"[A-Za-z0-9_]{1,32}", str(fold)):
-            raise ModelFolderError(f"Fold {fold!r} is not a fold name (folds here: {_folds(folder)}).")
+            raise ModelFolderError(f"Fold {fold!r} is not a fold name (folds here: {folds(folder)}).")
         path = folder / f"fold_{fold}" / CHECKPOINT_NAME
         if not path.is_file():
-            raise ModelFolderError(f"{path} does not exist; check the fold (folds here: {_folds(folder)}).")
+            raise ModelFolderError(f"{path} does not exist; check the fold (folds here: {folds(folder)}).")
         return path
     found = sorted(p for p in folder.glob(f"fold_*/{CHECKPOINT_NAME}") if p.is_file())
     if not found:
@@ -319,21 +319,8 @@ def find_checkpoint(folder: Path, fold: int | str | None = None) -> Path:
             f"{folder} has no fold_*/{CHECKPOINT_NAME}; the download is incomplete. Download the model folder again."
         )
     if len(found) > 1:
-        raise ModelFolderError(f"{folder} has several folds {_folds(folder)}; choose one (fold=... / --fold).")
+        raise ModelFolderError(f"{folder} has several folds {folds(folder)}; choose one (fold=... / --fold).")
     return found[0]
-
-
-def _folds(folder: Path) -> list[str]:
-    return sorted(p.name[5:] for p in folder.glob("fold_*") if p.is_dir())
-
-
-def list_folds(folder: str | Path) -> list[str]:
-    """The fold names (``"0"``, ``"all"``, ...) of ``folder``'s ``fold_*`` subfolders; ``[]`` if it is no folder."""
-    path = Path(folder).expanduser()
-    try:
-        return _folds(path) if path.is_dir() else []
-    except OSError:
-        return []
 
 
 def _clean_state_dict(sd: dict[str, Any]) -> dict[str, Any]:
@@ -420,7 +407,6 @@ __all__ = [
     "build_network",
     "choose_device",
     "find_checkpoint",
-    "list_folds",
     "load_checkpoint",
     "load_model_folder",
     "parse_metadata",

@@ -7,6 +7,7 @@ import io
 import json
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,6 +127,13 @@ def plot_dice(runs: list[ObjectRun], path: Path, title: str = "") -> Path:
     ax.set_title(title or f"{len(runs)} object run(s)")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure as PNG, replacing ``path`` only when complete; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     try:
         with atomic.replacing(path, make_parents=True) as tmp:
             fig.savefig(tmp, format="png")

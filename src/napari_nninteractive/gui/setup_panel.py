@@ -9,7 +9,6 @@ in core messages (``--device cpu``, ``--fold``, ...) into the widget's words.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +27,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..core.engines.registry import AUTO, DEVICE_CHOICES, ENGINE_CHOICES, ENGINES, make_engine, resolve
+from ..core.folds import list_folds
 from ..core.hub import DEFAULT_MODEL
-
-_MODEL_MODULE = "napari_nninteractive.core.model"  # imports torch
 
 #: Command-line advice in core messages -> what to do in the widget.
 GUI_WORDS = (
@@ -173,22 +171,13 @@ class SetupPanel(QGroupBox):
     def update_choices(self, *_) -> None:
         """Enable only the options the engine uses; fill the fold choice from the model folder.
 
-        The folds are listed at once when the model code (and torch) is loaded already, else on a
-        worker: importing torch takes seconds, which the GUI thread must not wait for.
+        Listing the folds is a directory listing (:mod:`~..core.folds` imports no torch).
         """
         folder = self.model_folder()
         info = resolve(self.engine_combo.currentText(), folder)
         self.device_combo.setEnabled("device" in info.options)
         self.autozoom_check.setEnabled("autozoom" in info.options)
-        if folder is None or not info.needs_model:
-            return self._folds_listed((folder, []))
-        if _MODEL_MODULE in sys.modules:
-            return self._folds_listed(_list_folds(folder))
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(_list_folds, folder, _start_thread=False)
-        worker.returned.connect(self._folds_listed)
-        worker.start()
+        self._folds_listed((folder, list_folds(folder) if folder is not None and info.needs_model else []))
 
     def _folds_listed(self, result: tuple[str | None, list[str]]) -> None:
         folder, folds = result
@@ -309,12 +298,6 @@ class SetupPanel(QGroupBox):
             return self.report.emit(gui_wording(error), True)
         self.model_edit.setText(str(folder))
         self.report.emit(f"Model ready: {folder}. Press Initialize to use it (licence: CC BY-NC-SA 4.0).", False)
-
-
-def _list_folds(folder: str) -> tuple[str, list[str]]:
-    from ..core.model import list_folds
-
-    return folder, list_folds(folder)
 
 
 def _row(*widgets) -> QHBoxLayout:
