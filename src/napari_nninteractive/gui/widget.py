@@ -167,13 +167,12 @@ class NNInteractiveWidget(QWidget):
         self.annotator.attach(view, session)
         self.output_changed()
         found = self.session_started()
-        engine = session.engine
-        fold = f", fold {choice.fold}" if choice.fold is not None and getattr(engine, "model", None) else ""
-        lines = [f"Initialized: {engine.describe()}{fold}."]
-        licence = getattr(getattr(engine, "model", None), "licence", None)
-        if licence:
-            lines.append(f"Model licence: {licence}")
-        if getattr(engine, "device", None) is not None and engine.device.type == "cpu":
+        caps = session.capabilities
+        fold = f", fold {choice.fold}" if choice.fold is not None else ""
+        lines = [f"Initialized: {caps.description}{fold}."]
+        if caps.licence:
+            lines.append(f"Model licence: {caps.licence}")
+        if caps.device == "cpu":
             lines.append(
                 "Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
                 "here; a GPU makes it interactive."
