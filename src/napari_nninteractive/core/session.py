@@ -110,6 +110,9 @@ class Session:
     should_cancel
         Optional callable polled between expensive steps; returning True cancels the
         prediction, leaving the mask unchanged and the prompts queued.
+    undo_limit
+        Undo levels kept (``None``: unlimited; ``0``: no undo at all, e.g. a server run with
+        ``--no-undo``); the oldest steps are forgotten first.
     """
 
     def __init__(
@@ -117,8 +120,10 @@ class Session:
         engine: Engine,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        undo_limit: int | None = None,
     ):
         self.engine = engine
+        self.undo_limit = undo_limit
         self.progress = progress
         self.should_cancel = should_cancel
         self._image: ImageArray | None = None
@@ -132,7 +137,7 @@ class Session:
 
     @property
     def capabilities(self) -> Capabilities:
-        """What the engine can do (see :class:`~.api.Capabilities`); unlimited undo and redo."""
+        """What the engine can do (see :class:`~.api.Capabilities`); undo as deep as ``undo_limit``, and redo."""
         e = self.engine
         device = getattr(e, "device", None)
         return Capabilities(
@@ -141,8 +146,8 @@ class Session:
             frozenset(e.supported_kinds),
             bool(e.supports_3d_box),
             e.n_image_channels,
-            undo_depth=None,
-            redo=True,
+            undo_depth=self.undo_limit,
+            redo=self.undo_limit != 0,
             licence=getattr(getattr(e, "model", None), "licence", None),
             device=getattr(device, "type", None),
             pass_name=e.pass_name,
@@ -468,6 +473,8 @@ class Session:
     def _push(self, step: _Step) -> None:
         self._undo.append(step)
         self._redo.clear()
+        if self.undo_limit is not None and len(self._undo) > self.undo_limit:
+            del self._undo[: len(self._undo) - self.undo_limit]
 
     def _set(self, box: BBox, values: np.ndarray) -> None:
         sl = bbox_to_slices(box)
