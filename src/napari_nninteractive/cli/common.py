@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..core.api import SegmentationSession
     from ..core.engines.base import Engine
 
 
@@ -55,6 +57,27 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--server`` and ``--api-key``: segment on an nnInteractive server instead of in this process."""
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="segment on an nnInteractive server (nninteractive-serve, or the reference's nninteractive-server), "
+        "e.g. http://gpu-box:1527; give it more than once (or comma-separated) for a pool: the first server with "
+        "a free session is used. The server's model runs; --model, --engine, --device, --fold, --cpu-bf16 and "
+        "--trust-checkpoint do not apply",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY",
+        help="the server's API key (default: the NN_INTERACTIVE_API_KEY environment variable, which other users "
+        "of this machine cannot read from the process list)",
+    )
+
+
 def engine_from_args(args: argparse.Namespace) -> Engine:
     """The engine the options of :func:`add_engine_arguments` ask for."""
     from ..core.engines.registry import make_engine
@@ -62,6 +85,42 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
     return make_engine(
         args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16, args.trust_checkpoint
     )
+
+
+@contextlib.contextmanager
+def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]:
+    """The session the options ask for: on ``--server`` (released on exit), or an engine here."""
+    from ..core.errors import UserError
+
+    if getattr(args, "server", None):
+        local = [
+            flag
+            for flag, given in (
+                ("--model", args.model is not None),
+                ("--engine", args.engine != "auto"),
+                ("--device", args.device != "auto"),
+                ("--fold", args.fold is not None),
+                ("--cpu-bf16", args.cpu_bf16),
+                ("--trust-checkpoint", args.trust_checkpoint),
+            )
+            if given
+        ]
+        if local:
+            raise UserError(
+                f"{', '.join(local)} choose the engine in this process, but --server segments with the server's "
+                "model; drop one or the other."
+            )
+        from ..core.remote.client import RemoteSession
+
+        remote = RemoteSession(args.server, args.api_key, autozoom=False if args.no_autozoom else None)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    from ..core.session import Session
+
+    yield Session(engine_from_args(args))
 
 
 def guarded(

@@ -13,7 +13,7 @@ from ..core import atomic
 from ..core.errors import OutputError, UserError
 from ..eval.agents import AGENT_NAMES
 from ..io import formats
-from .common import add_engine_arguments, engine_from_args
+from .common import add_engine_arguments, add_server_arguments, session_from_args
 
 OUTPUTS = ("results.csv", "summary.txt", "dice.png")
 
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
     add_engine_arguments(p)
+    add_server_arguments(p)
     return p
 
 
@@ -125,7 +126,7 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.session import Session, as_channel_first
+    from ..core.session import as_channel_first
     from ..eval import report
     from ..eval.runner import evaluate
     from ..io.volumes import read_volume
@@ -151,22 +152,21 @@ def run(args: argparse.Namespace) -> int:
         )
     values = _label_values(labels, args.labels, wanted)
     _make_out(args.out)
-    engine = engine_from_args(args)
-    session = Session(engine)
-    session.set_image(image.array)
-    t0 = time.perf_counter()
+    with session_from_args(args) as session:
+        session.set_image(image.array)
+        t0 = time.perf_counter()
 
-    def progress(done: int, total: int, run) -> None:
-        bar = "#" * int(30 * done / total)
-        print(
-            f"\r[{bar:<30}] {done}/{total} objects (label {run.label}, {run.agent}: AUC {run.auc:.3f}, "
-            f"{time.perf_counter() - t0:.0f} s)",
-            end="\n" if done == total else "",
-            file=sys.stderr,
-            flush=True,
-        )
+        def progress(done: int, total: int, run) -> None:
+            bar = "#" * int(30 * done / total)
+            print(
+                f"\r[{bar:<30}] {done}/{total} objects (label {run.label}, {run.agent}: AUC {run.auc:.3f}, "
+                f"{time.perf_counter() - t0:.0f} s)",
+                end="\n" if done == total else "",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress)
+        runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress)
     out = args.out
     report.write_csv(runs, out / "results.csv")
     table = report.summary_table(runs)

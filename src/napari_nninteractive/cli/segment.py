@@ -7,12 +7,13 @@ import logging
 import textwrap
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..io import formats
 from ..io.prompt_file import __doc__ as PROMPT_DOC
-from .common import add_engine_arguments, engine_from_args
+from .common import add_engine_arguments, add_server_arguments, session_from_args
 
 
 def _format_list(use: formats.Use) -> str:
@@ -43,8 +44,12 @@ EPILOG = (
 Examples:
   nninteractive-segment ct.nii.gz --prompts prompts.json --model nnInteractive_v1.0 -o mask.nii.gz
   nninteractive-segment ct.nii.gz --prompts prompts.json -o mask.nii.gz     # weight-free engine
+  nninteractive-segment ct.nii.gz --prompts prompts.json --server http://gpu-box:1527 -o mask.nii.gz
 """
 )
+
+if TYPE_CHECKING:
+    from ..core.api import SegmentationSession
 
 log = logging.getLogger("napari_nninteractive")
 
@@ -53,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nninteractive-segment",
         description="Segment one object in a 3-D volume from point / box / scribble / lasso / mask "
-        "prompts, without a GUI: with an nnInteractive model folder (--model), or with the "
-        "weight-free engine when no model is given. Prints one progress line per interaction with "
+        "prompts, without a GUI: with an nnInteractive model folder (--model), on an nnInteractive server "
+        "(--server), or with the weight-free engine when neither is given. Prints one progress line per interaction with "
         "its time and forward passes (solver runs for the weight-free engine).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -68,23 +73,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--save-steps", type=Path, metavar="STEPS.npz", help="also save the mask after each interaction"
     )
     add_engine_arguments(parser)
+    add_server_arguments(parser)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
+    with session_from_args(args) as session:
+        return _segment(args, session)
+
+
+def _segment(args: argparse.Namespace, session: SegmentationSession) -> int:
     from ..core.api import paste
     from ..core.atomic import replacing
-    from ..core.session import Session
     from ..io.prompt_file import load_prompt_file
     from ..io.volumes import read_volume, write_mask
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    check_outputs(args)
     volume = read_volume(args.image)
     t0 = time.perf_counter()
-    engine = engine_from_args(args)
-    session = Session(engine)
     caps = session.capabilities
     say(f"loaded {caps.description} in {time.perf_counter() - t0:.1f} s")
     if caps.licence:
