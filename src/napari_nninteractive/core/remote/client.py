@@ -135,6 +135,7 @@ class RemoteSession:
     ):
         key = api_key or os.environ.get(API_KEY_ENV) or None
         self._key = key
+        self._transport = transport
         self._servers = [Server(url, key, timeouts or Timeouts(), transport) for url in parse_servers(servers)]
         self._autozoom = autozoom
         self._heartbeat_seconds = heartbeat_seconds
@@ -173,7 +174,7 @@ class RemoteSession:
         self._extended = isinstance(snapshot.get(EXTENSIONS), dict)
         if self._heartbeat is not None:
             self._heartbeat.stop()
-        self._heartbeat = Heartbeat(lease, self._key, self._heartbeat_seconds)
+        self._heartbeat = Heartbeat(lease, self._key, self._heartbeat_seconds, self._transport)
         return lease
 
     def _release(self, lease: Lease) -> None:

@@ -261,12 +261,18 @@ class Heartbeat:
     Stops by itself when the server answers 410 (``expired`` is then set); network errors are ignored.
     """
 
-    def __init__(self, lease: Lease, api_key: str | None, interval: float | None = None):
+    def __init__(
+        self,
+        lease: Lease,
+        api_key: str | None,
+        interval: float | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ):
         self.lease = lease
         self.interval = interval if interval is not None else max(5.0, lease.liveness_timeout / 2)
         self.expired = threading.Event()
         self._stop = threading.Event()
-        self._server = Server(lease.server.url, api_key, Timeouts(connect=5, read=10, write=10))
+        self._server = Server(lease.server.url, api_key, Timeouts(connect=5, read=10, write=10), transport)
         self._thread: threading.Thread | None = None
         if lease.liveness_timeout > 0 or interval is not None:
             self._thread = threading.Thread(target=self._run, name="nninteractive-heartbeat", daemon=True)
