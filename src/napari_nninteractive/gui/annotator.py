@@ -9,7 +9,9 @@ An :class:`Annotator` connects four parts with one job each, through signals:
 - :class:`~.output.OutputWriter` writes the change's region into the object's Labels layer;
 - :class:`~.objects.ObjectTable` keeps the objects (layer, value, history, visibility).
 
-User mistakes become napari notifications (``notify``), never tracebacks.
+User mistakes become napari notifications (``notify``), never tracebacks. The session may be local
+or remote (:class:`~..core.api.SegmentationSession`); tools whose prompt kind its
+:attr:`Annotator.capabilities` lack are refused (:meth:`Annotator.tool_refusal`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
 
-from ..core.api import SegmentationSession
+from ..core.api import Capabilities, SegmentationSession
 from ..core.geometry import PackedMask
-from ..core.prompts import InitialMask, Prompt
+from ..core.prompts import InitialMask, Prompt, PromptKind
 from . import layers as L
 from .objects import ObjectTable, ObjectTarget
 from .output import OutputMode, OutputWriter
@@ -33,7 +35,22 @@ from .worker import Action, Outcome, SessionRunner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Annotator", "ObjectTarget", "OutputMode", "Tool"]
+__all__ = ["TOOL_KINDS", "Annotator", "ObjectTarget", "OutputMode", "Tool"]
+
+#: The prompt kind each tool draws.
+TOOL_KINDS = {
+    Tool.POINT: PromptKind.POINT,
+    Tool.BBOX: PromptKind.BBOX,
+    Tool.SCRIBBLE: PromptKind.SCRIBBLE,
+    Tool.LASSO: PromptKind.LASSO,
+}
+_KIND_WORDS = {
+    PromptKind.POINT: "point",
+    PromptKind.BBOX: "box",
+    PromptKind.SCRIBBLE: "scribble",
+    PromptKind.LASSO: "lasso",
+    PromptKind.MASK: "initial mask",
+}
 
 
 def _delegate(part: str, name: str, doc: str) -> property:
@@ -59,6 +76,9 @@ class Annotator:
     state_changed = Signal()
     #: An action finished without error (not a resync): its :class:`~.worker.Outcome`.
     finished = Signal(object)
+    #: ``(text, error)``: what an action's outcome says (a notice of the session, an error, a cancel) for the
+    #: dock's status line; also notified.
+    status = Signal(str, bool)
 
     tool = _delegate("prompts", "tool", "The active prompt tool, or None (pan/zoom).")
     positive = _delegate("prompts", "positive", "Polarity of the next prompt.")
@@ -85,6 +105,7 @@ class Annotator:
         say = lambda text, level: self.notify(text, level)  # noqa: E731 - notify may be replaced later
         for part in (self.prompts, self.output):
             part.message.connect(say)
+        self.prompts.refuse = self.tool_refusal
         self.prompts.prompt.connect(self.submit_prompt)
         self.prompts.command.connect(lambda command: getattr(self, {"next": "next_object"}.get(command, command))())
         self.prompts.changed.connect(self.state_changed.emit)
@@ -110,12 +131,32 @@ class Annotator:
             self.notify(view.note, "info")
 
     def detach(self) -> None:
-        """Stop: cancel work, remove the prompt layers (never the image or output layers)."""
+        """Stop: cancel work, close the session (off the GUI thread: a remote one releases its lease), remove
+        the prompt layers (never the image or output layers)."""
         if self.runner is not None:
-            self.runner.cancel()
+            self.runner.close()
         self.runner = None
         self.prompts.remove()
         self.view = None
+
+    @property
+    def capabilities(self) -> Capabilities | None:
+        """What the attached session can do, or ``None`` before one is attached."""
+        return self.runner.session.capabilities if self.runner is not None else None
+
+    def kind_refusal(self, kind: PromptKind) -> str | None:
+        """Why the attached session takes no ``kind`` prompts, or ``None`` when it does (or none is attached)."""
+        caps = self.capabilities
+        if caps is None or kind in caps.supported_kinds:
+            return None
+        remote = getattr(self.runner.session, "server_url", None) is not None
+        who = "The server's model" if remote else f"The {caps.name} engine"
+        takes = ", ".join(_KIND_WORDS[k] for k in PromptKind if k in caps.supported_kinds) or "none"
+        return f"{who} does not take {_KIND_WORDS[kind]} prompts (it takes: {takes})."
+
+    def tool_refusal(self, tool: Tool) -> str | None:
+        """Why ``tool`` is off for the attached session, or ``None`` when it can be used."""
+        return self.kind_refusal(TOOL_KINDS[tool])
 
     # ------------------------------------------------------------------ tools (see PromptLayers)
 
@@ -169,6 +210,10 @@ class Annotator:
         """Seed the current object with the voxels of ``layer`` equal to ``value``."""
         if not self.ready:
             self.notify(NOT_READY, "warning")
+            return
+        refusal = self.kind_refusal(PromptKind.MASK)
+        if refusal:
+            self.notify(refusal, "warning")
             return
         try:
             L.check_output_layer(self.view, layer)
@@ -272,6 +317,7 @@ class Annotator:
         change = outcome.change
         if outcome.message:
             self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
+            self.status.emit(outcome.message, outcome.kind == "error")
         if change is not None:
             self.histories[outcome.tag] = change.history if outcome.kind != "sync" else outcome.state.history
         if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels

@@ -11,14 +11,14 @@ WINDOW_SIZE = (1366, 740)
 def open_gui(viewer=None):
     """Open the GUI demo in ``viewer`` (a new napari window if ``None``) without running the event loop.
 
-    Adds the generated sample scan, docks the nnInteractive widget (in a scroll area, so it fits
-    small screens), starts the weight-free engine, sizes the window to the screen, shows
+    Adds the generated sample scan, docks the nnInteractive widget (it scrolls, so it fits small
+    screens), starts the weight-free engine, sizes the window to the screen, shows
     :data:`INSTRUCTION` on the canvas and fits the slice into the canvas once Qt has laid the
     window out. Returns the viewer and the widget.
     """
     import napari
-    from qtpy.QtCore import Qt, QTimer
-    from qtpy.QtWidgets import QApplication, QScrollArea
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
 
     from .samples import synthetic_scan
     from .widget import NNInteractiveWidget
@@ -27,15 +27,8 @@ def open_gui(viewer=None):
         viewer = napari.Viewer(title="nnInteractive demo")
     for data, kwargs, kind in synthetic_scan():
         getattr(viewer, f"add_{kind}")(data, **kwargs)
-    widget = NNInteractiveWidget(viewer)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(widget)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(
-        widget.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
-    )
-    viewer.window.add_dock_widget(scroll, name="nnInteractive", area="right")
+    widget = NNInteractiveWidget(viewer)  # scrolls inside itself, so it fits small screens
+    viewer.window.add_dock_widget(widget, name="nnInteractive", area="right")
     screen = QApplication.primaryScreen()
     avail = screen.availableGeometry() if screen is not None else None
     width = min(WINDOW_SIZE[0], avail.width()) if avail is not None else WINDOW_SIZE[0]
@@ -47,6 +40,7 @@ def open_gui(viewer=None):
     overlay.font_size = 11
     overlay.color = "yellow"
     overlay.visible = True
+    widget.setup_panel.set_remote(False, remember=False)  # the demo runs here, whatever was remembered
     widget.initialize()  # no model folder: the weight-free engine
     # The canvas gets its final size only after Qt lays the docked window out: fit the slice then.
     QApplication.processEvents()

@@ -61,6 +61,8 @@ class PromptLayers:
         self.view: L.ImageView | None = None
         self.layers: dict[Tool, object] = {}
         self.tool: Tool | None = None
+        #: Why a tool cannot be used now (``None``: it can); the annotator asks its session.
+        self.refuse: Callable[[Tool], str | None] = lambda tool: None
         self.positive = True
         self._stroke_pending = False
         viewer.dims.events.ndisplay.connect(self._on_ndisplay)
@@ -159,6 +161,10 @@ class PromptLayers:
         """Activate ``tool``; pressing the active tool again returns to pan/zoom."""
         if self.view is None:
             self.message.emit(NOT_READY, "warning")
+            return
+        refusal = None if self.tool is tool else self.refuse(tool)
+        if refusal:
+            self.message.emit(refusal, "warning")
             return
         self.set_tool(None if self.tool is tool else tool)
 

@@ -22,12 +22,21 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator, OutputMode, Tool
 from .setup_panel import fill_combo, layer_named
 
 #: The output choice that makes a new labels layer.
 NEW_LAYER = "<new layer>"
+#: What each tool button does (its tooltip while the session takes that kind of prompt).
+TOOL_TIPS = {
+    Tool.POINT: "Click a voxel of the object (P; P again: pan/zoom)",
+    Tool.BBOX: "Drag a box around the object on a 2-D slice (B)",
+    Tool.SCRIBBLE: "Paint a stroke on the object (S)",
+    Tool.LASSO: "Draw a closed outline around the object (L)",
+}
+MASK_TIP = "Start the current object from the voxels of a labels layer equal to value (refine: predict from it)"
 
 
 class PromptPanel(QWidget):
@@ -57,6 +66,7 @@ class PromptPanel(QWidget):
         ):
             b = QPushButton(text)
             b.setCheckable(True)
+            b.setToolTip(TOOL_TIPS[tool])
             b.clicked.connect(lambda _=False, t=tool: a.toggle_tool(t))
             grid.addWidget(b, 0, i)
             self.tool_buttons[tool] = b
@@ -83,7 +93,8 @@ class PromptPanel(QWidget):
         return prompts
 
     def _build_mask(self) -> QGroupBox:
-        seed = QGroupBox("Initialize with mask")
+        self.mask_group = seed = QGroupBox("Initialize with mask")
+        seed.setToolTip(MASK_TIP)
         row = QHBoxLayout(seed)
         self.mask_combo = QComboBox()
         self.mask_value = QSpinBox()
@@ -147,8 +158,13 @@ class PromptPanel(QWidget):
         a = self.annotator
         ready = a.ready
         for tool, button in self.tool_buttons.items():
-            button.setEnabled(ready)
+            refusal = a.tool_refusal(tool)
+            button.setEnabled(ready and refusal is None)
             button.setChecked(a.tool is tool)
+            button.setToolTip(f"Off: {refusal}" if refusal else TOOL_TIPS[tool])
+        refusal = a.kind_refusal(PromptKind.MASK)
+        self.mask_group.setEnabled(refusal is None)
+        self.mask_group.setToolTip(f"Off: {refusal}" if refusal else MASK_TIP)
         self.polarity_button.setText("Positive (T)" if a.positive else "Negative (T)")
         color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
         self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
@@ -159,4 +175,4 @@ class PromptPanel(QWidget):
         self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
 
 
-__all__ = ["NEW_LAYER", "PromptPanel"]
+__all__ = ["MASK_TIP", "NEW_LAYER", "TOOL_TIPS", "PromptPanel"]

@@ -1,15 +1,18 @@
-"""The "Setup" group of the dock widget: image, model folder, engine, fold, device, download (Qt widgets).
+"""The "Setup" group of the dock widget: image, Local or Remote, model folder, engine, fold, device, server.
 
-The panel only gathers choices: :meth:`SetupPanel.choice` returns an :class:`EngineChoice` that
-builds the engine, and the dock widget runs it on a worker when **Initialize** is pressed
-(``initialize_requested``). Listing and downloading Hugging Face models run here, on workers;
-messages go out through ``report(text, error)``. :func:`gui_wording` turns the command-line advice
-in core messages (``--device cpu``, ``--fold``, ...) into the widget's words.
+The panel only gathers choices: :meth:`SetupPanel.choice` returns an :class:`EngineChoice` (Run on
+*Local*: model folder, engine, fold, device) or a :class:`RemoteChoice` (Run on *Remote*: server
+URL(s), API key); both build a session with ``make_session()``, which the dock widget runs on a
+worker when **Initialize** / **Connect** is pressed (``initialize_requested``). Listing and
+downloading Hugging Face models run here, on workers; messages go out through ``report(text,
+error)``. :func:`gui_wording` turns the command-line advice in core messages (``--device cpu``,
+``--fold``, ``--api-key``, ...) into the widget's words. The Local/Remote choice and the last
+server URL(s) are remembered (:mod:`.settings`); the API key never is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from napari.layers import Image
@@ -24,11 +27,16 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QRadioButton,
+    QWidget,
 )
 
 from ..core.engines.registry import AUTO, DEVICE_CHOICES, ENGINE_CHOICES, ENGINES, make_engine, resolve
 from ..core.folds import list_folds
 from ..core.hub import DEFAULT_MODEL
+from ..core.remote.protocol import DEFAULT_PORT
+from ..core.remote.transport import API_KEY_ENV
+from .settings import RUN_ON, SERVERS, read_setting, write_setting
 
 #: Command-line advice in core messages -> what to do in the widget.
 GUI_WORDS = (
@@ -41,6 +49,17 @@ GUI_WORDS = (
     ),
     ("(--cache-dir or $NNINTERACTIVE_HOME)", "($NNINTERACTIVE_HOME, set before starting napari)"),
     ("pick one of nninteractive-download-model --list", "press List and pick one"),
+    # remote sessions (core/remote/transport.py)
+    (
+        f"enter it in the API key field, pass --api-key, or set {API_KEY_ENV}.",
+        f"enter it in the API key field (or set {API_KEY_ENV} before starting napari).",
+    ),
+    (
+        "Use the key the server was started with (its --api-key or",
+        "Enter the key the server was started with in the API key field (its --api-key or",
+    ),
+    ("No server URL given; give one like", "No server given: fill in Server, e.g."),
+    ("is not a server URL; give one like", "is not a server URL; fill in Server like"),
 )
 
 
@@ -77,6 +96,9 @@ class EngineChoice:
     device: str
     autozoom: bool
 
+    #: Local: the engine runs in this process.
+    remote = False
+
     @property
     def label(self) -> str:
         """What is being loaded, for the status line."""
@@ -91,9 +113,49 @@ class EngineChoice:
             self.folder, self.engine, self.device, self.autozoom, fold=self.fold, trust_checkpoint=trust_checkpoint
         )
 
+    def make_session(self, trust_checkpoint: bool = False):
+        """A local :class:`~..core.session.Session` around the engine (on a worker)."""
+        from ..core.session import Session
+
+        return Session(self.make(trust_checkpoint))
+
+
+@dataclass(frozen=True)
+class RemoteChoice:
+    """What Setup says to connect to: server URL(s) (comma-separated: a pool), API key, AutoZoom.
+
+    The key is left out of ``repr`` (it never reaches a log line) and is never stored.
+    """
+
+    servers: str
+    api_key: str | None = field(default=None, repr=False)
+    autozoom: bool = True
+
+    #: Remote: a session on an nnInteractive server.
+    remote = True
+
+    @property
+    def label(self) -> str:
+        """Where it connects, for the status line."""
+        return self.servers or "the server"
+
+    def make_session(self, trust_checkpoint: bool = False):
+        """Claim a :class:`~..core.remote.client.RemoteSession` (on a worker: this talks to the server).
+
+        ``trust_checkpoint`` is ignored: the server loads its model itself.
+        """
+        from ..core.remote.client import RemoteSession
+
+        return RemoteSession(self.servers, api_key=self.api_key or None, autozoom=self.autozoom)
+
+
+#: The "Run on" choices, as remembered in the settings.
+LOCAL, REMOTE = "local", "remote"
+
 
 class SetupPanel(QGroupBox):
-    """Image layer, model folder (browse, Hugging Face list/download), engine, fold, device, AutoZoom, Initialize."""
+    """Image layer, Local or Remote, model folder (browse, Hugging Face list/download), engine, fold, device,
+    or server and API key; AutoZoom; Initialize (Local) or Connect (Remote)."""
 
     #: ``(text, error)`` for the dock's status line.
     report = Signal(str, bool)
@@ -114,17 +176,27 @@ class SetupPanel(QGroupBox):
         self._build()
         self.model_edit.textChanged.connect(self.update_choices)
         self.engine_combo.currentIndexChanged.connect(self.update_choices)
-        self.update_choices()
+        self.server_edit.setText(read_setting(SERVERS))
+        self.set_remote(read_setting(RUN_ON, LOCAL) == REMOTE, remember=False)
+        self.remote_radio.toggled.connect(lambda on: self.set_remote(on))
 
     def _build(self) -> None:
-        form = QFormLayout(self)
+        self.form = form = QFormLayout(self)
         self.image_combo = QComboBox()
         form.addRow("Image layer", self.image_combo)
+        self.local_radio = QRadioButton("Local")
+        self.local_radio.setToolTip("Segment in napari's process, on this computer's GPU or CPU")
+        self.remote_radio = QRadioButton("Remote")
+        self.remote_radio.setToolTip("Segment on an nnInteractive server (nninteractive-serve), e.g. a GPU machine")
+        self.local_radio.setChecked(True)
+        form.addRow("Run on", _row(self.local_radio, self.remote_radio, 1))
+        # Local
         self.model_edit = QLineEdit()
         self.model_edit.setPlaceholderText("empty: weight-free engine; or an nnInteractive model folder")
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_model)
-        form.addRow("Model", _row(self.model_edit, browse))
+        model_row = _row(self.model_edit, browse)
+        form.addRow("Model", model_row)
         self.hub_combo = QComboBox()
         self.hub_combo.addItem(DEFAULT_MODEL)
         self.hub_combo.setToolTip("Model folder of the Hugging Face repository to download (List fetches the names)")
@@ -137,7 +209,8 @@ class SetupPanel(QGroupBox):
             "Hugging Face into the cache, or use the cached copy; runs in the background."
         )
         self.download_button.clicked.connect(self.download_model)
-        form.addRow("Hugging Face", _row((self.hub_combo, 1), self.list_button, self.download_button))
+        hub_row = _row((self.hub_combo, 1), self.list_button, self.download_button)
+        form.addRow("Hugging Face", hub_row)
         self.engine_combo = QComboBox()
         for i, name in enumerate(ENGINE_CHOICES):
             self.engine_combo.addItem(name)
@@ -147,23 +220,72 @@ class SetupPanel(QGroupBox):
         self.fold_label = QLabel("Fold")
         self.fold_combo = QComboBox()
         self.fold_combo.setToolTip("The model folder holds several trained folds (fold_*): which one to load")
-        form.addRow("Engine", _row((self.engine_combo, 1), self.fold_label, self.fold_combo))
+        engine_row = _row((self.engine_combo, 1), self.fold_label, self.fold_combo)
+        form.addRow("Engine", engine_row)
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICE_CHOICES))
         self.device_combo.setToolTip("Where the network runs; auto: a CUDA GPU, then Apple MPS, then the CPU")
+        device_row = _row((self.device_combo, 1))
+        form.addRow("Device", device_row)
+        self._local_rows = (model_row, hub_row, engine_row, device_row)
+        # Remote
+        self.server_edit = QLineEdit()
+        self.server_edit.setPlaceholderText(f"http://gpu-box:{DEFAULT_PORT}  (several, comma-separated: a pool)")
+        self.server_edit.setToolTip(
+            "URL of an nnInteractive server (nninteractive-serve); several URLs separated by commas are a pool: "
+            "the first one with a free slot is used. Remembered for the next time."
+        )
+        form.addRow("Server", self.server_edit)
+        self.key_edit = QLineEdit()
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
+        self.key_edit.setPlaceholderText(f"empty: ${API_KEY_ENV}")
+        self.key_edit.setToolTip(
+            f"The key the server was started with. Empty: the {API_KEY_ENV} environment variable (or none). "
+            "Never saved."
+        )
+        form.addRow("API key", self.key_edit)
+        self._remote_rows = (self.server_edit, self.key_edit)
+        # Both
         self.autozoom_check = QCheckBox("AutoZoom")
         self.autozoom_check.setChecked(True)
-        self.autozoom_check.setToolTip(
-            "AutoZoom (network engine): when the object touches the border of the network's window, zoom out "
-            "(up to 4x) and refine at full resolution.\nOff: no zooming out. A point gets one pass at zoom 1; a "
-            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut."
-        )
-        form.addRow("Device", _row(self.device_combo, self.autozoom_check))
         self.init_button = QPushButton("Initialize")
         self.init_button.clicked.connect(lambda: self.initialize_requested.emit())
-        form.addRow(self.init_button)
+        form.addRow(_row(self.autozoom_check, (self.init_button, 1)))
 
     # ------------------------------------------------------------------ choices
+
+    @property
+    def remote(self) -> bool:
+        """Run on Remote (a server) rather than Local."""
+        return self.remote_radio.isChecked()
+
+    def set_remote(self, remote: bool, remember: bool = True) -> None:
+        """Switch between Local and Remote: show that mode's controls; ``remember`` the choice for next time."""
+        for radio, on in ((self.remote_radio, remote), (self.local_radio, not remote)):
+            if radio.isChecked() != on:
+                radio.blockSignals(True)
+                radio.setChecked(on)
+                radio.blockSignals(False)
+        for rows, shown in ((self._local_rows, not remote), (self._remote_rows, remote)):
+            for row in rows:
+                row.setVisible(shown)
+                row.setEnabled(shown)
+                label = self.form.labelForField(row)
+                if label is not None:
+                    label.setVisible(shown)
+        self.init_button.setText("Connect" if remote else "Initialize")
+        self.init_button.setToolTip(
+            "Claim a session on the server and upload the image (in the background)"
+            if remote
+            else "Load the engine and hand the image over (in the background)"
+        )
+        self.update_choices()
+        if remember:
+            write_setting(RUN_ON, REMOTE if remote else LOCAL)
+
+    def remember_servers(self) -> None:
+        """Remember the Server field (after a successful Connect); never the key."""
+        write_setting(SERVERS, self.server_edit.text().strip())
 
     def model_folder(self) -> str | None:
         return self.model_edit.text().strip() or None
@@ -176,7 +298,16 @@ class SetupPanel(QGroupBox):
         folder = self.model_folder()
         info = resolve(self.engine_combo.currentText(), folder)
         self.device_combo.setEnabled("device" in info.options)
-        self.autozoom_check.setEnabled("autozoom" in info.options)
+        remote = self.remote
+        self.autozoom_check.setEnabled(remote or "autozoom" in info.options)
+        self.autozoom_check.setToolTip(
+            "AutoZoom for this session on the server: when the object touches the border of the network's "
+            "window, zoom out and refine at full resolution."
+            if remote
+            else "AutoZoom (network engine): when the object touches the border of the network's window, zoom out "
+            "(up to 4x) and refine at full resolution.\nOff: no zooming out. A point gets one pass at zoom 1; a "
+            "box, scribble, lasso or mask still starts at the zoom its size needs and is refined, so it is never cut."
+        )
         self._folds_listed((folder, list_folds(folder) if folder is not None and info.needs_model else []))
 
     def _folds_listed(self, result: tuple[str | None, list[str]]) -> None:
@@ -194,8 +325,12 @@ class SetupPanel(QGroupBox):
             w.setVisible(several)
             w.setEnabled(several)
 
-    def choice(self) -> EngineChoice:
-        """The engine the controls describe now."""
+    def choice(self) -> EngineChoice | RemoteChoice:
+        """The engine (Local) or the server (Remote) the controls describe now."""
+        if self.remote:
+            return RemoteChoice(
+                self.server_edit.text().strip(), self.key_edit.text().strip() or None, self.autozoom_check.isChecked()
+            )
         folder = self.model_folder()
         fold = self.fold_combo.currentText() if len(self.folds) > 1 and self._folds_of == folder else None
         return EngineChoice(
@@ -300,12 +435,28 @@ class SetupPanel(QGroupBox):
         self.report.emit(f"Model ready: {folder}. Press Initialize to use it (licence: CC BY-NC-SA 4.0).", False)
 
 
-def _row(*widgets) -> QHBoxLayout:
-    """A row of widgets; ``(widget, stretch)`` pairs get a stretch factor."""
-    row = QHBoxLayout()
+def _row(*widgets) -> QWidget:
+    """A row of widgets (one widget, so the row can be hidden); ``(widget, stretch)`` pairs get a stretch
+    factor, a bare number is a stretch."""
+    row = QWidget()
+    layout = QHBoxLayout(row)
+    layout.setContentsMargins(0, 0, 0, 0)
     for w in widgets:
-        row.addWidget(*(w if isinstance(w, tuple) else (w,)))
+        if isinstance(w, int):
+            layout.addStretch(w)
+        else:
+            layout.addWidget(*(w if isinstance(w, tuple) else (w,)))
     return row
 
 
-__all__ = ["GUI_WORDS", "EngineChoice", "SetupPanel", "fill_combo", "gui_wording", "layer_named"]
+__all__ = [
+    "GUI_WORDS",
+    "LOCAL",
+    "REMOTE",
+    "EngineChoice",
+    "RemoteChoice",
+    "SetupPanel",
+    "fill_combo",
+    "gui_wording",
+    "layer_named",
+]

@@ -1,34 +1,84 @@
 """The "nnInteractive" dock widget: the panels, the status line, progress and Cancel.
 
-The controls live in panels with one job each: :class:`~.setup_panel.SetupPanel` (image, model,
-engine, fold, device, download), :class:`~.prompt_panel.PromptPanel` (tools, actions, initial mask,
+The controls live in panels with one job each: :class:`~.setup_panel.SetupPanel` (image, Local or
+Remote, model, engine, fold, device, download, server and API key), :class:`~.prompt_panel.PromptPanel` (tools, actions, initial mask,
 output options), :class:`~.objects_panel.ObjectsPanel` (object list, export) and
 :class:`~.session_panel.SessionPanel` (session files, autosave); their modules and this one are the
 only ones with Qt widgets. This module composes them around one
-:class:`~napari_nninteractive.gui.annotator.Annotator`: Initialize loads the engine on a napari
-thread worker and attaches it, so the viewer stays responsive throughout. The panels' controls are
+:class:`~napari_nninteractive.gui.annotator.Annotator`: Initialize loads the engine (Local), or
+Connect claims a session on a server (Remote), on a napari thread worker and attaches it, so the
+viewer stays responsive throughout. Either way the annotator talks to one
+:class:`~..core.api.SegmentationSession`; the session replaced is closed off the GUI thread (a remote
+one releases its lease). The panels' controls are
 also attributes of the widget (``w.run_button``, ``w.model_edit``, ...) for scripts and tests.
 """
 
 from __future__ import annotations
 
 from napari.layers import Image, Labels
-from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QSize, Qt, QTimer
+from qtpy.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator
 from .objects_panel import ObjectsPanel
 from .prompt_panel import PromptPanel
 from .session_panel import SessionPanel
 from .setup_panel import SetupPanel, gui_wording
-from .worker import load_session_worker
+from .worker import close_in_background, load_session_worker
 
-_BUSY_WORDS = ("predicting", "forward", "refining", "loading", "downloading")
+_BUSY_WORDS = ("predicting", "forward", "refining", "loading", "downloading", "connecting")
+#: The status line before a session starts, for Local and for Remote.
+INTRO = {
+    False: "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
+    "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize.",
+    True: "Not connected. Fill in Server (and the API key, if the server needs one), then press Connect.",
+}
+#: How the status line starts once a session is attached (Local, Remote).
+STARTED = ("Initialized", "Connected")
+_KIND_NAMES = {"point": "point", "bbox": "box", "scribble": "scribble", "lasso": "lasso", "mask": "initial mask"}
+
+
+def undo_words(caps) -> str:
+    """What a session's undo offers, in one sentence (``Undo: one level on this server (no redo).``)."""
+    depth, redo = caps.undo_depth, caps.redo
+    if depth == 0:
+        return "Undo: not offered by this server."
+    levels = "unlimited" if depth is None else "one level" if depth == 1 else f"{depth} levels"
+    return f"Undo: {levels} on this server" + (", with redo." if redo else " (no redo).")
+
+
+def kinds_words(caps) -> str:
+    """The prompt kinds a session takes, e.g. ``point, box, scribble, lasso, initial mask``."""
+    from ..core.prompts import PromptKind
+
+    return ", ".join(_KIND_NAMES[k.value] for k in PromptKind if k in caps.supported_kinds) or "none"
 
 
 def _forward(panel: str, name: str) -> property:
     return property(lambda self: getattr(getattr(self, panel), name), doc=f"The {panel}'s ``{name}``.")
+
+
+class _VerticalScroll(QScrollArea):
+    """Scrolls its widget up and down only: as wide as the widget needs, as short as the dock wants."""
+
+    def minimumSizeHint(self) -> QSize:
+        inner = self.widget()
+        if inner is None:
+            return super().minimumSizeHint()
+        width = inner.minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QSize(width, super().minimumSizeHint().height())
 
 
 class NNInteractiveWidget(QWidget):
@@ -54,8 +104,9 @@ class NNInteractiveWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.annotator = Annotator(napari_viewer)
-        #: The worker loading the engine after Initialize, while it runs.
+        #: The worker loading the engine (Initialize) or connecting to the server (Connect), while it runs.
         self.loader = None
+        self._closed = False
         self._build()
         self.annotator.state_changed.connect(self.refresh)
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
@@ -70,14 +121,22 @@ class NNInteractiveWidget(QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        root = QVBoxLayout(self)
+        # Everything scrolls inside the dock, so the widget fits small screens (1366 x 768) and never makes the
+        # napari window taller than the screen.
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.scroll_area = scroll = _VerticalScroll()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        root = QVBoxLayout(body)
         self.setup_panel = s = SetupPanel(self.viewer)
         s.initialize_requested.connect(lambda: self.initialize())
-        self.status_label = QLabel(
-            "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
-            "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize."
-        )
+        self.status_label = QLabel(INTRO[s.remote])
         self.status_label.setWordWrap(True)
+        s.remote_radio.toggled.connect(self._mode_changed)
+        self.annotator.status.connect(lambda text, error: self.set_status(gui_wording(text), error))
         self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
         self.session_panel = f = SessionPanel(self.annotator)
         self.objects_panel = ObjectsPanel(self.annotator, lambda: self.session_panel.image_ref, self.report)
@@ -96,6 +155,8 @@ class NNInteractiveWidget(QWidget):
         for item in (s, self.status_label, p, self.objects_panel, f, busy, self.progress_label):
             root.addLayout(item) if isinstance(item, QHBoxLayout) else root.addWidget(item)
         root.addStretch(1)
+        scroll.setWidget(body)
+        outer.addWidget(scroll)
         # The panels' controls, as attributes of the widget.
         self.image_combo, self.model_edit, self.engine_combo, self.fold_combo = (
             s.image_combo,
@@ -105,6 +166,12 @@ class NNInteractiveWidget(QWidget):
         )
         self.hub_combo, self.list_button, self.download_button = s.hub_combo, s.list_button, s.download_button
         self.device_combo, self.autozoom_check, self.init_button = s.device_combo, s.autozoom_check, s.init_button
+        self.local_radio, self.remote_radio, self.server_edit, self.key_edit = (
+            s.local_radio,
+            s.remote_radio,
+            s.server_edit,
+            s.key_edit,
+        )
         self.tool_buttons, self.polarity_button, self.autorun_check = p.tool_buttons, p.polarity_button, p.autorun_check
         self.run_button, self.undo_button, self.redo_button = p.run_button, p.undo_button, p.redo_button
         self.reset_button, self.next_button = p.reset_button, p.next_button
@@ -117,11 +184,15 @@ class NNInteractiveWidget(QWidget):
     # ------------------------------------------------------------------ initialize
 
     def initialize(self, trust_checkpoint: bool = False) -> None:
-        """Load the engine Setup describes and hand the image over, on a worker thread.
+        """Start the session Setup describes and hand the image over, on a worker thread.
 
+        Local (Initialize): load the engine. Remote (Connect): claim a session on the server(s) and upload
+        the image. The session attached before is closed first, off the GUI thread.
         ``trust_checkpoint`` allows the globals the checkpoint names (they can run code); the widget passes it only
         after the user confirmed :meth:`confirm_trust` for that file.
         """
+        if self.loader is not None:
+            return  # one at a time (the button is disabled meanwhile)
         layer = self.setup_panel.selected_image()
         if layer is None:
             return self.fail("No image layer: open an image (File > Open) and pick it above.")
@@ -130,10 +201,18 @@ class NNInteractiveWidget(QWidget):
         except L.LayerError as exc:
             return self.fail(str(exc))
         choice = self.setup_panel.choice()
-        self.annotator.detach()
-        self.set_status(f"Loading {choice.label} …")
+        old = self.annotator.runner
+        self.annotator.detach()  # closes the old session in the background (a remote one releases its lease)
+        closing = old.session_closed if old is not None else None
+
+        def make_session():
+            if closing is not None:  # a one-slot server needs the old lease back before the new claim
+                closing.wait(10)
+            return choice.make_session(trust_checkpoint)
+
+        self.set_status(f"Connecting to {choice.label} …" if choice.remote else f"Loading {choice.label} …")
         self.setup_panel.set_loading(True)
-        self.loader = load_session_worker(lambda: choice.make(trust_checkpoint), view.volume)
+        self.loader = load_session_worker(make_session, view.volume)
         self.loader.returned.connect(lambda result: self._loaded(view, choice, *result))
         self.loader.start()
 
@@ -153,26 +232,45 @@ class NNInteractiveWidget(QWidget):
         return self.annotator
 
     def _loaded(self, view, choice, session, error) -> None:
-        from ..core.errors import UnsafeCheckpointError
+        from ..core.errors import UnsafeCheckpointError, user_message
 
         self.setup_panel.set_loading(False)
         self.loader = None
+        if self._closed:  # the dock was closed while loading: nobody will use this session
+            close_in_background(session)
+            return None
         if isinstance(error, UnsafeCheckpointError) and self.confirm_trust(error):
             return self.initialize(trust_checkpoint=True)
         if session is None:
             self.setup_panel.update_choices()  # the folder may have changed meanwhile (e.g. several folds now)
-            return self.fail(f"Initialization failed: {gui_wording(str(error))}")
+            failed = "Connection failed" if choice.remote else "Initialization failed"
+            return self.fail(f"{failed}: {gui_wording(user_message(error))}")
         if view.layer not in self.viewer.layers:
-            return self.fail("The image layer was removed while loading; pick an image and Initialize again.")
+            close_in_background(session)
+            again = "Connect" if choice.remote else "Initialize"
+            return self.fail(f"The image layer was removed while loading; pick an image and {again} again.")
+        if choice.remote:
+            self.setup_panel.remember_servers()
         self.annotator.attach(view, session)
         self.output_changed()
         found = self.session_started()
         caps = session.capabilities
-        fold = f", fold {choice.fold}" if choice.fold is not None else ""
-        lines = [f"Initialized: {caps.description}{fold}."]
+        fold_name = None if choice.remote else choice.fold
+        fold = f", fold {fold_name}" if fold_name is not None else ""
+        lines = [f"{STARTED[choice.remote]}: {caps.description}{fold}."]
         if caps.licence:
             lines.append(f"Model licence: {caps.licence}")
-        if caps.device == "cpu":
+        if choice.remote:
+            lines.append(f"{undo_words(caps)} Prompts: {kinds_words(caps)}.")
+        elif caps.supported_kinds != frozenset(PromptKind):
+            lines.append(f"This engine takes {kinds_words(caps)} prompts only; the other tools are off.")
+        network = bool((getattr(session, "snapshot", None) or {}).get("patch_size"))  # a weight-free server has none
+        if caps.device == "cpu" and choice.remote and network:
+            lines.append(
+                "The server runs on its CPU: the full nnInteractive model needs about a minute per forward pass "
+                "there; a GPU server makes it interactive."
+            )
+        elif caps.device == "cpu" and not choice.remote:
             lines.append(
                 "Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
                 "here; a GPU makes it interactive."
@@ -239,7 +337,7 @@ class NNInteractiveWidget(QWidget):
         state = a.last_outcome.state if a.last_outcome is not None else None
         if state is not None and state.pending and not a.autorun:
             self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
-        if not a.ready and self.status_label.text().startswith("Initialized"):
+        if not a.ready and self.status_label.text().startswith(STARTED):
             self.set_status("Not initialized (the image layer was removed).", error=True)
 
     def cancel(self) -> None:
@@ -263,13 +361,38 @@ class NNInteractiveWidget(QWidget):
             event = runner.last_progress
             self.progress_label.setText(event.message if event is not None else "predicting …")
         elif busy:
-            self.progress_label.setText("loading the model …")
+            self.progress_label.setText(
+                "connecting to the server …" if self.setup_panel.remote else "loading the model …"
+            )
         elif self.progress_label.text().startswith(_BUSY_WORDS):
             self.progress_label.setText("")
 
+    def _mode_changed(self, remote: bool) -> None:
+        """Local <-> Remote: while nothing is attached or loading, the status line says what to do in that mode."""
+        if not self.annotator.ready and self.loader is None:
+            self.set_status(INTRO[remote])
+
     def closeEvent(self, event) -> None:
-        self.annotator.detach()
+        """Closing the widget ends the session (a remote one releases its lease, in the background)."""
+        self.shut_down()
         super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        """napari's dock close button takes the widget out of its dock without closing it: end the session then."""
+        if event.type() == QEvent.Type.ParentChange:
+            docked = self.parent() is not None
+            if getattr(self, "_docked", False) and not docked:
+                self.shut_down()
+            elif docked:
+                self._closed = False
+            self._docked = docked
+        return super().event(event)
+
+    def shut_down(self) -> None:
+        """End the session (closed off the GUI thread) and remove the prompt layers; a load running now is
+        closed when it finishes."""
+        self._closed = True
+        self.annotator.detach()
 
 
 __all__ = ["NNInteractiveWidget"]

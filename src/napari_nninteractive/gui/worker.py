@@ -1,9 +1,11 @@
-"""Background work for the widget: model loading and session actions on napari thread workers.
+"""Background work for the widget: loading or connecting a session, and its actions, on napari thread workers.
 
 The session is touched only from the worker thread, one action at a time. Prompts that arrive
 while a prediction runs wait in a queue; the next run adds all of them and predicts once, so the
 newest state wins. Nothing here touches Qt widgets or layers: results reach the GUI thread
-through the worker's ``yielded`` signal, and the widget writes them into layers.
+through the worker's ``yielded`` signal, and the widget writes them into layers. A session that
+holds resources elsewhere (a remote session's lease) is closed off the GUI thread when it is
+replaced (:meth:`SessionRunner.close`, :func:`close_in_background`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,32 @@ from ..core.engines.base import PredictionCancelled, ProgressEvent
 from ..core.errors import USER_ERRORS, user_message
 from ..core.geometry import bbox_to_slices, nonzero_bbox
 from ..core.prompts import Prompt
-from ..core.session import Session
 
 log = logging.getLogger(__name__)
+
+
+def close_session(session: object) -> None:
+    """Call ``session.close()`` when it has one (a remote session releases its lease); never raises.
+
+    Blocking (a remote session waits up to a few seconds for a server that is gone): call it on a
+    worker thread, or use :func:`close_in_background`.
+    """
+    close = getattr(session, "close", None)
+    if not callable(close):
+        return
+    try:
+        close()
+    except Exception:  # the session is being dropped: nothing the user can do about it now
+        log.warning("closing the session failed", exc_info=True)
+
+
+def close_in_background(session: object) -> threading.Thread | None:
+    """:func:`close_session` on a daemon thread, so the GUI never waits (``None``: nothing to close)."""
+    if not callable(getattr(session, "close", None)):
+        return None
+    thread = threading.Thread(target=close_session, args=(session,), name="nninteractive-close", daemon=True)
+    thread.start()
+    return thread
 
 
 def user_errors() -> tuple[type[Exception], ...]:
@@ -89,6 +114,10 @@ class SessionRunner:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._running = False
+        self._closed = False
+        self._session_closed = False
+        #: Set once the session is closed after :meth:`close` (a new session on the same server may wait for it).
+        self.session_closed = threading.Event()
         self._live_workers = 0  # started workers whose `finished` the GUI thread has not handled
         self.worker = None
         self.last_progress: ProgressEvent | None = None
@@ -102,15 +131,17 @@ class SessionRunner:
         return self._running or self._live_workers > 0
 
     def submit(self, action: Action) -> None:
-        """Queue an action; starts a worker if none runs."""
+        """Queue an action; starts a worker if none runs (ignored after :meth:`close`)."""
         with self._lock:
+            if self._closed:
+                return
             self._queue.append(action)
             if self._running:
                 return
             self._running = True
         self._live_workers += 1
         self.worker = create_worker(self._work, _start_thread=False)
-        self.worker.yielded.connect(self.on_outcome)
+        self.worker.yielded.connect(self._deliver)
         self.worker.finished.connect(self._finished)
         self.worker.start()
 
@@ -118,6 +149,43 @@ class SessionRunner:
         """Cancel the prediction in flight (its prompts stay queued in the session)."""
         if self._running:
             self._cancel.set()
+
+    def close(self) -> None:
+        """Stop: drop queued actions, cancel the one in flight and close the session off the GUI thread.
+
+        The session is closed (:func:`close_session`: a remote session releases its lease) by the
+        worker once its action is over, or at once on a daemon thread when none runs; never here.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.clear()
+            running = self._running
+        self._cancel.set()
+        if not running:
+            self._close_session(background=True)
+
+    def _close_session(self, background: bool) -> None:
+        with self._lock:
+            if self._session_closed:
+                return
+            self._session_closed = True
+
+        def close() -> None:
+            try:
+                close_session(self.session)
+            finally:
+                self.session_closed.set()
+
+        if background and callable(getattr(self.session, "close", None)):
+            threading.Thread(target=close, name="nninteractive-close", daemon=True).start()
+        else:
+            close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def wait(self, timeout: float = 30.0) -> None:
         """Block until idle (tests and shutdown only; processes Qt events meanwhile)."""
@@ -127,6 +195,10 @@ class SessionRunner:
         timer.start()
         while self.busy and timer.elapsed() < timeout * 1000:
             QCoreApplication.processEvents()
+
+    def _deliver(self, outcome: Outcome) -> None:
+        if not self._closed:  # after close, late news belongs to nobody (a new session may be attached)
+            self.on_outcome(outcome)
 
     def _finished(self) -> None:
         # signals of one worker arrive in order: every outcome it yielded was handled before this
@@ -141,7 +213,7 @@ class SessionRunner:
 
     def _take(self) -> list[Action] | None:
         with self._lock:
-            if not self._queue:
+            if self._closed or not self._queue:
                 self._running = False
                 return None
             first = self._queue.popleft()
@@ -156,6 +228,13 @@ class SessionRunner:
             return batch
 
     def _work(self):
+        try:
+            yield from self._actions()
+        finally:
+            if self._closed:  # closed while this worker ran: it closes the session (on its thread)
+                self._close_session(background=False)
+
+    def _actions(self):
         s = self.session
         while (batch := self._take()) is not None:
             self._cancel.clear()
@@ -209,22 +288,31 @@ class SessionRunner:
         return Outcome(kind, tag, None, message, state)
 
 
-def load_session_worker(make_engine: Callable[[], object], volume: np.ndarray):
-    """A worker (not started) that builds the engine and a session holding ``volume``.
+def load_session_worker(make_session: Callable[[], SegmentationSession], volume: np.ndarray):
+    """A worker (not started) that makes a session and hands it ``volume``.
 
-    Its ``returned`` signal carries ``(session, None)``, or ``(None, error)`` with the
-    :class:`~.core.errors.UserError` (or ``MemoryError``) for a problem the user can fix (wrong
-    folder, unusable image, a checkpoint that would run code, ...).
+    ``make_session`` builds it: a local :class:`~..core.session.Session` around an engine (loading the
+    weights), or a :class:`~..core.remote.client.RemoteSession` (claiming a lease on a server). Its
+    ``returned`` signal carries ``(session, None)``, or ``(None, error)`` with the
+    :class:`~..core.errors.UserError` (or ``MemoryError``) for a problem the user can fix (wrong
+    folder, unusable image, a checkpoint that would run code, a server that is down or full, a
+    wrong API key, an image the server refuses, ...). A session made but not handed over is closed.
     """
 
     def work():
+        session = None
         try:
-            session = Session(make_engine())
+            session = make_session()
             session.set_image(volume)
         except user_errors() as exc:
+            close_session(session)
             return None, exc
         except MemoryError:
+            close_session(session)
             return None, MemoryError("Out of memory while loading; close other programs or use a smaller image.")
+        except BaseException:
+            close_session(session)
+            raise
         return session, None
 
     return create_worker(work, _start_thread=False)

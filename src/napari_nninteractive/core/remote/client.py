@@ -53,13 +53,17 @@ from .transport import (
 _T = TypeVar("_T")
 
 
+#: Queued prompts, the object's history and how many of the queued prompts wait here (not sent yet).
+_State = tuple[tuple[Prompt, ...], tuple[Prompt, ...], int]
+
+
 @dataclass(frozen=True)
 class _Op:
     """One undoable operation: the server steps it took, and the queue and history before and after."""
 
     steps: int
-    before: tuple[tuple[Prompt, ...], tuple[Prompt, ...]]
-    after: tuple[tuple[Prompt, ...], tuple[Prompt, ...]]
+    before: _State
+    after: _State
 
 
 _MISSING_LICENCE = "!!MISSING!!"
@@ -67,9 +71,6 @@ EXPIRED_NOTICE = (
     "The server had forgotten this session (it was idle too long, or restarted): a new session was started "
     "with the image and your current mask, but the earlier prompts are gone, so the next prompt refines the mask "
     "without them."
-)
-RESTORED_NOTICE = (
-    "The server cannot take back an object's earlier prompts: the next prompt refines the mask without them."
 )
 
 
@@ -145,6 +146,7 @@ class RemoteSession:
         self._image: Any = None
         self._mask: np.ndarray | None = None
         self._pending: list[Prompt] = []
+        self._held = 0  # the last queued prompts not sent yet (an initial mask is queued among them)
         self._history: tuple[Prompt, ...] = ()
         self._undo: list[_Op] = []  # oldest first
         self._redo: list[_Op] = []
@@ -268,8 +270,9 @@ class RemoteSession:
         if mask.any():
             request = initial_seg_request(mask, run=False)
             self._send(request.path, "the mask", body=wire.encode(mask), meta=request.meta)
-        for prompt in self._pending:
-            self._send_prompt(prompt, run=False)
+        regions: list[tuple[BBox, np.ndarray]] = []
+        for prompt in self._pending[: len(self._pending) - self._held]:
+            regions += self._send_prompt(prompt, False, regions)
 
     def _upload_image(self) -> None:
         image = self._image
@@ -282,18 +285,28 @@ class RemoteSession:
             json={"shape": [int(n) for n in image.shape[1:]], "dtype": "uint8"},
         )
 
-    def _send_prompt(self, prompt: Prompt, run: bool) -> list[tuple[BBox, np.ndarray]]:
-        if isinstance(prompt, InitialMask):
-            full = np.zeros(self.shape, dtype=np.uint8)
-            assert prompt.bbox is not None
-            full[bbox_to_slices(prompt.bbox)] = prompt.mask
-            request = initial_seg_request(full, run=prompt.refine and run)
-        else:
-            request = prompt_request(prompt, run)
+    def _send_prompt(
+        self, prompt: Prompt, run: bool, earlier: list[tuple[BBox, np.ndarray]]
+    ) -> list[tuple[BBox, np.ndarray]]:
+        """Send one prompt; the regions it changes (``earlier``: those of the same operation before it).
+
+        The server never sends an initial mask back, so its region is made here (as the local
+        session writes it: the object replaced inside the union of its old extent and the mask).
+        """
         what = f"the {prompt.kind.value} prompt"
-        if request.array is not None:
-            return self._send(request.path, what, body=wire.encode(request.array), meta=request.meta)
-        return self._send(request.path, what, json=request.json)
+        if not isinstance(prompt, InitialMask):
+            request = prompt_request(prompt, run)
+            if request.array is not None:
+                return self._send(request.path, what, body=wire.encode(request.array), meta=request.meta)
+            return self._send(request.path, what, json=request.json)
+        assert prompt.bbox is not None  # validated
+        full = np.zeros(self.shape, dtype=np.uint8)
+        full[bbox_to_slices(prompt.bbox)] = prompt.mask
+        request = initial_seg_request(full, run=prompt.refine and run)
+        refined = self._send(request.path, what, body=wire.encode(full), meta=request.meta)
+        box = union_bbox(nonzero_bbox(self._require_mask()), prompt.bbox, *(b for b, _ in earlier))
+        assert box is not None  # the initial mask is not empty
+        return [(box, full[bbox_to_slices(box)]), *refined]
 
     # ------------------------------------------------------------------ image and mask
 
@@ -331,7 +344,7 @@ class RemoteSession:
             raise
         self._mask = np.zeros(data.shape[1:], dtype=np.uint8)
         self._pending, self._history, self._undo, self._redo = [], (), [], []
-        self._available = 0
+        self._held = self._available = 0
 
     def read_mask(self) -> np.ndarray:
         """A copy of the current object's 0/1 mask (``uint8``, image grid)."""
@@ -345,7 +358,11 @@ class RemoteSession:
         return self._change(None)
 
     def add_prompts(self, prompts: Sequence[Prompt], run: bool = True) -> Change:
-        """Validate here and send ``prompts``; the last one carries the prediction when ``run``."""
+        """Validate here and send ``prompts``; the last one carries the prediction when ``run``.
+
+        An initial mask takes effect on the server as soon as it arrives, so while one is queued
+        (``run=False``) it and the prompts after it wait here until the next prediction.
+        """
         shape = self._require_mask().shape
         caps = self._capabilities
         valid = []
@@ -358,42 +375,66 @@ class RemoteSession:
             valid.append(prompt.validated(shape, allow_3d_box=caps.supports_3d_box))
         if not valid:
             return self.predict() if run else self._change(None)
-        if run and self.should_cancel is not None and self.should_cancel():
-            run_last = False
+        cancelled = run and self.should_cancel is not None and self.should_cancel()
+        run_now = run and not cancelled
+        before = self._queue_state()
+        for prompt in valid:
+            self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
+        self._pending += valid
+        if not run_now and (self._held or any(isinstance(p, InitialMask) for p in valid)):
+            self._held += len(valid)  # they wait here: nothing is sent
+            self._push(0, before)
+            change = self._change(None)
         else:
-            run_last = run
+            change = self._run(before, run_now, self._held + len(valid), one_record=len(valid) == 1)
+        if cancelled:
+            raise PredictionCancelled("prediction cancelled")
+        return change
+
+    def predict(self) -> Change:
+        """Predict with every queued prompt (nothing changes when none is queued)."""
+        self._require_mask()
+        if not self._pending:
+            return self._change(None)
+        if self.should_cancel is not None and self.should_cancel():
+            raise PredictionCancelled("prediction cancelled")
+        return self._run(self._queue_state(), True, self._held, one_record=False)
+
+    def _run(self, before: _State, run: bool, unsent: int, one_record: bool) -> Change:
+        """Send the last ``unsent`` queued prompts (the last one predicting when ``run``), or ``/predict``."""
+        batch = self._pending[len(self._pending) - unsent :]
         sent: list[Prompt] = []
 
         def send() -> list[tuple[BBox, np.ndarray]]:
-            regions = []
             sent.clear()  # after a renewed lease, every prompt goes again
-            for i, prompt in enumerate(valid):
-                regions += self._send_prompt(prompt, run_last and i == len(valid) - 1)
+            regions: list[tuple[BBox, np.ndarray]] = []
+            if not batch:
+                return self._send("/predict", "the prediction", json={})
+            for i, prompt in enumerate(batch):
+                regions += self._send_prompt(prompt, run and i == len(batch) - 1, regions)
                 sent.append(prompt)
             return regions
 
         try:
             regions, notices = self._with_lease(send)
-        finally:
+        except BaseException:
+            self._held = unsent - len(sent)  # what reached the server stays queued there
             if sent:
-                self._record(sent, predicted=run_last and len(sent) == len(valid))
-        change = self._apply(regions, notices)
-        if run and not run_last:
-            raise PredictionCancelled("prediction cancelled")
-        return change
+                self._push(len(sent), before, one_record=False)
+            raise
+        self._held = 0
+        if run:
+            self._pending = []
+        self._push(max(1, len(batch)), before, one_record=one_record and run)
+        return self._apply(regions, notices)
 
-    def _record(self, prompts: list[Prompt], predicted: bool) -> None:
-        """Bookkeeping after ``prompts`` reached the server (queued, or predicted with the queue)."""
-        before = self._queue_state()
-        for prompt in prompts:
-            self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
-        self._pending = [] if predicted else self._pending + prompts
-        self._push(len(prompts), before, one_record=len(prompts) == 1)
+    def _queue_state(self) -> _State:
+        return tuple(self._pending), self._history, self._held
 
-    def _queue_state(self) -> tuple[tuple[Prompt, ...], tuple[Prompt, ...]]:
-        return tuple(self._pending), self._history
+    def _set_queue_state(self, state: _State) -> None:
+        self._pending, self._history, self._held = list(state[0]), state[1], state[2]
 
-    def _push(self, steps: int, before: tuple[tuple[Prompt, ...], tuple[Prompt, ...]], one_record: bool = True) -> None:
+    def _push(self, steps: int, before: _State, one_record: bool = True) -> None:
         """An operation of ``steps`` server steps; without our extension the server keeps one ``add_*`` only."""
         op = _Op(steps, before, self._queue_state())
         self._redo = []
@@ -405,19 +446,6 @@ class RemoteSession:
         else:  # reference server: each add_* replaces the one undo record; other actions discard it
             self._undo = [op] if one_record and self._levels else []
             self._available = len(self._undo)
-
-    def predict(self) -> Change:
-        """Predict with every queued prompt (nothing changes when none is queued)."""
-        self._require_mask()
-        if not self._pending:
-            return self._change(None)
-        if self.should_cancel is not None and self.should_cancel():
-            raise PredictionCancelled("prediction cancelled")
-        before = self._queue_state()
-        regions, notices = self._with_lease(lambda: self._send("/predict", "the prediction", json={}))
-        self._pending = []
-        self._push(1, before, one_record=False)
-        return self._apply(regions, notices)
 
     def undo(self) -> Change:
         """Undo the last operation (as deep as the server keeps)."""
@@ -435,7 +463,7 @@ class RemoteSession:
         self._available -= op.steps
         if self._capabilities.redo:
             self._redo.append(op)
-        self._pending, self._history = list(op.before[0]), op.before[1]
+        self._set_queue_state(op.before)
         return self._apply(regions, notices)
 
     def redo(self) -> Change:
@@ -454,7 +482,7 @@ class RemoteSession:
         self._undo.append(op)
         if self._levels is not None:
             self._available = min(self._levels, self._available + op.steps)
-        self._pending, self._history = list(op.after[0]), op.after[1]
+        self._set_queue_state(op.after)
         return self._apply(regions, notices)
 
     def _can_undo(self) -> bool:
@@ -466,7 +494,7 @@ class RemoteSession:
         box = nonzero_bbox(mask)
         before = self._queue_state()
         self._with_lease(self._reset_on_server)
-        self._pending, self._history = [], ()
+        self._pending, self._history, self._held = [], (), 0
         if self._extended:
             self._push(1, before)
         else:
@@ -475,7 +503,7 @@ class RemoteSession:
 
     def _reset_on_server(self) -> None:
         self._call(self._lease, "POST", "/reset_interactions", "the reset", json={})
-        if self._pending and not self._extended:  # the reference keeps a queued prompt through a reset
+        if len(self._pending) > self._held and not self._extended:  # the reference keeps queued prompts through a reset
             self._upload_image()
 
     def next_object(self) -> Change:
@@ -484,7 +512,8 @@ class RemoteSession:
         finished = self._change(nonzero_bbox(mask))
         self._with_lease(self._reset_on_server)
         mask[...] = 0
-        self._pending, self._history, self._undo, self._redo, self._available = [], (), [], [], 0
+        self._pending, self._history, self._undo, self._redo = [], (), [], []
+        self._held = self._available = 0
         return finished
 
     def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> Change:
@@ -509,10 +538,10 @@ class RemoteSession:
 
         _, notices = self._with_lease(seed)
         box = union_bbox(nonzero_bbox(current), nonzero_bbox(new))
-        self._pending, self._undo, self._redo, self._available = [], [], [], 0
+        self._pending, self._undo, self._redo = [], [], []
+        self._held = self._available = 0
         self._history = prompts
-        notes = notices + ((RESTORED_NOTICE,) if prompts else ())
-        return self._apply([(box, new[bbox_to_slices(box)])] if box else [], notes)
+        return self._apply([(box, new[bbox_to_slices(box)])] if box else [], notices)
 
     # ------------------------------------------------------------------ changes
 
@@ -545,4 +574,4 @@ class RemoteSession:
         )
 
 
-__all__ = ["EXPIRED_NOTICE", "RESTORED_NOTICE", "RemoteSession", "capabilities_from"]
+__all__ = ["EXPIRED_NOTICE", "RemoteSession", "capabilities_from"]

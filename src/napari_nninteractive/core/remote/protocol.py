@@ -185,7 +185,7 @@ def parse_meta(text: str | None) -> dict[str, Any]:
         return {}
     try:
         value = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep for the parser
         raise ProtocolError(f"Bad X-Meta: {exc}") from None
     if not isinstance(value, dict) or jsonio.depth(value) > 8:
         raise ProtocolError("Bad X-Meta: it must be a flat JSON object.")

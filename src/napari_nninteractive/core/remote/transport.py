@@ -187,7 +187,10 @@ class Server:
         if code == 410:
             return SessionExpired(f"The server at {self.url} no longer has this session ({detail}).")
         if code == 503:
-            return ServerFull(f"The server at {self.url} is full ({detail}).")
+            return ServerFull(
+                f"The server at {self.url} is full ({detail}). Try again in a minute, close a session you no longer "
+                "use, or ask for more sessions (--max-sessions) or another server."
+            )
         if code == 413:
             return ImageTooLarge(
                 f"The server at {self.url} refused {what} as too large ({detail}). Crop or downsample the "
