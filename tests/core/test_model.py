@@ -218,3 +218,18 @@ def test_cpu_bf16_option_runs_the_network_in_bfloat16_and_agrees(tiny_model_dir)
     assert dtypes == [torch.float32, torch.bfloat16]
     inter = (masks[0] & masks[1]).sum()
     assert masks[0].any() and 2 * inter / (masks[0].sum() + masks[1].sum()) > 0.95  # random weights: measured 0.99
+
+
+def test_engines_sharing_one_network_follow_its_device():
+    """A server's sessions share one model: when one engine moves the weights (a GPU fallback), all follow."""
+    from napari_nninteractive.core.engines.network import NetworkEngine
+
+    from ..conftest import fake_model
+
+    net = torch.nn.Conv3d(8, 2, 1)
+    model = fake_model(net, patch=16)
+    a, b = NetworkEngine(model, "cpu"), NetworkEngine(model, "cpu")
+    net.to("meta")  # stands in for an accelerator on this CPU-only machine
+    assert a.device.type == b.device.type == "meta"
+    net.to_empty(device="cpu")
+    assert a.device.type == b.device.type == "cpu" and not a.fall_back_to_cpu()

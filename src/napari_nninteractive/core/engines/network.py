@@ -73,9 +73,9 @@ class NetworkEngine(Engine):
     ):
         self.model = model
         self.cpu_bf16 = bool(cpu_bf16)
-        self.device = choose_device(device)
+        self._device = choose_device(device)
         if isinstance(model.network, torch.nn.Module):
-            model.network.to(self.device).eval()
+            model.network.to(self._device).eval()
         self.autozoom = (
             autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
         )
@@ -369,13 +369,29 @@ class NetworkEngine(Engine):
             ]
         return [(changed, values)]
 
+    @property
+    def device(self) -> torch.device:
+        """Where forward passes run: the network's own device, so engines sharing one model move together."""
+        network = self.model.network
+        if isinstance(network, torch.nn.Module):
+            for param in network.parameters():
+                return param.device
+        return self._device
+
+    @device.setter
+    def device(self, device: torch.device) -> None:
+        self._device = device
+
     def fall_back_to_cpu(self) -> bool:
-        """After the accelerator ran out of memory: free it and run on the CPU from now on."""
+        """After the accelerator ran out of memory: free it and run on the CPU from now on.
+
+        The model's network moves, so every engine sharing it (the sessions of a server) follows.
+        """
         if self.device.type == "cpu":
             return False
         gpu = self.device
         self.model.network.to("cpu")
-        self.device = torch.device("cpu")
+        self._device = torch.device("cpu")
         if gpu.type == "cuda":
             torch.cuda.empty_cache()
         return True

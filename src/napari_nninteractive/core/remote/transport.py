@@ -116,6 +116,9 @@ class Server:
         self.has_key = bool(api_key)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=url, headers=headers, timeout=timeouts.httpx(), transport=transport)
+        for name in ("accept", "accept-encoding"):  # bodies are compressed already; headers count on every request
+            self._client.headers.pop(name, None)
+        self._client.headers["user-agent"] = "napari-nninteractive"
         self.timeouts = timeouts
         self.traffic = Traffic()
 
