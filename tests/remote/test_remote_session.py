@@ -244,3 +244,19 @@ def test_no_undo_server(weight_free_server):
         change = remote.add_prompts([Point((12, 20, 20), True)])
         assert not change.can_undo and remote.capabilities.undo_depth == 0
         assert remote.undo().bbox is None and remote.read_mask().any()
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path, monkeypatch):
+    from ..server.test_run import self_signed
+
+    certfile, keyfile = self_signed(tmp_path)
+    config = ServerConfig(api_key="k3y", ssl_certfile=certfile, ssl_keyfile=keyfile)
+    with BackgroundServer(config) as server:
+        assert server.url.startswith("https://")
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(T.ServerUnreachable, match="does not trust.*SSL_CERT_FILE"):
+            RemoteSession(server.url, api_key="k3y")
+        monkeypatch.setenv("SSL_CERT_FILE", certfile)
+        with RemoteSession(server.url, api_key="k3y") as remote:
+            remote.set_image(image())
+            assert remote.add_prompts([Point((12, 20, 20), True)]).bbox is not None

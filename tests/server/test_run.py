@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import logging
 
@@ -14,7 +15,8 @@ from napari_nninteractive.server import BackgroundServer, ServerConfig
 from .conftest import AUTH, KEY, Lease, serving, volume
 
 
-def _self_signed(tmp_path):
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 and its key (files), or a skip without the cryptography package."""
     x509 = pytest.importorskip("cryptography.x509")
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,6 +33,7 @@ def _self_signed(tmp_path):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
         .sign(key, hashes.SHA256())
     )
     certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
@@ -42,7 +45,7 @@ def _self_signed(tmp_path):
 
 
 def test_tls_is_passed_to_uvicorn(tmp_path):
-    certfile, keyfile = _self_signed(tmp_path)
+    certfile, keyfile = self_signed(tmp_path)
     config = ServerConfig(api_key=KEY, ssl_certfile=certfile, ssl_keyfile=keyfile)
     with BackgroundServer(config) as server:
         assert server.url.startswith("https://127.0.0.1:")

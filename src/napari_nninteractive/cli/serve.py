@@ -8,8 +8,9 @@ import os
 import sys
 from pathlib import Path
 
+from ..core.remote.protocol import API_KEY_ENV as KEY_ENV
+
 PROG = "nninteractive-serve"
-KEY_ENV = "NN_INTERACTIVE_API_KEY"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 EPILOG = f"""\

@@ -22,6 +22,7 @@ from ..core.geometry import BBox, bbox_shape, bbox_to_slices
 from ..core.prompts import Prompt, PromptKind
 from ..core.remote.protocol import (
     ADD_PATHS,
+    FORWARD_PASSES,
     KIND_FLAGS,
     ProtocolError,
     bbox_prompt,
@@ -50,12 +51,15 @@ class Prediction:
     bbox: BBox | None = None
     body: bytes = b""
     dtype: str | None = None
+    #: Forward passes (or solver runs) it took: an extension field, sent when there were any.
+    passes: int = 0
 
     def meta(self) -> dict[str, Any]:
+        extra = {FORWARD_PASSES: self.passes} if self.passes else {}
         if self.bbox is None:
-            return {"ran_prediction": self.ran, "bbox": None}
+            return {"ran_prediction": self.ran, "bbox": None} | extra
         shape = list(bbox_shape(self.bbox))
-        return {"ran_prediction": self.ran, "bbox": box_json(self.bbox), "dtype": self.dtype, "shape": shape}
+        return {"ran_prediction": self.ran, "bbox": box_json(self.bbox), "dtype": self.dtype, "shape": shape} | extra
 
 
 def changed_box(change: Change | None) -> BBox | None:
@@ -257,10 +261,11 @@ class ServerSession:
 
     def _reply(self, ran: bool, change: Change | None) -> Prediction:
         box = changed_box(change)
+        passes = 0 if change is None else change.forward_passes
         if box is None or self.buffer is None:
-            return Prediction(ran)
+            return Prediction(ran, passes=passes)
         values = self.buffer[bbox_to_slices(box)]
-        return Prediction(ran, box, encode(values), values.dtype.name)
+        return Prediction(ran, box, encode(values), values.dtype.name, passes)
 
 
 __all__ = ["Prediction", "ServerSession", "changed_box"]

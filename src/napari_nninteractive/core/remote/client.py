@@ -36,13 +36,22 @@ from ..lazy import LazyImage
 from ..prompts import InitialMask, Prompt, PromptError, PromptKind
 from ..session import as_channel_first
 from . import wire
-from .protocol import EXTENSIONS, KIND_FLAGS, PROTOCOL_VERSION, initial_seg_request, prompt_request
+from .protocol import (
+    EXTENSIONS,
+    FORWARD_PASSES,
+    KIND_FLAGS,
+    PROTOCOL_VERSION,
+    initial_seg_request,
+    parse_meta,
+    prompt_request,
+)
 from .transport import (
     API_KEY_ENV,
     Heartbeat,
     Lease,
     RemoteError,
     Server,
+    ServerFailed,
     SessionExpired,
     Timeouts,
     Traffic,
@@ -146,6 +155,7 @@ class RemoteSession:
         self._image: Any = None
         self._mask: np.ndarray | None = None
         self._pending: list[Prompt] = []
+        self._passes = 0  # forward passes of the operation running (from the server's X-Meta)
         self._held = 0  # the last queued prompts not sent yet (an initial mask is queued among them)
         self._history: tuple[Prompt, ...] = ()
         self._undo: list[_Op] = []  # oldest first
@@ -236,19 +246,30 @@ class RemoteSession:
         meta_text = response.headers.get("x-meta")
         if not meta_text:
             return []
-        from .protocol import parse_meta
-
-        meta = parse_meta(meta_text)
-        box = meta.get("bbox")
-        if not meta.get("ran_prediction") or box is None or not response.content:
-            return []
-        values = wire.decode(response.content, max_bytes=self._require_mask().nbytes * 8)
-        bbox = tuple((int(lo), int(hi)) for lo, hi in box)
+        try:
+            meta = parse_meta(meta_text)
+            passes = meta.get(FORWARD_PASSES) or 0
+            self._passes += int(passes) if isinstance(passes, int) else 0
+            box = meta.get("bbox")
+            if not meta.get("ran_prediction") or box is None or not response.content:
+                return []
+            mask = self._require_mask()
+            bbox = tuple((int(lo), int(hi)) for lo, hi in box)
+            values = wire.decode(response.content, max_bytes=mask.nbytes * 8)
+            inside = len(bbox) == 3 and all(0 <= lo < hi <= n for (lo, hi), n in zip(bbox, mask.shape))
+            if not inside or values.shape != tuple(hi - lo for lo, hi in bbox):
+                raise ValueError(f"box {box} with values of shape {values.shape} does not fit the image {mask.shape}")
+        except (ValueError, TypeError) as exc:  # ProtocolError and WireError are ValueErrors
+            raise ServerFailed(
+                f"The server at {self.server_url} sent an answer to {what} that is not valid ({exc}); your mask here "
+                "is unchanged. Is it an nnInteractive server of protocol 2.6?"
+            ) from None
         return [(bbox, values)]
 
     def _with_lease(self, op: Callable[[], _T]) -> tuple[_T, tuple[str, ...]]:
         """Run ``op``; when the server has forgotten the session, start a new one and run it again."""
         with self._lock:
+            self._passes = 0  # counted by _send, reported by _apply
             notices: tuple[str, ...] = ()
             if self._heartbeat is not None and self._heartbeat.expired.is_set():
                 self._renew()
@@ -550,15 +571,19 @@ class RemoteSession:
         mask = self._require_mask()
         box = union_bbox(*(b for b, _ in regions))
         if box is None:
-            return self._change(None, notices=notices)
+            return self._change(None, notices=notices, passes=self._passes)
         before = mask[bbox_to_slices(box)].copy()
         for b, values in regions:
             mask[bbox_to_slices(b)] = values != 0
         flipped = np.nonzero(before != mask[bbox_to_slices(box)])
-        return self._change(box, flipped, notices)
+        return self._change(box, flipped, notices, self._passes)
 
     def _change(
-        self, box: BBox | None, flipped: tuple[np.ndarray, ...] | None = None, notices: tuple[str, ...] = ()
+        self,
+        box: BBox | None,
+        flipped: tuple[np.ndarray, ...] | None = None,
+        notices: tuple[str, ...] = (),
+        passes: int = 0,
     ) -> Change:
         values = None if box is None else self._require_mask()[bbox_to_slices(box)].copy()
         return Change(
@@ -570,7 +595,7 @@ class RemoteSession:
             len(self._pending),
             self._history,
             notices,
-            0,
+            passes,
         )
 
 

@@ -28,6 +28,8 @@ from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribb
 #: ``inference_session_version`` of the protocol we speak.
 PROTOCOL_VERSION = "2.6.0"
 DEFAULT_PORT = 1527
+#: Where servers and clients read the API key when none is given.
+API_KEY_ENV = "NN_INTERACTIVE_API_KEY"
 LEASE_HEADER = "x-lease-token"
 META_HEADER = "x-meta"
 JSON = "application/json"
@@ -42,6 +44,8 @@ KIND_FLAGS: dict[PromptKind, str] = {
 }
 #: Our extensions live under this key of ``/capabilities``; reference clients ignore it.
 EXTENSIONS = "napari_nninteractive"
+#: Extension field of a prediction response's ``X-Meta``: the forward passes (or solver runs) it took.
+FORWARD_PASSES = "forward_passes"
 
 #: Endpoints that add a prompt, by kind.
 ADD_PATHS: dict[PromptKind, str] = {
@@ -77,27 +81,20 @@ def box_json(box: BBox) -> list[list[int]]:
 
 
 def prompt_request(prompt: Prompt, run: bool) -> Request:
-    """The request that adds the validated ``prompt`` (``run``: predict at once)."""
+    """The request that adds the validated ``prompt`` (``run``: predict at once; the default, so not sent)."""
     path = ADD_PATHS[prompt.kind]
+    queued: dict[str, Any] = {} if run else {"run_prediction": False}
     if isinstance(prompt, Point):
         return Request(
-            path,
-            {
-                "coordinates": [int(c) for c in prompt.coord],
-                "include_interaction": prompt.positive,
-                "run_prediction": run,
-            },
+            path, {"coordinates": [int(c) for c in prompt.coord], "include_interaction": prompt.positive} | queued
         )
     if isinstance(prompt, Box):
-        return Request(
-            path, {"bbox_coords": box_json(prompt.bbox), "include_interaction": prompt.positive, "run_prediction": run}
-        )
-    assert prompt.bbox is not None, "validated region prompts have a bbox"
-    mask = np.ascontiguousarray(prompt.mask, dtype=np.uint8)
+        return Request(path, {"bbox_coords": box_json(prompt.bbox), "include_interaction": prompt.positive} | queued)
     if isinstance(prompt, InitialMask):
         raise ValueError("an initial mask is sent whole with initial_seg_request()")
-    meta = {"include_interaction": prompt.positive, "run_prediction": run, "interaction_bbox": box_json(prompt.bbox)}
-    return Request(path, meta=meta, array=mask)
+    assert prompt.bbox is not None, "validated region prompts have a bbox"
+    meta = {"include_interaction": prompt.positive, "interaction_bbox": box_json(prompt.bbox)} | queued
+    return Request(path, meta=meta, array=np.ascontiguousarray(prompt.mask, dtype=np.uint8))
 
 
 def initial_seg_request(mask: np.ndarray, run: bool) -> Request:
@@ -194,9 +191,11 @@ def parse_meta(text: str | None) -> dict[str, Any]:
 
 __all__ = [
     "ADD_PATHS",
+    "API_KEY_ENV",
     "BINARY",
     "DEFAULT_PORT",
     "EXTENSIONS",
+    "FORWARD_PASSES",
     "JSON",
     "KIND_FLAGS",
     "LEASE_HEADER",

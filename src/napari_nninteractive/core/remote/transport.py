@@ -13,16 +13,16 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from json import dumps
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import UserError
-from .protocol import DEFAULT_PORT, LEASE_HEADER, META_HEADER, meta_header
+from .protocol import API_KEY_ENV, DEFAULT_PORT, LEASE_HEADER, META_HEADER, meta_header
 
 log = logging.getLogger(__name__)
-API_KEY_ENV = "NN_INTERACTIVE_API_KEY"
 
 
 class RemoteError(UserError, RuntimeError):
@@ -116,9 +116,8 @@ class Server:
         self.has_key = bool(api_key)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=url, headers=headers, timeout=timeouts.httpx(), transport=transport)
-        for name in ("accept", "accept-encoding"):  # bodies are compressed already; headers count on every request
+        for name in ("accept", "accept-encoding", "connection", "user-agent"):  # headers cost bytes on every request
             self._client.headers.pop(name, None)
-        self._client.headers["user-agent"] = "napari-nninteractive"
         self.timeouts = timeouts
         self.traffic = Traffic()
 
@@ -142,23 +141,31 @@ class Server:
     ) -> httpx.Response:
         """One request; any answer but 2xx raises the :class:`RemoteError` that says what to do about it."""
         headers = {}
+        if json is not None:  # compact, as the reference writes JSON
+            body = dumps(json, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        elif body is not None:
+            headers["Content-Type"] = "application/octet-stream"
         if lease is not None:
             headers[LEASE_HEADER] = lease
         if meta is not None:
             headers[META_HEADER] = meta_header(meta)
-        if body is not None:
-            headers["Content-Type"] = "application/octet-stream"
         kwargs: dict[str, Any] = {"headers": headers}
         if timeout is not None:
             kwargs["timeout"] = timeout
         try:
-            response = self._client.request(method, path, json=json, content=body, **kwargs)
+            response = self._client.request(method, path, content=body, **kwargs)
         except httpx.TimeoutException as exc:
             raise ServerUnreachable(
                 f"The server at {self.url} did not answer {what} in time ({type(exc).__name__}). It may be "
                 "overloaded or the network slow; try again, or check the server."
             ) from None
         except httpx.TransportError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                raise ServerUnreachable(
+                    f"The server at {self.url} shows a certificate this computer does not trust ({exc}). For a "
+                    "self-signed certificate, set SSL_CERT_FILE to a copy of it before starting; check the host name."
+                ) from None
             raise ServerUnreachable(
                 f"Cannot reach the server at {self.url} ({exc or type(exc).__name__}). Check that "
                 "nninteractive-serve runs there, the URL and port, and your network or VPN."
