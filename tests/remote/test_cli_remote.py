@@ -72,6 +72,7 @@ def test_eval_on_a_server(files, server, capsys):
     remote = (out / "results.csv").read_text()
     assert eval_cli.main([*argv[:-1], str(files / "local_eval")]) == 0
     local = (files / "local_eval" / "results.csv").read_text()
+
     def columns(text):  # every column but the time: image, label, agent, engine, prompt, dice, auc, forward passes
         return [row.split(",")[:9] + row.split(",")[10:] for row in text.splitlines()]
 

@@ -260,3 +260,24 @@ def test_tls_with_a_self_signed_certificate(tmp_path, monkeypatch):
         with RemoteSession(server.url, api_key="k3y") as remote:
             remote.set_image(image())
             assert remote.add_prompts([Point((12, 20, 20), True)]).bbox is not None
+
+
+def test_a_renewed_session_gets_queued_and_new_prompts_once():
+    config = ServerConfig(idle_timeout=1.0, liveness_timeout=1.0, sweep_seconds=0.1)
+    with (
+        BackgroundServer(config, weight_free_source()) as server,
+        RemoteSession(server.url, heartbeat_seconds=0.2) as remote,
+    ):
+        remote.set_image(image())
+        remote.add_prompts([Point((12, 20, 20), True)])
+        remote.add_prompts([Point((12, 8, 30), True)], run=False)  # queued on the server
+        deadline = time.monotonic() + 10
+        while len(server.host.registry) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        change = remote.add_prompts([Point((12, 22, 22), False)])
+        assert EXPIRED_NOTICE in change.notices
+        (hosted,) = server.host.registry._live.values()
+        history = [p.coord for p in hosted.session.core.prompt_history if isinstance(p, Point)]
+        assert history == [(12, 8, 30), (12, 22, 22)]  # after the seeded mask: each prompt once
+        undone = remote.undo()
+        assert undone.pending == 1 and remote.state().pending == 1

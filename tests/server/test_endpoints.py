@@ -237,3 +237,18 @@ def test_metrics_text(lease):
     assert 'nninteractive_requests_total{path="/metrics",status="401"} 1\n' in text
     for line in text.splitlines():
         assert line.startswith("#") or len(line.split()) == 2
+
+
+def test_initial_segmentation_values_are_kept_as_a_client_mirrors_them():
+    """The official client copies the segmentation as it is into its buffer: the server's must match."""
+    with serving() as (host, client):
+        lease = Lease(client, AUTH)
+        lease.start(volume())
+        assert lease.mirror is not None
+        seg = np.zeros(lease.mirror.shape, np.uint8)
+        seg[10:14, 15:25, 15:25] = 255
+        meta = lease.act_upload("/add_initial_seg_interaction", seg, {})
+        assert meta == {"ran_prediction": False, "bbox": None}
+        lease.mirror[...] = seg  # sync rule 4: the client copies the segmentation itself
+        np.testing.assert_array_equal(server_buffer(host, lease), lease.mirror)
+        assert host.registry.peek(lease.token).session.core.read_mask().sum() == int((seg != 0).sum())

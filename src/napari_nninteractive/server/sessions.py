@@ -232,7 +232,18 @@ class ServerSession:
             change = self._device.run(lambda: self.core.add_prompts([prompt], run=True))
         else:  # no network pass: the mask is written as it is
             change = self.core.add_prompts([prompt], run=True)
+            self._keep_values(seg)
         return self._reply(True, change) if run else Prediction(False)
+
+    def _keep_values(self, seg: np.ndarray) -> None:
+        """Hold the segmentation's own values (cast to the buffer's dtype), as a client mirrors them.
+
+        The object is its nonzero voxels either way; a client that copies, say, 255s into its
+        buffer then still holds what the server holds.
+        """
+        if self.buffer is not None and self.buffer.dtype != np.bool_:
+            inside = seg != 0
+            self.buffer[inside] = seg[inside].astype(self.buffer.dtype, copy=False)
 
     # ------------------------------------------------------------------ internals
 

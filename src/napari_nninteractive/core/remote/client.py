@@ -288,7 +288,7 @@ class RemoteSession:
             return
         self._upload_image()
         mask = self._require_mask()
-        if mask.any():
+        if mask.any() and PromptKind.MASK in self._capabilities.supported_kinds:
             request = initial_seg_request(mask, run=False)
             self._send(request.path, "the mask", body=wire.encode(mask), meta=request.meta)
         regions: list[tuple[BBox, np.ndarray]] = []
@@ -436,6 +436,7 @@ class RemoteSession:
                 sent.append(prompt)
             return regions
 
+        self._held = unsent  # not on the server yet: a renewed lease must not get them twice
         try:
             regions, notices = self._with_lease(send)
         except BaseException:
@@ -547,6 +548,11 @@ class RemoteSession:
         if mask.shape != current.shape:
             raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {current.shape}.")
         caps = self._capabilities
+        if mask.any() and PromptKind.MASK not in caps.supported_kinds:
+            raise PromptError(
+                "This server's model cannot start from an existing mask, so the object cannot be reopened here; "
+                "segment it anew, or use a server (or a local engine) that takes initial masks."
+            )
         prompts = tuple(p.validated(current.shape, allow_3d_box=caps.supports_3d_box) for p in prompts)
         new = (mask != 0).astype(np.uint8)
 
@@ -555,7 +561,7 @@ class RemoteSession:
                 request = initial_seg_request(new, run=False)
                 self._send(request.path, "the restored mask", body=wire.encode(new), meta=request.meta)
             else:
-                self._call(self._lease, "POST", "/reset_interactions", "the reset", json={})
+                self._reset_on_server()
 
         _, notices = self._with_lease(seed)
         box = union_bbox(nonzero_bbox(current), nonzero_bbox(new))
