@@ -77,6 +77,21 @@ class Change:
     #: Forward passes (or solver runs) the operation took.
     forward_passes: int = 0
 
+    @classmethod
+    def of(
+        cls,
+        mask: np.ndarray,
+        box: BBox | None,
+        flipped: tuple[np.ndarray, ...] | None,
+        state: tuple[bool, bool, int, tuple[Prompt, ...]],
+        notices: tuple[str, ...] = (),
+        passes: int = 0,
+    ) -> Change:
+        """A session's change: ``mask``'s voxels in ``box`` (copied), and its state
+        ``(can_undo, can_redo, pending, history)``."""
+        values = None if box is None else mask[tuple(slice(lo, hi) for lo, hi in box)].copy()
+        return cls(box, values, flipped if box is not None else None, *state, notices, passes)
+
 
 def paste(change: Change, buffer: np.ndarray) -> np.ndarray:
     """Write the change's voxels into ``buffer`` (an image-shaped copy of the mask a caller keeps)."""

@@ -437,18 +437,8 @@ class Session:
         passes: int = 0,
     ) -> Change:
         """The session now, with the object's voxels in ``box`` (copied)."""
-        values = None if box is None else self._require_image()[bbox_to_slices(box)].copy()
-        return Change(
-            box,
-            values,
-            flipped if box is not None else None,
-            bool(self._undo),
-            bool(self._redo),
-            len(self._pending),
-            self._history,
-            notices,
-            passes,
-        )
+        state = (bool(self._undo), bool(self._redo), len(self._pending), self._history)
+        return Change.of(self._require_image(), box, flipped, state, notices, passes)
 
     def _step_change(self, step: _Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
         """The change of ``step``, with the voxels whose value it flipped."""

@@ -474,14 +474,7 @@ class RemoteSession:
         if not self._can_undo():
             return self._change(None)
         op = self._undo.pop()
-
-        def undo() -> list[tuple[BBox, np.ndarray]]:
-            regions = []
-            for _ in range(op.steps):
-                regions += self._send("/undo", "the undo", json={})
-            return regions
-
-        regions, notices = self._with_lease(undo)
+        regions, notices = self._with_lease(lambda: self._repeat("/undo", "the undo", op.steps))
         self._available -= op.steps
         if self._capabilities.redo:
             self._redo.append(op)
@@ -493,19 +486,19 @@ class RemoteSession:
         if not self._redo:
             return self._change(None)
         op = self._redo.pop()
-
-        def redo() -> list[tuple[BBox, np.ndarray]]:
-            regions = []
-            for _ in range(op.steps):
-                regions += self._send("/redo", "the redo", json={})
-            return regions
-
-        regions, notices = self._with_lease(redo)
+        regions, notices = self._with_lease(lambda: self._repeat("/redo", "the redo", op.steps))
         self._undo.append(op)
         if self._levels is not None:
             self._available = min(self._levels, self._available + op.steps)
         self._set_queue_state(op.after)
         return self._apply(regions, notices)
+
+    def _repeat(self, path: str, what: str, times: int) -> list[tuple[BBox, np.ndarray]]:
+        """``/undo`` or ``/redo`` once per server step of an operation; the boxes they return."""
+        regions = []
+        for _ in range(times):
+            regions += self._send(path, what, json={})
+        return regions
 
     def _can_undo(self) -> bool:
         return bool(self._undo) and (self._levels is None or self._undo[-1].steps <= self._available)
@@ -591,18 +584,8 @@ class RemoteSession:
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
-        values = None if box is None else self._require_mask()[bbox_to_slices(box)].copy()
-        return Change(
-            box,
-            values,
-            flipped if box is not None else None,
-            self._can_undo(),
-            bool(self._redo),
-            len(self._pending),
-            self._history,
-            notices,
-            passes,
-        )
+        state = (self._can_undo(), bool(self._redo), len(self._pending), self._history)
+        return Change.of(self._require_mask(), box, flipped, state, notices, passes)
 
 
 __all__ = ["EXPIRED_NOTICE", "RemoteSession", "capabilities_from"]
