@@ -264,3 +264,30 @@ def test_out_of_memory_on_the_cpu_keeps_the_mask_and_the_prompt_queued():
     assert not s.mask.any() and len(s.pending) == 1
     s.predict()  # the queued prompt runs once memory is available again
     assert np.array_equal(s.mask > 0, sphere(SHAPE, C, R))
+
+
+@pytest.mark.qt
+def test_an_unexpected_error_in_a_session_is_reported_and_the_widget_goes_on(viewer, qtbot):
+    """A bug in a backend (not a user error) must not leave the runner stuck: the next action still runs."""
+    from napari_nninteractive.core.engines.registry import make_engine
+
+    layer = viewer.add_image(sphere_image(SHAPE, C, R), name="scan")
+    w = NNInteractiveWidget(viewer)
+    annotator = w.start_with_engine(layer, make_engine(engine="weight-free"))
+    session = annotator.runner.session
+    real = session.add_prompts
+    calls = []
+
+    def broken_once(prompts, run=True):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("backend bug")
+        return real(prompts, run)
+
+    session.add_prompts = broken_once
+    annotator.prompt_layers[Tool.POINT].add(list(C))
+    _settle(w)
+    assert "Unexpected error (RuntimeError: backend bug)" in w.status_label.text()
+    annotator.prompt_layers[Tool.POINT].add([C[0], C[1] + 1, C[2]])
+    _settle(w)
+    assert len(calls) == 2 and np.asarray(viewer.layers["nnInteractive objects"].data).any()

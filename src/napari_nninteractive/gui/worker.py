@@ -276,6 +276,15 @@ class SessionRunner:
                     "error", tag, "Out of memory during the prediction; close other programs or use a smaller image."
                 )
                 continue
+            except Exception as exc:  # a bug: report it, and keep the runner alive for the next action
+                log.exception("the %s action failed", kind)
+                yield self._failed(
+                    "error",
+                    tag,
+                    f"Unexpected error ({type(exc).__name__}: {exc}); the mask is unchanged. This is a bug in "
+                    "napari-nninteractive: please report it with the steps that led to it (details in napari's log).",
+                )
+                continue
             state = s.state() if kind in ("next", "sync") else change
             yield Outcome(kind, tag, change, " ".join(change.notices), state)
 
