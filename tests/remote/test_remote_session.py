@@ -68,6 +68,8 @@ SCRIPT = [
 #: A shorter script for the random-weight network (about 2 s per forward pass here).
 NETWORK_SCRIPT = [
     ("add", [Point((12, 20, 20), True)], True),
+    ("add", [Box(((12, 13), (4, 13), (25, 35)), False)], True),
+    ("add", [lasso()], True),
     ("add", [scribble()], True),
     ("undo",),
     ("redo",),
