@@ -2,13 +2,15 @@
 
 ``instance`` maps give the objects the values 1..N in their order; ``semantic`` maps keep each
 object's label value (its class id when annotating a semantic map). Where objects overlap, the
-later one wins. Files are written under a temporary name and renamed (:func:`..core.atomic.replacing`),
+later one wins, and :func:`label_map_with_losses` reports every object that lost voxels that way
+(an object covered whole by later ones is named, never dropped silently). Files are written under a temporary name and renamed (:func:`..core.atomic.replacing`),
 so an export that fails (disk full, no permission) never damages an earlier export of the same name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +25,36 @@ FORMATS = {f.name: f.suffix for f in formats.formats("write_label_map")}
 KINDS = ("instance", "semantic")
 
 
-def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "instance") -> np.ndarray:
-    """One label map from boolean ``masks`` (all one shape) and their ``labels`` (semantic values)."""
+@dataclass(frozen=True)
+class OverlapLoss:
+    """Object ``index`` (in the order given) shows ``lost`` of its ``voxels`` under a later object's value."""
+
+    index: int
+    lost: int
+    voxels: int
+
+    @property
+    def gone(self) -> bool:
+        """The object is not in the map at all."""
+        return self.lost == self.voxels
+
+
+def label_map_with_losses(
+    masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "instance"
+) -> tuple[np.ndarray, tuple[OverlapLoss, ...]]:
+    """One label map from boolean ``masks`` (all one shape) and their ``labels``, plus what overlaps cost.
+
+    ``instance``: the objects get 1..N in the order given; ``semantic``: each its label value.
+    A voxel claimed by several objects gets the value of the **last** of them (objects are listed
+    oldest first, so the newer annotation wins, as when painting them one after another). A label map
+    holds one value per voxel, so the earlier object loses that voxel: the returned
+    :class:`OverlapLoss` list names each object that lost voxels to a different value, with how many
+    (``gone`` when none of its voxels is left), so the caller can tell the user. Overlaps of objects
+    with the same value (one class of a semantic map) lose nothing. Empty masks are no loss.
+
+    Raises :class:`~.volumes.VolumeIOError` for an unknown ``kind``, no masks, masks of different
+    shapes, a missing semantic value, or values outside 1 .. 2**32 - 1.
+    """
     if kind not in KINDS:
         raise VolumeIOError(f"The label map kind must be one of {', '.join(KINDS)}, not {kind!r}.")
     if not masks:
@@ -44,7 +74,36 @@ def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "i
     out = np.zeros(masks[0].shape, dtype=dtype)
     for mask, value in zip(masks, values):
         out[np.asarray(mask, dtype=bool)] = value
-    return out
+    losses = []
+    for i, (mask, value) in enumerate(zip(masks, values)):
+        mask = np.asarray(mask, dtype=bool)
+        voxels = int(np.count_nonzero(mask))
+        lost = voxels - int(np.count_nonzero(out[mask] == value)) if voxels else 0
+        if lost:
+            losses.append(OverlapLoss(i, lost, voxels))
+    return out, tuple(losses)
+
+
+def label_map(masks: Sequence[np.ndarray], labels: Sequence[int], kind: str = "instance") -> np.ndarray:
+    """The label map of :func:`label_map_with_losses` (later objects win where objects overlap)."""
+    return label_map_with_losses(masks, labels, kind)[0]
+
+
+def describe_losses(losses: Sequence[OverlapLoss], names: Sequence[str]) -> str:
+    """A sentence for the user naming each object that lost voxels to overlaps (``""`` when none did)."""
+    if not losses:
+        return ""
+    parts = [
+        f"'{names[x.index]}' is not in it at all (all {x.voxels} voxels lie under later objects)"
+        if x.gone
+        else f"'{names[x.index]}' lost {x.lost} of {x.voxels} voxels"
+        for x in losses
+    ]
+    return (
+        "Objects overlap and a label map holds one value per voxel, so later objects won: "
+        + "; ".join(parts)
+        + ". Refine the objects so that they do not overlap to keep every voxel."
+    )
 
 
 def _lookup(path: str | Path) -> tuple[formats.FileFormat, str]:
@@ -166,10 +225,13 @@ def write_label_map(
 __all__ = [
     "FORMATS",
     "KINDS",
+    "OverlapLoss",
     "canonical_suffix",
     "default_path",
+    "describe_losses",
     "format_of",
     "label_map",
+    "label_map_with_losses",
     "nifti_affine",
     "write_label_map",
 ]
