@@ -23,9 +23,10 @@ import numpy as np
 from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 from psygnal import Signal
+from qtpy.QtCore import QTimer
 
 from ..core.api import Capabilities, SegmentationSession
-from ..core.geometry import PackedMask
+from ..core.geometry import PackedMask, bbox_to_slices, nonzero_bbox
 from ..core.prompts import InitialMask, Prompt, PromptKind
 from . import layers as L
 from .objects import ObjectTable, ObjectTarget
@@ -51,6 +52,37 @@ _KIND_WORDS = {
     PromptKind.LASSO: "lasso",
     PromptKind.MASK: "initial mask",
 }
+
+
+class ImageOutputs(OutputWriter):
+    """An :class:`OutputWriter` whose shared output layers belong to their image (and time point).
+
+    The first image's objects go to ``nnInteractive objects``; another image's to ``<image> objects``,
+    created just above that image; a layer is marked with what it belongs to (``L.OUTPUT_OF``), so
+    objects never land in a layer of another image even when the grids match.
+    """
+
+    def layer_for(self, object_id: int, view: L.ImageView, keep_active=None) -> Labels:
+        if self.mode is OutputMode.SEPARATE:
+            return super().layer_for(object_id, view, keep_active)
+        if self.choice is not None and self.choice in self.viewer.layers:
+            try:
+                L.check_output_layer(view, self.choice)
+                return self.choice
+            except L.LayerError as exc:
+                self.message.emit(f"{exc} Writing into a new layer instead.", "warning")
+        ours, first = L.binding(view), "nnInteractive objects"
+        for layer in self.viewer.layers:
+            owner = layer.metadata.get(L.OUTPUT_OF) if isinstance(layer, Labels) else None
+            fits = isinstance(layer, Labels) and tuple(layer.data.shape) == L.output_shape(view)
+            if fits and (owner == ours or (owner is None and layer.name == first)):
+                layer.metadata[L.OUTPUT_OF] = ours  # an unmarked layer of that name is claimed by this image
+                return layer
+        taken = any(layer.name == first for layer in self.viewer.layers)
+        layer = L.new_output_layer(view, L.output_name(view) if taken else first)
+        self.viewer.layers.insert(self.viewer.layers.index(view.layer) + 1, layer)
+        self.viewer.layers.selection.active = keep_active if keep_active is not None else view.layer
+        return layer
 
 
 def _delegate(part: str, name: str, doc: str) -> property:
@@ -101,7 +133,9 @@ class Annotator:
         self.last_outcome: Outcome | None = None
         self.table = ObjectTable(viewer)
         self.prompts = PromptLayers(viewer)
-        self.output = OutputWriter(viewer, self.table)
+        self.output = ImageOutputs(viewer, self.table)
+        self._bound: str | None = None  # what the objects in the table belong to (L.binding)
+        self._shown_elsewhere = False  # the slider shows another time point than the session's
         say = lambda text, level: self.notify(text, level)  # noqa: E731 - notify may be replaced later
         for part in (self.prompts, self.output):
             part.message.connect(say)
@@ -111,6 +145,7 @@ class Annotator:
         self.prompts.changed.connect(self.state_changed.emit)
         self.table.changed.connect(self.state_changed.emit)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        viewer.dims.events.current_step.connect(self._on_step)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -121,14 +156,31 @@ class Annotator:
     def attach(self, view: L.ImageView, session: SegmentationSession) -> None:
         """Start annotating ``view`` with a loaded ``session`` (image already set)."""
         self.detach()
+        same = self._bound == L.binding(view)
         self.view = view
         self.runner = SessionRunner(session, self._on_outcome, self.state_changed.emit)
-        self.object_id = 0
         self.last_outcome = None
-        self.table.forget()
+        self._shown_elsewhere = False
+        if same:  # the same image (and time point) again: its objects stay, the new session starts a new one
+            self._finish_current()
+        else:  # another image: its objects go to its own output layer; the old ones stay in theirs
+            self.object_id = 0
+            self.table.forget()
+        self._bound = L.binding(view)
         self.prompts.create(view)
         if view.note:
             self.notify(view.note, "info")
+
+    def _finish_current(self) -> None:
+        """Keep the current object as a finished one (its voxels stay in its layer) and move on to a new id."""
+        if self.object_id not in self.targets:
+            return
+        mask = self.object_mask(self.object_id)
+        box = nonzero_bbox(mask)
+        if box is not None:
+            self.own[self.object_id] = PackedMask.of_region(box, mask[bbox_to_slices(box)])
+        self.object_id = self.table.free_id(self.object_id)
+        self.table.changed.emit()
 
     def detach(self) -> None:
         """Stop: cancel work, close the session (off the GUI thread: a remote one releases its lease), remove
@@ -143,6 +195,28 @@ class Annotator:
     def capabilities(self) -> Capabilities | None:
         """What the attached session can do, or ``None`` before one is attached."""
         return self.runner.session.capabilities if self.runner is not None else None
+
+    def time_refusal(self) -> str | None:
+        """Why prompts drawn now are refused: the slider shows another time point than the session's (else ``None``)."""
+        view = self.view
+        if view is None or not view.lead:
+            return None
+        shown = L.data_step(view.layer, self.viewer.dims.point)[: len(view.lead)]
+        if shown == view.lead:
+            return None
+        return (
+            f"This session segments {L.lead_words(view.lead)} of '{view.layer.name}', but {L.lead_words(shown)} is "
+            f"shown: prompts drawn here are ignored. Move the slider back, or press Initialize to segment "
+            f"{L.lead_words(shown)}."
+        )
+
+    def _on_step(self, _event=None) -> None:
+        """Say in the status line when the slider leaves (or comes back to) the session's time point."""
+        refusal = self.time_refusal()
+        if self.view is not None and bool(refusal) != self._shown_elsewhere:
+            self._shown_elsewhere = bool(refusal)
+            back = f"Back at {L.lead_words(self.view.lead)}: prompts segment it again."
+            self.status.emit(refusal or back, bool(refusal))
 
     def kind_refusal(self, kind: PromptKind) -> str | None:
         """Why the attached session takes no ``kind`` prompts, or ``None`` when it does (or none is attached)."""
@@ -178,7 +252,12 @@ class Annotator:
     # ------------------------------------------------------------------ actions on the current object
 
     def submit_prompt(self, prompt: Prompt) -> None:
-        """Queue a prompt (predicted at once with auto-run, else on Run)."""
+        """Queue a prompt (predicted at once with auto-run, else on Run); refused when drawn at another time point."""
+        refusal = self.time_refusal()
+        if refusal:
+            self.notify(refusal, "warning")
+            self.status.emit(refusal, True)
+            return
         self._submit(Action("prompt", prompt, run=self.autorun))
 
     def _submit(self, action: Action) -> None:
@@ -330,7 +409,13 @@ class Annotator:
         self.state_changed.emit()
 
     def _on_layer_removed(self, event) -> None:
-        layer = event.value
+        # Never react inside napari's removal event: a notification (or a layer change) shown while the viewer
+        # is still redrawing the output layers crashes Qt. React once the event is over.
+        QTimer.singleShot(0, lambda layer=event.value: self._layer_gone(layer))
+
+    def _layer_gone(self, layer) -> None:
+        if layer in self.viewer.layers:  # it came back meanwhile
+            return
         if self.view is not None and layer is self.view.layer:
             self.detach()
             self.notify(

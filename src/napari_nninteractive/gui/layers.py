@@ -68,6 +68,24 @@ def check_orthogonal(layer: Layer) -> None:
         )
 
 
+def data_step(layer: Layer, world_point) -> tuple[int, ...]:
+    """The displayed position of the viewer (``viewer.dims.point``, world units) as indices into ``layer``'s data.
+
+    The viewer lines its trailing axes up with the layer's, and a time axis may have a scale or an offset, so
+    the viewer's step counter (``dims.current_step``) is not the layer's index: this maps through the layer's
+    transform.
+    """
+    point = np.asarray(tuple(world_point)[-layer.ndim :], dtype=float)
+    if len(point) < layer.ndim:
+        point = np.concatenate([np.zeros(layer.ndim - len(point)), point])
+    return tuple(int(round(v)) for v in np.asarray(layer.world_to_data(point), dtype=float))
+
+
+def lead_words(lead: tuple[int, ...]) -> str:
+    """How the status line names a point of the leading axes: ``time point 3`` or ``leading axes (1, 3)``."""
+    return f"time point {lead[0]}" if len(lead) == 1 else f"leading axes {lead}"
+
+
 def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 0) -> ImageView:
     """The volume to segment from an image layer, with a note on what was chosen.
 
@@ -101,7 +119,7 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
         data = data[lead]
         note = (
             f"{nd}-D image: segmenting the displayed point {lead} of the leading axes "
-            "(move the slider and re-initialize for another)"
+            "(prompts drawn at another one are refused: move the slider and Initialize again for it)"
         )
     return ImageView(_keep(data), layer, lead, False, note)
 
@@ -208,13 +226,29 @@ def output_shape(view: ImageView) -> tuple[int, ...]:
     return view.shape[1:] if view.squeeze2d else view.shape
 
 
+#: The key of an output layer's ``metadata`` that names the image (and time point) its objects belong to.
+OUTPUT_OF = "nninteractive_output_of"
+
+
+def binding(view: ImageView) -> str:
+    """What an annotation is bound to: the image layer and the point of its leading axes (time)."""
+    return f"{view.layer.unique_id}{view.lead}"
+
+
+def output_name(view: ImageView) -> str:
+    """The name of the shared output layer of an image that is not the first one: ``<image> objects``."""
+    return f"{view.layer.name} objects" + (f" ({lead_words(view.lead)})" if view.lead else "")
+
+
 def new_output_layer(view: ImageView, name: str) -> Labels:
-    """An empty Labels layer on the image's grid with the image's spatial transform."""
+    """An empty Labels layer on the image's grid with the image's spatial transform, marked as the image's."""
     nd = view.spatial_ndim
     layer = view.layer
     n_img = layer.ndim
     kwargs = {"scale": layer.scale[n_img - nd :], "translate": layer.translate[n_img - nd :]}
-    return Labels(np.zeros(output_shape(view), dtype=np.uint16), name=name, **kwargs)
+    return Labels(
+        np.zeros(output_shape(view), dtype=np.uint16), name=name, metadata={OUTPUT_OF: binding(view)}, **kwargs
+    )
 
 
 def check_output_layer(view: ImageView, layer: Labels) -> None:

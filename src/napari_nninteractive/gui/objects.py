@@ -102,6 +102,12 @@ class ObjectTable:
         self.deleted.add(object_id)
         return target
 
+    def drop_empty(self, object_id: int) -> None:
+        """Take an object that has no voxel out of the list (its history stays; unlike :meth:`remove`,
+        its next outcomes are written, which adds it back)."""
+        if self.targets.pop(object_id, None) is not None:
+            self.changed.emit()
+
     def free_id(self, current: int) -> int:
         """An id no object has used."""
         return max([current, *self.targets, *self.deleted]) + 1

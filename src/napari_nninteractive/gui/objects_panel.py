@@ -199,11 +199,13 @@ class ObjectsPanel(QGroupBox):
 
     def _exported(self, result, kind: str, origin: str) -> None:
         self.export_worker = None
-        path, error = result
+        done, error = result
         if error:
             return self.report(error, True)
-        self.report(
-            f"Exported the objects as {'an' if kind[0] in 'aeiou' else 'a'} {kind} map to {path}"
-            + (f" (with {origin})." if origin else "."),
-            False,
+        path, overlaps = done
+        text = f"Exported the objects as {'an' if kind[0] in 'aeiou' else 'a'} {kind} map to {path}" + (
+            f" (with {origin})." if origin else "."
         )
+        if overlaps:  # a warning (notified too): some object is not whole in the file
+            return self.report(f"{text} {overlaps}", True)
+        self.report(text, False)

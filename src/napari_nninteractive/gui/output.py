@@ -11,11 +11,22 @@ import enum
 
 import numpy as np
 from napari.layers import Labels
+from napari.utils.colormaps import DirectLabelColormap
 from psygnal import Signal
 
 from ..core.api import Change
 from . import layers as L
 from .objects import ObjectTable, ObjectTarget
+
+
+def own_colormap(default, object_id: int) -> DirectLabelColormap:
+    """For a layer of one object (value 1): the colour ``default`` gives value ``object_id + 1``.
+
+    So object ``n`` of a layer per object looks as it would in an instance map, and no two
+    neighbouring objects share a colour.
+    """
+    rgba = np.asarray(np.ravel(default.map(np.array([object_id + 1])))[:4], np.float32)
+    return DirectLabelColormap(color_dict={None: rgba, 0: np.zeros(4, np.float32), 1: rgba})
 
 
 class OutputMode(enum.Enum):
@@ -24,6 +35,14 @@ class OutputMode(enum.Enum):
     INSTANCE = "instance map (one label value per object)"
     SEMANTIC = "semantic map (class id)"
     SEPARATE = "separate layer per object"
+
+
+#: Said when a prediction lies entirely on voxels of other objects and those are kept.
+KEPT_OUT = (
+    "Nothing was added: this object's prediction lies entirely on voxels of other objects, and "
+    "'On overlap' is set to keep existing objects. Prompt on unlabelled voxels, or choose "
+    "'overwrite' to take those voxels over."
+)
 
 
 class OutputWriter:
@@ -84,6 +103,8 @@ class OutputWriter:
                 if isinstance(layer, Labels) and layer.name == name and tuple(layer.data.shape) == L.output_shape(view):
                     return layer
         layer = L.new_output_layer(view, name)
+        if self.mode is OutputMode.SEPARATE:  # value 1 in every layer: give each the colour of its object
+            layer.colormap = own_colormap(layer.colormap, object_id)
         self.viewer.add_layer(layer)
         self.viewer.layers.selection.active = keep_active if keep_active is not None else view.layer
         return layer
@@ -106,6 +127,24 @@ class OutputWriter:
             L.write_object(target.layer, view, change.bbox, change.values, target.value, self.overwrite, flipped)
         except L.LayerError as exc:
             self.message.emit(str(exc), "warning")
+            return
+        if not self.overwrite and change.values is not None and self._all_kept_out(target, view, change):
+            self.message.emit(KEPT_OUT, "warning")
+            for object_id, t in list(self.objects.targets.items()):
+                if t is target:
+                    self.objects.drop_empty(object_id)  # no empty row; the next prompt adds it back
+
+    @staticmethod
+    def _all_kept_out(target: ObjectTarget, view: L.ImageView, change: Change) -> bool:
+        """The change has voxels, yet the object has none in its layer: other objects hold them all."""
+        new = np.asarray(change.values, dtype=bool)
+        if not new.any():
+            return False
+        bbox = change.bbox[1:] if view.squeeze2d else change.bbox
+        region = np.asarray(target.layer.data[tuple(slice(lo, hi) for lo, hi in bbox)])
+        if (region[new[0] if view.squeeze2d else new] == target.value).any():
+            return False
+        return not (np.asarray(target.layer.data) == target.value).any()  # rare: only when the region has none
 
     def erase(self, target: ObjectTarget, view: L.ImageView, mask: np.ndarray) -> None:
         """Write "no voxel" over ``mask`` (session frame): only the object's own voxels change."""

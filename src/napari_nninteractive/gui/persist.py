@@ -9,7 +9,10 @@ A save requested while one runs follows it with the newest state.
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.document import (
+    SUFFIX,
     ImageRef,
     ObjectRecord,
     SessionDocument,
@@ -102,8 +106,9 @@ def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
     )
 
 
-def _file_worker(write: Callable[[], Path]):
-    """A worker (not started) running ``write``; returns ``(path, None)``, or ``(None, message)`` for a user error."""
+def _file_worker(write: Callable[[], object]):
+    """A worker (not started) running ``write``; returns ``(its result, None)``, or ``(None, message)`` for a user
+    error."""
     from napari.qt.threading import create_worker
 
     from .worker import user_errors
@@ -202,28 +207,91 @@ class Autosaver:
         return self.worker is not None
 
 
-def find_autosave(ref: ImageRef, folder: Path) -> SessionDocument | None:
-    """The autosave of the image ``ref``, if one exists, can be read and has objects."""
-    path = autosave_path(ref, folder)
-    if not path.is_file():
-        return None
+#: How many earlier autosaves of one image are kept aside (bounds the disk they take).
+KEEP = 3
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """An earlier autosave of the attached image, kept aside so that new work never replaces it."""
+
+    path: Path
+    objects: int
+    saved: float  # when it was written (seconds since the epoch)
+
+    def label(self) -> str:
+        """``3 objects, 12-04 05:40`` (for the Restore button)."""
+        when = time.strftime("%m-%d %H:%M", time.localtime(self.saved))
+        return f"{self.objects} object{'' if self.objects == 1 else 's'}, {when}"
+
+
+def _kept_name(autosave: Path, saved: float) -> Path:
+    """``<autosave stem>.recovered-<time><suffix>`` beside ``autosave``, a name no file has."""
+    stem = autosave.name[: -len(SUFFIX)]
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(saved)) + f"-{int(saved * 1e6) % 1_000_000:06d}"
+    for n in range(1000):
+        path = autosave.with_name(f"{stem}.recovered-{stamp}{f'-{n}' if n else ''}{SUFFIX}")
+        if not path.exists():
+            return path
+    raise FileExistsError(path)
+
+
+def _recovery(path: Path, ref: ImageRef) -> Recovery | None:
+    """``path`` as a recovery of image ``ref``, or ``None`` when it is unreadable, of another image or empty."""
     try:
         doc = load_document(path)
-    except SessionFileError as exc:
+        saved = path.stat().st_mtime
+    except (SessionFileError, OSError) as exc:
         log.warning("ignoring unreadable autosave: %s", exc)
         return None
-    return doc if doc.image.fingerprint == ref.fingerprint and doc.image.shape == ref.shape and doc.objects else None
+    same = doc.image.fingerprint == ref.fingerprint and doc.image.shape == ref.shape
+    return Recovery(path, len(doc.objects), saved) if same and doc.objects else None
+
+
+def keep_aside(ref: ImageRef, folder: Path, keep: int = KEEP) -> list[Recovery]:
+    """Move the image's autosave aside (an atomic rename) and list its kept autosaves, newest first.
+
+    Called when annotating the image starts, so the next autosave writes a new file instead of
+    replacing what the last session left. At most ``keep`` are kept: the newest, and always the one
+    with most objects; older ones (and unreadable ones) are deleted.
+    """
+    current = autosave_path(ref, folder)
+    found = _recovery(current, ref) if current.is_file() else None
+    if found is not None:
+        try:
+            os.replace(current, _kept_name(current, found.saved))
+        except OSError as exc:  # cannot move it: offer it where it is (the next autosave replaces it)
+            log.warning("cannot keep the autosave aside: %s", exc)
+            return [found]
+    stem = current.name[: -len(SUFFIX)]
+    paths = sorted(folder.glob(f"{glob.escape(stem)}.recovered-*{SUFFIX}"), reverse=True)  # the name sorts by time
+    kept = [r for r in (_recovery(p, ref) for p in paths) if r is not None]
+    kept.sort(key=lambda r: r.saved, reverse=True)
+    chosen = kept[:keep]
+    richest = max(kept, key=lambda r: r.objects, default=None)
+    if richest is not None and richest not in chosen and keep > 0:
+        chosen[-1] = richest
+    for path in set(paths) - {r.path for r in chosen}:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # not ours to delete after all: it only takes disk
+            log.warning("cannot delete an old autosave: %s", exc)
+    return chosen
 
 
 def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):
-    """A worker (not started) that writes the objects as one label map; returns ``(path, error message)``."""
-    from ..io.export import label_map, write_label_map
+    """A worker (not started) writing the objects as one label map.
 
-    def write() -> Path:
+    Returns ``((path, overlap note), None)``, or ``(None, error message)``; the note names the
+    objects that lost voxels to later ones where objects overlap (``""`` when none did).
+    """
+    from ..io.export import describe_losses, label_map_with_losses, write_label_map
+
+    def write() -> tuple[Path, str]:
         records = [r for r in sources.build().objects if r.mask.any()]
         masks = [r.mask[0] if sources.squeeze2d else r.mask for r in records]
-        return write_label_map(
-            path, label_map(masks, [r.label for r in records], kind), affine, inputs=[sources.ref.path]
-        )
+        labels, losses = label_map_with_losses(masks, [r.label for r in records], kind)
+        written = write_label_map(path, labels, affine, inputs=[sources.ref.path])
+        return written, describe_losses(losses, [r.name for r in records])
 
     return _file_worker(write)

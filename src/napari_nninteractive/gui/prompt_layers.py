@@ -4,11 +4,18 @@
 annotated image. A finished edit is converted into a core prompt in voxel coordinates and emitted
 as :attr:`PromptLayers.prompt`; keys that act on the object (reset, next, undo, redo) are emitted
 as :attr:`PromptLayers.command`. User mistakes are emitted as :attr:`PromptLayers.message`.
+
+The keys work while the image, a prompt layer or an output layer (:attr:`PromptLayers.outputs`) is
+active, and are unbound from the image and the outputs when the annotation stops. Sent markers
+(points, boxes, lassos) are locked: moving or deleting one puts it back with a message, since the
+prompt is already part of the object (Undo and Reset take prompts back). Handlers of napari's
+layer events never raise: a shape napari dropped (a lasso of two clicks) is a message.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -18,6 +25,8 @@ from psygnal import Signal
 
 from ..core.prompts import Prompt, PromptError
 from . import layers as L
+
+log = logging.getLogger(__name__)
 
 
 class Tool(enum.Enum):
@@ -42,6 +51,17 @@ _SCRIBBLE_COLORS = {
 #: Keys that act on the object rather than on the tools, and the command each emits.
 COMMAND_KEYS = {"R": "reset", "M": "next", "Control-Z": "undo", "Control-Shift-Z": "redo"}
 NOT_READY = "Initialize first (pick an image layer and press Initialize)."
+#: Said when a sent marker is moved or deleted (it is put back).
+LOCKED = (
+    "Sent prompts are locked: moving or deleting a marker would not change the mask. "
+    "Undo (Ctrl+Z) takes back the last prompt, Reset object (R) all of them."
+)
+#: Said when napari drops a lasso with fewer than three points (two quick clicks).
+LASSO_TOO_SMALL = (
+    "Lasso ignored: it needs at least three points. Hold the button and drag around the object, "
+    "or click, move around the object and click again."
+)
+NO_MASK = "No mask to show or hide yet: draw a prompt first."
 
 
 class PromptLayers:
@@ -63,9 +83,14 @@ class PromptLayers:
         self.tool: Tool | None = None
         #: Why a tool cannot be used now (``None``: it can); the annotator asks its session.
         self.refuse: Callable[[Tool], str | None] = lambda tool: None
+        #: The output Labels layers (current object's first): keys work on them too; V shows/hides them.
+        self.outputs: Callable[[], list] = list
         self.positive = True
         self._stroke_pending = False
+        self._sent: dict[Tool, tuple] = {}  # per marker layer: (data, colours, shape types) of sent prompts
+        self._bound: list = []  # layers other than ours that carry our keys
         viewer.dims.events.ndisplay.connect(self._on_ndisplay)
+        viewer.layers.selection.events.active.connect(self._on_active)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,10 +136,13 @@ class PromptLayers:
         scribbles.events.paint.connect(self._on_paint)
         scribbles.events.labels_update.connect(self._on_labels_update)
         self.layers = {Tool.POINT: pts, Tool.BBOX: boxes, Tool.SCRIBBLE: scribbles, Tool.LASSO: lassos}
+        self._sent = {}
         for layer in self.layers.values():
             self.viewer.add_layer(layer)
             self._bind_keys(layer)
         self._bind_keys(view.layer)
+        if view.layer not in self._bound:
+            self._bound.append(view.layer)
         self.viewer.layers.selection.active = view.layer
         self.set_polarity(self.positive)
 
@@ -124,7 +152,12 @@ class PromptLayers:
         for layer in list(self.layers.values()):
             if layer in self.viewer.layers:
                 self.viewer.layers.remove(layer)
+        for layer in self._bound:  # napari's own keys come back on the image and the outputs
+            for key in _key_names():
+                layer.bind_key(key, None)
+        self._bound = []
         self.layers = {}
+        self._sent = {}
         self.view = None
 
     def clear(self) -> None:
@@ -139,6 +172,7 @@ class PromptLayers:
                 layer.selected_data = set()  # a stale selection would break the next colour change
                 with layer.events.data.blocker():
                     layer.data = []
+                self._sent.pop(tool, None)
 
     def active_layer(self):
         """The layer that should stay selected: the active tool's, else the image."""
@@ -149,13 +183,33 @@ class PromptLayers:
     # ------------------------------------------------------------------ keys, tools, polarity
 
     def _bind_keys(self, layer) -> None:
-        """Shortcuts on our layers only, so napari's global keys keep working."""
+        """Shortcuts on our layers, the image and the outputs only, so napari's global keys keep working."""
         bindings: dict[str, Callable] = {tool.value: (lambda _, t=tool: self.toggle_tool(t)) for tool in Tool}
         bindings["T"] = lambda _: self.toggle_polarity()
+        bindings["V"] = lambda _: self.toggle_mask()
         for key, command in COMMAND_KEYS.items():
             bindings[key] = lambda _, c=command: self.command.emit(c)
         for key, func in bindings.items():
             layer.bind_key(key, func, overwrite=True)
+
+    def _on_active(self, event=None) -> None:
+        """An output layer made active while annotating gets our keys (P must not switch it to painting)."""
+        layer = self.viewer.layers.selection.active
+        if self.view is None or layer is None or layer in self._bound or layer in self.layers.values():
+            return
+        if any(layer is out for out in self.outputs()):
+            self._bind_keys(layer)
+            self._bound.append(layer)
+
+    def toggle_mask(self) -> None:
+        """V: show or hide the mask (the output layers)."""
+        outs = [layer for layer in self.outputs() if layer in self.viewer.layers]
+        if not outs:
+            self.message.emit(NO_MASK, "info")
+            return
+        visible = not outs[0].visible
+        for layer in outs:
+            layer.visible = visible
 
     def toggle_tool(self, tool: Tool) -> None:
         """Activate ``tool``; pressing the active tool again returns to pan/zoom."""
@@ -200,6 +254,8 @@ class PromptLayers:
         self.positive = bool(positive)
         color = L.polarity_color(self.positive)
         if self.layers:
+            for tool in (Tool.POINT, Tool.BBOX, Tool.LASSO):  # a selected marker would take the new colour
+                self.layers[tool].selected_data = set()
             self.layers[Tool.POINT].current_face_color = color
             self.layers[Tool.BBOX].current_edge_color = color
             self.layers[Tool.LASSO].current_edge_color = color
@@ -209,25 +265,67 @@ class PromptLayers:
     # ------------------------------------------------------------------ layer events -> prompts
 
     def _on_points(self, event) -> None:
-        if getattr(event, "action", None) != "added" or self.view is None:
-            return
-        layer = self.layers[Tool.POINT]
-        for i in event.data_indices:
-            self._emit(lambda i=i: L.point_from_coords(self.view, layer, layer.data[i], self.positive))
+        self._on_markers(event, Tool.POINT, lambda layer, c: L.point_from_coords(self.view, layer, c, self.positive))
 
     def _on_boxes(self, event) -> None:
-        self._on_shape(event, Tool.BBOX, lambda vox: L.box_from_vertices(vox, self.positive))
+        self._on_markers(
+            event, Tool.BBOX, lambda layer, v: L.box_from_vertices(L.world_to_voxel(self.view, layer, v), self.positive)
+        )
 
     def _on_lassos(self, event) -> None:
-        self._on_shape(event, Tool.LASSO, lambda vox: L.lasso_from_vertices(vox, self.view.shape, self.positive))
+        self._on_markers(
+            event,
+            Tool.LASSO,
+            lambda layer, v: L.lasso_from_vertices(
+                L.world_to_voxel(self.view, layer, v), self.view.shape, self.positive
+            ),
+        )
 
-    def _on_shape(self, event, tool, make) -> None:
-        if getattr(event, "action", None) != "added" or self.view is None:
+    def _on_markers(self, event, tool: Tool, make) -> None:
+        """A data event of a marker layer; never raises into napari's drawing code.
+
+        New markers (past the sent ones) become prompts; one that makes no prompt is taken off the layer.
+        A sent marker moved or deleted is put back.
+        """
+        action = getattr(event, "action", None)
+        layer = self.layers.get(tool)
+        if self.view is None or layer is None or action not in ("added", "changed", "removed"):
             return
+        try:
+            sent = self._sent.get(tool) or _snapshot(layer, 0)
+            n_sent = len(sent[0])
+            if action != "added":
+                if not _same_data(layer.data, sent[0]):
+                    self._restore(tool, sent)
+                    self.message.emit(LOCKED, "info")
+                return
+            if len(layer.data) <= n_sent:  # napari dropped the shape (a lasso of fewer than three points)
+                if tool is Tool.LASSO:
+                    self.message.emit(LASSO_TOO_SMALL, "info")
+                return
+            keep = [i for i in range(n_sent, len(layer.data)) if self._emit(lambda i=i: make(layer, layer.data[i]))]
+            now = _snapshot(layer, n_sent, keep)
+            if len(keep) < len(layer.data) - n_sent:
+                self._restore(tool, now)  # only markers of sent prompts stay
+            self._sent[tool] = now
+        except Exception as exc:  # a bug of ours must not break napari's drawing state
+            log.exception("prompt layer event failed")
+            self.message.emit(f"Could not use that {tool.name.lower()}: {exc}", "warning")
+
+    def _restore(self, tool: Tool, sent: tuple) -> None:
         layer = self.layers[tool]
-        for i in event.data_indices:
-            verts = layer.data[i]
-            self._emit(lambda v=verts: make(L.world_to_voxel(self.view, layer, v)))
+        data, colors, types = sent
+        with layer.events.data.blocker():
+            layer.selected_data = set()
+            if tool is Tool.POINT:
+                layer.data = np.array(data).reshape(-1, layer.ndim)  # a copy: napari moves points in place
+                if len(data):
+                    layer.face_color = colors
+            else:
+                layer.data = []
+                if data:
+                    layer.add([np.array(v) for v in data], shape_type=list(types), edge_color=colors)
+        layer.refresh()
 
     def _on_paint(self, event) -> None:
         """A finished stroke: turn its fresh voxels into a scribble prompt.
@@ -259,16 +357,39 @@ class PromptLayers:
             layer.refresh()
         return found
 
-    def _emit(self, make_prompt: Callable[[], Prompt | None]) -> None:
-        """Build a prompt on the GUI thread and emit it; a user mistake becomes a message."""
+    def _emit(self, make_prompt: Callable[[], Prompt | None]) -> bool:
+        """Build a prompt on the GUI thread and emit it; a user mistake becomes a message. Whether one was sent."""
         try:
             prompt = make_prompt()
         except PromptError as exc:
             self.message.emit(str(exc), "warning")
-            return
+            return False
         if prompt is not None:
             self.prompt.emit(prompt)
+        return prompt is not None
 
     def _on_ndisplay(self, event) -> None:
         if self.tool is not None and self.viewer.dims.ndisplay == 3:
             self.message.emit("Prompts are drawn on 2-D slices: switch back to the 2-D view to draw.", "warning")
+
+
+def _key_names() -> list[str]:
+    return [tool.value for tool in Tool] + ["T", "V", *COMMAND_KEYS]
+
+
+def _snapshot(layer, start: int, keep: list[int] | None = None) -> tuple:
+    """(data, colours, shape types) of a marker layer's first ``start`` markers plus those in ``keep``."""
+    rows = list(range(start)) + list(keep or [])
+    if isinstance(layer, Points):
+        return np.array(layer.data[rows]), np.array(layer.face_color[rows]), None
+    return (
+        [np.array(layer.data[i]) for i in rows],
+        np.array(layer.edge_color[rows]),
+        [layer.shape_type[i] for i in rows],
+    )
+
+
+def _same_data(data, sent) -> bool:
+    if len(data) != len(sent):
+        return False
+    return all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(data, sent))

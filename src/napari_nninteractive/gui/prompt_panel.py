@@ -30,13 +30,27 @@ from .setup_panel import fill_combo, layer_named
 #: The output choice that makes a new labels layer.
 NEW_LAYER = "<new layer>"
 #: What each tool button does (its tooltip while the session takes that kind of prompt).
+_LOCKED_TIP = "; sent markers are locked: Undo (Ctrl+Z) takes a prompt back"
 TOOL_TIPS = {
-    Tool.POINT: "Click a voxel of the object (P; P again: pan/zoom)",
-    Tool.BBOX: "Drag a box around the object on a 2-D slice (B)",
+    Tool.POINT: "Click a voxel of the object (P; P again: pan/zoom)" + _LOCKED_TIP,
+    Tool.BBOX: "Drag a box around the object on a 2-D slice (B)" + _LOCKED_TIP,
     Tool.SCRIBBLE: "Paint a stroke on the object (S)",
-    Tool.LASSO: "Draw a closed outline around the object (L)",
+    Tool.LASSO: "Hold and drag a closed outline around the object (L)" + _LOCKED_TIP,
 }
 MASK_TIP = "Start the current object from the voxels of a labels layer equal to value (refine: predict from it)"
+
+
+def output_layers(annotator: Annotator) -> list[Labels]:
+    """The layers holding the objects (the current object's first), and the chosen output layer."""
+    current = annotator.targets.get(annotator.object_id)
+    layers = [current.layer] if current is not None else []
+    for target in annotator.targets.values():
+        if all(target.layer is not layer for layer in layers):
+            layers.append(target.layer)
+    choice = annotator.output_choice
+    if choice is not None and all(choice is not layer for layer in layers):
+        layers.append(choice)
+    return layers
 
 
 class PromptPanel(QWidget):
@@ -46,6 +60,7 @@ class PromptPanel(QWidget):
         super().__init__()
         self.annotator = annotator
         self.viewer = viewer
+        annotator.prompts.outputs = lambda: output_layers(annotator)  # keys and V on the mask (issue 16)
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
         for group in (self._build_prompts(), self._build_mask(), self._build_output()):
@@ -175,4 +190,4 @@ class PromptPanel(QWidget):
         self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
 
 
-__all__ = ["MASK_TIP", "NEW_LAYER", "TOOL_TIPS", "PromptPanel"]
+__all__ = ["MASK_TIP", "NEW_LAYER", "TOOL_TIPS", "PromptPanel", "output_layers"]

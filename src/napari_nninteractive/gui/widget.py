@@ -15,6 +15,8 @@ also attributes of the widget (``w.run_button``, ``w.model_edit``, ...) for scri
 
 from __future__ import annotations
 
+from functools import partial
+
 from napari.layers import Image, Labels
 from qtpy.QtCore import QEvent, QSize, Qt, QTimer
 from qtpy.QtWidgets import (
@@ -70,6 +72,15 @@ def _forward(panel: str, name: str) -> property:
     return property(lambda self: getattr(getattr(self, panel), name), doc=f"The {panel}'s ``{name}``.")
 
 
+def _release(annotator: Annotator, slots, *_) -> None:
+    """The widget is gone: its slots must not run any more; end the session (closed off the GUI thread)."""
+    for signal in (annotator.state_changed, annotator.status, annotator.finished):
+        signal.disconnect()  # only the widget and its panels listen to the annotator
+    for emitter, slot in slots:
+        emitter.disconnect(slot)
+    annotator.detach()
+
+
 class _VerticalScroll(QScrollArea):
     """Scrolls its widget up and down only: as wide as the widget needs, as short as the dock wants."""
 
@@ -109,13 +120,23 @@ class NNInteractiveWidget(QWidget):
         self._closed = False
         self._build()
         self.annotator.state_changed.connect(self.refresh)
-        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
-            ev.connect(self.refresh_layer_choices)
+        napari_viewer.layers.events.inserted.connect(self.refresh_layer_choices)
+        # never change widgets inside napari's removal event (the viewer is still redrawing): right after it
+        self._choices_later = QTimer(self)
+        self._choices_later.setSingleShot(True)
+        self._choices_later.setInterval(0)
+        self._choices_later.timeout.connect(self.refresh_layer_choices)
+        napari_viewer.layers.events.removed.connect(self._layer_removed)
         self.refresh_layer_choices()
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_progress)
         self._timer.start()
+        # napari deletes a docked widget when its window closes, without closeEvent: let go of the viewer then,
+        # or a prediction finishing later would update deleted widgets (tracebacks on the way out)
+        layer_events = napari_viewer.layers.events
+        slots = ((layer_events.removed, self._layer_removed), (layer_events.inserted, self.refresh_layer_choices))
+        self.destroyed.connect(partial(_release, self.annotator, slots))
         self.refresh()
 
     # ------------------------------------------------------------------ layout
@@ -136,6 +157,7 @@ class NNInteractiveWidget(QWidget):
         self.status_label = QLabel(INTRO[s.remote])
         self.status_label.setWordWrap(True)
         s.remote_radio.toggled.connect(self._mode_changed)
+        s.image_combo.currentTextChanged.connect(self._image_chosen)
         self.annotator.status.connect(lambda text, error: self.set_status(gui_wording(text), error))
         self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
         self.session_panel = f = SessionPanel(self.annotator)
@@ -197,7 +219,7 @@ class NNInteractiveWidget(QWidget):
         if layer is None:
             return self.fail("No image layer: open an image (File > Open) and pick it above.")
         try:
-            view = L.image_view(layer, tuple(self.viewer.dims.current_step))
+            view = L.image_view(layer, L.data_step(layer, self.viewer.dims.point))
         except L.LayerError as exc:
             return self.fail(str(exc))
         choice = self.setup_panel.choice()
@@ -224,7 +246,7 @@ class NNInteractiveWidget(QWidget):
         """
         from ..core.session import Session
 
-        view = L.image_view(layer, tuple(self.viewer.dims.current_step))
+        view = L.image_view(layer, L.data_step(layer, self.viewer.dims.point))
         session = Session(engine)
         session.set_image(view.volume)
         self.annotator.attach(view, session)
@@ -366,6 +388,21 @@ class NNInteractiveWidget(QWidget):
             )
         elif self.progress_label.text().startswith(_BUSY_WORDS):
             self.progress_label.setText("")
+
+    def _layer_removed(self, _event=None) -> None:
+        if not self._closed:
+            self._choices_later.start()
+
+    def _image_chosen(self, name: str) -> None:
+        """Another image in the Image list: the session stays with its image until Initialize (Connect) moves it."""
+        view = self.annotator.view
+        if view is None or not name or name == view.layer.name:
+            return
+        again = "Connect" if self.setup_panel.remote else "Initialize"
+        self.set_status(
+            f"'{name}' is chosen, but prompts still segment '{view.layer.name}': press {again} to segment "
+            f"'{name}' (the objects of '{view.layer.name}' stay in their layer)."
+        )
 
     def _mode_changed(self, remote: bool) -> None:
         """Local <-> Remote: while nothing is attached or loading, the status line says what to do in that mode."""

@@ -143,6 +143,7 @@ class SessionRunner:
         self.worker = create_worker(self._work, _start_thread=False)
         self.worker.yielded.connect(self._deliver)
         self.worker.finished.connect(self._finished)
+        self.worker.aborted.connect(self._aborted)
         self.worker.start()
 
     def cancel(self) -> None:
@@ -199,6 +200,14 @@ class SessionRunner:
     def _deliver(self, outcome: Outcome) -> None:
         if not self._closed:  # after close, late news belongs to nobody (a new session may be attached)
             self.on_outcome(outcome)
+
+    def _aborted(self) -> None:
+        """napari quit the worker (its viewer closes): the generator is left as it is, nothing runs any more."""
+        with self._lock:
+            self._running = False
+            self._queue.clear()
+        if self._closed:
+            self._close_session(background=True)
 
     def _finished(self) -> None:
         # signals of one worker arrive in order: every outcome it yielded was handled before this
