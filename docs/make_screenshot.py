@@ -34,7 +34,7 @@ def main() -> int:
     model = write_model_folder(Path(tempfile.mkdtemp()) / "nnInteractive_random_weights")
     image, labels = synthetic_volume((96, 128, 128), seed=3)
     viewer = napari.Viewer(show=True)
-    viewer.window.resize(1500, 1150)
+    viewer.window.resize(1366, 768)  # a common laptop screen: the dock must fit it
     viewer.add_image(image, name="scan", colormap="gray")
     viewer.add_labels(labels, name="reference", visible=False)
     _dock, widget = viewer.window.add_plugin_dock_widget("napari-nninteractive", "nnInteractive")

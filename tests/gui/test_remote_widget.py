@@ -110,7 +110,7 @@ def _sessions(srv):
 
 
 def _shown(w, widget):
-    return widget.isVisibleTo(w) and widget.isEnabled()
+    return widget.isVisibleTo(w.setup_panel) and widget.isEnabled()
 
 
 # ----------------------------------------------------------------------------- the controls
@@ -122,16 +122,18 @@ def test_remote_mode_swaps_the_controls_and_is_remembered(viewer):
     local_only = (w.model_edit, w.hub_combo, w.list_button, w.download_button, w.engine_combo, w.device_combo)
     assert w.local_radio.isChecked() and w.init_button.text() == "Initialize"
     assert all(_shown(w, c) or c is w.device_combo for c in local_only)
-    assert not w.server_edit.isVisibleTo(w) and not w.key_edit.isVisibleTo(w)
+    assert not w.server_edit.isVisibleTo(w.setup_panel) and not w.key_edit.isVisibleTo(w.setup_panel)
 
     w.remote_radio.click()
     assert w.init_button.text() == "Connect" and w.status_label.text() == INTRO[True]
-    assert not any(c.isVisibleTo(w) or c.isEnabled() for c in (w.model_edit, w.engine_combo, w.device_combo))
-    assert not w.hub_combo.isVisibleTo(w) and not w.fold_combo.isVisibleTo(w)
+    assert not any(
+        c.isVisibleTo(w.setup_panel) or c.isEnabled() for c in (w.model_edit, w.engine_combo, w.device_combo)
+    )
+    assert not w.hub_combo.isVisibleTo(w.setup_panel) and not w.fold_combo.isVisibleTo(w.setup_panel)
     assert _shown(w, w.server_edit) and _shown(w, w.key_edit) and _shown(w, w.autozoom_check)
     form = w.setup_panel.form
-    assert not form.labelForField(w.setup_panel._local_rows[0]).isVisibleTo(w)  # the "Model" label too
-    assert form.labelForField(w.server_edit).isVisibleTo(w)
+    assert not form.labelForField(w.setup_panel._local_rows[0]).isVisibleTo(w.setup_panel)  # the "Model" label too
+    assert form.labelForField(w.server_edit).isVisibleTo(w.setup_panel)
     assert w.key_edit.echoMode() == w.key_edit.EchoMode.Password
     assert API_KEY_ENV in w.key_edit.placeholderText() and ":1527" in w.server_edit.placeholderText()
 
@@ -139,7 +141,7 @@ def test_remote_mode_swaps_the_controls_and_is_remembered(viewer):
     assert again.remote_radio.isChecked() and again.init_button.text() == "Connect"
     again.local_radio.click()
     assert again.init_button.text() == "Initialize" and again.status_label.text() == INTRO[False]
-    assert _shown(again, again.model_edit) and not again.server_edit.isVisibleTo(again)
+    assert _shown(again, again.model_edit) and not again.server_edit.isVisibleTo(again.setup_panel)
     assert S.read_setting(S.RUN_ON) == "local"
     home = os.environ["NNINTERACTIVE_HOME"]
     assert S.widget_settings().fileName().startswith(home)  # tests never touch the user's settings

@@ -64,8 +64,11 @@ def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_mode
     w.initialize()
     qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
     assert w.status_label.text().startswith("Initialized")
-    assert "Random weights for testing only" in w.status_label.text()  # licence line
-    assert "CPU" in w.status_label.text()
+    facts = w.facts_line.text()  # what runs stays in sight above the tabs, whatever the status line says next
+    assert "Random weights for testing only" in facts and "cpu" in facts and tiny_model_dir.name in facts
+    assert "CPU" in w.banner.text("cpu")  # the slow-CPU warning stays until dismissed
+    w.set_status("something else")
+    assert "Random weights for testing only" in w.facts_line.text() and w.banner.text("cpu")
     assert w.annotator.ready
 
 

@@ -39,7 +39,7 @@ def _initialize(w, qtbot):
 
 
 def _fold_shown(w):
-    return w.fold_combo.isVisibleTo(w) and w.fold_combo.isEnabled()
+    return w.fold_combo.isVisibleTo(w.setup_panel) and w.fold_combo.isEnabled()
 
 
 # ----------------------------------------------------------------------------- no Qt needed
@@ -55,9 +55,9 @@ def test_core_advice_for_the_command_line_reads_in_the_widgets_words(two_fold_mo
     with pytest.raises(ModelFolderError) as folds:
         find_checkpoint(two_fold_model)
     gui = gui_wording(str(folds.value))
-    assert "--fold" not in gui and "pick the fold in Setup" in gui and str(two_fold_model) in gui
+    assert "--fold" not in gui and "pick the fold in Settings" in gui and str(two_fold_model) in gui
     device = gui_wording("Device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto.")
-    assert device == "Device 'cuda' was requested but no CUDA GPU is available; pick cpu or auto in Device."
+    assert device == "Device 'cuda' was requested but no CUDA GPU is available; pick cpu or auto in Settings (Device)."
     assert gui_wording("nothing to translate") == "nothing to translate"
 
 
@@ -120,7 +120,7 @@ def test_device_error_reads_in_gui_words(make_napari_viewer, qtbot, tiny_model_d
     _initialize(w, qtbot)
     text = w.status_label.text()
     assert not w.annotator.ready and text.startswith("Initialization failed")
-    assert "pick cpu or auto in Device" in text and "--device" not in text
+    assert "pick cpu or auto in Settings (Device)" in text and "--device" not in text
     assert msgs[-1] == text
     assert w.init_button.isEnabled()
 
@@ -132,7 +132,7 @@ def test_network_engine_without_a_model_says_where_to_fill_it_in(make_napari_vie
     assert w.device_combo.isEnabled() and w.autozoom_check.isEnabled()
     _initialize(w, qtbot)
     text = w.status_label.text()
-    assert not w.annotator.ready and "fill in Model in Setup" in text and "--model" not in text
+    assert not w.annotator.ready and "fill in Model in Settings" in text and "--model" not in text
 
 
 @pytest.mark.qt

@@ -54,37 +54,6 @@ _KIND_WORDS = {
 }
 
 
-class ImageOutputs(OutputWriter):
-    """An :class:`OutputWriter` whose shared output layers belong to their image (and time point).
-
-    The first image's objects go to ``nnInteractive objects``; another image's to ``<image> objects``,
-    created just above that image; a layer is marked with what it belongs to (``L.OUTPUT_OF``), so
-    objects never land in a layer of another image even when the grids match.
-    """
-
-    def layer_for(self, object_id: int, view: L.ImageView, keep_active=None) -> Labels:
-        if self.mode is OutputMode.SEPARATE:
-            return super().layer_for(object_id, view, keep_active)
-        if self.choice is not None and self.choice in self.viewer.layers:
-            try:
-                L.check_output_layer(view, self.choice)
-                return self.choice
-            except L.LayerError as exc:
-                self.message.emit(f"{exc} Writing into a new layer instead.", "warning")
-        ours, first = L.binding(view), "nnInteractive objects"
-        for layer in self.viewer.layers:
-            owner = layer.metadata.get(L.OUTPUT_OF) if isinstance(layer, Labels) else None
-            fits = isinstance(layer, Labels) and tuple(layer.data.shape) == L.output_shape(view)
-            if fits and (owner == ours or (owner is None and layer.name == first)):
-                layer.metadata[L.OUTPUT_OF] = ours  # an unmarked layer of that name is claimed by this image
-                return layer
-        taken = any(layer.name == first for layer in self.viewer.layers)
-        layer = L.new_output_layer(view, L.output_name(view) if taken else first)
-        self.viewer.layers.insert(self.viewer.layers.index(view.layer) + 1, layer)
-        self.viewer.layers.selection.active = keep_active if keep_active is not None else view.layer
-        return layer
-
-
 def _delegate(part: str, name: str, doc: str) -> property:
     return property(
         lambda self: getattr(getattr(self, part), name),
@@ -133,15 +102,17 @@ class Annotator:
         self.last_outcome: Outcome | None = None
         self.table = ObjectTable(viewer)
         self.prompts = PromptLayers(viewer)
-        self.output = ImageOutputs(viewer, self.table)
+        self.output = OutputWriter(viewer, self.table)
         self._bound: str | None = None  # what the objects in the table belong to (L.binding)
         self._shown_elsewhere = False  # the slider shows another time point than the session's
-        say = lambda text, level: self.notify(text, level)  # noqa: E731 - notify may be replaced later
+        # level "status": the status line only (frequent news); else a notification. notify may be replaced later.
+        say = lambda text, level: self.status.emit(text, False) if level == "status" else self.notify(text, level)  # noqa: E731
         for part in (self.prompts, self.output):
             part.message.connect(say)
         self.prompts.refuse = self.tool_refusal
         self.prompts.prompt.connect(self.submit_prompt)
         self.prompts.command.connect(lambda command: getattr(self, {"next": "next_object"}.get(command, command))())
+        self.prompts.outputs = self.output_layers  # the plugin's keys and V (show/hide) work on them too
         self.prompts.changed.connect(self.state_changed.emit)
         self.table.changed.connect(self.state_changed.emit)
         viewer.layers.events.removed.connect(self._on_layer_removed)
@@ -402,11 +373,27 @@ class Annotator:
         if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
             if change.bbox is not None:
                 self.own[outcome.tag] = PackedMask.of_region(change.bbox, change.values)
-        elif change is not None and change.bbox is not None and self.view is not None:
+        elif change is not None and change.bbox is not None and self.view is not None and self._image_present():
             self.output.write(self._target(outcome.tag), self.view, change, whole=outcome.kind == "sync")
         if change is not None and outcome.kind != "sync":
             self.finished.emit(outcome)
         self.state_changed.emit()
+
+    def output_layers(self) -> list[Labels]:
+        """The layers holding the objects (the current object's first), and the chosen output layer."""
+        layers: list[Labels] = []
+        current = self.targets.get(self.object_id)
+        for target in ([current] if current is not None else []) + list(self.targets.values()):
+            if all(target.layer is not layer for layer in layers):
+                layers.append(target.layer)
+        choice = self.output_choice
+        if choice is not None and all(choice is not layer for layer in layers):
+            layers.append(choice)
+        return layers
+
+    def _image_present(self) -> bool:
+        """The attached image is still in the viewer (it may be gone before :meth:`_layer_gone` ran)."""
+        return self.view is not None and self.view.layer in self.viewer.layers
 
     def _on_layer_removed(self, event) -> None:
         # Never react inside napari's removal event: a notification (or a layer change) shown while the viewer

@@ -268,8 +268,9 @@ def write_object(
     value: int,
     overwrite: bool,
     changed: tuple[np.ndarray, ...] | None = None,
-) -> None:
-    """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``.
+) -> int:
+    """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``; returns how many
+    voxels of the change stayed with other objects (0 with ``overwrite``).
 
     Only voxels of ``bbox`` are touched, and with ``changed`` (indices in the bbox frame of the
     voxels whose mask value changed) only those, so the GUI thread does work proportional to
@@ -289,13 +290,16 @@ def write_object(
     new = mask.astype(bool, copy=False)
     todo = changed if changed is not None else np.nonzero(new != (np.asarray(region) == value))
     if todo[0].size == 0:
-        return
+        return 0
     was, now = region[todo], new[todo]
     out = np.where(now, value, np.where(was == value, 0, was)).astype(region.dtype)
+    kept = 0
     if not overwrite:
         keep = now & (was != 0) & (was != value)  # another object's voxel stays
         out[keep] = was[keep]
+        kept = int(np.count_nonzero(keep))
     region[todo] = out
     if not writable_view:
         layer.data[sl] = region
     layer.refresh()
+    return kept

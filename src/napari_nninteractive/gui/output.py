@@ -45,6 +45,13 @@ KEPT_OUT = (
 )
 
 
+#: Said (status line) when part of a prediction lies on voxels of other objects and those are kept.
+KEPT_PART = (
+    "{n} voxels of this prediction belong to other objects and stay theirs ('On overlap': keep existing "
+    "objects; choose 'overwrite' to take them over)."
+)
+
+
 class OutputWriter:
     """Output layers and values of an annotation's objects (kept in an :class:`ObjectTable`)."""
 
@@ -90,22 +97,35 @@ class OutputWriter:
         return target, recreated
 
     def layer_for(self, object_id: int, view: L.ImageView, keep_active=None) -> Labels:
-        """The chosen output layer (if it fits the image), the shared objects layer, or a new one."""
-        if self.mode is not OutputMode.SEPARATE and self.choice is not None and self.choice in self.viewer.layers:
-            try:
-                L.check_output_layer(view, self.choice)
-                return self.choice
-            except L.LayerError as exc:
-                self.message.emit(f"{exc} Writing into a new layer instead.", "warning")
-        name = f"nnInteractive object {object_id + 1}" if self.mode is OutputMode.SEPARATE else "nnInteractive objects"
-        if self.mode is not OutputMode.SEPARATE:
+        """The chosen output layer (if it fits the image), the image's shared objects layer, or a new one.
+
+        Shared layers belong to their image (and time point): the first image's objects go to
+        ``nnInteractive objects``, another image's to ``<image> objects``, created just above that image;
+        a layer is marked with what it belongs to (``L.OUTPUT_OF``), so objects never land in a layer of
+        another image, even when the grids match. In "separate layer per object" mode every object gets a
+        new layer, coloured as its value would be in an instance map.
+        """
+        if self.mode is OutputMode.SEPARATE:
+            layer = L.new_output_layer(view, f"nnInteractive object {object_id + 1}")
+            layer.colormap = own_colormap(layer.colormap, object_id)  # value 1 everywhere: the object's colour
+            self.viewer.add_layer(layer)
+        else:
+            if self.choice is not None and self.choice in self.viewer.layers:
+                try:
+                    L.check_output_layer(view, self.choice)
+                    return self.choice
+                except L.LayerError as exc:
+                    self.message.emit(f"{exc} Writing into a new layer instead.", "warning")
+            ours, first = L.binding(view), "nnInteractive objects"
             for layer in self.viewer.layers:
-                if isinstance(layer, Labels) and layer.name == name and tuple(layer.data.shape) == L.output_shape(view):
+                owner = layer.metadata.get(L.OUTPUT_OF) if isinstance(layer, Labels) else None
+                fits = isinstance(layer, Labels) and tuple(layer.data.shape) == L.output_shape(view)
+                if fits and (owner == ours or (owner is None and layer.name == first)):
+                    layer.metadata[L.OUTPUT_OF] = ours  # an unmarked layer of that name is claimed by this image
                     return layer
-        layer = L.new_output_layer(view, name)
-        if self.mode is OutputMode.SEPARATE:  # value 1 in every layer: give each the colour of its object
-            layer.colormap = own_colormap(layer.colormap, object_id)
-        self.viewer.add_layer(layer)
+            taken = any(layer.name == first for layer in self.viewer.layers)
+            layer = L.new_output_layer(view, L.output_name(view) if taken else first)
+            self.viewer.layers.insert(self.viewer.layers.index(view.layer) + 1, layer)
         self.viewer.layers.selection.active = keep_active if keep_active is not None else view.layer
         return layer
 
@@ -124,15 +144,19 @@ class OutputWriter:
         flipped = None if whole or self._resync else change.flipped
         self._resync = False
         try:
-            L.write_object(target.layer, view, change.bbox, change.values, target.value, self.overwrite, flipped)
+            kept = L.write_object(target.layer, view, change.bbox, change.values, target.value, self.overwrite, flipped)
         except L.LayerError as exc:
             self.message.emit(str(exc), "warning")
             return
-        if not self.overwrite and change.values is not None and self._all_kept_out(target, view, change):
+        if not kept:
+            return
+        if self._all_kept_out(target, view, change):
             self.message.emit(KEPT_OUT, "warning")
             for object_id, t in list(self.objects.targets.items()):
                 if t is target:
                     self.objects.drop_empty(object_id)  # no empty row; the next prompt adds it back
+        else:  # the status line only: objects that touch share a border often
+            self.message.emit(KEPT_PART.format(n=kept), "status")
 
     @staticmethod
     def _all_kept_out(target: ObjectTarget, view: L.ImageView, change: Change) -> bool:

@@ -25,6 +25,7 @@ from psygnal import Signal
 
 from ..core.prompts import Prompt, PromptError
 from . import layers as L
+from .layer_controls import trim_controls
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class PromptLayers:
         self._sent = {}
         for layer in self.layers.values():
             self.viewer.add_layer(layer)
+            trim_controls(layer)
             self._bind_keys(layer)
         self._bind_keys(view.layer)
         if view.layer not in self._bound:

@@ -1,4 +1,4 @@
-"""The prompt groups of the dock widget: tools and actions, the initial mask, the output options (Qt widgets).
+"""The prompt groups of the dock widget: the output options, tools and actions, the initial mask (Qt widgets).
 
 Every control calls the :class:`~.annotator.Annotator` directly (tools, polarity, Run, Undo, ...);
 :meth:`PromptPanel.refresh` shows the annotator's state, and :meth:`PromptPanel.output_changed`
@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPushButton,
     QSpinBox,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +26,7 @@ from qtpy.QtWidgets import (
 from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator, OutputMode, Tool
+from .icons import tool_icon
 from .setup_panel import fill_combo, layer_named
 
 #: The output choice that makes a new labels layer.
@@ -40,30 +42,17 @@ TOOL_TIPS = {
 MASK_TIP = "Start the current object from the voxels of a labels layer equal to value (refine: predict from it)"
 
 
-def output_layers(annotator: Annotator) -> list[Labels]:
-    """The layers holding the objects (the current object's first), and the chosen output layer."""
-    current = annotator.targets.get(annotator.object_id)
-    layers = [current.layer] if current is not None else []
-    for target in annotator.targets.values():
-        if all(target.layer is not layer for layer in layers):
-            layers.append(target.layer)
-    choice = annotator.output_choice
-    if choice is not None and all(choice is not layer for layer in layers):
-        layers.append(choice)
-    return layers
-
-
 class PromptPanel(QWidget):
-    """Three groups for one :class:`Annotator`: "Prompts", "Initialize with mask" and "Output"."""
+    """Three groups for one :class:`Annotator`: "Output" (set before the first prompt), "Prompts" and
+    "Initialize with mask"."""
 
     def __init__(self, annotator: Annotator, viewer):
         super().__init__()
         self.annotator = annotator
         self.viewer = viewer
-        annotator.prompts.outputs = lambda: output_layers(annotator)  # keys and V on the mask (issue 16)
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
-        for group in (self._build_prompts(), self._build_mask(), self._build_output()):
+        for group in (self._build_output(), self._build_prompts(), self._build_mask()):
             root.addWidget(group)
 
     def _build_prompts(self) -> QGroupBox:
@@ -79,7 +68,7 @@ class PromptPanel(QWidget):
                 (Tool.LASSO, "Lasso (L)"),
             ]
         ):
-            b = QPushButton(text)
+            b = QPushButton(tool_icon(tool), text)
             b.setCheckable(True)
             b.setToolTip(TOOL_TIPS[tool])
             b.clicked.connect(lambda _=False, t=tool: a.toggle_tool(t))
@@ -95,9 +84,12 @@ class PromptPanel(QWidget):
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(a.run)
         grid.addWidget(self.run_button, 1, 3)
-        self.undo_button = QPushButton("Undo (Ctrl+Z)")
+        arrows = self.style()
+        self.undo_button = QPushButton(arrows.standardIcon(QStyle.StandardPixmap.SP_ArrowBack), "Undo (Ctrl+Z)")
         self.undo_button.clicked.connect(a.undo)
-        self.redo_button = QPushButton("Redo (Ctrl+Shift+Z)")
+        self.redo_button = QPushButton(
+            arrows.standardIcon(QStyle.StandardPixmap.SP_ArrowForward), "Redo (Ctrl+Shift+Z)"
+        )
         self.redo_button.clicked.connect(a.redo)
         self.reset_button = QPushButton("Reset object (R)")
         self.reset_button.clicked.connect(a.reset_object)
@@ -190,4 +182,4 @@ class PromptPanel(QWidget):
         self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
 
 
-__all__ = ["MASK_TIP", "NEW_LAYER", "TOOL_TIPS", "PromptPanel", "output_layers"]
+__all__ = ["MASK_TIP", "NEW_LAYER", "TOOL_TIPS", "PromptPanel"]

@@ -1,4 +1,5 @@
-"""The "Setup" group of the dock widget: image, Local or Remote, model folder, engine, fold, device, server.
+"""The "Engine" group of the Settings tab (Local or Remote, model folder, engine, fold, device, server) and
+the image row of the Interact tab (image layer, Initialize or Connect).
 
 The panel only gathers choices: :meth:`SetupPanel.choice` returns an :class:`EngineChoice` (Run on
 *Local*: model folder, engine, fold, device) or a :class:`RemoteChoice` (Run on *Remote*: server
@@ -40,9 +41,9 @@ from .settings import RUN_ON, SERVERS, read_setting, write_setting
 
 #: Command-line advice in core messages -> what to do in the widget.
 GUI_WORDS = (
-    ("choose one (fold=... / --fold)", "pick the fold in Setup (Fold)"),
-    ("use --device cpu or auto", "pick cpu or auto in Device"),
-    ("(--model DIR, or Model folder in the widget)", "(fill in Model in Setup, or pick another Engine)"),
+    ("choose one (fold=... / --fold)", "pick the fold in Settings (Fold)"),
+    ("use --device cpu or auto", "pick cpu or auto in Settings (Device)"),
+    ("(--model DIR, or Model folder in the widget)", "(fill in Model in Settings, or pick another Engine)"),
     (
         "pass --trust-checkpoint (trust_checkpoint=True in Python, a confirmation in the widget)",
         "press Initialize again and answer Yes",
@@ -154,8 +155,9 @@ LOCAL, REMOTE = "local", "remote"
 
 
 class SetupPanel(QGroupBox):
-    """Image layer, Local or Remote, model folder (browse, Hugging Face list/download), engine, fold, device,
-    or server and API key; AutoZoom; Initialize (Local) or Connect (Remote)."""
+    """Local or Remote, model folder (browse, Hugging Face list/download), engine, fold, device, or server and
+    API key; AutoZoom (the Settings tab). Its :attr:`start_row` (image layer, Initialize or Connect) goes on the
+    Interact tab."""
 
     #: ``(text, error)`` for the dock's status line.
     report = Signal(str, bool)
@@ -163,7 +165,7 @@ class SetupPanel(QGroupBox):
     initialize_requested = Signal()
 
     def __init__(self, viewer):
-        super().__init__("Setup")
+        super().__init__("Engine")
         self.viewer = viewer
         self.lister = None
         self.downloader = None
@@ -182,8 +184,12 @@ class SetupPanel(QGroupBox):
 
     def _build(self) -> None:
         self.form = form = QFormLayout(self)
+        # the image and Initialize/Connect sit on the Interact tab (start_row); the rest on the Settings tab
         self.image_combo = QComboBox()
-        form.addRow("Image layer", self.image_combo)
+        self.image_combo.setToolTip("The image layer to segment")
+        self.init_button = QPushButton("Initialize")
+        self.init_button.clicked.connect(lambda: self.initialize_requested.emit())
+        self.start_row = _row(QLabel("Image"), (self.image_combo, 1), self.init_button)
         self.local_radio = QRadioButton("Local")
         self.local_radio.setToolTip("Segment in napari's process, on this computer's GPU or CPU")
         self.remote_radio = QRadioButton("Remote")
@@ -248,9 +254,11 @@ class SetupPanel(QGroupBox):
         # Both
         self.autozoom_check = QCheckBox("AutoZoom")
         self.autozoom_check.setChecked(True)
-        self.init_button = QPushButton("Initialize")
-        self.init_button.clicked.connect(lambda: self.initialize_requested.emit())
-        form.addRow(_row(self.autozoom_check, (self.init_button, 1)))
+        self.autozoom_check.setToolTip(
+            "Let the network zoom out when the object outgrows its patch (as nnInteractive does); "
+            "takes effect at the next Initialize / Connect"
+        )
+        form.addRow(self.autozoom_check)
 
     # ------------------------------------------------------------------ choices
 

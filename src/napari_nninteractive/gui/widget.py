@@ -15,6 +15,7 @@ also attributes of the widget (``w.run_button``, ``w.model_edit``, ...) for scri
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 from napari.layers import Image, Labels
@@ -27,26 +28,40 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from ..core.engines.registry import resolve
 from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator
+from .banner import Banner, FactsLine
 from .objects_panel import ObjectsPanel
 from .prompt_panel import PromptPanel
 from .session_panel import SessionPanel
 from .setup_panel import SetupPanel, gui_wording
 from .worker import close_in_background, load_session_worker
 
-_BUSY_WORDS = ("predicting", "forward", "refining", "loading", "downloading", "connecting")
+#: The progress line after Cancel, until the engine stops (the network stops between forward passes).
+CANCELLING = "cancelling … the step in progress finishes first; the mask stays as it was"
+
+
+def _elapsed(started: float) -> str:
+    """`` … 3 s`` after the first second of an action, else `` …``."""
+    seconds = time.monotonic() - started
+    return f" … {seconds:.0f} s" if seconds >= 1 else " …"
+
+
 #: The status line before a session starts, for Local and for Remote.
 INTRO = {
     False: "Not initialized. Leave Model empty to use the weight-free engine (no download), or get "
     "nnInteractive_v1.0 with Download (or Browse to a folder you have), then Initialize.",
     True: "Not connected. Fill in Server (and the API key, if the server needs one), then press Connect.",
 }
+#: The facts line before a session starts.
+NOT_STARTED = "Not started: pick the image and press Initialize (engine, model and server: Settings tab)"
 #: How the status line starts once a session is attached (Local, Remote).
 STARTED = ("Initialized", "Connected")
 _KIND_NAMES = {"point": "point", "bbox": "box", "scribble": "scribble", "lasso": "lasso", "mask": "initial mask"}
@@ -102,7 +117,6 @@ class NNInteractiveWidget(QWidget):
     downloader = _forward("setup_panel", "downloader")
     apply_mask = _forward("prompt_panel", "apply_mask")
     output_changed = _forward("prompt_panel", "output_changed")
-    session_started = _forward("session_panel", "session_started")
     save_session = _forward("session_panel", "save_session")
     load_session = _forward("session_panel", "load_session")
     restore_autosave = _forward("session_panel", "restore_autosave")
@@ -128,6 +142,7 @@ class NNInteractiveWidget(QWidget):
         self._choices_later.timeout.connect(self.refresh_layer_choices)
         napari_viewer.layers.events.removed.connect(self._layer_removed)
         self.refresh_layer_choices()
+        self._progress_text = ""  # the last progress text shown (cleared when nothing runs any more)
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_progress)
@@ -142,18 +157,14 @@ class NNInteractiveWidget(QWidget):
     # ------------------------------------------------------------------ layout
 
     def _build(self) -> None:
-        # Everything scrolls inside the dock, so the widget fits small screens (1366 x 768) and never makes the
-        # napari window taller than the screen.
+        # What must stay in sight (what runs, offers, the status, progress) sits outside the tabs; the tabs
+        # scroll, so the dock fits small screens (1366 x 768) and never makes napari's window taller than the screen.
         outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        self.scroll_area = scroll = _VerticalScroll()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        body = QWidget()
-        root = QVBoxLayout(body)
+        outer.setContentsMargins(2, 2, 2, 2)
         self.setup_panel = s = SetupPanel(self.viewer)
         s.initialize_requested.connect(lambda: self.initialize())
+        self.facts_line = FactsLine(NOT_STARTED)
+        self.banner = Banner()
         self.status_label = QLabel(INTRO[s.remote])
         self.status_label.setWordWrap(True)
         s.remote_radio.toggled.connect(self._mode_changed)
@@ -165,20 +176,22 @@ class NNInteractiveWidget(QWidget):
         for panel in (s, f):
             panel.report.connect(self.report)
         f.changed.connect(self.refresh)
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 0)
+        self.tabs = QTabWidget()
+        self.scroll_area = self._tab("Interact", s.start_row, p, self.objects_panel, f)
+        self._tab("Settings", s)
+        self.progress_bar = QProgressBar()  # shown when the step count is known; never animated (_poll_progress)
         self.progress_bar.setVisible(False)
         self.progress_label = QLabel("")
+        self.progress_label.setWordWrap(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         busy = QHBoxLayout()
-        busy.addWidget(self.progress_bar)
+        busy.addWidget(self.progress_label, 1)
+        busy.addWidget(self.progress_bar, 1)
         busy.addWidget(self.cancel_button)
-        for item in (s, self.status_label, p, self.objects_panel, f, busy, self.progress_label):
-            root.addLayout(item) if isinstance(item, QHBoxLayout) else root.addWidget(item)
-        root.addStretch(1)
-        scroll.setWidget(body)
-        outer.addWidget(scroll)
+        for item in (self.facts_line, self.banner, self.tabs, self.status_label, busy):
+            outer.addLayout(item) if isinstance(item, QHBoxLayout) else outer.addWidget(item)
+        outer.setStretchFactor(self.tabs, 1)
         # The panels' controls, as attributes of the widget.
         self.image_combo, self.model_edit, self.engine_combo, self.fold_combo = (
             s.image_combo,
@@ -202,6 +215,21 @@ class NNInteractiveWidget(QWidget):
         self.class_spin, self.overlap_combo = p.class_spin, p.overlap_combo
         self.save_button, self.load_button, self.restore_button = f.save_button, f.load_button, f.restore_button
         self.autosave_check = f.autosave_check
+
+    def _tab(self, name: str, *panels: QWidget) -> QScrollArea:
+        """A tab that scrolls up and down, holding ``panels`` from the top."""
+        scroll = _VerticalScroll()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        column = QVBoxLayout(body)
+        for panel in panels:
+            column.addWidget(panel)
+        column.addStretch(1)
+        scroll.setWidget(body)
+        self.tabs.addTab(scroll, name)
+        return scroll
 
     # ------------------------------------------------------------------ initialize
 
@@ -275,35 +303,57 @@ class NNInteractiveWidget(QWidget):
             self.setup_panel.remember_servers()
         self.annotator.attach(view, session)
         self.output_changed()
-        found = self.session_started()
+        self.session_started()  # offers a kept autosave in the banner
         caps = session.capabilities
         fold_name = None if choice.remote else choice.fold
-        fold = f", fold {fold_name}" if fold_name is not None else ""
-        lines = [f"{STARTED[choice.remote]}: {caps.description}{fold}."]
-        if caps.licence:
-            lines.append(f"Model licence: {caps.licence}")
+        network = bool((getattr(session, "snapshot", None) or {}).get("patch_size")) or (
+            not choice.remote and resolve(choice.engine, choice.folder).needs_model
+        )
+        what = caps.description if choice.remote else choice.label  # the model folder's name, or the engine
+        self.facts_line.show_facts(
+            "The" + what[3:] if what.startswith("the ") else what,
+            f"server {choice.label}" if choice.remote else None,
+            caps.device,
+            ("AutoZoom on" if choice.autozoom else "AutoZoom off") if network else None,
+            f"licence: {caps.licence}" if caps.licence else None,
+        )
+        lines = [f"{STARTED[choice.remote]}: {caps.description}" + (f", fold {fold_name}." if fold_name else ".")]
         if choice.remote:
             lines.append(f"{undo_words(caps)} Prompts: {kinds_words(caps)}.")
         elif caps.supported_kinds != frozenset(PromptKind):
             lines.append(f"This engine takes {kinds_words(caps)} prompts only; the other tools are off.")
-        network = bool((getattr(session, "snapshot", None) or {}).get("patch_size"))  # a weight-free server has none
-        if caps.device == "cpu" and choice.remote and network:
-            lines.append(
-                "The server runs on its CPU: the full nnInteractive model needs about a minute per forward pass "
-                "there; a GPU server makes it interactive."
-            )
-        elif caps.device == "cpu" and not choice.remote:
-            lines.append(
-                "Running on the CPU: the full nnInteractive model needs about a minute per forward pass "
-                "here; a GPU makes it interactive."
-            )
-        if found is not None:
-            lines.append(
-                f"An autosave of this image with {len(found.objects)} object(s) exists: press Restore "
-                f"autosave to continue it (new work would replace it at the next autosave)."
+        self.banner.remove("cpu")
+        if caps.device == "cpu" and network:
+            there = "The server runs its network on a CPU" if choice.remote else "The network runs on the CPU"
+            self.banner.post(
+                "cpu",
+                f"{there}: the full nnInteractive model needs about a minute per forward pass there; a GPU makes "
+                "it interactive.",
+                "warning",
             )
         self.set_status("\n".join(lines))
         self.refresh()
+
+    def session_started(self):
+        """Set up autosave for the attached image; its kept autosave (a document), if any, is offered in the
+        banner and returned."""
+        found = self.session_panel.session_started()
+        self.offer_autosave(found)
+        return found
+
+    def offer_autosave(self, found) -> None:
+        """Offer the image's kept autosave (document ``found``, or ``None``) in the banner until it is restored."""
+        self.banner.remove("autosave")
+        recoveries = self.session_panel.recoveries
+        if found is None or not recoveries:
+            return
+        more = f" ({len(recoveries)} kept: pick one in Session)" if len(recoveries) > 1 else ""
+        self.banner.post(
+            "autosave",
+            f"This image has an autosave: {recoveries[0].label()}{more}. New work does not replace it.",
+            "offer",
+            ("Restore", lambda: self.restore_autosave()),
+        )
 
     def confirm_trust(self, error) -> bool:
         """Ask whether to load a checkpoint that can run code (default answer: No)."""
@@ -361,33 +411,49 @@ class NNInteractiveWidget(QWidget):
             self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
         if not a.ready and self.status_label.text().startswith(STARTED):
             self.set_status("Not initialized (the image layer was removed).", error=True)
+        if not a.ready and self.loader is None:
+            self.facts_line.setText(NOT_STARTED)
+            self.banner.remove("cpu")
+        if not (a.ready and self.session_panel.recoveries):  # restored (or nothing attached): no more offer
+            self.banner.remove("autosave")
 
     def cancel(self) -> None:
         """Cancel the running download and prediction."""
         self.setup_panel.cancel_download()
         self.annotator.cancel()
+        self._poll_progress()  # "cancelling" at once
 
     def _poll_progress(self) -> None:
+        """Show what runs (every 150 ms). The bar is never animated: a busy animation repaints the dock
+        all the time and made predictions through the widget several times slower than the engine."""
         runner = self.annotator.runner
         downloading = self.setup_panel.downloader is not None
         predicting = bool(runner is not None and runner.busy)
         busy = predicting or self.loader is not None or downloading
-        self.progress_bar.setVisible(busy)
-        self.cancel_button.setEnabled(predicting or downloading)
+        fraction = None
         if downloading:
             done, total = self.setup_panel.download_progress or (0, None)
-            self.progress_label.setText(
-                f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB"
-            )
+            text = f"downloading {done / 1e6:.0f}" + (f" of {total / 1e6:.0f}" if total else "") + " MB"
+            fraction = (done, total) if total else None
+        elif predicting and runner.cancelling:
+            text = CANCELLING
         elif predicting:
             event = runner.last_progress
-            self.progress_label.setText(event.message if event is not None else "predicting …")
+            text = event.message if event is not None else "predicting"
+            fraction = (event.step, event.total) if event is not None and event.total else None
+            text += _elapsed(runner.action_started)
         elif busy:
-            self.progress_label.setText(
-                "connecting to the server …" if self.setup_panel.remote else "loading the model …"
-            )
-        elif self.progress_label.text().startswith(_BUSY_WORDS):
+            text = "connecting to the server …" if self.setup_panel.remote else "loading the model …"
+        if busy:
+            self.progress_label.setText(text)
+            self._progress_text = text
+        elif self.progress_label.text() == self._progress_text:  # what ran is over: its text goes (not "queued")
             self.progress_label.setText("")
+        self.progress_bar.setVisible(fraction is not None)
+        if fraction is not None:
+            self.progress_bar.setRange(0, max(int(fraction[1]), 1))
+            self.progress_bar.setValue(min(int(fraction[0]), int(fraction[1])))
+        self.cancel_button.setEnabled((predicting and not runner.cancelling) or downloading)
 
     def _layer_removed(self, _event=None) -> None:
         if not self._closed:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,6 +122,8 @@ class SessionRunner:
         self._live_workers = 0  # started workers whose `finished` the GUI thread has not handled
         self.worker = None
         self.last_progress: ProgressEvent | None = None
+        #: When the action in flight started (``time.monotonic()``), for the elapsed time the dock shows.
+        self.action_started = time.monotonic()
         session.set_run_control(self._record_progress, self._cancel.is_set)
 
     # ------------------------------------------------------------------ GUI thread
@@ -150,6 +153,12 @@ class SessionRunner:
         """Cancel the prediction in flight (its prompts stay queued in the session)."""
         if self._running:
             self._cancel.set()
+
+    @property
+    def cancelling(self) -> bool:
+        """Cancel was pressed and the action in flight has not stopped yet (the engine stops at its next check:
+        between forward passes for the network)."""
+        return self._running and self._cancel.is_set()
 
     def close(self) -> None:
         """Stop: drop queued actions, cancel the one in flight and close the session off the GUI thread.
@@ -248,6 +257,7 @@ class SessionRunner:
         while (batch := self._take()) is not None:
             self._cancel.clear()
             self.last_progress = None
+            self.action_started = time.monotonic()
             kind, tag = batch[0].kind, batch[0].tag
             try:
                 if kind in ("prompt", "mask"):  # consecutive prompts of one object: one prediction
