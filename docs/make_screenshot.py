@@ -1,4 +1,4 @@
-"""Screenshot of the dock widget in use: ``xvfb-run -a python docs/make_screenshot.py``.
+"""Screenshot of the dock widget in use on a 1366x768 window: ``xvfb-run -a -s "-screen 0 1366x768x24" python docs/make_screenshot.py``.
 
 Drives the real widget in a real viewer: synthetic scan, Initialize with a random-weight model
 folder in the official format (the real weights are not bundled), two objects seeded from a
