@@ -184,3 +184,57 @@ def test_a_marker_that_makes_no_prompt_is_taken_off_and_polarity_keeps_sent_colo
     pts.add([C[0], C[1], C[2] + 3])
     assert np.array_equal(pts.face_color[0], green) and not np.array_equal(pts.face_color[1], green)
     _settle(w, qtbot)
+
+
+def _idle(w, qtbot):
+    qtbot.waitUntil(lambda: not w.annotator.runner.busy, timeout=30000)
+    qtbot.wait(20)
+
+
+def test_markers_follow_undo_and_redo_and_a_new_prompt_ends_the_redo(viewer, qtbot):
+    w, _ = _start(viewer)
+    a = w.annotator
+    points, boxes, scribbles = (a.prompt_layers[t] for t in (Tool.POINT, Tool.BBOX, Tool.SCRIBBLE))
+    points.add([C[0], C[1], C[2]])
+    _idle(w, qtbot)
+    points.add([C[0], C[1] + 2, C[2]])
+    _idle(w, qtbot)
+    a.set_polarity(False)
+    boxes.add_rectangles(np.array([[C[0], 2, 2], [C[0], 2, 8], [C[0], 8, 8], [C[0], 8, 2]], float))
+    a.set_polarity(True)
+    _idle(w, qtbot)
+    assert (len(points.data), len(boxes.data)) == (2, 1)
+    a.undo()
+    _idle(w, qtbot)
+    assert (len(points.data), len(boxes.data)) == (2, 0)  # the box's prompt is out of the history: so is its marker
+    a.undo()
+    _idle(w, qtbot)
+    assert len(points.data) == 1 and np.allclose(points.data[0], C)
+    a.redo()
+    _idle(w, qtbot)
+    assert len(points.data) == 2 and np.allclose(points.data[1], [C[0], C[1] + 2, C[2]])
+    a.redo()
+    _idle(w, qtbot)
+    assert len(boxes.data) == 1 and boxes.edge_color[0][0] > boxes.edge_color[0][1]  # back, still negative (red)
+    a.undo()
+    a.undo()
+    _idle(w, qtbot)
+    points.add([C[0], C[1], C[2] + 3])  # a new prompt ends the redo: the undone markers go for good
+    _idle(w, qtbot)
+    assert len(points.data) == 2 and np.allclose(points.data[1], [C[0], C[1], C[2] + 3]) and len(boxes.data) == 0
+    assert not a.runner.session.state().can_redo
+    scribbles.paint((C[0], C[1] + 4, C[2] - 4), 1)  # a stroke: undo hides its voxels, redo brings them back
+    _idle(w, qtbot)
+    painted = np.asarray(scribbles.data) != 0
+    assert painted.any()
+    a.undo()
+    _idle(w, qtbot)
+    assert not np.asarray(scribbles.data).any() and len(points.data) == 2
+    a.redo()
+    _idle(w, qtbot)
+    assert np.array_equal(np.asarray(scribbles.data) != 0, painted)
+    a.reset_object()  # reset: no marker left, and the count starts again
+    _idle(w, qtbot)
+    points.add([C[0], C[1], C[2]])
+    _idle(w, qtbot)
+    assert len(points.data) == 1

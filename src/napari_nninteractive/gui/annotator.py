@@ -110,6 +110,7 @@ class Annotator:
         for part in (self.prompts, self.output):
             part.message.connect(say)
         self.prompts.refuse = self.tool_refusal
+        self.prompts.refuse_prompt = self.time_refusal
         self.prompts.prompt.connect(self.submit_prompt)
         self.prompts.command.connect(lambda command: getattr(self, {"next": "next_object"}.get(command, command))())
         self.prompts.outputs = self.output_layers  # the plugin's keys and V (show/hide) work on them too
@@ -129,7 +130,7 @@ class Annotator:
         self.detach()
         same = self._bound == L.binding(view)
         self.view = view
-        self.runner = SessionRunner(session, self._on_outcome, self.state_changed.emit)
+        self.runner = SessionRunner(session, self._on_outcome, self._on_idle)
         self.last_outcome = None
         self._shown_elsewhere = False
         if same:  # the same image (and time point) again: its objects stay, the new session starts a new one
@@ -390,6 +391,13 @@ class Annotator:
         if choice is not None and all(choice is not layer for layer in layers):
             layers.append(choice)
         return layers
+
+    def _on_idle(self) -> None:
+        """Every action ran: the markers on screen follow the current object's prompt history (Undo, Redo)."""
+        state = self.last_outcome.state if self.last_outcome is not None else None
+        if state is not None and self.last_outcome.tag == self.object_id:
+            self.prompts.follow_history(len(state.history), state.can_redo)
+        self.state_changed.emit()
 
     def _image_present(self) -> bool:
         """The attached image is still in the viewer (it may be gone before :meth:`_layer_gone` ran)."""

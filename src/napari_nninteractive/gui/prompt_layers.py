@@ -26,6 +26,7 @@ from psygnal import Signal
 from ..core.prompts import Prompt, PromptError
 from . import layers as L
 from .layer_controls import trim_controls
+from .marker_history import Drawn, MarkerHistory
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,10 @@ class PromptLayers:
         self.outputs: Callable[[], list] = list
         self.positive = True
         self._stroke_pending = False
+        #: Why a prompt drawn now is refused (``None``: it is sent); the annotator checks the time point.
+        self.refuse_prompt: Callable[[], str | None] = lambda: None
         self._sent: dict[Tool, tuple] = {}  # per marker layer: (data, colours, shape types) of sent prompts
+        self.history = MarkerHistory()  # the sent markers, which follow Undo and Redo
         self._bound: list = []  # layers other than ours that carry our keys
         viewer.dims.events.ndisplay.connect(self._on_ndisplay)
         viewer.layers.selection.events.active.connect(self._on_active)
@@ -164,6 +168,7 @@ class PromptLayers:
 
     def clear(self) -> None:
         """Empty every prompt layer (the prompts stay with the session)."""
+        self.history.clear()
         for tool, layer in self.layers.items():
             if layer not in self.viewer.layers:
                 continue
@@ -306,6 +311,7 @@ class PromptLayers:
                     self.message.emit(LASSO_TOO_SMALL, "info")
                 return
             keep = [i for i in range(n_sent, len(layer.data)) if self._emit(lambda i=i: make(layer, layer.data[i]))]
+            self.history.add([Drawn(tool, _marker(layer, i)) for i in keep])
             now = _snapshot(layer, n_sent, keep)
             if len(keep) < len(layer.data) - n_sent:
                 self._restore(tool, now)  # only markers of sent prompts stay
@@ -328,6 +334,24 @@ class PromptLayers:
                 if data:
                     layer.add([np.array(v) for v in data], shape_type=list(types), edge_color=colors)
         layer.refresh()
+
+    def follow_history(self, length: int, can_redo: bool) -> None:
+        """The session is idle with ``length`` prompts in the current object's history: show the markers of
+        those prompts only (Undo hides the newest, Redo shows them again; see :mod:`.marker_history`)."""
+        changed = self.history.follow(length, can_redo)
+        if not changed or self.view is None:
+            return
+        for tool in {d.tool for d, _ in changed} - {Tool.SCRIBBLE}:
+            self._sent[tool] = _assemble(tool, self.history.shown_markers(tool))
+            self._restore(tool, self._sent[tool])
+        strokes = [(d.marker, show) for d, show in changed if d.tool is Tool.SCRIBBLE]
+        if strokes:
+            layer = self.layers[Tool.SCRIBBLE]
+            for (where, value), show in strokes:
+                layer.data[where] = np.where(
+                    layer.data[where] == (0 if show else value), value if show else 0, layer.data[where]
+                )
+            layer.refresh()
 
     def _on_paint(self, event) -> None:
         """A finished stroke: turn its fresh voxels into a scribble prompt.
@@ -353,7 +377,8 @@ class PromptLayers:
             if where[0].size == 0:
                 continue
             found = True
-            self._emit(lambda w=where, p=positive: L.scribble_from_voxels(self.view, layer, w, p))
+            if self._emit(lambda w=where, p=positive: L.scribble_from_voxels(self.view, layer, w, p)):
+                self.history.add([Drawn(Tool.SCRIBBLE, (where, consumed))])
             data[where] = consumed
         if found:
             layer.refresh()
@@ -361,6 +386,10 @@ class PromptLayers:
 
     def _emit(self, make_prompt: Callable[[], Prompt | None]) -> bool:
         """Build a prompt on the GUI thread and emit it; a user mistake becomes a message. Whether one was sent."""
+        refusal = self.refuse_prompt()
+        if refusal:
+            self.message.emit(refusal, "warning")
+            return False
         try:
             prompt = make_prompt()
         except PromptError as exc:
@@ -389,6 +418,20 @@ def _snapshot(layer, start: int, keep: list[int] | None = None) -> tuple:
         np.array(layer.edge_color[rows]),
         [layer.shape_type[i] for i in rows],
     )
+
+
+def _marker(layer, i: int) -> tuple:
+    """What redraws marker ``i`` of a marker layer: (coordinates, colour) or (vertices, colour, shape type)."""
+    if isinstance(layer, Points):
+        return np.array(layer.data[i]), np.array(layer.face_color[i])
+    return np.array(layer.data[i]), np.array(layer.edge_color[i]), layer.shape_type[i]
+
+
+def _assemble(tool: Tool, markers: list[tuple]) -> tuple:
+    """(data, colours, shape types) of ``markers`` (from :func:`_marker`), as :func:`_snapshot` gives them."""
+    if tool is Tool.POINT:
+        return np.array([m[0] for m in markers]), np.array([m[1] for m in markers]), None
+    return [m[0] for m in markers], np.array([m[1] for m in markers]), [m[2] for m in markers]
 
 
 def _same_data(data, sent) -> bool:

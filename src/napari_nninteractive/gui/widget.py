@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -182,7 +183,8 @@ class NNInteractiveWidget(QWidget):
         self.progress_bar = QProgressBar()  # shown when the step count is known; never animated (_poll_progress)
         self.progress_bar.setVisible(False)
         self.progress_label = QLabel("")
-        self.progress_label.setWordWrap(True)
+        # one line whose width never moves the layout: its updates repaint the label only, not the dock
+        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         busy = QHBoxLayout()
@@ -446,6 +448,7 @@ class NNInteractiveWidget(QWidget):
             text = "connecting to the server …" if self.setup_panel.remote else "loading the model …"
         if busy:
             self.progress_label.setText(text)
+            self.progress_label.setToolTip(text)
             self._progress_text = text
         elif self.progress_label.text() == self._progress_text:  # what ran is over: its text goes (not "queued")
             self.progress_label.setText("")
