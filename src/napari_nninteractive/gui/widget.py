@@ -45,7 +45,7 @@ from .session_panel import SessionPanel
 from .setup_panel import SetupPanel, gui_wording
 from .worker import close_in_background, load_session_worker
 
-#: The progress line after Cancel, until the engine stops (the network stops between forward passes).
+#: The progress line after Cancel, until the engine stops (the network checks before each convolution).
 CANCELLING = "cancelling … the step in progress finishes first; the mask stays as it was"
 
 

@@ -157,7 +157,7 @@ class SessionRunner:
     @property
     def cancelling(self) -> bool:
         """Cancel was pressed and the action in flight has not stopped yet (the engine stops at its next check:
-        between forward passes for the network)."""
+        before each convolution for the network)."""
         return self._running and self._cancel.is_set()
 
     def close(self) -> None:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +40,27 @@ def _prompt_centre_and_extent(prompt: Prompt) -> tuple[tuple[int, ...], tuple[in
     box = prompt.bbox
     assert box is not None, "validated region prompts have a bbox"
     return tuple(int(round((lo + hi) / 2)) for lo, hi in box), bbox_shape(box)
+
+
+@contextmanager
+def cancel_points(net: object, control: RunControl) -> Iterator[None]:
+    """While a forward pass of ``net`` runs, check for cancellation before each of its convolutions.
+
+    A pass of the full network takes about a minute on a CPU; without these checks a cancel would
+    wait for its end. The checks raise :class:`PredictionCancelled` inside the pass (nothing is
+    written), cost a Python call per convolution, and change no output. Networks that are not
+    torch modules (a function handed in by code) run unchecked.
+    """
+    if control.should_cancel is None or not isinstance(net, torch.nn.Module):
+        yield
+        return
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)]
+    handles = [m.register_forward_pre_hook(lambda _module, _args: control.check()) for m in convs]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class NetworkEngine(Engine):
@@ -251,7 +273,7 @@ class NetworkEngine(Engine):
         control.report(stage, step, total, message, zoom)
         net = self.model.network
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), cancel_points(net, control):
                 xt = x.to(self.device)
                 if self.device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.float16):
