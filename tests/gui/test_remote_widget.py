@@ -19,7 +19,8 @@ from napari_nninteractive.core.remote.client import EXPIRED_NOTICE
 from napari_nninteractive.core.remote.transport import API_KEY_ENV
 from napari_nninteractive.gui import settings as S
 from napari_nninteractive.gui.annotator import Tool
-from napari_nninteractive.gui.widget import INTRO, NNInteractiveWidget, kinds_words, undo_words
+from napari_nninteractive.gui.session_words import kinds_words, undo_words
+from napari_nninteractive.gui.widget import INTRO, NNInteractiveWidget
 
 from ..conftest import sphere, sphere_image
 

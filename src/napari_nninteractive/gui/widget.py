@@ -34,14 +34,13 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.engines.registry import resolve
-from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator
 from .banner import Banner, FactsLine
 from .objects_panel import ObjectsPanel
 from .prompt_panel import PromptPanel
 from .session_panel import SessionPanel
+from .session_words import STARTED, describe_start
 from .setup_panel import SetupPanel, gui_wording
 from .worker import close_in_background, load_session_worker
 
@@ -63,25 +62,6 @@ INTRO = {
 }
 #: The facts line before a session starts.
 NOT_STARTED = "Not started: pick the image and press Initialize (engine, model and server: Settings tab)"
-#: How the status line starts once a session is attached (Local, Remote).
-STARTED = ("Initialized", "Connected")
-_KIND_NAMES = {"point": "point", "bbox": "box", "scribble": "scribble", "lasso": "lasso", "mask": "initial mask"}
-
-
-def undo_words(caps) -> str:
-    """What a session's undo offers, in one sentence (``Undo: one level on this server (no redo).``)."""
-    depth, redo = caps.undo_depth, caps.redo
-    if depth == 0:
-        return "Undo: not offered by this server."
-    levels = "unlimited" if depth is None else "one level" if depth == 1 else f"{depth} levels"
-    return f"Undo: {levels} on this server" + (", with redo." if redo else " (no redo).")
-
-
-def kinds_words(caps) -> str:
-    """The prompt kinds a session takes, e.g. ``point, box, scribble, lasso, initial mask``."""
-    from ..core.prompts import PromptKind
-
-    return ", ".join(_KIND_NAMES[k.value] for k in PromptKind if k in caps.supported_kinds) or "none"
 
 
 def _forward(panel: str, name: str) -> property:
@@ -306,34 +286,12 @@ class NNInteractiveWidget(QWidget):
         self.annotator.attach(view, session)
         self.output_changed()
         self.session_started()  # offers a kept autosave in the banner
-        caps = session.capabilities
-        fold_name = None if choice.remote else choice.fold
-        network = bool((getattr(session, "snapshot", None) or {}).get("patch_size")) or (
-            not choice.remote and resolve(choice.engine, choice.folder).needs_model
-        )
-        what = caps.description if choice.remote else choice.label  # the model folder's name, or the engine
-        self.facts_line.show_facts(
-            "The" + what[3:] if what.startswith("the ") else what,
-            f"server {choice.label}" if choice.remote else None,
-            caps.device,
-            ("AutoZoom on" if choice.autozoom else "AutoZoom off") if network else None,
-            f"licence: {caps.licence}" if caps.licence else None,
-        )
-        lines = [f"{STARTED[choice.remote]}: {caps.description}" + (f", fold {fold_name}." if fold_name else ".")]
-        if choice.remote:
-            lines.append(f"{undo_words(caps)} Prompts: {kinds_words(caps)}.")
-        elif caps.supported_kinds != frozenset(PromptKind):
-            lines.append(f"This engine takes {kinds_words(caps)} prompts only; the other tools are off.")
+        words = describe_start(session, choice)
+        self.facts_line.show_facts(*words.facts)
         self.banner.remove("cpu")
-        if caps.device == "cpu" and network:
-            there = "The server runs its network on a CPU" if choice.remote else "The network runs on the CPU"
-            self.banner.post(
-                "cpu",
-                f"{there}: the full nnInteractive model needs about a minute per forward pass there; a GPU makes "
-                "it interactive.",
-                "warning",
-            )
-        self.set_status("\n".join(lines))
+        if words.cpu_warning:
+            self.banner.post("cpu", words.cpu_warning, "warning")
+        self.set_status("\n".join(words.status))
         self.refresh()
 
     def session_started(self):
