@@ -106,9 +106,15 @@ def test_restored_object_refines_exactly_as_if_never_closed(tmp_path, engine, ti
     fresh.next_object()
     loaded = load_document(path).objects[0]
     fresh.restore_object(loaded.mask, loaded.prompts)
-    assert np.array_equal(fresh.mask, record.mask) and not fresh.can_undo
+    assert np.array_equal(fresh.mask, record.mask) and fresh.can_undo  # undo offered: it replays the prompts
     fresh.add_point(extra)
     assert np.array_equal(fresh.mask, expected)
+    for _ in range(2):  # undo steps back through the restored prompts exactly as the uninterrupted session
+        fresh.undo()
+        s.undo()
+        assert np.array_equal(fresh.mask, s.mask) and [p.kind for p in fresh.prompt_history] == [
+            p.kind for p in s.prompt_history
+        ]
 
 
 def test_failed_write_keeps_the_previous_save(tmp_path):

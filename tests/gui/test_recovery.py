@@ -132,3 +132,35 @@ def test_an_instance_export_names_the_objects_overlaps_cost(make_napari_viewer, 
     status = w.status_label.text()
     assert "'object 1' is not in it at all" in status and "kidney" not in status and "later objects won" in status
     assert any("'object 1' is not in it at all" in m for m in msgs)  # notified as well
+
+
+def test_a_restored_object_can_be_undone_prompt_by_prompt(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
+    v1 = make_napari_viewer()
+    w, a, _ = _start(v1)
+    w.session_started()
+    a.prompt_layers[Tool.POINT].add(list(A))
+    a.runner.wait(60)
+    one = np.asarray(v1.layers["nnInteractive objects"].data).copy()
+    a.prompt_layers[Tool.POINT].add(list(B))  # the same object grows over the second blob
+    a.runner.wait(60)
+    _saved(w, qtbot)
+    two = np.asarray(v1.layers["nnInteractive objects"].data).copy()
+    assert (two != 0).sum() > (one != 0).sum()
+
+    v2 = make_napari_viewer()  # napari restarted: restore, then Undo takes the second prompt back
+    w2, a2, _ = _start(v2)
+    w2.session_started()
+    w2.restore_autosave()
+    a2.runner.wait(60)
+    qtbot.wait(20)
+    assert np.array_equal(np.asarray(v2.layers["nnInteractive objects"].data), two)
+    assert w2.undo_button.isEnabled()
+    w2.undo_button.click()
+    a2.runner.wait(60)
+    qtbot.wait(20)
+    assert np.array_equal(np.asarray(v2.layers["nnInteractive objects"].data), one)
+    w2.redo_button.click()
+    a2.runner.wait(60)
+    qtbot.wait(20)
+    assert np.array_equal(np.asarray(v2.layers["nnInteractive objects"].data), two)

@@ -133,6 +133,7 @@ class Session:
         self._history: tuple[Prompt, ...] = ()  # the current object's prompts, oldest first
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
+        self._replayable: tuple[Prompt, ...] | None = None  # a restored object's prompts (undo replays them)
         self._notices: tuple[str, ...] = ()
 
     @property
@@ -267,7 +268,10 @@ class Session:
         """Make ``mask`` (full size, 0/1) with ``prompts`` the current object, without predicting.
 
         The engine gets the prompts back so that the next prompt refines the object as if the
-        session had never ended; the undo history starts fresh.
+        session had never ended. Its undo steps are not stored: the first :meth:`undo` rebuilds them
+        by replaying the prompts from an empty mask (one prediction each; the engines are
+        deterministic, so each step gives the mask the uninterrupted session gave), and Redo then
+        returns to ``mask`` as restored (hand edits included).
         """
         current = self._require_image()
         mask = np.asarray(mask)
@@ -283,11 +287,16 @@ class Session:
             self._set(changed, new)
         self._pending, self._undo, self._redo = [], [], []
         self._history = prompts
+        self._replayable = prompts  # Undo rebuilds its steps by replaying them (see _rebuild_undo)
         return self._change(changed, flips)
 
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return bool(self._undo) or self._replay_ready()
+
+    def _replay_ready(self) -> bool:
+        """A restored object with prompts and no undo step yet: undo rebuilds the steps (:meth:`_rebuild_undo`)."""
+        return not self._undo and bool(self._history) and self._replayable is self._history
 
     @property
     def can_redo(self) -> bool:
@@ -406,7 +415,9 @@ class Session:
         return finished
 
     def undo(self) -> Change:
-        """Undo the last action (unlimited depth)."""
+        """Undo the last action (unlimited depth; after :meth:`restore_object`, its prompts one by one)."""
+        if self._replay_ready():
+            self._rebuild_undo()
         if not self._undo:
             return self._change(None)
         step = self._undo.pop()
@@ -427,6 +438,42 @@ class Session:
         self._undo.append(step)
         return self._step_change(step)
 
+    def _rebuild_undo(self) -> None:
+        """Replay the restored object's prompts but the last from an empty mask, pushing their steps, then a
+        step to the state as restored; on any failure (a cancel, an error) the restored state comes back."""
+        prompts, restored = self._history, self._snapshot()
+        mask = self._require_image()
+        box = nonzero_bbox(mask)
+        kept = None if box is None else (box, mask[bbox_to_slices(box)].copy())
+        try:
+            if kept is not None:
+                self._set(kept[0], np.zeros_like(kept[1]))
+            self.engine.clear_prompts()
+            self._pending, self._history = [], ()
+            for prompt in prompts[:-1]:
+                self.add_prompts([prompt])
+            before, patches = self._snapshot(), list[_Patch]()
+            replayed = nonzero_bbox(mask)
+            union = union_bbox(replayed, box)
+            if union is not None:
+                target = np.zeros(tuple(hi - lo for lo, hi in union), dtype=np.uint8)
+                if kept is not None:
+                    target[tuple(slice(lo - u, hi - u) for (lo, hi), (u, _) in zip(kept[0], union))] = kept[1]
+                self._write(union, target, patches)
+            self._restore(restored)
+            self._push(_Step("restored object", before, restored, tuple(patches)))
+        except BaseException:
+            self._undo, self._redo = [], []
+            whole = union_bbox(nonzero_bbox(mask), box)
+            if whole is not None:
+                self._set(whole, np.zeros(tuple(hi - lo for lo, hi in whole), dtype=np.uint8))
+            if kept is not None:
+                self._set(*kept)
+            self._restore(restored)
+            raise
+        finally:
+            self._replayable = None if self._undo else self._history  # after a failure: replayable again
+
     # ------------------------------------------------------------------ internals
 
     def _change(
@@ -437,7 +484,7 @@ class Session:
         passes: int = 0,
     ) -> Change:
         """The session now, with the object's voxels in ``box`` (copied)."""
-        state = (bool(self._undo), bool(self._redo), len(self._pending), self._history)
+        state = (self.can_undo, bool(self._redo), len(self._pending), self._history)
         return Change.of(self._require_image(), box, flipped, state, notices, passes)
 
     def _step_change(self, step: _Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
