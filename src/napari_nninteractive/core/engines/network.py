@@ -42,6 +42,28 @@ def _prompt_centre_and_extent(prompt: Prompt) -> tuple[tuple[int, ...], tuple[in
     return tuple(int(round((lo + hi) / 2)) for lo, hi in box), bbox_shape(box)
 
 
+def independent_groups(patches: Sequence[BBox], limit: int) -> list[list[int]]:
+    """Consecutive runs of ``patches`` (indices) that can go through the network together, at most ``limit`` each.
+
+    Refinement patches run in order, each reading what the earlier ones wrote (spec 5). A patch joins the
+    current group only if its box overlaps no box of the group: then its input holds exactly what it would
+    hold one by one (the earlier groups are written, its own group wrote nothing it reads), and the writes of
+    disjoint boxes commute. Same masks, fewer passes' worth of overhead.
+    """
+    groups: list[list[int]] = []
+    for i, patch in enumerate(patches):
+        group = groups[-1] if groups else None
+        if group is None or len(group) >= limit or any(_overlaps(patch, patches[j]) for j in group):
+            groups.append([i])
+        else:
+            group.append(i)
+    return groups
+
+
+def _overlaps(a: BBox, b: BBox) -> bool:
+    return all(lo1 < hi2 and lo2 < hi1 for (lo1, hi1), (lo2, hi2) in zip(a, b))
+
+
 @contextmanager
 def cancel_points(net: object, control: RunControl) -> Iterator[None]:
     """While a forward pass of ``net`` runs, check for cancellation before each of its convolutions.
@@ -111,6 +133,9 @@ class NetworkEngine(Engine):
         self._store: PromptStore | None = None
         self.forward_passes = 0
         self.lean_inputs = True  # see network_input
+        #: Refinement patches run together, at most this many per pass (see :func:`independent_groups`); 1: one by
+        #: one. The default keeps a batch within about 8 M input voxels (a 192^3 patch runs alone).
+        self.refine_batch = max(1, min(8, (1 << 23) // int(np.prod(self.patch_size))))
 
     @classmethod
     def from_folder(
@@ -269,6 +294,21 @@ class NetworkEngine(Engine):
         message: str,
         zoom: float = 1.0,
     ) -> np.ndarray:
+        """One forward pass of the input ``x`` (a batch of one): the 0/1 prediction."""
+        return self._forward_batch(x, control, stage, step, total, message, zoom)[0]
+
+    def _forward_batch(
+        self,
+        x: torch.Tensor,
+        control: RunControl,
+        stage: str,
+        step: int,
+        total: int | None,
+        message: str,
+        zoom: float = 1.0,
+    ) -> list[np.ndarray]:
+        """Forward passes of the inputs stacked in ``x`` (the network normalises per sample, so each gives what
+        it gives alone): one 0/1 prediction per sample."""
         control.check()
         control.report(stage, step, total, message, zoom)
         net = self.model.network
@@ -283,7 +323,7 @@ class NetworkEngine(Engine):
                         logits = net(xt)
                 else:
                     logits = net(xt)
-                pred: np.ndarray = (logits[0, 1] > logits[0, 0]).to(torch.uint8).cpu().numpy()
+                preds = list((logits[:, 1] > logits[:, 0]).to(torch.uint8).cpu().numpy())
         except torch.cuda.OutOfMemoryError:
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
@@ -297,9 +337,9 @@ class NetworkEngine(Engine):
                 f"The network built from {self.model.folder / 'plans.json'} fails on its input ({type(exc).__name__}: "
                 f"{first}); the plans file's architecture settings are damaged. Download the model folder again."
             ) from None
-        self.forward_passes += 1
+        self.forward_passes += len(preds)
         control.check()  # a cancel pressed during the pass is honoured before anything is written
-        return pred
+        return preds
 
     # ------------------------------------------------------------------ predict
 
@@ -374,10 +414,16 @@ class NetworkEngine(Engine):
         work[bbox_to_slices(shift_bbox(in_image, [-o for o in work_offset]))] = mask[bbox_to_slices(in_image)]
         work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
         del coarse
-        for i, patch in enumerate(patches, start=1):
-            x, _ = self.network_input(work, patch, 1.0, prev_offset=work_offset)
-            fine = self._forward(x, control, "refine", i, len(patches), f"refining patch {i}/{len(patches)}")
-            work[bbox_to_slices(shift_bbox(patch, [-o for o in work_offset]))] = fine
+        done = 0
+        for group in independent_groups(patches, self.refine_batch):
+            x = torch.cat([self.network_input(work, patches[i], 1.0, prev_offset=work_offset)[0] for i in group])
+            first, last, n = group[0] + 1, group[-1] + 1, len(patches)
+            what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
+            fines = self._forward_batch(x, control, "refine", done + 1, n, what)
+            del x
+            for i, fine in zip(group, fines):  # the group's boxes are disjoint: the order of the writes is free
+                work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))] = fine
+            done += len(group)
 
         patch_union = union_bbox(*patches)
         assert patch_union is not None  # there is at least one patch, and patches are not empty
