@@ -1,19 +1,22 @@
 """Seconds per interaction of the weight-free engine on a 512x512x133 CT-sized volume (budget: 1 s).
 
 A synthetic int16 volume of that size with four organ-like objects of different contrast and
-noise; for each object: a box on its largest slice, a positive click at its deepest voxel, a
-negative click in the background next to it, then undo and redo. Prints the wall time of every
+noise, and a second volume of that size with one liver-sized object (about 3 M voxels, low
+contrast); for each object: a box on its largest slice, a positive click at its deepest voxel, a
+negative click in the background next to it, then undo and redo. The liver runs with and without
+multi-round result fusion (default configuration) first. Prints the wall time of every
 interaction (engine only), the ROI solver runs and the Dice reached, for three configurations in
 one run: the watershed over the whole region, the watershed visiting only unmarked voxels (same
-masks), and the default coarse-to-fine solve of large regions. (The simulated users of
+masks), and the default coarse-to-fine solve of large regions (``--quick``: the default only). (The simulated users of
 ``nninteractive-eval`` are slow on 35 M voxels themselves, so they are not used here.) Run on an
 otherwise idle machine:
 
-    python benchmarks/weight_free_speed.py
+    python benchmarks/weight_free_speed.py [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 
@@ -27,11 +30,11 @@ from napari_nninteractive.eval.runner import dice
 from napari_nninteractive.testing import synthetic_volume
 
 
-def run(image, labels, cfg):
-    session = Session(SeededWatershedEngine(cfg))
+def run(image, labels, cfg, fusion=False):
+    session = Session(SeededWatershedEngine(cfg), fusion=fusion)
     session.set_image(image)
     times, masks = [], []
-    for value in range(1, 5):
+    for value in [int(v) for v in np.unique(labels) if v]:
         ref = labels == value
         box = sim.box_prompt(ref)
         click = sim.point_prompt(ref)
@@ -58,14 +61,39 @@ def run(image, labels, cfg):
     return np.array(times), masks
 
 
+def liver_volume(shape, seed=1):
+    """A volume of the same size with one ~3 M-voxel ellipsoid 40 above the background (5 noise sigmas)."""
+    rng = np.random.default_rng(seed)
+    grids = np.ogrid[tuple(slice(0, s) for s in shape)]
+    centre, radii = (66, 256, 256), (45, 110, 145)
+    inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grids, centre, radii)) <= 1
+    image = np.where(inside, 60.0, 20.0).astype(np.float32) + rng.normal(0, 8, shape).astype(np.float32)
+    return (image * 10 - 1000).astype(np.int16), inside.astype(np.uint8)
+
+
 def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--quick", action="store_true", help="the four objects in the default configuration only (fusion on)"
+    )
+    args = ap.parse_args()
     t0 = time.perf_counter()
     image, labels = synthetic_volume((133, 512, 512), seed=1)
     image = (image * 10 - 1000).astype(np.int16)  # HU-like range
+    liver, liver_labels = liver_volume(image.shape)
     print(
         f"volume {image.shape} {image.dtype} made in {time.perf_counter() - t0:.1f} s; "
-        f"object sizes {[int((labels == v).sum()) for v in range(1, 5)]} voxels"
+        f"object sizes {[int((labels == v).sum()) for v in range(1, 5)]} voxels; liver {int(liver_labels.sum())}"
     )
+    for fusion in (False, True):
+        print(f"-- liver, default configuration, fusion {'on' if fusion else 'off'}")
+        t, _ = run(liver, liver_labels, SeededConfig(), fusion)
+        print(f"  median {np.median(t):.2f} s, max {t.max():.2f} s; budget 1 s per interaction")
+    if args.quick:
+        print("-- four objects, default configuration, fusion on")
+        t, _ = run(image, labels, SeededConfig(), True)
+        print(f"  median {np.median(t):.2f} s, max {t.max():.2f} s; budget 1 s per interaction")
+        return 0
     configs = {
         "full resolution, watershed over the whole region": SeededConfig(crop_watershed=False, full_res_voxels=10**12),
         "full resolution, watershed visits unmarked voxels only": SeededConfig(full_res_voxels=10**12),

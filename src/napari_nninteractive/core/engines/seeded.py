@@ -1,14 +1,27 @@
 """Weight-free engines: seeded watershed with an intensity model (default) and a random-walker baseline.
 
-Both recompute the object from the full list of its prompts on every prediction, inside a region of
-interest (ROI) around the prompts that grows when the object touches its border (the AutoZoom
-idea). Nothing is trained or downloaded; results are deterministic, and the prompt list is the
-whole state, so undo/redo are exact.
+Both compute the object from the full list of its prompts, inside a region of interest (ROI)
+around the prompts that grows when the object touches its border (the AutoZoom idea). Nothing is
+trained or downloaded; results are deterministic (the same interactions give the same masks), and
+undo/redo are exact.
 
-Seeds: positive points (a small ball), positive scribbles, and the central part of positive
-boxes/lassos mark the object; negative prompts, and for a box or lasso the rest of its slice, mark
-the background. An initial mask seeds the object with its (eroded) voxels.
-"""
+Seeds: positive points (a small ball, less the part beyond an edge inside it), positive
+scribbles, and the central part of positive boxes/lassos mark the object; negative prompts mark
+the background (a negative box or lasso leaves earlier positive clicks alone). When the object's
+first positive prompt is a 2-D box or lasso, the rest of its slice and, on every slice, the
+voxels well outside its prism are background. An initial mask seeds the object with its (eroded)
+voxels.
+
+No flood: a result that outgrows every ROI, fills half the image, reaches four of its faces (as
+the background does) or multiplies a corrected object's size 30-fold is re-solved with a tighter
+intensity model, and when that floods too the object is its positive seeds only (a click on
+background gives a small object around the click).
+
+Corrections act where they were placed (:func:`local_update`): of what the recomputation changes,
+only the parts connected to the new prompts are kept; a positive correction only adds, a negative
+one only removes. A large object (box over ``full_res_voxels``) is corrected in a window around
+the new prompts that grows while the change reaches its border. No collapse: a correction that
+would leave less than ``min_keep`` of the object changes only that first window."""
 
 from __future__ import annotations
 
@@ -19,13 +32,11 @@ from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
-import numpy.typing as npt
 from scipy import ndimage
 
 from ..encoding import content_bbox
 from ..geometry import (
     BBox,
-    bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -36,7 +47,10 @@ from ..geometry import (
 )
 from ..lazy import ImageArray
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
+from . import seeds as sd
+from . import watershed as ws
 from .base import Engine, RunControl, Update
+from .seeds import local_update
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +63,19 @@ class SeededConfig:
     min_margin: int = 12
     max_growths: int = 3
     growth: float = 1.6
-    smoothing: float = 1.0  # Gaussian sigma (voxels) before modelling intensities and gradients
+    smoothing: float = 0.5  # Gaussian sigma (voxels) before modelling intensities and gradients (1.0: AUC -0.03)
     k_sigma: float = 2.5  # voxels farther than k robust sigmas from the object's intensity are background
     sigma_floor: float = 0.15  # robust sigma is at least this fraction of the ROI's 5-95 % intensity spread
     marker_gap: int = 2  # background markers keep this distance from the object's intensity range
     crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
+    tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
+    max_fraction: float = 0.5  # an object over this fraction of the image is a flood
+    max_jump: float = 30.0  # a correction that multiplies the object's size by more is a flood
+    prism: float = 0.1  # a first positive 2-D box/lasso: background beyond this fraction of its extent
+    window: float = 0.25  # a large object's correction is solved this fraction of its extent around the prompt
+    min_keep: float = 0.5  # a correction leaving less of the object changes only its first window
 
 
 class _SeededBase(Engine):
@@ -65,6 +85,7 @@ class _SeededBase(Engine):
     supports_3d_box = True
     n_image_channels = None
     pass_name = "solver run"
+    tightens = True  # whether ``_segment``'s ``tighten`` narrows the object's intensity range
 
     def __init__(self, config: SeededConfig | None = None):
         self.config = config or SeededConfig()
@@ -97,10 +118,7 @@ class _SeededBase(Engine):
     # ------------------------------------------------------------------ ROI
 
     def _prompt_box(self) -> BBox | None:
-        boxes = [
-            p.bbox if not isinstance(p, Point) else tuple((int(c), int(c) + 1) for c in p.coord) for p in self._prompts
-        ]  # a validated point's coordinates are integers
-        return union_bbox(*boxes)
+        return union_bbox(*(sd.extent(p) for p in self._prompts))
 
     def _require_image(self) -> ImageArray:
         assert self._image is not None, "set_image() first"
@@ -109,39 +127,163 @@ class _SeededBase(Engine):
     def _roi(self, core: BBox, scale: float = 1.0) -> BBox:
         cfg, shape = self.config, self._require_image().shape[1:]
         roi = []
+        widest = max(hi - lo for lo, hi in core)
         for (lo, hi), _n in zip(core, shape):
-            m = max(cfg.min_margin, int(cfg.margin * (hi - lo))) * scale
+            # a thin axis (a 2-D prompt's) gets the margin of half the widest: objects are about as deep as wide
+            m = max(cfg.min_margin, int(cfg.margin * max(hi - lo, widest // 2))) * scale
             roi.append((int(lo - m), int(hi + m)))
         return clip_bbox(tuple(roi), shape)
 
     def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
+        """Segment, keep a correction local, and refuse floods (see :meth:`_floods`) by tightening.
+
+        A flood is answered by re-segmenting with a tighter intensity model (``config.tighten``);
+        when even the tightest floods, the object is the positive seeds only (a small object around
+        a click, never the volume).
+        """
         self.forward_passes = 0
         if not self._prompts:
             return []
-        shape = mask.shape
+        old_box = nonzero_bbox(mask)
+        local = (
+            old_box is not None and len(new) < len(self._prompts) and not any(isinstance(p, InitialMask) for p in new)
+        )
+        n_old = int(np.count_nonzero(mask[bbox_to_slices(old_box)])) if old_box is not None else 0
+        tightenings = self.config.tighten if self.tightens else self.config.tighten[:1]
+        window = self._window(old_box, new) if local else None
+        for tighten in tightenings:
+            for _ in range(self.config.max_growths + 1):  # a window grows while the correction reaches its border
+                roi, seg, contained = self._grow(mask, control, tighten, window)
+                changed, values = self._merge(mask, roi, seg, new if local else None, window is not None)
+                if window is None or not _reaches_open_border(mask, changed, values):
+                    break
+                window = self._widen(window)
+            if not self._floods(values, changed, contained, n_old if local else 0, mask.shape):
+                if local and self._collapses(mask, changed, values, n_old):
+                    # a correction that would take most of the object: only its first window changes
+                    first = self._window(old_box, new, always=True)
+                    assert first is not None  # always=True gives a window
+                    _, seg, _ = self._grow(mask, control, tighten, first)
+                    changed, values = self._merge(mask, first, seg, new, True)
+                return [(changed, values)]
+            log.info("the object flooded its region (tighten %s); tightening the intensity model", tighten)
+        roi = self._roi(self._core(mask))
+        fg, _, _ = self._seeds(roi, self._region_image(roi))
+        changed, values = self._merge(mask, roi, ws.clean(fg, fg), new if local else None)
+        return [(changed, values)]
+
+    def _core(self, mask: np.ndarray) -> BBox:
         core = union_bbox(self._prompt_box(), nonzero_bbox(mask))
         assert core is not None  # validated prompts are never empty
+        return core
+
+    def _collapses(self, mask: np.ndarray, changed: BBox, values: np.ndarray, n_old: int) -> bool:
+        """Whether a correction leaves less than ``config.min_keep`` of the object's ``n_old`` voxels."""
+        n_new = n_old - int(np.count_nonzero(mask[bbox_to_slices(changed)])) + int(np.count_nonzero(values))
+        return n_new < self.config.min_keep * n_old
+
+    def _window(self, old_box: BBox | None, new: Sequence[Prompt], always: bool = False) -> BBox | None:
+        """The region a correction of a large object is solved in (``None``: the whole object's ROI).
+
+        An object whose box exceeds ``config.full_res_voxels`` is corrected in a window around the new
+        prompts, ``config.window`` of the object's extent either side, so a click costs the same
+        whatever the object's size; the window grows (as the ROI does) while what the correction
+        changes reaches its border, and the object outside it stays as it was. ``always``: the first
+        window whatever the object's size (a correction that would collapse the object).
+        """
+        assert old_box is not None  # a correction of an existing object
+        if not always and int(np.prod(bbox_shape(old_box))) <= self.config.full_res_voxels:
+            return None
+        near = union_bbox(*(sd.extent(p) for p in new))
+        assert near is not None  # validated prompts are never empty
+        grown = tuple(
+            (lo - r, hi + r)
+            for (lo, hi), r in zip(
+                near, (max(self.config.min_margin, int(self.config.window * (b - a))) for a, b in old_box)
+            )
+        )
+        return clip_bbox(grown, self._require_image().shape[1:])
+
+    def _widen(self, window: BBox) -> BBox:
+        """``window`` with each side ``config.growth`` times farther from its centre."""
+        g = (self.config.growth - 1) / 2
+        grown = tuple((lo - int(g * (hi - lo)) - 1, hi + int(g * (hi - lo)) + 1) for lo, hi in window)
+        return clip_bbox(grown, self._require_image().shape[1:])
+
+    def _grow(
+        self, mask: np.ndarray, control: RunControl, tighten: float, window: BBox | None = None
+    ) -> tuple[BBox, np.ndarray, bool]:
+        """(ROI, object in it, whether it fits): the ROI grows while the object touches its open border.
+
+        With ``window`` the ROI is that window, solved once (a correction of a large object).
+        """
+        shape = mask.shape
+        if window is not None:
+            control.report("predict", 1, None, f"correcting region {bbox_shape(window)}")
+            seg = self._segment(window, tighten)
+            self.forward_passes += 1
+            return window, seg, True
+        core = self._core(mask)
         scale = 1.0
+        touching = False
         for attempt in range(self.config.max_growths + 1):
             control.check()
             roi = self._roi(core, scale)
             control.report("predict", attempt + 1, None, f"segmenting region {bbox_shape(roi)}")
-            seg = self._segment(roi)
+            seg = self._segment(roi, tighten)
             self.forward_passes += 1
             touching = self._touches_open_border(seg, roi, shape)
             if not touching or roi == tuple((0, n) for n in shape):
                 break
             seg_box = nonzero_bbox(seg)
             assert seg_box is not None  # seg touches the ROI border, so it is not empty
-            core = union_bbox(core, shift_bbox(seg_box, [lo for lo, _ in roi]))
-            assert core is not None  # the union of non-empty boxes
-            scale *= self.config.growth
+            grown = union_bbox(core, shift_bbox(seg_box, [lo for lo, _ in roi]))
+            assert grown is not None  # the union of non-empty boxes
+            core, scale = grown, scale * self.config.growth
         control.check()
-        changed = union_bbox(roi, nonzero_bbox(mask))
+        return roi, seg, not touching
+
+    def _merge(
+        self, mask: np.ndarray, roi: BBox, seg: np.ndarray, new: Sequence[Prompt] | None, windowed: bool = False
+    ) -> tuple[BBox, np.ndarray]:
+        """The changed box and the object there; with ``new``, only changes connected to those prompts.
+
+        ``windowed``: ``roi`` is a correction window and the object outside it stays as it is.
+        """
+        changed = roi if windowed else union_bbox(roi, nonzero_bbox(mask))
         assert changed is not None  # the ROI holds the prompts
         values = np.zeros(bbox_shape(changed), dtype=np.uint8)
-        values[bbox_to_slices(_rel(roi, changed))] = seg
-        return [(changed, values)]
+        values[bbox_to_slices(ws.rel(roi, changed))] = seg
+        if new is not None:
+            zone = np.zeros(values.shape, bool)
+            for p in new:
+                sd.paint(zone, changed, *sd.footprint(p, self.config.point_radius))
+            signs = {p.positive for p in new}
+            before = mask[bbox_to_slices(changed)]
+            values = local_update(before, values, zone, signs.pop() if len(signs) == 1 else None)
+        return changed, values
+
+    def _floods(self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...]) -> bool:
+        """Whether a result (``values`` on ``frame``) is a flood, not an object.
+
+        A flood outgrew every ROI, fills more than ``config.max_fraction`` of the image, reaches
+        four or more of the image's faces (as the background does), or, as a correction of an
+        object of ``n_old`` voxels, multiplied its size by more than ``config.max_jump``.
+        """
+        if not contained:
+            return True
+        n = int(np.count_nonzero(values))
+        if n > self.config.max_fraction * int(np.prod(shape)):
+            return True
+        faces = 0
+        for axis, ((lo, hi), size) in enumerate(zip(frame, shape)):
+            if size > 1:
+                faces += (lo == 0 and bool(np.take(values, 0, axis=axis).any())) + (
+                    hi == size and bool(np.take(values, -1, axis=axis).any())
+                )
+        if faces >= 4:
+            return True
+        return n_old > 0 and n > self.config.max_jump * n_old and n - n_old > 1000
 
     @staticmethod
     def _touches_open_border(seg: np.ndarray, roi: BBox, shape: Sequence[int]) -> bool:
@@ -153,66 +295,98 @@ class _SeededBase(Engine):
 
     # ------------------------------------------------------------------ seeds
 
-    def _seeds(self, roi: BBox) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fg, bg, core) seed masks in the ROI frame; ``core`` = voxels to learn intensities from."""
+    def _seeds(self, roi: BBox, img: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fg, bg, core) seed masks in the ROI frame; ``core`` = voxels to learn intensities from.
+
+        ``img`` is the ROI's image: a click's ball keeps only the voxels on the click's side of an
+        edge inside it, so a click near a boundary does not seed (or model) the other side.
+        """
         shape = bbox_shape(roi)
         fg = np.zeros(shape, bool)
         bg = np.zeros(shape, bool)
         model = np.zeros(shape, bool)
         r = self.config.point_radius
-        ball = _ball(r)
+        seen_positive = False
+        clicks = np.zeros(shape, bool)  # positive clicks' voxels: a later negative box or lasso leaves them alone
         for p in self._prompts:  # later prompts win where they conflict
+            seen_positive, first_positive = seen_positive or p.positive, not seen_positive
             if isinstance(p, Point):
                 region = np.zeros(shape, bool)
-                box = tuple((int(c) - r, int(c) + r + 1) for c in p.coord)  # validated: integers
-                _paint(region, roi, box, ball)
-                _assign(fg, bg, region, p.positive)
+                sd.paint(region, roi, *sd.point_ball(p, r, img, roi))
+                sd.assign(fg, bg, region, p.positive)
+                voxel = np.zeros(shape, bool)
+                sd.paint(voxel, roi, sd.extent(p), np.ones((1,) * len(shape), bool))
                 if p.positive:
                     model |= region
+                    clicks |= voxel
+                else:
+                    clicks &= ~region
             elif isinstance(p, (Box, Lasso)):
                 assert p.bbox is not None, "validated region prompts have a bbox"
                 inside = np.zeros(shape, bool)
-                if isinstance(p, Box):
-                    _paint(inside, roi, p.bbox, np.ones(bbox_shape(p.bbox), bool))
-                else:
-                    _paint(inside, roi, p.bbox, p.mask)
+                sd.paint(inside, roi, *sd.footprint(p, r))
                 if p.positive:
-                    plane_axis = _flat_axis(p.bbox)
-                    if plane_axis is not None:  # the rest of its slice, beyond a tolerance, is background
-                        tolerant = np.zeros(shape, bool)
-                        grown = tuple(
-                            (lo, hi)
-                            if a == plane_axis
-                            else (lo - max(2, (hi - lo) // 10), hi + max(2, (hi - lo) // 10))
-                            for a, (lo, hi) in enumerate(p.bbox)
-                        )
-                        _paint(tolerant, roi, grown, np.ones(bbox_shape(grown), bool))
-                        s = p.bbox[plane_axis][0] - roi[plane_axis][0]
-                        if 0 <= s < shape[plane_axis]:
-                            sl: list[slice | int] = [slice(None)] * 3
-                            sl[plane_axis] = s
-                            outside = np.zeros(shape, bool)
-                            outside[tuple(sl)] = ~tolerant[tuple(sl)]
-                            bg |= outside
-                            fg &= ~outside
-                    centre = _central(inside, p.bbox, roi)
+                    if first_positive:  # a box drawn as a correction marks a part, not the whole object
+                        outside = self._outside(p.bbox, roi)
+                        bg |= outside
+                        fg &= ~outside
+                    centre = sd.central(inside, p.bbox, roi)
                     model |= centre
                     fg |= centre & ~bg
-                else:
-                    _assign(fg, bg, inside, False)
+                else:  # the region becomes background, except the voxels earlier positive clicks were on
+                    sd.assign(fg, bg, inside & ~clicks, False)
             elif isinstance(p, (Scribble, InitialMask)):
                 assert p.bbox is not None, "validated region prompts have a bbox"
                 region = np.zeros(shape, bool)
-                _paint(region, roi, p.bbox, p.mask)
+                sd.paint(region, roi, p.bbox, p.mask)
                 if isinstance(p, InitialMask):
                     eroded = ndimage.binary_erosion(region, iterations=1)
                     region = eroded if eroded.any() else region
-                _assign(fg, bg, region, p.positive)
+                sd.assign(fg, bg, region, p.positive)
                 if p.positive:
                     model |= region
         return fg, bg, model
 
-    def _segment(self, roi: BBox) -> np.ndarray:
+    def _outside(self, box: BBox, roi: BBox) -> np.ndarray:
+        """Background implied by the object's first positive prompt when it is a 2-D box or lasso on ``box``.
+
+        On its own slice: everything beyond a small tolerance around it. On every other slice:
+        everything beyond a wider prism around it (``config.prism``: the object's cross-section
+        stays near the box it was drawn in), unless another positive prompt reaches beyond that.
+        """
+        shape = bbox_shape(roi)
+        outside = np.zeros(shape, bool)
+        plane_axis = sd.flat_axis(box)
+        if plane_axis is None:
+            return outside
+        n = self._require_image().shape[1:]
+
+        def grown(frac: float, least: int, depth: tuple[int, int]) -> BBox:
+            return tuple(
+                depth
+                if a == plane_axis
+                else (lo - max(least, int(frac * (hi - lo))), hi + max(least, int(frac * (hi - lo))))
+                for a, (lo, hi) in enumerate(box)
+            )
+
+        prism = grown(self.config.prism, 3, (0, n[plane_axis]))
+        others = [sd.extent(q) for q in self._prompts if q.positive and sd.extent(q) != box]
+        if all(intersect_bbox(q, prism) == q for q in others):
+            inside = np.zeros(shape, bool)
+            sd.paint(inside, roi, prism, np.ones(bbox_shape(prism), bool))
+            outside |= ~inside
+        s = box[plane_axis][0] - roi[plane_axis][0]
+        if 0 <= s < shape[plane_axis]:
+            tolerant = np.zeros(shape, bool)
+            near = grown(0.1, 2, box[plane_axis])
+            sd.paint(tolerant, roi, near, np.ones(bbox_shape(near), bool))
+            sl: list[slice | int] = [slice(None)] * 3
+            sl[plane_axis] = s
+            outside[tuple(sl)] |= ~tolerant[tuple(sl)]
+        return outside
+
+    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
+        """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance."""
         raise NotImplementedError
 
     def _region_image(self, roi: BBox) -> np.ndarray:
@@ -233,27 +407,29 @@ class SeededWatershedEngine(_SeededBase):
     name = "weight-free (seeded watershed)"
     last_factors: tuple[int, ...] = (1, 1, 1)  # block size of the last region solved (1 = full resolution)
 
-    def _segment(self, roi: BBox) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
         cfg = self.config
+        k_sigma = cfg.k_sigma * tighten
         img = self._region_image(roi)
-        fg, bg, model = self._seeds(roi)
+        fg, bg, model = self._seeds(roi, img)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
-        factors = self.last_factors = _coarse_factors(img.shape, cfg.full_res_voxels)
+        factors = self.last_factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
         if factors == (1, 1, 1):
-            return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap)
+            return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap, k_sigma)
         f = max(factors)
-        bg_c = _block_majority(bg, fg, factors)
+        bg_c = ws.block_majority(bg, fg, factors)
         coarse = _flood(
-            _block_mean(img, factors),
-            _block_any(fg, factors) & ~bg_c,
+            ws.block_mean(img, factors),
+            ws.block_any(fg, factors) & ~bg_c,
             bg_c,
-            _block_any(model, factors),
+            ws.block_any(model, factors),
             cfg,
             cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0,
             max(1, round(cfg.marker_gap / f)),
+            k_sigma,
         )
-        return _refine_band(img, coarse, factors, fg, bg, cfg)
+        return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
 
 
 def _flood(
@@ -264,8 +440,12 @@ def _flood(
     cfg: SeededConfig,
     smoothing: float,
     marker_gap: int,
+    k_sigma: float,
 ) -> np.ndarray:
-    """Intensity-model markers + seeded watershed on the gradient of one region; uint8 object mask."""
+    """Intensity-model markers + seeded watershed on the gradient of one region; uint8 object mask.
+
+    Voxels farther than ``k_sigma`` robust sigmas from the object's intensity are background markers.
+    """
     if not fg.any():
         return np.zeros(img.shape, np.uint8)
     if smoothing:
@@ -275,167 +455,28 @@ def _flood(
     mad = 1.4826 * float(np.median(np.abs(values - med)))
     spread = float(np.subtract(*np.percentile(img, [95, 5]))) or 1.0
     sigma = max(mad, cfg.sigma_floor * spread)
-    far = np.abs(img - med) > cfg.k_sigma * sigma
+    far = np.abs(img - med) > k_sigma * sigma
     if marker_gap:  # markers right at an edge would claim its voxels before the ridge decides
         far = ndimage.binary_erosion(far, iterations=marker_gap, border_value=1)
     markers = np.zeros(img.shape, np.int32)
     markers[far] = 1
     markers[bg] = 1
     markers[fg] = 2
-    _flood_unmarked(img, markers, crop=cfg.crop_watershed)
-    return _clean(markers == 2, fg)
-
-
-def _flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
-    """Give every unmarked voxel (0) of ``markers`` the label of the basin that reaches it first, in place.
-
-    Only unmarked voxels can change, so the watershed runs on their bounding box and only visits them
-    and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
-    which gives the same values as on the whole region.
-    """
-    from skimage.segmentation import watershed
-
-    free = markers == 0
-    box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
-    if box is None:
-        return
-    box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
-    reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
-    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[bbox_to_slices(_rel(box, reach))]
-    sub = bbox_to_slices(box)
-    visit = ndimage.binary_dilation(free[sub]) if crop else None
-    flooded = watershed(gradient, markers[sub], mask=visit)
-    if visit is not None:
-        flooded = np.where(visit, flooded, markers[sub])
-    markers[sub] = flooded
-
-
-def _clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    """Keep the components that hold a positive seed and fill their holes (on the mask's bounding box)."""
-    box = nonzero_bbox(seg)
-    out = np.zeros(seg.shape, np.uint8)
-    if box is None:
-        return out
-    sub = bbox_to_slices(box)
-    part = _keep_seeded(seg[sub], fg[sub])
-    out[sub] = _fill_holes(part)
-    return out
-
-
-def _fill_holes(seg: np.ndarray) -> np.ndarray:
-    """``ndimage.binary_fill_holes`` by labelling the background once (same result, no iterations)."""
-    labels, n = ndimage.label(~seg)
-    if n == 0:
-        return seg
-    outside = np.zeros(n + 1, bool)
-    for axis in range(seg.ndim):
-        for idx in (0, -1):
-            outside[np.take(labels, idx, axis=axis)] = True
-    outside[0] = True
-    filled: np.ndarray = seg | ~outside[labels]
-    return filled
-
-
-def _coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
-    """Per-axis block sizes so that the coarse region has at most ``max_voxels`` (1 = full resolution)."""
-    n = int(np.prod(shape))
-    if n <= max_voxels:
-        return (1,) * len(shape)
-    f = int(np.ceil((n / max_voxels) ** (1 / 3)))
-    return tuple(max(1, min(f, s // 8)) for s in shape)  # thin axes stay (nearly) at full resolution
-
-
-def _block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
-    """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast)."""
-    pad = [(0, -s % f) for s, f in zip(a.shape, factors)]
-    if any(p for _, p in pad):
-        a = np.pad(a, pad, mode="edge")
-    for axis, f in enumerate(factors):
-        if f > 1:
-            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
-            a = a.reshape(shape).sum(axis=axis + 1, dtype=dtype)
-    return a.astype(dtype, copy=False)
-
-
-def _block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    mean: np.ndarray = _block_sum(img, factors, np.float32) / np.float32(np.prod(factors))
-    return mean
-
-
-def _block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Number of true voxels per block; only the blocks around the true voxels are summed (seeds are sparse)."""
-    coarse_shape = tuple(-(-s // f) for s, f in zip(mask.shape, factors))
-    out = np.zeros(coarse_shape, np.int32)
-    box = nonzero_bbox(mask)
-    if box is None:
-        return out
-    cbox = tuple((lo // f, -(-hi // f)) for (lo, hi), f in zip(box, factors))
-    part = mask[tuple(slice(lo * f, hi * f) for (lo, hi), f in zip(cbox, factors))]
-    counts = _block_sum(part, factors, np.int32)
-    out[bbox_to_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
-    return out
-
-
-def _block_any(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    return _block_count(mask, factors) > 0
-
-
-def _block_majority(mask: np.ndarray, other: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Blocks holding ``mask`` voxels and no more ``other`` voxels than ``mask`` voxels."""
-    a = _block_count(mask, factors)
-    return (a > 0) & (a >= _block_count(other, factors))
-
-
-def _upsample(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
-    for axis, f in enumerate(factors):
-        if f > 1:
-            mask = np.repeat(mask, f, axis=axis)
-    return mask[tuple(slice(0, s) for s in shape)]
-
-
-def _refine_band(
-    img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], fg: np.ndarray, bg: np.ndarray, cfg: SeededConfig
-) -> np.ndarray:
-    """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
-
-    Works on the bounding box of the dilated coarse object only; everything outside it is background.
-    """
-    out = np.zeros(img.shape, np.uint8)
-    outer_c = ndimage.binary_dilation(coarse.astype(bool))
-    cbox = nonzero_bbox(outer_c)
-    if cbox is None:
-        return out
-    box = clip_bbox(tuple((lo * f, hi * f) for (lo, hi), f in zip(cbox, factors)), img.shape)
-    csub = bbox_to_slices(cbox)
-    inner = _upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
-    outer = _upsample(outer_c[csub], factors, bbox_shape(box))
-    sub = bbox_to_slices(box)
-    markers = np.where(inner, 2, np.where(outer, 0, 1)).astype(np.int32)
-    markers[bg[sub]] = 1
-    markers[fg[sub]] = 2
-    # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
-    reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
-    local = img[bbox_to_slices(reach)]
-    if cfg.smoothing:
-        local = ndimage.gaussian_filter(local, cfg.smoothing)
-    inside = bbox_to_slices(_rel(box, reach))
-    work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
-    work[inside] = markers
-    _flood_unmarked(local, work)
-    out[sub] = _clean(work[inside] == 2, fg[sub])
-    return out
+    ws.flood_unmarked(img, markers, crop=cfg.crop_watershed)
+    return ws.clean(markers == 2, fg)
 
 
 class RandomWalkerEngine(_SeededBase):
     """Baseline: scikit-image's random walker on the same ROI and seeds, ROI border as background."""
 
     name = "random walker (baseline)"
+    tightens = False  # no intensity model to tighten: a flood falls back to the seeds at once
 
-    def _segment(self, roi: BBox) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
         from skimage.segmentation import random_walker
 
         img = self._region_image(roi)
-        fg, bg, _ = self._seeds(roi)
+        fg, bg, _ = self._seeds(roi, img)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
         markers = np.zeros(img.shape, np.int32)
@@ -453,60 +494,11 @@ class RandomWalkerEngine(_SeededBase):
         return seg
 
 
-# ----------------------------------------------------------------------------- helpers
-
-
-def _rel(box: BBox, frame: BBox) -> BBox:
-    """``box`` in the frame whose origin is ``frame``'s lower corner."""
-    return shift_bbox(box, [-lo for lo, _ in frame])
-
-
-def _ball(r: int) -> np.ndarray:
-    g = np.arange(-r, r + 1)
-    zz, yy, xx = np.meshgrid(g, g, g, indexing="ij")
-    return zz**2 + yy**2 + xx**2 <= r * r
-
-
-def _paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
-    """OR ``values`` (shaped like ``box``, image frame) into ``target`` (ROI frame)."""
-    common = intersect_bbox(box, roi)
-    if bbox_is_empty(common):
-        return
-    target[bbox_to_slices(_rel(common, roi))] |= values[bbox_to_slices(_rel(common, box))].astype(bool)
-
-
-def _assign(fg: np.ndarray, bg: np.ndarray, region: np.ndarray, positive: bool) -> None:
-    if positive:
-        fg |= region
-        bg &= ~region
-    else:
-        bg |= region
-        fg &= ~region
-
-
-def _flat_axis(box: BBox) -> int | None:
-    flat = [a for a, (lo, hi) in enumerate(box) if hi - lo == 1]
-    return flat[0] if len(flat) == 1 else None
-
-
-def _central(inside: np.ndarray, box: BBox, roi: BBox) -> np.ndarray:
-    """The central half (per in-plane axis) of a box/lasso region: likely object voxels."""
-    out = np.zeros_like(inside)
-    shrunk = []
-    for lo, hi in box:
-        ext = hi - lo
-        q = ext // 4 if ext > 3 else 0
-        shrunk.append((lo + q, hi - q))
-    _paint(out, roi, tuple(shrunk), np.ones(bbox_shape(tuple(shrunk)), bool))
-    central: np.ndarray = out & inside
-    return central
-
-
-def _keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(seg)
-    if n <= 1:
-        return seg
-    keep = np.unique(labels[fg & seg])
-    keep = keep[keep > 0]
-    kept: np.ndarray = np.isin(labels, keep)
-    return kept
+def _reaches_open_border(mask: np.ndarray, frame: BBox, values: np.ndarray) -> bool:
+    """Whether ``values`` differ from ``mask`` on a face of ``frame`` that is not the image's border."""
+    old = mask[bbox_to_slices(frame)]
+    for axis, ((lo, hi), n) in enumerate(zip(frame, mask.shape)):
+        for idx, at_edge in ((0, lo == 0), (-1, hi == n)):
+            if not at_edge and (np.take(values, idx, axis=axis) != np.take(old, idx, axis=axis)).any():
+                return True
+    return False

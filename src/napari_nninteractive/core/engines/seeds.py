@@ -1,0 +1,141 @@
+"""Where prompts seed the weight-free engines: footprints, edge-aware click balls, local corrections.
+
+Pure functions on numpy arrays; boxes are half-open ``((lo, hi), ...)`` in image coordinates and
+``roi`` is the frame a seed array covers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox
+from ..prompts import Box, Point, Prompt
+from .watershed import rel
+
+
+def ball(r: int) -> np.ndarray:
+    g = np.arange(-r, r + 1)
+    zz, yy, xx = np.meshgrid(g, g, g, indexing="ij")
+    return zz**2 + yy**2 + xx**2 <= r * r
+
+
+def paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
+    """OR ``values`` (shaped like ``box``, image frame) into ``target`` (ROI frame)."""
+    common = intersect_bbox(box, roi)
+    if bbox_is_empty(common):
+        return
+    target[bbox_to_slices(rel(common, roi))] |= values[bbox_to_slices(rel(common, box))].astype(bool)
+
+
+def assign(fg: np.ndarray, bg: np.ndarray, region: np.ndarray, positive: bool) -> None:
+    if positive:
+        fg |= region
+        bg &= ~region
+    else:
+        bg |= region
+        fg &= ~region
+
+
+def flat_axis(box: BBox) -> int | None:
+    flat = [a for a, (lo, hi) in enumerate(box) if hi - lo == 1]
+    return flat[0] if len(flat) == 1 else None
+
+
+def central(inside: np.ndarray, box: BBox, roi: BBox) -> np.ndarray:
+    """The central half (per in-plane axis) of a box/lasso region: likely object voxels."""
+    out = np.zeros_like(inside)
+    shrunk = []
+    for lo, hi in box:
+        ext = hi - lo
+        q = ext // 4 if ext > 3 else 0
+        shrunk.append((lo + q, hi - q))
+    paint(out, roi, tuple(shrunk), np.ones(bbox_shape(tuple(shrunk)), bool))
+    central: np.ndarray = out & inside
+    return central
+
+
+def extent(p: Prompt) -> BBox:
+    """The box a validated prompt covers (a point: its voxel)."""
+    if isinstance(p, Point):
+        return tuple((int(c), int(c) + 1) for c in p.coord)  # validated: integers
+    assert p.bbox is not None, "validated region prompts have a bbox"
+    return p.bbox
+
+
+def footprint(p: Prompt, r: int) -> tuple[BBox, np.ndarray]:
+    """Where a prompt was placed, as (box, values): a point's ball, a box, a region's voxels."""
+    if isinstance(p, Point):
+        return tuple((int(c) - r, int(c) + r + 1) for c in p.coord), ball(r)  # validated: integers
+    assert p.bbox is not None, "validated region prompts have a bbox"
+    if isinstance(p, Box):
+        return p.bbox, np.ones(bbox_shape(p.bbox), bool)
+    return p.bbox, p.mask
+
+
+def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox) -> tuple[BBox, np.ndarray]:
+    """A click's ball, less the part beyond an edge inside it (the side the click is on is kept).
+
+    The ball's (lightly smoothed) intensities are split in two where they separate best (Otsu);
+    when the two groups differ by more than three of their standard deviations, only the voxels of
+    the click's group connected to it stay. A click outside ``roi`` (an earlier one, away from a
+    correction window) keeps its whole ball: its side cannot be told from the part inside.
+    """
+    box, ball = footprint(p, r)
+    common = intersect_bbox(box, roi)
+    if bbox_is_empty(common) or not all(lo <= int(c) < hi for c, (lo, hi) in zip(p.coord, roi)):
+        return box, ball
+    local = ndimage.gaussian_filter(img[bbox_to_slices(rel(common, roi))], 0.7)
+    inside = ball[bbox_to_slices(rel(common, box))]
+    centre = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, common))
+    keep = same_side(local, inside, centre)
+    out = np.zeros(ball.shape, bool)
+    out[bbox_to_slices(rel(common, box))] = keep
+    return box, out
+
+
+def same_side(local: np.ndarray, inside: np.ndarray, centre: tuple[int, ...]) -> np.ndarray:
+    values = np.sort(local[inside])
+    n = values.size
+    if n < 8:
+        return inside
+    csum = np.cumsum(values, dtype=np.float64)
+    k = np.arange(1, n)
+    m1 = csum[:-1] / k
+    m2 = (csum[-1] - csum[:-1]) / (n - k)
+    split = int(np.argmax(k * (n - k) * (m1 - m2) ** 2))
+    lo_vals, hi_vals = values[: split + 1], values[split + 1 :]
+    noise = np.sqrt((lo_vals.var() + hi_vals.var()) / 2) + 1e-6
+    if hi_vals.mean() - lo_vals.mean() <= 3 * noise:
+        return inside
+    threshold = (values[split] + values[split + 1]) / 2
+    side = inside & ((local > threshold) == (local[centre] > threshold))
+    labels, _ = ndimage.label(side)
+    if not labels[centre]:
+        return inside
+    same: np.ndarray = labels == labels[centre]
+    return same
+
+
+def local_update(old: np.ndarray, new: np.ndarray, zone: np.ndarray, positive: bool | None = None) -> np.ndarray:
+    """``new`` where it differs from ``old`` in regions connected to ``zone``, ``old`` elsewhere.
+
+    A correction acts where it was placed: changes the recomputation makes away from the new
+    prompts (e.g. a shifted intensity model) do not undo what earlier prompts established. With
+    ``positive`` True only additions count (a positive correction never removes), with False only
+    removals.
+    """
+    old_b, new_b = old.astype(bool), new.astype(bool)
+    diff = old_b != new_b
+    if positive is not None:
+        diff &= new_b if positive else old_b
+    box = nonzero_bbox(diff)
+    out = old.astype(np.uint8, copy=True)
+    if box is None:
+        return out
+    sl = bbox_to_slices(box)
+    labels, _ = ndimage.label(diff[sl])
+    keep = np.unique(labels[ndimage.binary_dilation(zone[sl]) & diff[sl]])
+    take = np.isin(labels, keep[keep > 0])
+    out[sl][take] = new[sl][take]
+    return out

@@ -1,0 +1,167 @@
+"""Watershed primitives of the weight-free engine: flooding unmarked voxels, cleaning, coarse-to-fine.
+
+Pure functions on numpy arrays in one region's frame; :mod:`.seeded` builds the engines on them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from ..geometry import BBox, bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, shift_bbox
+
+
+def rel(box: BBox, frame: BBox) -> BBox:
+    """``box`` in the frame whose origin is ``frame``'s lower corner."""
+    return shift_bbox(box, [-lo for lo, _ in frame])
+
+
+def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
+    """Give every unmarked voxel (0) of ``markers`` the label of the basin that reaches it first, in place.
+
+    Only unmarked voxels can change, so the watershed runs on their bounding box and only visits them
+    and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
+    which gives the same values as on the whole region.
+    """
+    from skimage.segmentation import watershed
+
+    free = markers == 0
+    box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
+    if box is None:
+        return
+    box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
+    reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
+    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[bbox_to_slices(rel(box, reach))]
+    sub = bbox_to_slices(box)
+    visit = ndimage.binary_dilation(free[sub]) if crop else None
+    flooded = watershed(gradient, markers[sub], mask=visit)
+    if visit is not None:
+        flooded = np.where(visit, flooded, markers[sub])
+    markers[sub] = flooded
+
+
+def clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    """Keep the components that hold a positive seed and fill their holes (on the mask's bounding box)."""
+    box = nonzero_bbox(seg)
+    out = np.zeros(seg.shape, np.uint8)
+    if box is None:
+        return out
+    sub = bbox_to_slices(box)
+    part = keep_seeded(seg[sub], fg[sub])
+    out[sub] = fill_holes(part)
+    return out
+
+
+def fill_holes(seg: np.ndarray) -> np.ndarray:
+    """``ndimage.binary_fill_holes`` by labelling the background once (same result, no iterations)."""
+    labels, n = ndimage.label(~seg)
+    if n == 0:
+        return seg
+    outside = np.zeros(n + 1, bool)
+    for axis in range(seg.ndim):
+        for idx in (0, -1):
+            outside[np.take(labels, idx, axis=axis)] = True
+    outside[0] = True
+    filled: np.ndarray = seg | ~outside[labels]
+    return filled
+
+
+def coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
+    """Per-axis block sizes so that the coarse region has at most ``max_voxels`` (1 = full resolution)."""
+    n = int(np.prod(shape))
+    if n <= max_voxels:
+        return (1,) * len(shape)
+    f = int(np.ceil((n / max_voxels) ** (1 / 3)))
+    return tuple(max(1, min(f, s // 8)) for s in shape)  # thin axes stay (nearly) at full resolution
+
+
+def block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+    """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast)."""
+    pad = [(0, -s % f) for s, f in zip(a.shape, factors)]
+    if any(p for _, p in pad):
+        a = np.pad(a, pad, mode="edge")
+    for axis, f in enumerate(factors):
+        if f > 1:
+            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
+            a = a.reshape(shape).sum(axis=axis + 1, dtype=dtype)
+    return a.astype(dtype, copy=False)
+
+
+def block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    mean: np.ndarray = block_sum(img, factors, np.float32) / np.float32(np.prod(factors))
+    return mean
+
+
+def block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Number of true voxels per block; only the blocks around the true voxels are summed (seeds are sparse)."""
+    coarse_shape = tuple(-(-s // f) for s, f in zip(mask.shape, factors))
+    out = np.zeros(coarse_shape, np.int32)
+    box = nonzero_bbox(mask)
+    if box is None:
+        return out
+    cbox = tuple((lo // f, -(-hi // f)) for (lo, hi), f in zip(box, factors))
+    part = mask[tuple(slice(lo * f, hi * f) for (lo, hi), f in zip(cbox, factors))]
+    counts = block_sum(part, factors, np.int32)
+    out[bbox_to_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
+    return out
+
+
+def block_any(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    return block_count(mask, factors) > 0
+
+
+def block_majority(mask: np.ndarray, other: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    """Blocks holding ``mask`` voxels and no more ``other`` voxels than ``mask`` voxels."""
+    a = block_count(mask, factors)
+    return (a > 0) & (a >= block_count(other, factors))
+
+
+def upsample(mask: np.ndarray, factors: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    for axis, f in enumerate(factors):
+        if f > 1:
+            mask = np.repeat(mask, f, axis=axis)
+    return mask[tuple(slice(0, s) for s in shape)]
+
+
+def refine_band(
+    img: np.ndarray, coarse: np.ndarray, factors: tuple[int, ...], fg: np.ndarray, bg: np.ndarray, smoothing: float
+) -> np.ndarray:
+    """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
+
+    Works on the bounding box of the dilated coarse object only; everything outside it is background.
+    """
+    out = np.zeros(img.shape, np.uint8)
+    outer_c = ndimage.binary_dilation(coarse.astype(bool))
+    cbox = nonzero_bbox(outer_c)
+    if cbox is None:
+        return out
+    box = clip_bbox(tuple((lo * f, hi * f) for (lo, hi), f in zip(cbox, factors)), img.shape)
+    csub = bbox_to_slices(cbox)
+    inner = upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
+    outer = upsample(outer_c[csub], factors, bbox_shape(box))
+    sub = bbox_to_slices(box)
+    markers = np.where(inner, 2, np.where(outer, 0, 1)).astype(np.int32)
+    markers[bg[sub]] = 1
+    markers[fg[sub]] = 2
+    # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
+    reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
+    local = img[bbox_to_slices(reach)]
+    if smoothing:
+        local = ndimage.gaussian_filter(local, smoothing)
+    inside = bbox_to_slices(rel(box, reach))
+    work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
+    work[inside] = markers
+    flood_unmarked(local, work)
+    out[sub] = clean(work[inside] == 2, fg[sub])
+    return out
+
+
+def keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(seg)
+    if n <= 1:
+        return seg
+    keep = np.unique(labels[fg & seg])
+    keep = keep[keep > 0]
+    kept: np.ndarray = np.isin(labels, keep)
+    return kept
