@@ -211,3 +211,27 @@ def test_cli_on_real_ct(tmp_path, tiny_model_dir, capsys):
     assert written.shape == nib.load(str(CT)).shape
     assert np.allclose(written.affine, nib.load(str(CT)).affine)
     assert "[1/1] point+" in text
+
+
+def test_fusion_switch_matches_the_python_api_and_is_refused_with_a_server(case, tmp_path, capsys):
+    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+
+    image, prompts = case
+    src = tmp_path / "image.npy"
+    np.save(src, image)
+    masks = {}
+    for flag in ("--fusion", "--no-fusion"):
+        out = tmp_path / f"mask{flag}.npy"
+        code, _, err = _run([src, "--prompts", prompts, "-o", out, flag], capsys)
+        assert code == 0, err
+        masks[flag] = np.load(out)
+    for flag, fusion in (("--fusion", True), ("--no-fusion", False)):
+        session = Session(SeededWatershedEngine(), fusion=fusion)
+        session.set_image(image)
+        for item in load_prompt_file(prompts, SHAPE):
+            session.add_prompt(item.prompt, run=item.run)
+        assert np.array_equal(session.mask, masks[flag]), flag
+    code, _, err = _run(
+        [src, "--prompts", prompts, "-o", tmp_path / "m.npy", "--fusion", "--server", "http://x"], capsys
+    )
+    assert code == 2 and "--fusion/--no-fusion" in err and len(err.strip().splitlines()) == 1

@@ -373,3 +373,34 @@ def test_summary_table_columns_line_up_whatever_the_name_lengths():
         assert all(row[end - 1] != " " and (end == len(row) or row[end] == " ") for row in rows), name
     assert all(len(row) == len(lines[0]) for row in rows)
     assert lines[0].index("agent") == rows[0].index("random") == rows[-1].index("sunk-cost")
+
+
+def test_drop_share_counts_rounds_that_lose_more_than_005_in_the_table():
+    from napari_nninteractive.eval.report import summary_table
+    from napari_nninteractive.eval.runner import ObjectRun, Step, count_drops, drop_share
+
+    def run(label, d):
+        return ObjectRun("img", label, "point", "eng", [Step(k, "point", True, v, 0.1, 1) for k, v in enumerate(d)])
+
+    runs = [run(1, [0.5, 0.9, 0.8, 0.84]), run(2, [0.5, 0.46])]  # 0.1 lost is a drop, 0.04 is not
+    assert count_drops(runs[0].dices) == 1 and count_drops(runs[1].dices) == 0
+    assert drop_share(runs) == 0.25 and runs[0].drop_share == pytest.approx(1 / 3)
+    lines = summary_table([runs[0]]).splitlines()
+    col = lines[0].split().index("drops")
+    assert [line.split()[col] for line in lines[2:] if line] == ["0.33", "0.33"]
+
+
+def test_cli_fusion_names_the_engine_with_mrf_and_reports_drops(tmp_path, capsys):
+    shape = (24, 32, 32)
+    labels = sphere(shape, (12, 16, 16), 7).astype(np.uint8)
+    image = np.where(labels, 120.0, 30.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, shape).astype(
+        np.float32
+    )
+    np.save(tmp_path / "img.npy", image)
+    np.save(tmp_path / "lab.npy", labels)
+    argv = [str(tmp_path / "img.npy"), str(tmp_path / "lab.npy"), "--agent", "point", "--interactions", "2"]
+    assert eval_main([*argv, "--fusion", "--out", str(tmp_path / "on")]) == 0
+    table = (tmp_path / "on" / "summary.txt").read_text()
+    assert "weight-free (seeded watershed) + MRF" in table and "drops" in table.splitlines()[0]
+    assert eval_main([*argv, "--out", str(tmp_path / "off")]) == 0
+    assert "MRF" not in (tmp_path / "off" / "summary.txt").read_text()

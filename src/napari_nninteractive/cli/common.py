@@ -49,6 +49,14 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)",
     )
     parser.add_argument(
+        "--fusion",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="multi-round result fusion after every correction: per slice, keep the previous mask or the new "
+        "one, whichever the prompts and the image support (fewer corrections that make the mask worse, but "
+        "slower gains; default off). Runs in this process, so not with --server",
+    )
+    parser.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="DANGEROUS: load a checkpoint that names Python objects beyond tensors and numpy values by "
@@ -102,6 +110,7 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
                 ("--fold", args.fold is not None),
                 ("--cpu-bf16", args.cpu_bf16),
                 ("--trust-checkpoint", args.trust_checkpoint),
+                ("--fusion/--no-fusion", getattr(args, "fusion", None) is not None),
             )
             if given
         ]
@@ -120,7 +129,7 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
         return
     from ..core.session import Session
 
-    yield Session(engine_from_args(args))
+    yield Session(engine_from_args(args), fusion=bool(getattr(args, "fusion", None)))
 
 
 def guarded(

@@ -21,7 +21,8 @@ EPILOG = """\
 Writes into --out (created if needed; these files in it are replaced, nothing else is touched):
   results.csv        one row per object x interaction: label, agent, engine, prompt type and
                      sign, Dice after the interaction, the object's AUC, seconds, forward passes
-  summary.txt        the table printed at the end (per object and mean per agent)
+  summary.txt        the table printed at the end (per object and mean per agent): Dice@k, AUC
+                     and "drops", the share of correction rounds whose Dice fell by more than 0.05
   dice.png           mean Dice vs interaction, one line per engine/agent
   prompts/AGENT_labelL.json
                      every prompt of that run in nninteractive-segment's prompt-file format;
@@ -166,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-        runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress)
+        name = session.capabilities.name + (" + MRF" if getattr(session, "fusion", False) else "")
+        runs = evaluate(session, labels, agents, args.interactions, args.seed, values, args.image.name, progress, name)
     out = args.out
     report.write_csv(runs, out / "results.csv")
     table = report.summary_table(runs)

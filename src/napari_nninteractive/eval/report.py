@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..core import atomic, codec
-from .runner import ObjectRun
+from .runner import ObjectRun, drop_share
 
 CSV_FIELDS = [
     "image",
@@ -62,7 +62,10 @@ def _groups(runs: list[ObjectRun]) -> dict[tuple[str, str], list[ObjectRun]]:
 
 
 def summary_table(runs: list[ObjectRun]) -> str:
-    """Per-object Dice@0..N and AUC, then the mean per engine and agent.
+    """Per-object Dice@0..N, AUC and drop share, then the mean per engine and agent.
+
+    ``drops`` is the share of correction rounds whose Dice fell by more than :data:`~.runner.DROP`
+    (the object's own rounds, or every round of the engine and agent on the ``mean`` row).
 
     Columns are as wide as their longest entry: names left-aligned, numbers right-aligned; a blank
     line separates the engine/agent groups.
@@ -70,7 +73,7 @@ def summary_table(runs: list[ObjectRun]) -> str:
     if not runs:
         return "no objects evaluated"
     n = len(runs[0].steps)
-    head = ["engine", "agent", "label", *(f"D@{k}" for k in range(n)), "AUC", "s/int", "passes"]
+    head = ["engine", "agent", "label", *(f"D@{k}" for k in range(n)), "AUC", "drops", "s/int", "passes"]
     groups: list[list[list[str]]] = []
     for (engine, agent), group in _groups(runs).items():
         rows = []
@@ -84,6 +87,7 @@ def summary_table(runs: list[ObjectRun]) -> str:
                     str(run.label),
                     *(f"{v:.3f}" for v in run.dices),
                     f"{run.auc:.3f}",
+                    f"{run.drop_share:.2f}",
                     f"{secs:.2f}",
                     f"{passes:.1f}",
                 ]
@@ -92,7 +96,19 @@ def summary_table(runs: list[ObjectRun]) -> str:
         secs = np.mean([s.seconds for r in group for s in r.steps])
         passes = np.mean([s.forward_passes for r in group for s in r.steps])
         auc = np.mean([r.auc for r in group])
-        rows.append([engine, agent, "mean", *(f"{v:.3f}" for v in mean), f"{auc:.3f}", f"{secs:.2f}", f"{passes:.1f}"])
+        drops = drop_share(group)
+        rows.append(
+            [
+                engine,
+                agent,
+                "mean",
+                *(f"{v:.3f}" for v in mean),
+                f"{auc:.3f}",
+                f"{drops:.2f}",
+                f"{secs:.2f}",
+                f"{passes:.1f}",
+            ]
+        )
         groups.append(rows)
     widths = [max(len(row[i]) for row in [head, *(r for rows in groups for r in rows)]) for i in range(len(head))]
 

@@ -36,6 +36,21 @@ def normalized_auc(dices: list[float]) -> float:
     return float(area / (len(dices) - 1))
 
 
+#: A round whose Dice falls by more than this counts as a drop (``drop_share``).
+DROP = 0.05
+
+
+def count_drops(dices: list[float], threshold: float = DROP) -> int:
+    """Rounds ``k >= 1`` whose Dice fell by more than ``threshold`` from round ``k - 1``."""
+    return sum(1 for a, b in itertools.pairwise(dices) if b < a - threshold)
+
+
+def drop_share(runs: list[ObjectRun], threshold: float = DROP) -> float:
+    """The share of correction rounds (interactions 1..N of every run) whose Dice fell by more than ``threshold``."""
+    rounds = sum(len(r.steps) - 1 for r in runs)
+    return sum(count_drops(r.dices, threshold) for r in runs) / rounds if rounds else 0.0
+
+
 @dataclass
 class Step:
     """One interaction of a simulated user."""
@@ -66,6 +81,11 @@ class ObjectRun:
     @property
     def auc(self) -> float:
         return normalized_auc(self.dices)
+
+    @property
+    def drop_share(self) -> float:
+        """The share of this run's correction rounds whose Dice fell by more than :data:`DROP`."""
+        return drop_share([self])
 
 
 def simulate_object(
@@ -124,11 +144,13 @@ def evaluate(
     wanted: Iterable[int] | None = None,
     image: str = "image",
     on_object: Callable[[int, int, ObjectRun], None] | None = None,
+    engine: str | None = None,
 ) -> list[ObjectRun]:
     """Evaluate every (agent, label) pair; the session must already hold the image.
 
     Each pair gets its own generator seeded by ``(seed, label, agent index)``, so a run is
-    reproducible and adding labels or agents does not change the others.
+    reproducible and adding labels or agents does not change the others. ``engine`` names the
+    engine in the results (default: the session's capabilities name).
     """
     values = label_values(labels, wanted)
     kinds = tuple(k for k in KINDS if k in session.capabilities.supported_kinds)
@@ -137,7 +159,7 @@ def evaluate(
     runs = []
     for done, (a_i, agent, value) in enumerate(jobs, start=1):
         rng = np.random.default_rng([seed, value, a_i])
-        run = simulate_object(session, labels == value, agent, n_interactions, rng, value, image)
+        run = simulate_object(session, labels == value, agent, n_interactions, rng, value, image, engine)
         runs.append(run)
         if on_object is not None:
             on_object(done, len(jobs), run)
