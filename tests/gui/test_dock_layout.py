@@ -128,3 +128,17 @@ def test_the_autosave_offer_sits_in_the_banner_until_restored(make_napari_viewer
     w2.annotator.runner.wait(60)
     qtbot.wait(50)
     assert np.asarray(v2.layers["nnInteractive objects"].data).any()  # the object is back
+
+
+def test_multi_round_fusion_is_a_setting_that_takes_effect_at_once(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w, _layer, _ = _docked(viewer, qtbot)
+    w.fusion_check.setChecked(True)
+    w.initialize()  # no model: the weight-free engine, loaded as Initialize does
+    qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
+    session = w.annotator.runner.session
+    assert session.fusion is True
+    w.fusion_check.setChecked(False)  # off for the next prediction, no Initialize needed
+    assert session.fusion is False
+    w.remote_radio.setChecked(True)
+    assert not w.fusion_check.isEnabled()  # a server decides for its sessions

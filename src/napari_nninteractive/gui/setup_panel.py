@@ -89,13 +89,14 @@ def fill_combo(combo: QComboBox, names: list[str]) -> None:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """What Setup says to load: model folder (or ``None``), engine name, fold, device, AutoZoom."""
+    """What Setup says to load: model folder (or ``None``), engine name, fold, device, AutoZoom, fusion."""
 
     folder: str | None
     engine: str
     fold: str | None
     device: str
     autozoom: bool
+    fusion: bool = False
 
     #: Local: the engine runs in this process.
     remote = False
@@ -118,7 +119,7 @@ class EngineChoice:
         """A local :class:`~..core.session.Session` around the engine (on a worker)."""
         from ..core.session import Session
 
-        return Session(self.make(trust_checkpoint))
+        return Session(self.make(trust_checkpoint), fusion=self.fusion)
 
 
 @dataclass(frozen=True)
@@ -259,6 +260,12 @@ class SetupPanel(QGroupBox):
             "takes effect at the next Initialize / Connect"
         )
         form.addRow(self.autozoom_check)
+        self.fusion_check = QCheckBox("Multi-round fusion")
+        self.fusion_check.setToolTip(
+            "After each correction, keep per slice the previous mask or the new one, whichever the prompts and the "
+            "image support better, so a click cannot spoil slices far from it. Takes effect at once (Local only)."
+        )
+        form.addRow(self.fusion_check)
 
     # ------------------------------------------------------------------ choices
 
@@ -308,6 +315,7 @@ class SetupPanel(QGroupBox):
         self.device_combo.setEnabled("device" in info.options)
         remote = self.remote
         self.autozoom_check.setEnabled(remote or "autozoom" in info.options)
+        self.fusion_check.setEnabled(not remote)
         self.autozoom_check.setToolTip(
             "AutoZoom for this session on the server: when the object touches the border of the network's "
             "window, zoom out and refine at full resolution."
@@ -347,6 +355,7 @@ class SetupPanel(QGroupBox):
             fold,
             self.device_combo.currentText(),
             self.autozoom_check.isChecked(),
+            self.fusion_check.isChecked(),
         )
 
     def selected_image(self) -> Image | None:

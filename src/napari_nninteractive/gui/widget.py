@@ -150,6 +150,7 @@ class NNInteractiveWidget(QWidget):
         self.status_label.setWordWrap(True)
         s.remote_radio.toggled.connect(self._mode_changed)
         s.image_combo.currentTextChanged.connect(self._image_chosen)
+        s.fusion_check.toggled.connect(self._fusion_toggled)
         self.annotator.status.connect(lambda text, error: self.set_status(gui_wording(text), error))
         self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
         self.session_panel = f = SessionPanel(self.annotator)
@@ -183,6 +184,7 @@ class NNInteractiveWidget(QWidget):
         )
         self.hub_combo, self.list_button, self.download_button = s.hub_combo, s.list_button, s.download_button
         self.device_combo, self.autozoom_check, self.init_button = s.device_combo, s.autozoom_check, s.init_button
+        self.fusion_check = s.fusion_check
         self.local_radio, self.remote_radio, self.server_edit, self.key_edit = (
             s.local_radio,
             s.remote_radio,
@@ -430,6 +432,12 @@ class NNInteractiveWidget(QWidget):
             f"'{name}' is chosen, but prompts still segment '{view.layer.name}': press {again} to segment "
             f"'{name}' (the objects of '{view.layer.name}' stay in their layer)."
         )
+
+    def _fusion_toggled(self, on: bool) -> None:
+        """Multi-round fusion on or off for the attached local session, from its next prediction on."""
+        session = self.annotator.runner.session if self.annotator.runner is not None else None
+        if session is not None and hasattr(session, "fusion"):
+            session.fusion = on  # read once per prediction, on the worker
 
     def _mode_changed(self, remote: bool) -> None:
         """Local <-> Remote: while nothing is attached or loading, the status line says what to do in that mode."""
