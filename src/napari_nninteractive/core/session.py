@@ -21,7 +21,6 @@ napari widget uses one worker).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -33,46 +32,7 @@ from .fusion import AXES, fuse
 from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
 from .lazy import ImageArray, LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
-
-
-@dataclass(frozen=True)
-class _Patch:
-    """Old and new 0/1 values of one region, bit-packed (1 bit per voxel each)."""
-
-    bbox: BBox
-    shape: tuple[int, ...]
-    old: np.ndarray
-    new: np.ndarray
-
-    @classmethod
-    def of(cls, bbox: BBox, old: np.ndarray, new: np.ndarray) -> _Patch:
-        return cls(bbox, old.shape, np.packbits(old.astype(bool)), np.packbits(new.astype(bool)))
-
-    def values(self, which: str) -> np.ndarray:
-        bits = self.old if which == "old" else self.new
-        n = int(np.prod(self.shape))
-        return np.unpackbits(bits, count=n).reshape(self.shape)
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    engine_state: object  # the engine's prompts (those it has predicted with)
-    pending: tuple[Prompt, ...]  # queued, not yet given to the engine
-    history: tuple[Prompt, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Step:
-    """One undoable action: prompt state before/after and the mask regions it changed."""
-
-    label: str
-    before: _Snapshot
-    after: _Snapshot
-    patches: tuple[_Patch, ...]
-
-    @property
-    def bbox(self) -> BBox | None:
-        return union_bbox(*(p.bbox for p in self.patches))
+from .undo import Patch, Snapshot, Step
 
 
 def as_channel_first(image: np.ndarray) -> ImageArray:
@@ -148,8 +108,8 @@ class Session:
         self._output: np.ndarray | None = None
         self._pending: list[Prompt] = []
         self._history: tuple[Prompt, ...] = ()  # the current object's prompts, oldest first
-        self._undo: list[_Step] = []
-        self._redo: list[_Step] = []
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
         self._replayable: tuple[Prompt, ...] | None = None  # a restored object's prompts (undo replays them)
         self._notices: tuple[str, ...] = ()
 
@@ -383,7 +343,7 @@ class Session:
             self._pending.append(prompt)
             self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
         label = " + ".join(p.kind.value for p in valid)
-        queued = _Step(f"add {label}", before, self._snapshot(), ())
+        queued = Step(f"add {label}", before, self._snapshot(), ())
         if not run:
             self._push(queued)
             return self._change(None)
@@ -406,14 +366,14 @@ class Session:
         """Clear the mask and all prompts of the current object (undoable)."""
         mask = self._require_image()
         before = self._snapshot()
-        patches: list[_Patch] = []
+        patches: list[Patch] = []
         box = nonzero_bbox(mask)
         if box is not None:
             self._write(box, np.zeros_like(mask[bbox_to_slices(box)]), patches)
         self.engine.clear_prompts()
         self._pending = []
         self._history = ()
-        step = _Step("reset", before, self._snapshot(), tuple(patches))
+        step = Step("reset", before, self._snapshot(), tuple(patches))
         self._push(step)
         return self._step_change(step)
 
@@ -469,7 +429,7 @@ class Session:
             self._pending, self._history = [], ()
             for prompt in prompts[:-1]:
                 self.add_prompts([prompt])
-            before, patches = self._snapshot(), list[_Patch]()
+            before, patches = self._snapshot(), list[Patch]()
             replayed = nonzero_bbox(mask)
             union = union_bbox(replayed, box)
             if union is not None:
@@ -478,7 +438,7 @@ class Session:
                     target[tuple(slice(lo - u, hi - u) for (lo, hi), (u, _) in zip(kept[0], union))] = kept[1]
                 self._write(union, target, patches)
             self._restore(restored)
-            self._push(_Step("restored object", before, restored, tuple(patches)))
+            self._push(Step("restored object", before, restored, tuple(patches)))
         except BaseException:
             self._undo, self._redo = [], []
             whole = union_bbox(nonzero_bbox(mask), box)
@@ -504,7 +464,7 @@ class Session:
         state = (self.can_undo, bool(self._redo), len(self._pending), self._history)
         return Change.of(self._require_image(), box, flipped, state, notices, passes)
 
-    def _step_change(self, step: _Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
+    def _step_change(self, step: Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
         """The change of ``step``, with the voxels whose value it flipped."""
         box = step.bbox
         if box is None:
@@ -516,15 +476,15 @@ class Session:
             changed[local] |= flips.reshape(patch.shape).astype(bool)
         return self._change(box, np.nonzero(changed), notices, passes)
 
-    def _snapshot(self) -> _Snapshot:
-        return _Snapshot(self.engine.get_state(), tuple(self._pending), self._history)
+    def _snapshot(self) -> Snapshot:
+        return Snapshot(self.engine.get_state(), tuple(self._pending), self._history)
 
-    def _restore(self, snap: _Snapshot) -> None:
+    def _restore(self, snap: Snapshot) -> None:
         self.engine.set_state(snap.engine_state)
         self._pending = list(snap.pending)
         self._history = snap.history
 
-    def _push(self, step: _Step) -> None:
+    def _push(self, step: Step) -> None:
         self._undo.append(step)
         self._redo.clear()
         if self.undo_limit is not None and len(self._undo) > self.undo_limit:
@@ -537,10 +497,10 @@ class Session:
         if output is not mask:
             output[sl] = values
 
-    def _write(self, box: BBox, values: np.ndarray, patches: list[_Patch]) -> None:
+    def _write(self, box: BBox, values: np.ndarray, patches: list[Patch]) -> None:
         old = self._require_image()[bbox_to_slices(box)].copy()
         new = np.asarray(values, dtype=np.uint8)
-        patches.append(_Patch.of(box, old, new))
+        patches.append(Patch.of(box, old, new))
         self._set(box, new)
 
     def _engine_predict(self, prompts: list[Prompt], engine_before: object) -> tuple[list[Update], tuple[str, ...]]:
@@ -569,11 +529,11 @@ class Session:
         old = self._require_image()[sl]
         return fuse(old, values, grey, box, self._history, newest, self.fusion_axes)
 
-    def _run(self, before: _Snapshot, label: str) -> Change:
+    def _run(self, before: Snapshot, label: str) -> Change:
         """Apply queued initial masks, give the engine the queued prompts, write its regions; all or nothing."""
         mask = self._require_image()
         prompts = list(self._pending)
-        patches: list[_Patch] = []
+        patches: list[Patch] = []
         notices: tuple[str, ...] = ()
         engine_before = self.engine.get_state()
         self.engine.forward_passes = 0
@@ -603,7 +563,7 @@ class Session:
             self.engine.set_state(engine_before)
             raise
         self._pending = []
-        step = _Step(label, before, self._snapshot(), tuple(patches))
+        step = Step(label, before, self._snapshot(), tuple(patches))
         self._push(step)
         return self._step_change(step, notices, self.engine.forward_passes)
 

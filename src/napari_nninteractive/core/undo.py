@@ -1,0 +1,55 @@
+"""The undo record of a session: bit-packed mask patches, prompt-state snapshots and the steps made of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import BBox, union_bbox
+from .prompts import Prompt
+
+
+@dataclass(frozen=True)
+class Patch:
+    """Old and new 0/1 values of one region, bit-packed (1 bit per voxel each)."""
+
+    bbox: BBox
+    shape: tuple[int, ...]
+    old: np.ndarray
+    new: np.ndarray
+
+    @classmethod
+    def of(cls, bbox: BBox, old: np.ndarray, new: np.ndarray) -> Patch:
+        return cls(bbox, old.shape, np.packbits(old.astype(bool)), np.packbits(new.astype(bool)))
+
+    def values(self, which: str) -> np.ndarray:
+        bits = self.old if which == "old" else self.new
+        n = int(np.prod(self.shape))
+        return np.unpackbits(bits, count=n).reshape(self.shape)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The prompt state a step returns to (the mask is in the steps' patches)."""
+
+    engine_state: object  # the engine's prompts (those it has predicted with)
+    pending: tuple[Prompt, ...]  # queued, not yet given to the engine
+    history: tuple[Prompt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undoable action: prompt state before/after and the mask regions it changed."""
+
+    label: str
+    before: Snapshot
+    after: Snapshot
+    patches: tuple[Patch, ...]
+
+    @property
+    def bbox(self) -> BBox | None:
+        return union_bbox(*(p.bbox for p in self.patches))
+
+
+__all__ = ["Patch", "Snapshot", "Step"]
