@@ -293,19 +293,6 @@ class NetworkEngine(Engine):
         total: int | None,
         message: str,
         zoom: float = 1.0,
-    ) -> np.ndarray:
-        """One forward pass of the input ``x`` (a batch of one): the 0/1 prediction."""
-        return self._forward_batch(x, control, stage, step, total, message, zoom)[0]
-
-    def _forward_batch(
-        self,
-        x: torch.Tensor,
-        control: RunControl,
-        stage: str,
-        step: int,
-        total: int | None,
-        message: str,
-        zoom: float = 1.0,
     ) -> list[np.ndarray]:
         """Forward passes of the inputs stacked in ``x`` (the network normalises per sample, so each gives what
         it gives alone): one 0/1 prediction per sample."""
@@ -359,7 +346,7 @@ class NetworkEngine(Engine):
             box = window(centre, az.crop_size(self.patch_size, zoom))
             x, prev_small = self.network_input(mask, box, zoom)
             step += 1
-            pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}", zoom)
+            pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}", zoom)[0]
             del x
             if not cfg.enabled or zoom >= cfg.max_zoom:  # AutoZoom off: no zoom-out loop, one coarse pass
                 break
@@ -419,7 +406,7 @@ class NetworkEngine(Engine):
             x = torch.cat([self.network_input(work, patches[i], 1.0, prev_offset=work_offset)[0] for i in group])
             first, last, n = group[0] + 1, group[-1] + 1, len(patches)
             what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
-            fines = self._forward_batch(x, control, "refine", done + 1, n, what)
+            fines = self._forward(x, control, "refine", done + 1, n, what)
             del x
             for i, fine in zip(group, fines):  # the group's boxes are disjoint: the order of the writes is free
                 work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))] = fine
