@@ -299,7 +299,7 @@ class PromptLayers:
         if self.view is None or layer is None or action not in ("added", "changed", "removed"):
             return
         try:
-            sent = self._sent.get(tool) or _snapshot(layer, 0)
+            sent = self._sent.get(tool) or _snapshot(tool, layer, 0)
             n_sent = len(sent[0])
             if action != "added":
                 if not _same_data(layer.data, sent[0]):
@@ -312,7 +312,7 @@ class PromptLayers:
                 return
             keep = [i for i in range(n_sent, len(layer.data)) if self._emit(lambda i=i: make(layer, layer.data[i]))]
             self.history.add([Drawn(tool, _marker(layer, i)) for i in keep])
-            now = _snapshot(layer, n_sent, keep)
+            now = _snapshot(tool, layer, n_sent, keep)
             if len(keep) < len(layer.data) - n_sent:
                 self._restore(tool, now)  # only markers of sent prompts stay
             self._sent[tool] = now
@@ -408,16 +408,9 @@ def _key_names() -> list[str]:
     return [tool.value for tool in Tool] + ["T", "V", *COMMAND_KEYS]
 
 
-def _snapshot(layer, start: int, keep: list[int] | None = None) -> tuple:
+def _snapshot(tool: Tool, layer, start: int, keep: list[int] | None = None) -> tuple:
     """(data, colours, shape types) of a marker layer's first ``start`` markers plus those in ``keep``."""
-    rows = list(range(start)) + list(keep or [])
-    if isinstance(layer, Points):
-        return np.array(layer.data[rows]), np.array(layer.face_color[rows]), None
-    return (
-        [np.array(layer.data[i]) for i in rows],
-        np.array(layer.edge_color[rows]),
-        [layer.shape_type[i] for i in rows],
-    )
+    return _assemble(tool, [_marker(layer, i) for i in [*range(start), *(keep or [])]])
 
 
 def _marker(layer, i: int) -> tuple:
@@ -428,7 +421,8 @@ def _marker(layer, i: int) -> tuple:
 
 
 def _assemble(tool: Tool, markers: list[tuple]) -> tuple:
-    """(data, colours, shape types) of ``markers`` (from :func:`_marker`), as :func:`_snapshot` gives them."""
+    """(data, colours, shape types) of ``markers`` (from :func:`_marker`), as :meth:`PromptLayers._restore` takes
+    them."""
     if tool is Tool.POINT:
         return np.array([m[0] for m in markers]), np.array([m[1] for m in markers]), None
     return [m[0] for m in markers], np.array([m[1] for m in markers]), [m[2] for m in markers]
