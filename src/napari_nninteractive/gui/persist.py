@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +218,8 @@ class Recovery:
     path: Path
     objects: int
     saved: float  # when it was written (seconds since the epoch)
+    #: The document as read (kept for the newest recovery only, so Restore does not read it again).
+    document: SessionDocument | None = field(default=None, compare=False, repr=False)
 
     def label(self) -> str:
         """``3 objects, 12-04 05:40`` (for the Restore button)."""
@@ -245,7 +247,7 @@ def _recovery(path: Path, ref: ImageRef) -> Recovery | None:
         log.warning("ignoring unreadable autosave: %s", exc)
         return None
     same = doc.image.fingerprint == ref.fingerprint and doc.image.shape == ref.shape
-    return Recovery(path, len(doc.objects), saved) if same and doc.objects else None
+    return Recovery(path, len(doc.objects), saved, doc) if same and doc.objects else None
 
 
 def keep_aside(ref: ImageRef, folder: Path, keep: int = KEEP) -> list[Recovery]:
@@ -258,14 +260,17 @@ def keep_aside(ref: ImageRef, folder: Path, keep: int = KEEP) -> list[Recovery]:
     current = autosave_path(ref, folder)
     found = _recovery(current, ref) if current.is_file() else None
     if found is not None:
+        aside = _kept_name(current, found.saved)
         try:
-            os.replace(current, _kept_name(current, found.saved))
+            os.replace(current, aside)
         except OSError as exc:  # cannot move it: offer it where it is (the next autosave replaces it)
             log.warning("cannot keep the autosave aside: %s", exc)
             return [found]
+        found = replace(found, path=aside)
     stem = current.name[: -len(SUFFIX)]
     paths = sorted(folder.glob(f"{glob.escape(stem)}.recovered-*{SUFFIX}"), reverse=True)  # the name sorts by time
-    kept = [r for r in (_recovery(p, ref) for p in paths) if r is not None]
+    others = (_recovery(p, ref) for p in paths if found is None or p != found.path)  # each file is read once
+    kept = [r for r in ([found] if found is not None else []) + list(others) if r is not None]
     kept.sort(key=lambda r: r.saved, reverse=True)
     chosen = kept[:keep]
     richest = max(kept, key=lambda r: r.objects, default=None)
@@ -276,7 +281,7 @@ def keep_aside(ref: ImageRef, folder: Path, keep: int = KEEP) -> list[Recovery]:
             path.unlink(missing_ok=True)
         except OSError as exc:  # not ours to delete after all: it only takes disk
             log.warning("cannot delete an old autosave: %s", exc)
-    return chosen
+    return [chosen[0]] + [replace(r, document=None) for r in chosen[1:]] if chosen else []
 
 
 def export_worker(sources: DocumentSources, path: str | Path, kind: str, affine: np.ndarray | None):

@@ -83,7 +83,6 @@ class SessionPanel(QGroupBox):
         The image's autosave is kept aside first, so this session's autosaves never replace it;
         a notification says it is there (this runs when Initialize finished, never in a layer event).
         """
-        from ..core.document import SessionFileError, load_document
         from .persist import Autosaver, image_ref, keep_aside
 
         self.image_ref = image_ref(self.annotator)  # fingerprints the voxels: once per image
@@ -91,12 +90,7 @@ class SessionPanel(QGroupBox):
             self.annotator, self.image_ref, autosave_folder(), lambda msg: self.report.emit(msg, True)
         )
         self.recoveries = keep_aside(self.image_ref, autosave_folder())
-        self.autosave_doc = None
-        if self.recoveries:
-            try:
-                self.autosave_doc = load_document(self.recoveries[0].path)
-            except SessionFileError as exc:
-                self.report.emit(str(exc), True)
+        self.autosave_doc = self.recoveries[0].document if self.recoveries else None  # read once, by keep_aside
         self.recovery_combo.blockSignals(True)
         self.recovery_combo.clear()
         self.recovery_combo.addItems([r.label() for r in self.recoveries])
