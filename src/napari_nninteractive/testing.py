@@ -8,7 +8,6 @@ meaningful. Run ``python -m napari_nninteractive.testing --help`` for the comman
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
@@ -16,68 +15,17 @@ import numpy as np
 
 from .core import atomic
 from .samples.synthetic import enclosing_box, synthetic_volume
+from .train.presets import V1_CONFIGURATION, architecture, make_plans, tiny_architecture, v1_architecture
 
-CONV = "torch.nn.modules.conv.Conv3d"
-NORM = "torch.nn.modules.instancenorm.InstanceNorm3d"
-NONLIN = "torch.nn.LeakyReLU"
-RESENC = "dynamic_network_architectures.architectures.unet.ResidualEncoderUNet"
-V1_CONFIGURATION = "3d_fullres_ps192_bs24"
-
-
-def architecture(features, blocks, strides, decoder) -> dict:
-    """A ResidualEncoderUNet ``architecture`` entry as nnU-Net-style plans store it."""
-    n = len(features)
-    return {
-        "network_class_name": RESENC,
-        "arch_kwargs": {
-            "n_stages": n,
-            "features_per_stage": list(features),
-            "conv_op": CONV,
-            "kernel_sizes": [[3, 3, 3]] * n,
-            "strides": [[s, s, s] for s in strides],
-            "n_blocks_per_stage": list(blocks),
-            "n_conv_per_stage_decoder": list(decoder),
-            "conv_bias": True,
-            "norm_op": NORM,
-            "norm_op_kwargs": {"eps": 1e-05, "affine": True},
-            "dropout_op": None,
-            "dropout_op_kwargs": None,
-            "nonlin": NONLIN,
-            "nonlin_kwargs": {"inplace": True},
-        },
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"],
-    }
-
-
-def v1_architecture() -> dict:
-    """The nnInteractive v1.0 network (spec section 1): ~102.4 M parameters."""
-    return architecture([32, 64, 128, 256, 320, 320], [1, 3, 4, 6, 6, 6], [1, 2, 2, 2, 2, 2], [1, 1, 1, 1, 1])
-
-
-def tiny_architecture() -> dict:
-    """A 3-stage network with a few thousand parameters; a 64^3 forward takes milliseconds."""
-    return architecture([4, 8, 16], [1, 1, 1], [1, 2, 2], [1, 1])
-
-
-def make_plans(arch: dict, patch_size=(192, 192, 192), configuration: str = V1_CONFIGURATION) -> dict:
-    """Plans with a base configuration and ``configuration`` inheriting from it (as v1.0 does)."""
-    base = configuration.rsplit("_bs", 1)[0] if "_bs" in configuration else configuration + "_base"
-    return {
-        "dataset_name": "Dataset_synthetic",
-        "plans_name": "nnInteractivePlans",
-        "configurations": {
-            base: {
-                "data_identifier": "nnInteractive",
-                "batch_size": 2,
-                "patch_size": list(patch_size),
-                "spacing": [1.0, 1.0, 1.0],
-                "architecture": copy.deepcopy(arch),
-            },
-            configuration: {"inherits_from": base, "batch_size": 24},
-        },
-        "transpose_forward": [0, 1, 2],
-        "transpose_backward": [0, 1, 2],
-    }
+__all__ = [
+    "architecture",
+    "enclosing_box",
+    "make_plans",
+    "synthetic_volume",
+    "tiny_architecture",
+    "v1_architecture",
+    "write_model_folder",
+]
 
 
 def write_model_folder(
