@@ -1,5 +1,7 @@
 """Prompt tools driven by real mouse and key events through napari's Qt canvas (issue 16)."""
 
+import itertools
+
 import numpy as np
 import pytest
 from qtpy.QtCore import QPoint, Qt
@@ -63,7 +65,11 @@ def _drag(viewer, qtbot, corners):
     """Hold the button and drag through ``corners`` (world row, column), as a user draws a lasso."""
     native = _native(viewer)
     QTest.mousePress(native, LEFT, NO_MOD, _pixel(viewer, corners[0]))
-    for yx in corners[1:]:
+    path = []  # intermediate points every few units, so a few moves merged by a busy event loop leave a polygon
+    for (y0, x0), (y1, x1) in itertools.pairwise(corners):
+        steps = max(1, int(max(abs(y1 - y0), abs(x1 - x0)) // 4))
+        path += [(y0 + (y1 - y0) * k / steps, x0 + (x1 - x0) * k / steps) for k in range(1, steps + 1)]
+    for yx in path:
         qtbot.wait(5)  # Qt merges moves that arrive at once
         QTest.mouseMove(native, _pixel(viewer, yx))
     QTest.mouseRelease(native, LEFT, NO_MOD, _pixel(viewer, corners[-1]))
