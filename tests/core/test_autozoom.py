@@ -192,7 +192,14 @@ def _record_windows(engine) -> list:
         boxes.append((box, zoom))
         return real_input(prev, box, zoom, prev_offset)
 
+    real_windows = engine.window_inputs
+
+    def recording_windows(prev, windows, *args):  # refinement: zoom-1 windows, batched
+        boxes.extend((box, 1.0) for box in windows)
+        return real_windows(prev, windows, *args)
+
     engine.network_input = recording_input
+    engine.window_inputs = recording_windows
     return boxes
 
 
@@ -315,6 +322,57 @@ def test_lean_zoomed_inputs_equal_the_full_crop_construction(tiny_model_dir):
                 assert torch.equal(lean, full), (zoom, centre, offset)
                 assert np.array_equal(lean_small, full_small)
                 assert lean[0, 1:].abs().sum() > 0  # prompts and prev_seg were actually in view
+
+
+def test_zoom_one_windows_written_in_place_equal_the_plain_path():
+    """Refinement inputs (batched, partly or wholly outside the image, through a working copy's offset) are
+    bit-identical to full crops of every channel stacked and concatenated."""
+    from napari_nninteractive.core.engines.network import NetworkEngine
+    from napari_nninteractive.core.model import LoadedModel
+    from napari_nninteractive.core.prompts import Box, Point, Scribble
+
+    rng = np.random.default_rng(0)
+    shape = (40, 90, 100)
+    engine = NetworkEngine(LoadedModel(None, (32, 32, 32)), device="cpu")
+    engine.set_image(rng.normal(100, 30, shape).astype(np.float32)[None])
+    stroke = np.zeros((1, 3, 9), bool)
+    stroke[0, 1, :] = True
+    prompts = (
+        Point((5, 5, 5), True),
+        Point((20, 50, 60), False),
+        Box(((10, 11), (30, 60), (40, 80)), True),
+        Scribble(stroke, ((30, 31), (80, 83), (0, 9)), True),
+    )
+    engine.load_prompts([p.validated(shape) for p in prompts])
+    prev = (rng.random(shape) > 0.6).astype(np.uint8)
+    boxes = [
+        ((-10, 22), (-5, 27), (0, 32)),
+        ((15, 47), (40, 72), (80, 112)),
+        ((5, 37), (30, 62), (40, 72)),
+        ((100, 132), (0, 32), (0, 32)),
+    ]
+    for offset in (None, (2, 3, 4)):
+        engine.lean_inputs = True
+        lean, (one, one_prev) = (
+            engine.window_inputs(prev, boxes, offset),
+            engine.network_input(prev, boxes[2], 1.0, offset),
+        )
+        engine.lean_inputs = False
+        plain, (ref, ref_prev) = (
+            engine.window_inputs(prev, boxes, offset),
+            engine.network_input(prev, boxes[2], 1.0, offset),
+        )
+        assert torch.equal(lean, plain) and torch.equal(one, ref) and np.array_equal(one_prev, ref_prev)
+        assert lean[:, 2:].abs().sum() > 0 and lean[3].abs().sum() == 0  # prompts in view; the outside window is 0
+    # a reused buffer (refinement passes of one interaction) holds exactly each call's inputs
+    from napari_nninteractive.core.engines.network import WindowBuffer
+
+    buffer = WindowBuffer()
+    for group in ([boxes[1], boxes[0]], [boxes[2]], [boxes[3], boxes[2], boxes[1]], [boxes[0]]):
+        engine.lean_inputs = True
+        reused = engine.window_inputs(prev, group, (1, 1, 1), buffer).clone()
+        engine.lean_inputs = False
+        assert torch.equal(reused, engine.window_inputs(prev, group, (1, 1, 1)))
 
 
 @pytest.mark.slow

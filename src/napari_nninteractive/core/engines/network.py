@@ -26,7 +26,7 @@ from ..geometry import (
     window,
 )
 from ..lazy import ImageArray
-from ..model import LoadedModel, choose_device, load_model_folder
+from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
 
@@ -83,6 +83,33 @@ def cancel_points(net: object, control: RunControl) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+class WindowBuffer:
+    """A reusable input tensor for zoom-1 windows: each use zeroes only what the previous one wrote.
+
+    One interaction's refinement passes share one (a fresh 192^3 input of 8 channels is 226 MB, and
+    allocating it page by page for every pass costs more than writing the data it holds).
+    """
+
+    def __init__(self) -> None:
+        self.x: torch.Tensor | None = None
+        self._dirty: list[tuple[int | slice, ...]] = []
+
+    def take(self, n: int, channels: int, patch: Sequence[int]) -> torch.Tensor:
+        """An all-zero ``(n, channels, *patch)`` float32 tensor (a view of the buffer)."""
+        shape = (channels, *patch)
+        if self.x is None or self.x.shape[0] < n or tuple(self.x.shape[1:]) != shape:
+            self.x, self._dirty = torch.zeros((n, *shape), dtype=torch.float32), []
+        out = self.x.numpy()
+        for where in self._dirty:
+            out[where] = 0
+        self._dirty = []
+        return self.x[:n]
+
+    def written(self, where: tuple[int | slice, ...]) -> None:
+        """Note a region written since :meth:`take`, to be zeroed by the next one."""
+        self._dirty.append(where)
 
 
 class NetworkEngine(Engine):
@@ -215,8 +242,11 @@ class NetworkEngine(Engine):
         """
         P = self.patch_size
         S = bbox_shape(box)
-        if tuple(P) == S or not self.lean_inputs:
+        if not self.lean_inputs:
             return self._network_input_full(prev_seg, box, zoom, prev_offset)
+        if tuple(P) == S:
+            x = self._windows(prev_seg, [box], prev_offset)
+            return x, x[0, self.n_image_channels].numpy()
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
         channels: list[torch.Tensor] = []
         source, norm = self._image_and_norm()
@@ -244,6 +274,62 @@ class NetworkEngine(Engine):
                 values, region = az.max_filter(padded, k), grown
             channels.append(az.resample_sparse(values, region, S, P, "area"))
         return torch.stack(channels)[None], prev_small
+
+    def window_inputs(
+        self,
+        prev_seg: np.ndarray,
+        boxes: Sequence[BBox],
+        prev_offset: Sequence[int] | None = None,
+        buffer: WindowBuffer | None = None,
+    ) -> torch.Tensor:
+        """The ``(n, C + 7, *P)`` inputs of patch-sized windows at zoom 1, written into one preallocated tensor.
+
+        Only the parts that hold data are written (the image inside the volume, the nonzero prev_seg and
+        prompts); the values are those of the plain path (``lean_inputs = False``), which builds full crops of
+        every channel, stacks and concatenates them. With a ``buffer`` the tensor is the buffer's, reused
+        from the previous call (valid until the next one).
+        """
+        if not self.lean_inputs:
+            return torch.cat([self._network_input_full(prev_seg, box, 1.0, prev_offset)[0] for box in boxes])
+        return self._windows(prev_seg, boxes, prev_offset, buffer)
+
+    def _windows(
+        self,
+        prev_seg: np.ndarray,
+        boxes: Sequence[BBox],
+        prev_offset: Sequence[int] | None,
+        buffer: WindowBuffer | None = None,
+    ) -> torch.Tensor:
+        P = self.patch_size
+        source, norm = self._image_and_norm()
+        n_img = source.shape[0]
+        buffer = buffer or WindowBuffer()
+        x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P)
+        out = x.numpy()
+        mean, std = np.float32(norm.mean), np.float32(norm.std)
+        for i, box in enumerate(boxes):
+            assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
+            inside = clip_bbox(box, source.shape[1:])
+            if not bbox_is_empty(inside):
+                where = (i, slice(0, n_img)) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
+                image = out[where]
+                image[...] = source[(slice(None),) + bbox_to_slices(inside)]
+                image -= mean  # in place, the operations of Normalization.apply
+                image /= std
+                buffer.written(where)
+            local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
+            values, region = self._prev_region(prev_seg, local)
+            if values.size:
+                where = (i, n_img) + bbox_to_slices(region)
+                out[where] = values
+                buffer.written(where)
+            for ch in Channel:
+                found = self.prompt_store.compose_region(ch, box)
+                if found is not None:
+                    where = (i, n_img + 1 + int(ch)) + bbox_to_slices(found[1])
+                    out[where] = found[0]
+                    buffer.written(where)
+        return x
 
     @staticmethod
     def _prev_region(prev_seg: np.ndarray, local: BBox) -> tuple[np.ndarray, BBox]:
@@ -401,9 +487,9 @@ class NetworkEngine(Engine):
         work[bbox_to_slices(shift_bbox(in_image, [-o for o in work_offset]))] = mask[bbox_to_slices(in_image)]
         work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
         del coarse
-        done = 0
+        done, buffer = 0, WindowBuffer()
         for group in independent_groups(patches, self.refine_batch):
-            x = torch.cat([self.network_input(work, patches[i], 1.0, prev_offset=work_offset)[0] for i in group])
+            x = self.window_inputs(work, [patches[i] for i in group], work_offset, buffer)
             first, last, n = group[0] + 1, group[-1] + 1, len(patches)
             what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
             fines = self._forward(x, control, "refine", done + 1, n, what)
