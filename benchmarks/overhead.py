@@ -1,0 +1,140 @@
+"""The GPU user's latency floor: everything around the forward passes, with a network that costs nothing.
+
+The network is replaced by a deterministic zero-cost stand-in that outlines bright objects (foreground
+where the normalised image exceeds 1, as a trained model would), so AutoZoom and refinement take the
+same path every run and the measured time is all overhead: cropping, normalising, composing prompt
+channels, resampling at zoom 1.5-4, border tests, upsampling, opening, refinement planning, pasting.
+On a GPU the passes become cheap and this is what is left.
+
+Volume: 512 x 512 x 133 (z = 133) with a small object (fits one 192^3 patch at zoom 1) and a large one
+(~110 x 340 x 340 voxels: AutoZoom zooms out to about 4 and refinement runs many patches), v1.0's patch
+size 192^3. Interactions: a click on the small object, a box on the large one, a click and a negative
+click on the large one, and a click near its edge (the window is off-centre: AutoZoom goes further out). Each runs "before" (the plain path: full S^3 input crops, one refinement patch
+per pass) and "after" (the defaults: inputs built from the data-holding part, independent refinement
+patches batched), in one run, and the masks are compared for equality.
+
+    python benchmarks/overhead.py [--repeats 2]
+
+Goals (issue 18): <= 0.2 s per interaction at zoom 1 and <= 1 s at zoom 4 with refinement, on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from napari_nninteractive.core.engines.base import ProgressEvent
+from napari_nninteractive.core.engines.network import NetworkEngine
+from napari_nninteractive.core.model import LoadedModel
+from napari_nninteractive.core.session import Session
+
+SHAPE = (133, 512, 512)
+PATCH = (192, 192, 192)
+
+
+class StandIn:
+    """Zero-cost deterministic network: foreground where the normalised image exceeds 1; counts passes."""
+
+    def __init__(self):
+        self.passes = 0
+        self.samples = 0
+        self.seconds = 0.0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        t = time.perf_counter()
+        self.passes += 1
+        self.samples += x.shape[0]
+        fg = (x[:, 0] > 1.0).float()
+        out = torch.stack([1 - fg, fg], dim=1)
+        self.seconds += time.perf_counter() - t
+        return out
+
+
+def volume() -> tuple[np.ndarray, dict[str, tuple[int, ...]]]:
+    """A CT-like float32 volume with a small and a large bright object, and where they are."""
+    rng = np.random.default_rng(0)
+    z, y, x = np.ogrid[: SHAPE[0], : SHAPE[1], : SHAPE[2]]
+    image = rng.normal(0, 20, SHAPE).astype(np.float32)
+    large = ((z - 66) / 55.0) ** 2 + ((y - 250) / 170.0) ** 2 + ((x - 250) / 170.0) ** 2 <= 1
+    small = ((z - 60) / 12.0) ** 2 + ((y - 480) / 16.0) ** 2 + ((x - 480) / 16.0) ** 2 <= 1
+    image[large] += 200
+    image[small] += 200
+    return image, {"small": (60, 480, 480), "large": (66, 250, 250)}
+
+
+def interactions(session: Session, where: dict[str, tuple[int, ...]]):
+    zs, ys, xs = where["small"]
+    zl, yl, xl = where["large"]
+    return [
+        ("click, small object", lambda: session.add_point([zs, ys, xs])),
+        ("box, large object", lambda: (session.reset_object(), session.add_bbox([[zl, zl + 1], [78, 422], [78, 422]]))),
+        ("click, large object", lambda: (session.reset_object(), session.add_point([zl, yl, xl]))),
+        ("negative click, large", lambda: session.add_point([zl, yl + 120, xl], positive=False)),
+        ("click near its edge", lambda: (session.reset_object(), session.add_point([zl, yl - 140, xl - 140]))),
+    ]
+
+
+def run(plain: bool, image: np.ndarray, where) -> list[dict]:
+    net = StandIn()
+    engine = NetworkEngine(LoadedModel(net, PATCH), device="cpu")
+    if plain:
+        engine.lean_inputs, engine.refine_batch = False, 1
+    zooms: list[float] = []
+
+    def progress(ev: ProgressEvent) -> None:
+        if ev.zoom is not None:
+            zooms.append(ev.zoom)
+
+    session = Session(engine, progress=progress)
+    session.set_image(image)
+    rows = []
+    for name, call in interactions(session, where):
+        passes, samples, spent = net.passes, net.samples, net.seconds
+        zooms.clear()
+        t = time.perf_counter()
+        call()
+        wall = time.perf_counter() - t
+        rows.append(
+            {
+                "name": name,
+                "overhead": wall - (net.seconds - spent),
+                "passes": net.passes - passes,
+                "patches": net.samples - samples,
+                "zoom": max(zooms, default=1.0),
+                "mask": session.read_mask().copy(),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each path; the fastest counts")
+    a = ap.parse_args()
+    torch.set_num_threads(2)
+    image, where = volume()
+    results = {}
+    for label, plain in (("before", True), ("after", False)):
+        runs = [run(plain, image, where) for _ in range(a.repeats)]
+        best = [min((r[i] for r in runs), key=lambda row: row["overhead"]) for i in range(len(runs[0]))]
+        results[label] = best
+    print(
+        f"{'interaction':<24}{'max zoom':>9}{'passes':>8}{'patches':>9}{'before s':>10}{'after s':>9}{'ratio':>7}  same mask"
+    )
+    for b, f in zip(results["before"], results["after"]):
+        same = np.array_equal(b["mask"], f["mask"])
+        print(
+            f"{f['name']:<24}{f['zoom']:>9.2f}{f['passes']:>5}/{b['passes']:<3}{f['patches']:>8}"
+            f"{b['overhead']:>10.3f}{f['overhead']:>9.3f}{f['overhead'] / b['overhead']:>7.2f}  {same}"
+        )
+    print(
+        "\nseconds exclude the stand-in's own time (microseconds); passes: after/before. A real pass of the v1.0"
+        "\nnetwork adds its own time per pass (about 65 s on these 2 CPU cores; see benchmarks/network_speed.py)."
+    )
+
+
+if __name__ == "__main__":
+    main()
