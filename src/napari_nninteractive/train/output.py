@@ -121,4 +121,5 @@ def write_log(out: Path, log: dict[str, Any]) -> None:
         ax2.set_ylabel("simulated-user AUC", color="tab:orange")
         ax2.set_ylim(0, 1)
     ax.set_title(log.get("description", "training"), fontsize=9)
+    fig.tight_layout()
     save_figure(fig, out / "training_progress.png")
