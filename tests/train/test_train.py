@@ -211,6 +211,7 @@ def test_the_command_line_trains_and_refuses_what_cannot_work(dataset, plans, tm
         (["--merge-probability", "2"], "--merge-probability"),
         (["--resume"], "no training run to continue"),
         (["--plans", "no-such-preset"], "neither a preset"),
+        (["--configuration", "nope"], "has no configuration 'nope'"),
     ):
         base = [str(dataset), "-o", str(fresh), "--plans", str(plans), "-q"]
         assert train_main(base + extra) == 2

@@ -384,20 +384,20 @@ class Trainer:
         if self.writer:
             output.write_folder_files(cfg.out, self.start, self.train_data)
         deadline = None if cfg.minutes is None else time.monotonic() + 60 * cfg.minutes
-        t_start, losses = time.monotonic(), []
+        t_start, it0, losses = time.monotonic(), self.iteration, []
         while self.planned is None or self.iteration < self.planned:
             t_epoch, losses = time.monotonic(), []
             for _ in range(cfg.iterations_per_epoch):
                 losses.append(self._step())
                 self.iteration += 1
-                rate = self.iteration / max(time.monotonic() - t_start, 1e-9)
+                rate = (self.iteration - it0) / max(time.monotonic() - t_start, 1e-9)
                 self.progress.update(self.iteration, self.planned or 0, self.epoch, losses[-1], self._lr(), rate)
                 if self.planned is not None and self.iteration >= self.planned:
                     break
             self.epoch += 1
             seconds = time.monotonic() - t_epoch
             if not self.progress.tty:  # a log file gets one line per epoch
-                rate = self.iteration / max(time.monotonic() - t_start, 1e-9)
+                rate = (self.iteration - it0) / max(time.monotonic() - t_start, 1e-9)
                 self.progress.update(
                     self.iteration, self.planned or 0, self.epoch, float(np.mean(losses)), self._lr(), rate, True
                 )
@@ -424,7 +424,7 @@ class Trainer:
                 output.write_log(cfg.out, self.log)
             if last:
                 break
-        rate = self.iteration / max(time.monotonic() - t_start, 1e-9)
+        rate = (self.iteration - it0) / max(time.monotonic() - t_start, 1e-9)
         self.progress.update(
             self.iteration,
             self.planned or self.iteration,

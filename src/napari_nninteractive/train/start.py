@@ -89,6 +89,10 @@ def from_plans(plans: str | Path, configuration: str | None, n_image_channels: i
     """A new network from a plans file or preset, initialised from ``seed``."""
     data, name, source = read_plans(plans, configuration)
     where = Path(source) if not source.startswith("preset ") else Path(str(plans))
+    if name not in data["configurations"]:
+        raise StartError(
+            f"{source} has no configuration {name!r}; pass one of {sorted(data['configurations'])} with --configuration."
+        )
     resolved = resolve_configuration(data, name, where)
     patch = resolved.get("patch_size")
     if not (isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)):
