@@ -72,10 +72,15 @@ class Normalization:
 
     def apply(self, values: np.ndarray) -> np.ndarray:
         """Normalised float32 copy of ``values`` (never modifies the input)."""
-        out: np.ndarray = np.asarray(values, dtype=np.float32).copy()
+        out = np.empty(np.shape(values), dtype=np.float32)
+        self.apply_into(values, out)
+        return out
+
+    def apply_into(self, values: np.ndarray, out: np.ndarray) -> None:
+        """Write ``values`` normalised into the float32 array ``out`` (same shape; e.g. a view of an input tensor)."""
+        out[...] = values
         out -= np.float32(self.mean)
         out /= np.float32(self.std)
-        return out
 
 
 def require_finite(image: np.ndarray) -> None:

@@ -20,6 +20,7 @@ from ..geometry import (
     bbox_to_slices,
     clip_bbox,
     crop_padded,
+    intersect_bbox,
     nonzero_bbox,
     shift_bbox,
     union_bbox,
@@ -53,15 +54,15 @@ def independent_groups(patches: Sequence[BBox], limit: int) -> list[list[int]]:
     groups: list[list[int]] = []
     for i, patch in enumerate(patches):
         group = groups[-1] if groups else None
-        if group is None or len(group) >= limit or any(_overlaps(patch, patches[j]) for j in group):
+        if (
+            group is None
+            or len(group) >= limit
+            or any(not bbox_is_empty(intersect_bbox(patch, patches[j])) for j in group)
+        ):
             groups.append([i])
         else:
             group.append(i)
     return groups
-
-
-def _overlaps(a: BBox, b: BBox) -> bool:
-    return all(lo1 < hi2 and lo2 < hi1 for (lo1, hi1), (lo2, hi2) in zip(a, b))
 
 
 @contextmanager
@@ -306,16 +307,12 @@ class NetworkEngine(Engine):
         buffer = buffer or WindowBuffer()
         x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P)
         out = x.numpy()
-        mean, std = np.float32(norm.mean), np.float32(norm.std)
         for i, box in enumerate(boxes):
             assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
             inside = clip_bbox(box, source.shape[1:])
             if not bbox_is_empty(inside):
                 where = (i, slice(0, n_img)) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
-                image = out[where]
-                image[...] = source[(slice(None),) + bbox_to_slices(inside)]
-                image -= mean  # in place, the operations of Normalization.apply
-                image /= std
+                norm.apply_into(source[(slice(None),) + bbox_to_slices(inside)], out[where])
                 buffer.written(where)
             local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
             values, region = self._prev_region(prev_seg, local)
