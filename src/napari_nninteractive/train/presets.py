@@ -104,31 +104,37 @@ PRESETS: dict[str, tuple[dict[str, Any], str]] = {
 }
 
 
-def read_plans(plans: str | Path, configuration: str | None = None) -> tuple[dict[str, Any], str, str]:
-    """``(plans, configuration name, source)`` for a preset name or a plans file.
+def read_plans(plans: str | Path, configuration: str | None = None) -> tuple[dict[str, Any], str, Path]:
+    """``(plans, configuration name, where)`` for a preset name or a plans file; ``where`` names it in messages.
 
-    A file with one configuration needs no ``configuration``; with several, the name is required.
+    Without ``configuration``: a preset's own, or a file's one leaf configuration (one that no other
+    inherits from); with several, the name is required. A name the plans lack is refused.
     """
     name = str(plans)
     if name in PRESETS:
         preset, default = PRESETS[name]
-        return copy.deepcopy(preset), configuration or default, f"preset {name}"
-    path = Path(plans).expanduser()
-    if not path.is_file():
-        raise PlansError(
-            f"--plans {name!r} is neither a preset ({', '.join(PRESETS)}) nor a plans file; pass a plans.json path."
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PlansError(f"{path} is not a readable JSON plans file ({exc}).") from None
+        data, where, configuration = copy.deepcopy(preset), Path(f"preset {name}"), configuration or default
+    else:
+        where = Path(plans).expanduser()
+        if not where.is_file():
+            raise PlansError(
+                f"--plans {name!r} is neither a preset ({', '.join(PRESETS)}) nor a plans file; pass a plans.json path."
+            )
+        try:
+            data = json.loads(where.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PlansError(f"{where} is not a readable JSON plans file ({exc}).") from None
     configs = data.get("configurations") if isinstance(data, dict) else None
     if not isinstance(configs, dict) or not configs:
-        raise PlansError(f"{path} has no 'configurations'; pass an nnU-Net plans.json.")
-    parents = {v.get("inherits_from") for v in configs.values() if isinstance(v, dict)}
-    leaves = [k for k, v in configs.items() if isinstance(v, dict) and k not in parents]
+        raise PlansError(f"{where} has no 'configurations'; pass an nnU-Net plans.json.")
     if configuration is None:
+        parents = {v.get("inherits_from") for v in configs.values() if isinstance(v, dict)}
+        leaves = [k for k, v in configs.items() if isinstance(v, dict) and k not in parents]
         if len(leaves) != 1:
-            raise PlansError(f"{path} has configurations {sorted(configs)}; choose one with --configuration.")
+            raise PlansError(f"{where} has configurations {sorted(configs)}; choose one with --configuration.")
         configuration = leaves[0]
-    return data, configuration, str(path)
+    if configuration not in configs:
+        raise PlansError(
+            f"{where} has no configuration {configuration!r}; pass one of {sorted(configs)} with --configuration."
+        )
+    return data, configuration, where

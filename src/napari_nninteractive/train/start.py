@@ -87,16 +87,11 @@ def from_model_folder(folder: str | Path, n_image_channels: int) -> StartingPoin
 
 def from_plans(plans: str | Path, configuration: str | None, n_image_channels: int, seed: int) -> StartingPoint:
     """A new network from a plans file or preset, initialised from ``seed``."""
-    data, name, source = read_plans(plans, configuration)
-    where = Path(source) if not source.startswith("preset ") else Path(str(plans))
-    if name not in data["configurations"]:
-        raise StartError(
-            f"{source} has no configuration {name!r}; pass one of {sorted(data['configurations'])} with --configuration."
-        )
+    data, name, where = read_plans(plans, configuration)
     resolved = resolve_configuration(data, name, where)
     patch = resolved.get("patch_size")
     if not (isinstance(patch, list) and len(patch) == 3 and all(isinstance(p, int) and p > 0 for p in patch)):
-        raise StartError(f"{source}: configuration {name!r} has no 3-D patch_size of positive integers.")
+        raise StartError(f"{where}: configuration {name!r} has no 3-D patch_size of positive integers.")
     torch.manual_seed(seed)
     network = build_network(resolved, n_image_channels + N_PROMPT_INPUTS, where)
     return StartingPoint(
@@ -111,7 +106,7 @@ def from_plans(plans: str | Path, configuration: str | None, n_image_channels: i
             interaction_decay=SCRATCH_INFO["interaction_decay"],
             supported=frozenset({PromptKind.POINT, PromptKind.BBOX, PromptKind.SCRIBBLE, PromptKind.LASSO}),
         ),
-        description=f"trained from scratch ({source}, configuration {name})",
+        description=f"trained from scratch ({where}, configuration {name})",
         metadata_files={NEW_METADATA: json.dumps(SCRATCH_INFO, indent=2)},
     )
 
