@@ -30,23 +30,17 @@ from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.core.model import LoadedModel, load_model_folder
 from napari_nninteractive.core.prompts import Box, Point
 from napari_nninteractive.core.session import Session
-from napari_nninteractive.eval.runner import evaluate
 from napari_nninteractive.samples.training_set import write_training_set
 from napari_nninteractive.train.dataset import ObjectTable, load_dataset
 from napari_nninteractive.train.loop import Progress, TrainConfig, Trainer
 from napari_nninteractive.train.start import from_plans
-from napari_nninteractive.train.validate import object_labels
+from napari_nninteractive.train.validate import evaluate_cases, mean_auc
 
 
 def held_out_auc(session: Session, folder: Path) -> tuple[float, list[float], int]:
     """Mean AUC, mean Dice@0..5 and object count over every object of the held-out cases."""
-    data = load_dataset(folder, "test")
-    table = ObjectTable(data)
-    runs = []
-    for i, case in enumerate(data.cases):
-        session.set_image(case.image)
-        runs += evaluate(session, object_labels(table, i), ("random",), 5, 0, image=case.name)
-    return float(np.mean([r.auc for r in runs])), np.mean([r.dices for r in runs], 0).tolist(), len(runs)
+    runs = evaluate_cases(session, ObjectTable(load_dataset(folder, "test")))
+    return mean_auc(runs), np.mean([r.dices for r in runs], 0).tolist(), len(runs)
 
 
 def network_session(model: LoadedModel, autozoom: bool = True) -> Session:

@@ -43,18 +43,29 @@ def validate(
     training. The network is left in training mode afterwards.
     """
     model = LoadedModel(network, start.patch_size, start.n_image_channels, start.metadata)
-    engine = NetworkEngine(model, device=str(device), autozoom=autozoom)
-    session = Session(engine)
-    runs: list[ObjectRun] = []
+    session = Session(NetworkEngine(model, device=str(device), autozoom=autozoom))
     try:
-        for i, case in enumerate(table.data.cases):
-            labels = object_labels(table, i, max_objects)
-            if not labels.any():
-                continue
-            session.set_image(case.image)
-            runs += evaluate(session, labels, ("random",), n_interactions, seed, image=case.name, engine="trained")
+        return evaluate_cases(session, table, n_interactions, seed, max_objects, engine="trained")
     finally:
         network.train()
+
+
+def evaluate_cases(
+    session: Session,
+    table: ObjectTable,
+    n_interactions: int = 5,
+    seed: int = 0,
+    max_objects: int | None = None,
+    engine: str | None = None,
+) -> list[ObjectRun]:
+    """The random agent on every case's first ``max_objects`` objects (all when ``None``), through ``session``."""
+    runs: list[ObjectRun] = []
+    for i, case in enumerate(table.data.cases):
+        labels = object_labels(table, i, max_objects)
+        if not labels.any():
+            continue
+        session.set_image(case.image)
+        runs += evaluate(session, labels, ("random",), n_interactions, seed, image=case.name, engine=engine)
     return runs
 
 
