@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .geometry import BBox, bbox_to_slices, intersect_bbox, nonzero_bbox, shift_bbox
+from .geometry import BBox, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, Scribble
 
 #: Axis modes: ``"all"`` (each axis decides, a voxel takes the new mask where two of three agree;
@@ -94,10 +94,6 @@ def _prompt_axis(newest: Sequence[Prompt]) -> int:
     return 0
 
 
-def _rel(box: BBox, frame: BBox) -> BBox:
-    return shift_bbox(box, [-lo for lo, _ in frame])
-
-
 def _paint_footprint(target: np.ndarray, frame: BBox, p: Prompt) -> None:
     """OR a prompt's voxels (a point's voxel, a box's box, a region's mask) into ``target`` (frame coordinates)."""
     if isinstance(p, Point):
@@ -109,11 +105,11 @@ def _paint_footprint(target: np.ndarray, frame: BBox, p: Prompt) -> None:
     common = intersect_bbox(p.bbox, frame)
     if any(hi <= lo for lo, hi in common):
         return
-    where = bbox_to_slices(_rel(common, frame))
+    where = bbox_to_slices(relative_bbox(common, frame))
     if isinstance(p, Box):
         target[where] = True
     else:
-        target[where] |= p.mask[bbox_to_slices(_rel(common, p.bbox))].astype(bool)
+        target[where] |= p.mask[bbox_to_slices(relative_bbox(common, p.bbox))].astype(bool)
 
 
 def _prompt_votes(

@@ -57,6 +57,11 @@ def shift_bbox(box: BBox, offset: Sequence[int]) -> BBox:
     return tuple((lo + o, hi + o) for (lo, hi), o in zip(box, offset))
 
 
+def relative_bbox(box: BBox, frame: BBox) -> BBox:
+    """``box`` in the frame whose origin is ``frame``'s lower corner."""
+    return shift_bbox(box, [-lo for lo, _ in frame])
+
+
 def nonzero_bbox(mask: np.ndarray) -> BBox | None:
     """Tight bbox of the nonzero voxels of ``mask``; ``None`` when all are zero."""
     if mask.ndim == 3:  # two passes with contiguous reductions instead of three strided ones

@@ -29,7 +29,7 @@ from .api import CancelCheck, Capabilities, Change, ProgressCallback
 from .encoding import ImageError
 from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunControl, Update
 from .fusion import AXES, fuse
-from .geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
+from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, relative_bbox, union_bbox
 from .lazy import ImageArray, LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 from .undo import Patch, Snapshot, Step
@@ -433,9 +433,9 @@ class Session:
             replayed = nonzero_bbox(mask)
             union = union_bbox(replayed, box)
             if union is not None:
-                target = np.zeros(tuple(hi - lo for lo, hi in union), dtype=np.uint8)
+                target = np.zeros(bbox_shape(union), dtype=np.uint8)
                 if kept is not None:
-                    target[tuple(slice(lo - u, hi - u) for (lo, hi), (u, _) in zip(kept[0], union))] = kept[1]
+                    target[bbox_to_slices(relative_bbox(kept[0], union))] = kept[1]
                 self._write(union, target, patches)
             self._restore(restored)
             self._push(Step("restored object", before, restored, tuple(patches)))
@@ -443,7 +443,7 @@ class Session:
             self._undo, self._redo = [], []
             whole = union_bbox(nonzero_bbox(mask), box)
             if whole is not None:
-                self._set(whole, np.zeros(tuple(hi - lo for lo, hi in whole), dtype=np.uint8))
+                self._set(whole, np.zeros(bbox_shape(whole), dtype=np.uint8))
             if kept is not None:
                 self._set(*kept)
             self._restore(restored)

@@ -42,6 +42,7 @@ from ..geometry import (
     clip_bbox,
     intersect_bbox,
     nonzero_bbox,
+    relative_bbox,
     shift_bbox,
     union_bbox,
 )
@@ -253,7 +254,7 @@ class _SeededBase(Engine):
         changed = roi if windowed else union_bbox(roi, nonzero_bbox(mask))
         assert changed is not None  # the ROI holds the prompts
         values = np.zeros(bbox_shape(changed), dtype=np.uint8)
-        values[bbox_to_slices(ws.rel(roi, changed))] = seg
+        values[bbox_to_slices(relative_bbox(roi, changed))] = seg
         if new is not None:
             zone = np.zeros(values.shape, bool)
             for p in new:

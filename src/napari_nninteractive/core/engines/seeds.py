@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox
+from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
 from ..prompts import Box, Point, Prompt
-from .watershed import rel
 
 
 def ball(r: int) -> np.ndarray:
@@ -25,7 +24,9 @@ def paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
     common = intersect_bbox(box, roi)
     if bbox_is_empty(common):
         return
-    target[bbox_to_slices(rel(common, roi))] |= values[bbox_to_slices(rel(common, box))].astype(bool)
+    target[bbox_to_slices(relative_bbox(common, roi))] |= values[bbox_to_slices(relative_bbox(common, box))].astype(
+        bool
+    )
 
 
 def assign(fg: np.ndarray, bg: np.ndarray, region: np.ndarray, positive: bool) -> None:
@@ -85,12 +86,12 @@ def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox) -> tuple[BBox, np.n
     common = intersect_bbox(box, roi)
     if bbox_is_empty(common) or not all(lo <= int(c) < hi for c, (lo, hi) in zip(p.coord, roi)):
         return box, ball
-    local = ndimage.gaussian_filter(img[bbox_to_slices(rel(common, roi))], 0.7)
-    inside = ball[bbox_to_slices(rel(common, box))]
+    local = ndimage.gaussian_filter(img[bbox_to_slices(relative_bbox(common, roi))], 0.7)
+    inside = ball[bbox_to_slices(relative_bbox(common, box))]
     centre = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, common))
     keep = same_side(local, inside, centre)
     out = np.zeros(ball.shape, bool)
-    out[bbox_to_slices(rel(common, box))] = keep
+    out[bbox_to_slices(relative_bbox(common, box))] = keep
     return box, out
 
 

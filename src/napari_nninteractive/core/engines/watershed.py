@@ -9,12 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ..geometry import BBox, bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, shift_bbox
-
-
-def rel(box: BBox, frame: BBox) -> BBox:
-    """``box`` in the frame whose origin is ``frame``'s lower corner."""
-    return shift_bbox(box, [-lo for lo, _ in frame])
+from ..geometry import bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
 
 
 def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
@@ -32,7 +27,9 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
         return
     box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
     reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
-    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[bbox_to_slices(rel(box, reach))]
+    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[
+        bbox_to_slices(relative_bbox(box, reach))
+    ]
     sub = bbox_to_slices(box)
     visit = ndimage.binary_dilation(free[sub]) if crop else None
     flooded = watershed(gradient, markers[sub], mask=visit)
@@ -149,7 +146,7 @@ def refine_band(
     local = img[bbox_to_slices(reach)]
     if smoothing:
         local = ndimage.gaussian_filter(local, smoothing)
-    inside = bbox_to_slices(rel(box, reach))
+    inside = bbox_to_slices(relative_bbox(box, reach))
     work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
     work[inside] = markers
     flood_unmarked(local, work)
