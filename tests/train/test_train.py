@@ -189,7 +189,7 @@ def test_fine_tuning_keeps_plans_and_metadata_and_inherits_the_licence(dataset, 
     assert json.loads((out / "dataset.json").read_text()) == json.loads((source / "dataset.json").read_text())
     licence = (out / "LICENSE").read_text()
     assert "fine-tuned" in licence and "nnInteractive_v1.0" in licence and "CC BY-NC-SA 4.0" in licence
-    assert load_model_folder(out).licence is not None
+    assert load_model_folder(out).licence == "CC BY-NC-SA 4.0"  # the line the plugin shows is the inherited one
     changed = weights(out)
     original = torch.load(source / "fold_0" / "checkpoint_final.pth", weights_only=False)["network_weights"]
     assert any(not torch.equal(changed[k], original[k]) for k in changed)

@@ -42,16 +42,18 @@ def dataset_json(start: StartingPoint, data: TrainingData) -> dict[str, Any]:
 
 
 def licence_text(start: StartingPoint, data: TrainingData) -> str:
-    """What the weights derive from: a fine-tune inherits its source's licence."""
+    """What the weights derive from. The first line is the one the plugin shows (the facts line): a fine-tune
+    leads with its source's licence line, which it inherits."""
     if start.source is not None:
-        inherited = (start.licence or "").strip() or "(the source folder has no LICENSE file: ask its authors)"
+        full = (start.licence or "").strip() or "(the source folder has no LICENSE file: ask its authors)"
+        inherited = full.splitlines()[0].strip()
         return (
-            f"These weights were fine-tuned by {TRAINER_NAME} from {start.source.name} on the dataset {data.name}.\n"
-            f"They derive from {start.source.name} and inherit its licence:\n\n{inherited}\n"
+            f"{inherited}\n\nThese weights were fine-tuned by {TRAINER_NAME} from {start.source.name} on the dataset "
+            f"{data.name}. They derive from {start.source.name} and inherit its licence, whose text follows.\n\n{full}\n"
         )
     return (
-        f"These weights were trained from scratch (random initialisation) by {TRAINER_NAME} on the dataset "
-        f"{data.name}.\nThey derive from that dataset only: its licence terms apply to them.\n"
+        f"Trained from scratch on {data.name}: that dataset's terms apply.\n\nThese weights were trained from scratch "
+        f"(random initialisation) by {TRAINER_NAME} on the dataset {data.name}. They derive from that dataset only.\n"
     )
 
 

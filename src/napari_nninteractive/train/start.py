@@ -48,7 +48,7 @@ class StartingPoint:
     metadata: InteractionMetadata
     description: str  # "fine-tuned from X" / "trained from scratch (plans Y)"
     source: Path | None = None  # the model folder fine-tuned
-    licence: str | None = None  # the source's licence text
+    licence: str | None = None  # the source's LICENSE text, whole
     dataset_json: dict[str, Any] | None = None  # the source's dataset.json (kept when fine-tuning)
     metadata_files: dict[str, str] = field(default_factory=dict)  # file name -> text to write
 
@@ -79,7 +79,9 @@ def from_model_folder(folder: str | Path, n_image_channels: int) -> StartingPoin
         metadata=model.metadata,
         description=f"fine-tuned from {folder.name}",
         source=folder,
-        licence=model.licence,
+        licence=(folder / "LICENSE").read_text(encoding="utf-8", errors="replace")
+        if (folder / "LICENSE").is_file()
+        else None,
         dataset_json=dataset_json,
         metadata_files=meta_files,
     )
