@@ -27,6 +27,7 @@ from ..geometry import (
     window,
 )
 from ..lazy import ImageArray
+from ..mask_upsampling import upsample_mask_region
 from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
@@ -456,8 +457,11 @@ class NetworkEngine(Engine):
         """Upsample the coarse result, plan patches over what changed, refine them at zoom 1."""
         cfg, P, shape = self.autozoom, self.patch_size, mask.shape
         crop_in_image = clip_bbox(box, shape)
-        coarse = az.upsample_mask(pred, bbox_shape(box))
-        coarse = coarse[bbox_to_slices(shift_bbox(crop_in_image, [-lo for lo, _ in box]))]
+        in_crop = shift_bbox(crop_in_image, [-lo for lo, _ in box])
+        if self.lean_inputs:  # only the part inside the image, bit-identical (see mask_upsampling)
+            coarse = upsample_mask_region(pred, bbox_shape(box), in_crop)
+        else:
+            coarse = az.upsample_mask(pred, bbox_shape(box))[bbox_to_slices(in_crop)]
         plan_region = crop_in_image if refine_mask is None else union_bbox(crop_in_image, refine_mask.bbox)
         assert plan_region is not None  # the initial mask's bbox is never empty
         offset = [lo for lo, _ in plan_region]
