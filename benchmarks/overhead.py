@@ -9,7 +9,9 @@ On a GPU the passes become cheap and this is what is left.
 Volume: 512 x 512 x 133 (z = 133) with a small object (fits one 192^3 patch at zoom 1) and a large one
 (~110 x 340 x 340 voxels: AutoZoom zooms out to about 4 and refinement runs many patches), v1.0's patch
 size 192^3. Interactions: a click on the small object, a box on the large one, a click and a negative
-click on the large one, and a click near its edge (the window is off-centre: AutoZoom goes further out). Each runs "before" (the plain path: full S^3 input crops, one refinement patch
+click on the large one, and a click near its edge (the window is off-centre: AutoZoom goes further out);
+the box and the clicks on the large object each start a new object first, timed apart (the last row:
+the slowest of those, which clears the large object's voxels and records them for undo). Each runs "before" (the plain path: full S^3 input crops, one refinement patch
 per pass) and "after" (the defaults: inputs built from the data-holding part, independent refinement
 patches batched), in one run, and the masks are compared for equality.
 
@@ -66,14 +68,17 @@ def volume() -> tuple[np.ndarray, dict[str, tuple[int, ...]]]:
 
 
 def interactions(session: Session, where: dict[str, tuple[int, ...]]):
+    """``(name, setup, call)``: ``call`` is timed; ``setup`` (starting a new object, which clears the previous
+    one's voxels) is a separate user action, timed as its own row."""
     zs, ys, xs = where["small"]
     zl, yl, xl = where["large"]
+    new = session.reset_object
     return [
-        ("click, small object", lambda: session.add_point([zs, ys, xs])),
-        ("box, large object", lambda: (session.reset_object(), session.add_bbox([[zl, zl + 1], [78, 422], [78, 422]]))),
-        ("click, large object", lambda: (session.reset_object(), session.add_point([zl, yl, xl]))),
-        ("negative click, large", lambda: session.add_point([zl, yl + 120, xl], positive=False)),
-        ("click near its edge", lambda: (session.reset_object(), session.add_point([zl, yl - 140, xl - 140]))),
+        ("click, small object", None, lambda: session.add_point([zs, ys, xs])),
+        ("box, large object", new, lambda: session.add_bbox([[zl, zl + 1], [78, 422], [78, 422]])),
+        ("click, large object", new, lambda: session.add_point([zl, yl, xl])),
+        ("negative click, large", None, lambda: session.add_point([zl, yl + 120, xl], positive=False)),
+        ("click near its edge", new, lambda: session.add_point([zl, yl - 140, xl - 140])),
     ]
 
 
@@ -91,7 +96,12 @@ def run(plain: bool, image: np.ndarray, where) -> list[dict]:
     session = Session(engine, progress=progress)
     session.set_image(image)
     rows = []
-    for name, call in interactions(session, where):
+    resets = []
+    for name, setup, call in interactions(session, where):
+        if setup is not None:
+            t = time.perf_counter()
+            setup()
+            resets.append(time.perf_counter() - t)
         passes, samples, spent = net.passes, net.samples, net.seconds
         zooms.clear()
         t = time.perf_counter()
@@ -107,6 +117,16 @@ def run(plain: bool, image: np.ndarray, where) -> list[dict]:
                 "mask": session.read_mask().copy(),
             }
         )
+    rows.append(
+        {
+            "name": "new object (clears)",
+            "overhead": max(resets),
+            "passes": 0,
+            "patches": 0,
+            "zoom": 1.0,
+            "mask": session.read_mask().copy(),
+        }
+    )
     return rows
 
 

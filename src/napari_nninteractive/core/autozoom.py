@@ -137,7 +137,12 @@ def _aligned_step(crop: int, out: int) -> int | None:
 
 
 def resample_sparse(
-    values: np.ndarray, region: BBox, crop_shape: Sequence[int], size: Sequence[int], mode: str
+    values: np.ndarray,
+    region: BBox,
+    crop_shape: Sequence[int],
+    size: Sequence[int],
+    mode: str,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Resample a crop that is zero outside ``region`` to ``size`` without building the crop.
 
@@ -145,15 +150,17 @@ def resample_sparse(
     ``F.interpolate`` of the whole zero-filled crop (``mode`` trilinear with align_corners False,
     area or nearest) bit for bit: only the output cells that can read ``region`` are computed, from
     a block-aligned part of the crop. Ratios without an exact block size fall back to the full crop.
+    With ``out`` (an all-zero float32 tensor of ``size``) the result is written there and returned.
     """
-    out = torch.zeros(tuple(size), dtype=torch.float32)
+    out = torch.zeros(tuple(size), dtype=torch.float32) if out is None else out
     if bbox_is_empty(region):
         return out
     steps = [_aligned_step(c, p) for c, p in zip(crop_shape, size)]
     if any(m is None for m in steps):
         full = np.zeros(tuple(crop_shape), np.float32)
         full[bbox_to_slices(region)] = values
-        return _resample(torch.from_numpy(full), size, mode)
+        out[...] = _resample(torch.from_numpy(full), size, mode)
+        return out
     blocks = cast("list[int]", steps)  # none is None past the fallback
     outs: list[tuple[int, int]] = []
     in_pairs: list[tuple[int, int]] = []

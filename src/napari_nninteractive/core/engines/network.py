@@ -88,9 +88,9 @@ def cancel_points(net: object, control: RunControl) -> Iterator[None]:
 
 
 class WindowBuffer:
-    """A reusable input tensor for zoom-1 windows: each use zeroes only what the previous one wrote.
+    """A reusable input tensor: each use zeroes only what the previous one wrote.
 
-    One interaction's refinement passes share one (a fresh 192^3 input of 8 channels is 226 MB, and
+    One interaction's zoom and refinement passes share one (a fresh 192^3 input of 8 channels is 226 MB, and
     allocating it page by page for every pass costs more than writing the data it holds).
     """
 
@@ -231,7 +231,12 @@ class NetworkEngine(Engine):
         return out
 
     def network_input(
-        self, prev_seg: np.ndarray, box: BBox, zoom: float, prev_offset: Sequence[int] | None = None
+        self,
+        prev_seg: np.ndarray,
+        box: BBox,
+        zoom: float,
+        prev_offset: Sequence[int] | None = None,
+        buffer: WindowBuffer | None = None,
     ) -> tuple[torch.Tensor, np.ndarray]:
         """The ``(1, C + 7, *P)`` input for window ``box`` at ``zoom``, and prev_seg for the border test.
 
@@ -239,34 +244,41 @@ class NetworkEngine(Engine):
         cover only part of the image; parts outside it are 0). When zoomed and ``lean_inputs`` is
         set (the default), each channel is resampled from the part of the crop that holds data
         (the image inside the volume, the nonzero prompts and prev_seg) instead of from full
-        S^3 float crops; the values are identical (``lean_inputs = False``: the plain path, kept
-        for tests and benchmarks).
+        S^3 float crops, straight into the input tensor; the values are identical (``lean_inputs =
+        False``: the plain path, kept for tests and benchmarks). With a ``buffer`` the input tensor
+        (and at zoom 1 the returned prev_seg, a view of it) is the buffer's, valid until its next use.
         """
         P = self.patch_size
         S = bbox_shape(box)
         if not self.lean_inputs:
             return self._network_input_full(prev_seg, box, zoom, prev_offset)
         if tuple(P) == S:
-            x = self._windows(prev_seg, [box], prev_offset)
+            x = self._windows(prev_seg, [box], prev_offset, buffer)
             return x, x[0, self.n_image_channels].numpy()
         local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
-        channels: list[torch.Tensor] = []
         source, norm = self._image_and_norm()
+        n_img = source.shape[0]
+        buffer = buffer or WindowBuffer()
+        x = buffer.take(1, n_img + N_PROMPT_INPUTS, P)
+
+        def resample(values: np.ndarray, region: BBox, channel: int, mode: str) -> None:
+            az.resample_sparse(values, region, S, P, mode, out=x[0, channel])
+            buffer.written((0, channel))
+
         inside = clip_bbox(box, source.shape[1:])
         in_crop = shift_bbox(inside, [-lo for lo, _ in box])
         image = norm.apply(source[(slice(None),) + bbox_to_slices(inside)])
-        for c in range(image.shape[0]):
-            channels.append(az.resample_sparse(image[c], in_crop, S, P, "trilinear"))
+        for c in range(n_img):
+            resample(image[c], in_crop, c, "trilinear")
         del image
         prev_values, prev_region = self._prev_region(prev_seg, local)
-        channels.append(az.resample_sparse(prev_values, prev_region, S, P, "area"))
+        resample(prev_values, prev_region, n_img, "area")
         prev_small = az.resample_sparse(prev_values, prev_region, S, P, "nearest").numpy()
         k = az.max_filter_size(zoom)
         for ch in Channel:
             found = self.prompt_store.compose_region(ch, box)
             if found is None:
-                channels.append(torch.zeros(P, dtype=torch.float32))
-                continue
+                continue  # the buffer's channel is all zero
             values, region = found
             if ch in MAX_FILTERED and k > 1:  # a halo of 2r zeros makes the sub-array's edges exact
                 r = k // 2
@@ -274,8 +286,8 @@ class NetworkEngine(Engine):
                 padded = np.zeros(bbox_shape(grown), np.float32)
                 padded[bbox_to_slices(shift_bbox(region, [-lo for lo, _ in grown]))] = values
                 values, region = az.max_filter(padded, k), grown
-            channels.append(az.resample_sparse(values, region, S, P, "area"))
-        return torch.stack(channels)[None], prev_small
+            resample(values, region, n_img + 1 + int(ch), "area")
+        return x, prev_small
 
     def window_inputs(
         self,
@@ -425,10 +437,10 @@ class NetworkEngine(Engine):
             zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
         refine_mask = next((p for p in reversed(new) if isinstance(p, InitialMask) and p.refine), None)
 
-        step = 0
+        step, buffer = 0, WindowBuffer()
         while True:
             box = window(centre, az.crop_size(self.patch_size, zoom))
-            x, prev_small = self.network_input(mask, box, zoom)
+            x, prev_small = self.network_input(mask, box, zoom, buffer=buffer)
             step += 1
             pred = self._forward(x, control, "zoom", step, None, f"forward pass {step} at zoom {zoom:g}", zoom)[0]
             del x
@@ -443,7 +455,7 @@ class NetworkEngine(Engine):
             written = clip_bbox(box, shape)
             values = crop_padded(pred, shift_bbox(written, [-lo for lo, _ in box]))
             return [(written, values)]
-        return self._refine(mask, pred, box, centre, refine_mask, control)
+        return self._refine(mask, pred, box, centre, refine_mask, control, buffer)
 
     def _refine(
         self,
@@ -453,6 +465,7 @@ class NetworkEngine(Engine):
         centre: tuple[int, ...],
         refine_mask: InitialMask | None,
         control: RunControl,
+        buffer: WindowBuffer,
     ) -> list[Update]:
         """Upsample the coarse result, plan patches over what changed, refine them at zoom 1."""
         cfg, P, shape = self.autozoom, self.patch_size, mask.shape
@@ -488,7 +501,7 @@ class NetworkEngine(Engine):
         work[bbox_to_slices(shift_bbox(in_image, [-o for o in work_offset]))] = mask[bbox_to_slices(in_image)]
         work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
         del coarse
-        done, buffer = 0, WindowBuffer()
+        done = 0
         for group in independent_groups(patches, self.refine_batch):
             x = self.window_inputs(work, [patches[i] for i in group], work_offset, buffer)
             first, last, n = group[0] + 1, group[-1] + 1, len(patches)
