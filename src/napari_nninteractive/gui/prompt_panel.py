@@ -27,6 +27,7 @@ from ..core.prompts import PromptKind
 from . import layers as L
 from .annotator import Annotator, OutputMode, Tool
 from .icons import tool_icon
+from .restyle import restyle
 from .setup_panel import fill_combo, layer_named
 
 #: The output choice that makes a new labels layer.
@@ -174,7 +175,7 @@ class PromptPanel(QWidget):
         self.mask_group.setToolTip(f"Off: {refusal}" if refusal else MASK_TIP)
         self.polarity_button.setText("Positive (T)" if a.positive else "Negative (T)")
         color = L.POSITIVE_COLOR if a.positive else L.NEGATIVE_COLOR
-        self.polarity_button.setStyleSheet(f"background-color: {color}; color: black; font-weight: bold;")
+        restyle(self.polarity_button, f"background-color: {color}; color: black; font-weight: bold;")
         state = a.last_outcome.state if a.last_outcome is not None else None
         for b in (self.run_button, self.reset_button, self.next_button):
             b.setEnabled(ready)

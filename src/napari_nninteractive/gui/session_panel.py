@@ -20,6 +20,7 @@ from qtpy.QtWidgets import QCheckBox, QComboBox, QFileDialog, QGridLayout, QGrou
 
 from ..core.hub import cache_dir
 from .annotator import Annotator
+from .restyle import restyle
 
 
 def autosave_folder() -> Path:
@@ -209,10 +210,10 @@ class SessionPanel(QGroupBox):
         if offer:  # highlighted, with what it brings back: a crash's work must not be missed
             picked = self.recoveries[max(0, self.recovery_combo.currentIndex())]
             self.restore_button.setText(f"Restore autosave ({picked.label()})")
-            self.restore_button.setStyleSheet(OFFER_STYLE)
+            restyle(self.restore_button, OFFER_STYLE)
         else:
             self.restore_button.setText("Restore autosave")
-            self.restore_button.setStyleSheet("")
+            restyle(self.restore_button, "")
 
 
 __all__ = ["SessionPanel", "autosave_folder"]

@@ -39,6 +39,7 @@ from .annotator import Annotator
 from .banner import Banner, FactsLine
 from .objects_panel import ObjectsPanel
 from .prompt_panel import PromptPanel
+from .restyle import restyle
 from .session_panel import SessionPanel
 from .session_words import STARTED, describe_start
 from .setup_panel import SetupPanel, gui_wording
@@ -345,7 +346,7 @@ class NNInteractiveWidget(QWidget):
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
-        self.status_label.setStyleSheet("color: #ff6060;" if error else "")
+        restyle(self.status_label, "color: #ff6060;" if error else "")
 
     # ------------------------------------------------------------------ state
 
