@@ -371,7 +371,9 @@ def test_zoom_one_windows_written_in_place_equal_the_plain_path():
     from napari_nninteractive.core.engines.network import WindowBuffer
 
     buffer = WindowBuffer()
-    for group in ([boxes[1], boxes[0]], [boxes[2]], [boxes[3], boxes[2], boxes[1]], [boxes[0]]):
+    groups = [[boxes[1], boxes[0]], [boxes[2]], [boxes[3], boxes[2], boxes[1]], [boxes[0]], [boxes[2], boxes[2]]]
+    groups += [[boxes[2], boxes[1]], [boxes[1], boxes[3]]]  # windows inside the image overwrite the image channels
+    for group in groups:
         engine.lean_inputs = True
         reused = engine.window_inputs(prev, group, (1, 1, 1), buffer).clone()
         engine.lean_inputs = False

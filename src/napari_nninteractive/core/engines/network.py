@@ -98,14 +98,21 @@ class WindowBuffer:
         self.x: torch.Tensor | None = None
         self._dirty: list[tuple[int | slice, ...]] = []
 
-    def take(self, n: int, channels: int, patch: Sequence[int]) -> torch.Tensor:
-        """An all-zero ``(n, channels, *patch)`` float32 tensor (a view of the buffer)."""
+    def take(
+        self, n: int, channels: int, patch: Sequence[int], overwritten: Sequence[tuple[int, slice]] = ()
+    ) -> torch.Tensor:
+        """An all-zero ``(n, channels, *patch)`` float32 tensor (a view of the buffer).
+
+        ``overwritten`` names ``(sample, channels)`` the caller writes whole (the image channels of a window
+        inside the image): what an earlier use wrote there under the same key is left for it to overwrite.
+        """
         shape = (channels, *patch)
         if self.x is None or self.x.shape[0] < n or tuple(self.x.shape[1:]) != shape:
             self.x, self._dirty = torch.zeros((n, *shape), dtype=torch.float32), []
         out = self.x.numpy()
         for where in self._dirty:
-            out[where] = 0
+            if not any(where[:2] == key for key in overwritten):
+                out[where] = 0
         self._dirty = []
         return self.x[:n]
 
@@ -318,13 +325,19 @@ class NetworkEngine(Engine):
         source, norm = self._image_and_norm()
         n_img = source.shape[0]
         buffer = buffer or WindowBuffer()
-        x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P)
+        images = slice(0, n_img)
+        whole = [
+            (i, images)
+            for i, box in enumerate(boxes)
+            if clip_bbox(box, source.shape[1:]) == tuple(tuple(a) for a in box)
+        ]
+        x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P, overwritten=whole)
         out = x.numpy()
         for i, box in enumerate(boxes):
             assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
             inside = clip_bbox(box, source.shape[1:])
             if not bbox_is_empty(inside):
-                where = (i, slice(0, n_img)) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
+                where = (i, images) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
                 norm.apply_into(source[(slice(None),) + bbox_to_slices(inside)], out[where])
                 buffer.written(where)
             local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
