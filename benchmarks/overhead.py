@@ -9,9 +9,10 @@ On a GPU the passes become cheap and this is what is left.
 Volume: 512 x 512 x 133 (z = 133) with a small object (fits one 192^3 patch at zoom 1) and a large one
 (~110 x 340 x 340 voxels: AutoZoom zooms out to about 4 and refinement runs many patches), v1.0's patch
 size 192^3. Interactions: a click on the small object, a box on the large one, a click and a negative
-click on the large one, and a click near its edge (the window is off-centre: AutoZoom goes further out);
-the box and the clicks on the large object each start a new object first, timed apart (the last row:
-the slowest of those, which clears the large object's voxels and records them for undo). Each runs "before" (the plain path: full S^3 input crops, one refinement patch
+click on the large one, and two clicks near its edge (the window is off-centre: AutoZoom goes further
+out, to 4 for the last); the box and the clicks on the large object each start a new object first,
+timed apart (the last row: the slowest of those, which clears the large object's voxels and records
+them for undo). Each runs "before" (the plain path: full S^3 input crops, one refinement patch
 per pass) and "after" (the defaults: inputs built from the data-holding part, independent refinement
 patches batched), in one run, and the masks are compared for equality.
 
@@ -79,6 +80,7 @@ def interactions(session: Session, where: dict[str, tuple[int, ...]]):
         ("click, large object", new, lambda: session.add_point([zl, yl, xl])),
         ("negative click, large", None, lambda: session.add_point([zl, yl + 120, xl], positive=False)),
         ("click near its edge", new, lambda: session.add_point([zl, yl - 140, xl - 140])),
+        ("click at its far edge", new, lambda: session.add_point([zl, yl - 165, xl])),
     ]
 
 

@@ -510,3 +510,18 @@ def test_refinement_planning_ends_for_patches_no_larger_than_twice_the_margin():
     for b in boxes:
         covered[tuple(slice(max(lo, 0), max(hi, 0)) for lo, hi in b)] = True
     assert covered[diff].all()
+
+
+def test_bit_packed_opening_equals_scipy_on_odd_shapes_and_densities():
+    from scipy import ndimage
+
+    from napari_nninteractive.core.morphology import binary_opening_nearest
+
+    rng = np.random.default_rng(5)
+    shapes = [(7, 9, 70), (20, 30, 130), (5, 5, 5), (3, 64, 64), (9, 4, 127), (1, 1, 1), (2, 3, 1), (6, 1, 200)]
+    for shape in shapes:
+        for density in (0.3, 0.7, 0.95):
+            m = rng.random(shape) < density
+            for size in (1, 3, 5):
+                ref = ndimage.maximum_filter(ndimage.minimum_filter(m, size, mode="nearest"), size, mode="nearest")
+                assert np.array_equal(binary_opening_nearest(m, size), ref), (shape, density, size)
