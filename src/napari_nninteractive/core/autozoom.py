@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -137,6 +137,10 @@ def _aligned_step(crop: int, out: int) -> int | None:
     return m if crop > out and m & (m - 1) == 0 else None
 
 
+#: Writes the crop's values over ``part`` (a box of the crop frame) into ``dst`` (an array of that box's shape).
+Fill = Callable[[np.ndarray, BBox], None]
+
+
 def resample_sparse(
     values: np.ndarray,
     region: BBox,
@@ -154,14 +158,35 @@ def resample_sparse(
     With ``out`` (an all-zero float32 tensor of ``size``) the result is written there and returned.
     """
     out = torch.zeros(tuple(size), dtype=torch.float32) if out is None else out
+
+    def copy(dst: np.ndarray, part: BBox) -> None:
+        dst[...] = values[bbox_to_slices(shift_bbox(part, [-lo for lo, _ in region]))]
+
+    resample_sparse_into(copy, region, crop_shape, size, [(mode, out)])
+    return out
+
+
+def resample_sparse_into(
+    fill: Fill,
+    region: BBox,
+    crop_shape: Sequence[int],
+    size: Sequence[int],
+    targets: Sequence[tuple[str, torch.Tensor]],
+) -> BBox | None:
+    """:func:`resample_sparse` with the values written by ``fill`` straight into the part resampled (no copy of
+    the region first), into each ``(mode, all-zero float32 tensor of size)`` of ``targets`` from one such part.
+
+    Returns the box of the targets that was written (``None``: nothing, the region is empty).
+    """
     if bbox_is_empty(region):
-        return out
+        return None
     steps = [_aligned_step(c, p) for c, p in zip(crop_shape, size)]
     if any(m is None for m in steps):
         full = np.zeros(tuple(crop_shape), np.float32)
-        full[bbox_to_slices(region)] = values
-        out[...] = _resample(torch.from_numpy(full), size, mode)
-        return out
+        fill(full[bbox_to_slices(region)], region)
+        for mode, out in targets:
+            out[...] = _resample(torch.from_numpy(full), size, mode)
+        return tuple((0, p) for p in size)
     blocks = cast("list[int]", steps)  # none is None past the fallback
     outs: list[tuple[int, int]] = []
     in_pairs: list[tuple[int, int]] = []
@@ -175,11 +200,10 @@ def resample_sparse(
     ins = tuple(in_pairs)
     sub = np.zeros(bbox_shape(ins), np.float32)
     common = intersect_bbox(ins, region)
-    sub[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in ins]))] = values[
-        bbox_to_slices(shift_bbox(common, [-lo for lo, _ in region]))
-    ]
-    out[bbox_to_slices(tuple(outs))] = _resample(torch.from_numpy(sub), bbox_shape(tuple(outs)), mode)
-    return out
+    fill(sub[bbox_to_slices(shift_bbox(common, [-lo for lo, _ in ins]))], common)
+    for mode, out in targets:
+        out[bbox_to_slices(tuple(outs))] = _resample(torch.from_numpy(sub), bbox_shape(tuple(outs)), mode)
+    return tuple(outs)
 
 
 def _resample(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:

@@ -268,19 +268,28 @@ class NetworkEngine(Engine):
         buffer = buffer or WindowBuffer()
         x = buffer.take(1, n_img + N_PROMPT_INPUTS, P)
 
-        def resample(values: np.ndarray, region: BBox, channel: int, mode: str) -> None:
-            az.resample_sparse(values, region, S, P, mode, out=x[0, channel])
-            buffer.written((0, channel))
+        def resample(fill: az.Fill, region: BBox, channel: int, *extra: tuple[str, torch.Tensor], mode: str) -> None:
+            written = az.resample_sparse_into(fill, region, S, P, [(mode, x[0, channel]), *extra])
+            if written is not None:
+                buffer.written((0, channel) + bbox_to_slices(written))
+
+        def copied(values: np.ndarray, region: BBox) -> az.Fill:
+            def fill(dst: np.ndarray, part: BBox) -> None:
+                dst[...] = values[bbox_to_slices(shift_bbox(part, [-lo for lo, _ in region]))]
+
+            return fill
 
         inside = clip_bbox(box, source.shape[1:])
         in_crop = shift_bbox(inside, [-lo for lo, _ in box])
-        image = norm.apply(source[(slice(None),) + bbox_to_slices(inside)])
-        for c in range(n_img):
-            resample(image[c], in_crop, c, "trilinear")
-        del image
+        for c in range(n_img):  # normalised straight into the part that is resampled
+
+            def normalised(dst: np.ndarray, part: BBox, c: int = c) -> None:
+                norm.apply_into(source[(c,) + bbox_to_slices(shift_bbox(part, [lo for lo, _ in box]))], dst)
+
+            resample(normalised, in_crop, c, mode="trilinear")
         prev_values, prev_region = self._prev_region(prev_seg, local)
-        resample(prev_values, prev_region, n_img, "area")
-        prev_small = az.resample_sparse(prev_values, prev_region, S, P, "nearest").numpy()
+        prev_small = torch.zeros(P, dtype=torch.float32)  # for the border test: from the same part of the crop
+        resample(copied(prev_values, prev_region), prev_region, n_img, ("nearest", prev_small), mode="area")
         k = az.max_filter_size(zoom)
         for ch in Channel:
             found = self.prompt_store.compose_region(ch, box)
@@ -293,8 +302,8 @@ class NetworkEngine(Engine):
                 padded = np.zeros(bbox_shape(grown), np.float32)
                 padded[bbox_to_slices(shift_bbox(region, [-lo for lo, _ in grown]))] = values
                 values, region = az.max_filter(padded, k), grown
-            resample(values, region, n_img + 1 + int(ch), "area")
-        return x, prev_small
+            resample(copied(values, region), region, n_img + 1 + int(ch), mode="area")
+        return x, prev_small.numpy()
 
     def window_inputs(
         self,
@@ -356,13 +365,13 @@ class NetworkEngine(Engine):
 
     @staticmethod
     def _prev_region(prev_seg: np.ndarray, local: BBox) -> tuple[np.ndarray, BBox]:
-        """prev_seg's nonzero part inside window ``local`` (float32) and its box in the window's frame."""
+        """prev_seg's nonzero part inside window ``local`` (a view) and its box in the window's frame."""
         inside = clip_bbox(local, prev_seg.shape)
         part = prev_seg[bbox_to_slices(inside)]
         nz = None if bbox_is_empty(inside) else nonzero_bbox(part)
         if nz is None:
             return np.zeros((0, 0, 0), np.float32), ((0, 0),) * 3
-        values = part[bbox_to_slices(nz)].astype(np.float32)
+        values = part[bbox_to_slices(nz)]  # a view: converted to float32 where it is written
         return values, shift_bbox(nz, [lo - wlo for (lo, _), (wlo, _) in zip(inside, local)])
 
     def _network_input_full(
