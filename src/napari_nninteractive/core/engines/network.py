@@ -108,7 +108,8 @@ class WindowBuffer:
         """
         shape = (channels, *patch)
         if self.x is None or self.x.shape[0] < n or tuple(self.x.shape[1:]) != shape:
-            self.x, self._dirty = torch.zeros((n, *shape), dtype=torch.float32), []
+            # calloc'd by numpy: pages the passes never write are never touched (torch.zeros would fill them all)
+            self.x, self._dirty = torch.from_numpy(np.zeros((n, *shape), np.float32)), []
         out = self.x.numpy()
         for where in self._dirty:
             if not any(where[:2] == key for key in overwritten):
@@ -288,7 +289,7 @@ class NetworkEngine(Engine):
 
             resample(normalised, in_crop, c, mode="trilinear")
         prev_values, prev_region = self._prev_region(prev_seg, local)
-        prev_small = torch.zeros(P, dtype=torch.float32)  # for the border test: from the same part of the crop
+        prev_small = torch.from_numpy(np.zeros(P, np.float32))  # for the border test; calloc'd, written in part
         resample(copied(prev_values, prev_region), prev_region, n_img, ("nearest", prev_small), mode="area")
         k = az.max_filter_size(zoom)
         for ch in Channel:
@@ -428,7 +429,9 @@ class NetworkEngine(Engine):
                         logits = net(xt)
                 else:
                     logits = net(xt)
-                preds = list((logits[:, 1] > logits[:, 0]).to(torch.uint8).cpu().numpy())
+                preds = list(
+                    (logits[:, 1] > logits[:, 0]).cpu().view(torch.uint8).numpy()
+                )  # bool as 0/1 bytes, no copy
         except torch.cuda.OutOfMemoryError:
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
