@@ -14,7 +14,7 @@ TorchScript options are traced once and warmed up (two passes, untimed: the prof
 specialises on them); every option is timed ``--repeats`` times and the fastest counts.
 
 For every option it prints seconds, the ratio to the default, and how the argmax mask agrees with
-the float32 one (Dice and changed voxels), which decides whether an option may become the default
+the float32 one (Dice, changed voxels, and whether the logits are bit-identical), which decides whether an option may become the default
 (spec: Dice >= 0.99). Each pass takes about a minute on 2 cores.
 
     python benchmarks/forward_options.py [--patch 192] [--repeats 1]
@@ -74,7 +74,7 @@ def forward(net, x, option: str, repeats: int) -> tuple[float, np.ndarray]:
         torch.jit.enable_onednn_fusion(False)
         if isinstance(net, torch.nn.Module) and not isinstance(net, torch.jit.ScriptModule):
             net.to(memory_format=torch.contiguous_format)
-    return best, (logits[0, 1].float() > logits[0, 0].float()).numpy()
+    return best, logits.float()
 
 
 def main() -> int:
@@ -99,17 +99,23 @@ def main() -> int:
     base = None
     for option in args.options.split(","):
         try:
-            secs, mask = forward(net, x, option, args.repeats)
+            secs, logits = forward(net, x, option, args.repeats)
         except RuntimeError as exc:  # an option this torch build or CPU does not support
             print(f"  {option:<14} failed: {str(exc).splitlines()[0][:120]}", flush=True)
             continue
+        mask = (logits[0, 1] > logits[0, 0]).numpy()
         if ref is None:
-            ref, base = mask, secs
+            ref, base, ref_logits = mask, secs, logits
         inter = np.logical_and(ref, mask).sum()
         dice = 2 * inter / max(1, ref.sum() + mask.sum())
         print(
             f"  {option:<14} {secs:7.2f} s  {base / secs:5.2f}x vs {args.options.split(',')[0]}   "
-            f"mask Dice {dice:.5f}, {int((ref != mask).sum())} voxels differ",
+            f"mask Dice {dice:.5f}, {int((ref != mask).sum())} voxels differ, logits "
+            + (
+                "bit-identical"
+                if torch.equal(logits, ref_logits)
+                else f"max diff {(logits - ref_logits).abs().max():.1e}"
+            ),
             flush=True,
         )
     return 0
