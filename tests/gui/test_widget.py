@@ -8,6 +8,7 @@ from napari_nninteractive.core.engines.network import NetworkEngine
 from napari_nninteractive.gui import layers as L
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.widget import NNInteractiveWidget
+from napari_nninteractive.testing import tiny_architecture, write_model_folder
 
 from ..conftest import SlowNet, ThresholdNet, fake_model, sphere, sphere_image
 
@@ -66,7 +67,13 @@ def test_initialize_is_honest_about_failure_and_success(viewer, qtbot, tiny_mode
     assert w.status_label.text().startswith("Initialized")
     facts = w.facts_line.text()  # what runs stays in sight above the tabs, whatever the status line says next
     assert "Random weights for testing only" in facts and "cpu" in facts and tiny_model_dir.name in facts
-    assert "CPU" in w.banner.text("cpu")  # the slow-CPU warning stays until dismissed
+    assert not w.banner.text("cpu")  # a 64^3 network runs a pass in a fraction of a second: no slow-CPU warning
+    assert w.annotator.ready
+    large = write_model_folder(tmp_path / "large_patch", tiny_architecture(), (128, 128, 128))
+    w.model_edit.setText(str(large))
+    w.initialize()
+    qtbot.waitUntil(lambda: w.loader is None, timeout=30000)
+    assert "CPU" in w.banner.text("cpu")  # 128^3 and more: the slow-CPU warning, which stays until dismissed
     w.set_status("something else")
     assert "Random weights for testing only" in w.facts_line.text() and w.banner.text("cpu")
     assert w.annotator.ready

@@ -6,6 +6,7 @@ in one place and tests can read it without a viewer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..core.engines.registry import resolve
@@ -60,13 +61,28 @@ def describe_start(session, choice) -> StartWords:
     elif caps.supported_kinds != frozenset(PromptKind):
         status.append(f"This engine takes {kinds_words(caps)} prompts only; the other tools are off.")
     warning = None
-    if caps.device == "cpu" and network:
+    patch = _patch_size(session)
+    if caps.device == "cpu" and network and (patch is None or math.prod(patch) >= SLOW_PATCH_VOXELS):
         there = "The server runs its network on a CPU" if choice.remote else "The network runs on the CPU"
         warning = (
             f"{there}: the full nnInteractive model needs about a minute per forward pass there; a GPU makes "
             "it interactive."
         )
     return StartWords(facts, status, warning)
+
+
+#: From this patch size on (128^3 voxels) a CPU forward pass takes many seconds: the slow-CPU warning is shown.
+#: Smaller networks (e.g. one trained with ``nninteractive-train --plans cpu-small``, 32^3) run in a fraction of
+#: a second on a CPU.
+SLOW_PATCH_VOXELS = 128**3
+
+
+def _patch_size(session) -> tuple[int, ...] | None:
+    """The network's patch size: from a server's snapshot, or the local engine; ``None`` when unknown."""
+    patch = (getattr(session, "snapshot", None) or {}).get("patch_size")
+    if patch is None:
+        patch = getattr(getattr(session, "engine", None), "patch_size", None)
+    return tuple(int(p) for p in patch) if patch else None
 
 
 __all__ = ["STARTED", "StartWords", "describe_start", "kinds_words", "undo_words"]
