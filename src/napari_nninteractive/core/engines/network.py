@@ -429,9 +429,8 @@ class NetworkEngine(Engine):
                         logits = net(xt)
                 else:
                     logits = net(xt)
-                preds = list(
-                    (logits[:, 1] > logits[:, 0]).cpu().view(torch.uint8).numpy()
-                )  # bool as 0/1 bytes, no copy
+                # the argmax as bools read as 0/1 bytes (no copy)
+                preds = list((logits[:, 1] > logits[:, 0]).cpu().view(torch.uint8).numpy())
         except torch.cuda.OutOfMemoryError:
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
