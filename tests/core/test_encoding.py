@@ -211,3 +211,23 @@ def test_fill_polygon_fills_a_square_on_one_slice():
     assert crop.sum() == 25  # voxel centres 2..6 inclusive on both in-plane axes
     with pytest.raises(PromptError, match="one slice"):
         fill_polygon([[3, 2, 2], [4, 2, 6], [3, 6, 6]], (10, 10, 10))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.uint8, np.int32, np.int64, bool])
+def test_normalising_into_an_array_equals_copy_then_subtract_then_divide(dtype):
+    """apply_into casts and subtracts in one pass; every value equals the three-step float32 construction."""
+    from napari_nninteractive.core.encoding import Normalization
+
+    rng = np.random.default_rng(3)
+    values = (
+        rng.normal(0, 3e4, (20, 30, 40)) if dtype in (np.float32, np.float64) else rng.integers(0, 250, (20, 30, 40))
+    ).astype(dtype)
+    norm = Normalization(mean=123.456789, std=78.9012345)
+    reference = np.empty(values.shape, np.float32)
+    reference[...] = values
+    reference -= np.float32(norm.mean)
+    reference /= np.float32(norm.std)
+    out = np.empty(values.shape, np.float32)
+    norm.apply_into(values[:, ::-1], out[:, ::-1])  # strided views too
+    assert np.array_equal(out, reference)
+    assert np.array_equal(norm.apply(values), reference)
