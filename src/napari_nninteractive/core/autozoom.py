@@ -24,6 +24,7 @@ from .geometry import (
     clip_bbox,
     intersect_bbox,
     nonzero_bbox,
+    relative_bbox,
     shift_bbox,
 )
 from .morphology import binary_opening_nearest
@@ -111,17 +112,17 @@ def _as5d(x: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def resample_trilinear(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Trilinear (align_corners False) resampling of a 3-D float array to ``size``."""
-    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="trilinear", align_corners=False)[0, 0]
+    return _resample(x, size, "trilinear")
 
 
 def resample_area(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Area-average resampling (adaptive average pooling) of a 3-D array to ``size``."""
-    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="area")[0, 0]
+    return _resample(x, size, "area")
 
 
 def resample_nearest(x: np.ndarray | torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Nearest-neighbour resampling of a 3-D array to ``size``."""
-    return F.interpolate(_as5d(x).float(), size=tuple(size), mode="nearest")[0, 0]
+    return _resample(x, size, "nearest")
 
 
 def _aligned_step(crop: int, out: int) -> int | None:
@@ -141,29 +142,13 @@ def _aligned_step(crop: int, out: int) -> int | None:
 Fill = Callable[[np.ndarray, BBox], None]
 
 
-def resample_sparse(
-    values: np.ndarray,
-    region: BBox,
-    crop_shape: Sequence[int],
-    size: Sequence[int],
-    mode: str,
-    out: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Resample a crop that is zero outside ``region`` to ``size`` without building the crop.
+def fill_from(values: np.ndarray, region: BBox) -> Fill:
+    """The :data:`Fill` of a crop whose values over ``region`` (crop frame) are ``values``."""
 
-    ``values`` are the crop's values over ``region`` (crop frame). The result equals
-    ``F.interpolate`` of the whole zero-filled crop (``mode`` trilinear with align_corners False,
-    area or nearest) bit for bit: only the output cells that can read ``region`` are computed, from
-    a block-aligned part of the crop. Ratios without an exact block size fall back to the full crop.
-    With ``out`` (an all-zero float32 tensor of ``size``) the result is written there and returned.
-    """
-    out = torch.zeros(tuple(size), dtype=torch.float32) if out is None else out
+    def fill(dst: np.ndarray, part: BBox) -> None:
+        dst[...] = values[bbox_to_slices(relative_bbox(part, region))]
 
-    def copy(dst: np.ndarray, part: BBox) -> None:
-        dst[...] = values[bbox_to_slices(shift_bbox(part, [-lo for lo, _ in region]))]
-
-    resample_sparse_into(copy, region, crop_shape, size, [(mode, out)])
-    return out
+    return fill
 
 
 def resample_sparse_into(
@@ -173,10 +158,14 @@ def resample_sparse_into(
     size: Sequence[int],
     targets: Sequence[tuple[str, torch.Tensor]],
 ) -> BBox | None:
-    """:func:`resample_sparse` with the values written by ``fill`` straight into the part resampled (no copy of
-    the region first), into each ``(mode, all-zero float32 tensor of size)`` of ``targets`` from one such part.
+    """Resample a crop that is zero outside ``region`` to ``size`` without building the crop.
 
-    Returns the box of the targets that was written (``None``: nothing, the region is empty).
+    ``fill`` writes the crop's values (e.g. :func:`fill_from`) straight into the part that is resampled.
+    Each ``(mode, all-zero float32 tensor of size)`` of ``targets`` receives ``F.interpolate`` of the whole
+    zero-filled crop (``mode`` trilinear with align_corners False, area or nearest) bit for bit: only the
+    output cells that can read ``region`` are computed, from one block-aligned part of the crop. Ratios
+    without an exact block size fall back to the full crop. Returns the box of the targets that was
+    written (``None``: nothing, the region is empty).
     """
     if bbox_is_empty(region):
         return None
@@ -206,7 +195,7 @@ def resample_sparse_into(
     return tuple(outs)
 
 
-def _resample(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
+def _resample(x: np.ndarray | torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
     extra = {"align_corners": False} if mode == "trilinear" else {}
     return F.interpolate(_as5d(x).float(), size=tuple(size), mode=mode, **extra)[0, 0]
 

@@ -26,16 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .autozoom import resample_trilinear, upsample_mask
 from .geometry import BBox, bbox_shape, bbox_to_slices
 
 _F32 = np.float32
 SLAB_VOXELS = 1 << 22  # output voxels per slab
 NEAR_HALF = 1e-5  # float32 roundings move a value by < 1e-6; closer to 0.5 than this it is computed exactly
-
-
-def _torch_upsample(pred: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    t = torch.from_numpy(np.ascontiguousarray(pred, dtype=np.float32))[None, None]
-    return (F.interpolate(t, size=tuple(size), mode="trilinear", align_corners=False)[0, 0] >= 0.5).numpy()
 
 
 def fma32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -144,8 +140,9 @@ def _region_values(pred: np.ndarray, size: Sequence[int], region: BBox) -> np.nd
 def _block_codes(p: np.ndarray) -> np.ndarray:
     """Per input voxel k: bit ``4 dz + 2 dy + dx`` is ``p[k + (dz, dy, dx)]``, the last index along an axis repeated."""
 
-    def shifted(a: np.ndarray, axis: int) -> np.ndarray:
-        return np.concatenate([a.take(range(1, a.shape[axis]), axis), a.take([-1], axis)], axis=axis)
+    def shifted(a: np.ndarray, axis: int) -> np.ndarray:  # a[k + 1] along axis, the last index repeated
+        n = a.shape[axis]
+        return np.asarray(a.take(np.minimum(np.arange(1, n + 1), n - 1), axis))
 
     code = np.zeros(p.shape, np.uint8)
     z = p.astype(np.uint8)
@@ -184,8 +181,7 @@ def _replica_matches_torch() -> bool:
     tables = [linear_table(n, s) for n, s in zip(pred.shape, size)]
     where = tuple(a.ravel() for a in np.indices(size))
     mine = _exact_values(pred, tables, where).reshape(size)
-    t = torch.from_numpy(pred.astype(np.float32))[None, None]
-    theirs = F.interpolate(t, size=size, mode="trilinear", align_corners=False)[0, 0].numpy()
+    theirs = resample_trilinear(pred.astype(np.float32), size).numpy()
     return bool(np.array_equal(mine, theirs))
 
 
@@ -202,6 +198,6 @@ def upsample_mask_region(pred: np.ndarray, size: Sequence[int], region: BBox | N
         return np.array(pred, dtype=bool)[bbox_to_slices(box)]
     out = _region_values(np.asarray(pred), size, box)
     if out is None:
-        out = _torch_upsample(pred, size)[bbox_to_slices(box)]
+        out = upsample_mask(pred, size)[bbox_to_slices(box)]
     assert out.shape == bbox_shape(box)
     return out

@@ -274,12 +274,6 @@ class NetworkEngine(Engine):
             if written is not None:
                 buffer.written((0, channel) + bbox_to_slices(written))
 
-        def copied(values: np.ndarray, region: BBox) -> az.Fill:
-            def fill(dst: np.ndarray, part: BBox) -> None:
-                dst[...] = values[bbox_to_slices(shift_bbox(part, [-lo for lo, _ in region]))]
-
-            return fill
-
         inside = clip_bbox(box, source.shape[1:])
         in_crop = shift_bbox(inside, [-lo for lo, _ in box])
         for c in range(n_img):  # normalised straight into the part that is resampled
@@ -290,7 +284,7 @@ class NetworkEngine(Engine):
             resample(normalised, in_crop, c, mode="trilinear")
         prev_values, prev_region = self._prev_region(prev_seg, local)
         prev_small = torch.from_numpy(np.zeros(P, np.float32))  # for the border test; calloc'd, written in part
-        resample(copied(prev_values, prev_region), prev_region, n_img, ("nearest", prev_small), mode="area")
+        resample(az.fill_from(prev_values, prev_region), prev_region, n_img, ("nearest", prev_small), mode="area")
         k = az.max_filter_size(zoom)
         for ch in Channel:
             found = self.prompt_store.compose_region(ch, box)
@@ -303,7 +297,7 @@ class NetworkEngine(Engine):
                 padded = np.zeros(bbox_shape(grown), np.float32)
                 padded[bbox_to_slices(shift_bbox(region, [-lo for lo, _ in grown]))] = values
                 values, region = az.max_filter(padded, k), grown
-            resample(copied(values, region), region, n_img + 1 + int(ch), mode="area")
+            resample(az.fill_from(values, region), region, n_img + 1 + int(ch), mode="area")
         return x, prev_small.numpy()
 
     def window_inputs(
