@@ -44,9 +44,8 @@ def describe_start(session, choice) -> StartWords:
     """What to say once ``session`` (made from the Setup ``choice``: local or remote) is attached."""
     caps = session.capabilities
     fold = None if choice.remote else choice.fold
-    network = bool((getattr(session, "snapshot", None) or {}).get("patch_size")) or (
-        not choice.remote and resolve(choice.engine, choice.folder).needs_model
-    )
+    patch = _patch_size(session)
+    network = patch is not None or (not choice.remote and resolve(choice.engine, choice.folder).needs_model)
     what = caps.description if choice.remote else choice.label  # the model folder's name, or the engine
     facts = (
         "The" + what[3:] if what.startswith("the ") else what,
@@ -61,7 +60,6 @@ def describe_start(session, choice) -> StartWords:
     elif caps.supported_kinds != frozenset(PromptKind):
         status.append(f"This engine takes {kinds_words(caps)} prompts only; the other tools are off.")
     warning = None
-    patch = _patch_size(session)
     if caps.device == "cpu" and network and (patch is None or math.prod(patch) >= SLOW_PATCH_VOXELS):
         there = "The server runs its network on a CPU" if choice.remote else "The network runs on the CPU"
         warning = (
