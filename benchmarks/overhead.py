@@ -17,6 +17,8 @@ per pass) and "after" (the defaults: inputs built from the data-holding part, in
 patches batched), in one run, and the masks are compared for equality.
 
     python benchmarks/overhead.py [--repeats 2]
+    PYTHONPATH=old_checkout/src python benchmarks/overhead.py --defaults-only masks.npy   # one version ...
+    python benchmarks/overhead.py --defaults-only masks.npy                              # ... against another
 
 Goals (issue 18): <= 0.2 s per interaction at zoom 1 and <= 1 s at zoom 4 with refinement, on 2 cores.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -140,14 +143,35 @@ def run(plain: bool, image: np.ndarray, where) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=2, help="runs of each path; the fastest counts")
+    ap.add_argument(
+        "--defaults-only",
+        metavar="MASKS.npy",
+        help="time only the defaults and save the masks here; run it with another checkout on PYTHONPATH "
+        "(PYTHONPATH=old/src) and again with this one to compare two versions, masks included",
+    )
     a = ap.parse_args()
     torch.set_num_threads(2)
     image, where = volume()
-    results = {}
-    for label, plain in (("before", True), ("after", False)):
+
+    def best_of(plain: bool) -> list[dict]:
         runs = [run(plain, image, where) for _ in range(a.repeats)]
-        best = [min((r[i] for r in runs), key=lambda row: row["overhead"]) for i in range(len(runs[0]))]
-        results[label] = best
+        return [min((r[i] for r in runs), key=lambda row: row["overhead"]) for i in range(len(runs[0]))]
+
+    if a.defaults_only:
+        rows = best_of(False)
+        masks = np.stack([row["mask"] for row in rows])
+        other = Path(a.defaults_only)
+        same = np.array_equal(np.load(other, allow_pickle=False), masks) if other.exists() else None
+        print(f"{'interaction':<32}{'max zoom':>9}{'seconds':>9}")
+        for row in rows:
+            print(f"{row['name']:<32}{row['zoom']:>9.2f}{row['overhead']:>9.3f}")
+        if same is None:
+            np.save(other, masks)
+            print(f"masks saved to {other}")
+        else:
+            print(f"masks {'identical to' if same else 'DIFFERENT from'} those in {other}")
+        return
+    results = {"before": best_of(True), "after": best_of(False)}
     print(
         f"{'interaction':<24}{'max zoom':>9}{'passes':>8}{'patches':>9}{'before s':>10}{'after s':>9}{'ratio':>7}  same mask"
     )
