@@ -469,16 +469,11 @@ class Session:
         box = step.bbox
         if box is None:
             return self._change(None, notices=notices, passes=passes)
-
-        def flips(patch: Patch) -> np.ndarray:
-            bits = np.unpackbits(np.bitwise_xor(patch.old, patch.new), count=int(np.prod(patch.shape)))
-            return bits.view(bool).reshape(patch.shape)  # 0/1 bytes read as bools: no copy
-
         if len(step.patches) == 1 and step.patches[0].bbox == box:  # the common case: no union to build
-            return self._change(box, np.nonzero(flips(step.patches[0])), notices, passes)
+            return self._change(box, np.nonzero(step.patches[0].flipped()), notices, passes)
         changed = np.zeros(bbox_shape(box), dtype=bool)
         for patch in step.patches:
-            changed[bbox_to_slices(relative_bbox(patch.bbox, box))] |= flips(patch)
+            changed[bbox_to_slices(relative_bbox(patch.bbox, box))] |= patch.flipped()
         return self._change(box, np.nonzero(changed), notices, passes)
 
     def _snapshot(self) -> Snapshot:

@@ -24,9 +24,14 @@ class Patch:
         return cls(bbox, old.shape, np.packbits(old.astype(bool)), np.packbits(new.astype(bool)))
 
     def values(self, which: str) -> np.ndarray:
-        bits = self.old if which == "old" else self.new
-        n = int(np.prod(self.shape))
-        return np.unpackbits(bits, count=n).reshape(self.shape)
+        return self._unpack(self.old if which == "old" else self.new)
+
+    def flipped(self) -> np.ndarray:
+        """Bool array of the region: the voxels whose value the patch changes."""
+        return self._unpack(np.bitwise_xor(self.old, self.new)).view(bool)  # 0/1 bytes read as bools: no copy
+
+    def _unpack(self, bits: np.ndarray) -> np.ndarray:
+        return np.unpackbits(bits, count=int(np.prod(self.shape))).reshape(self.shape)
 
 
 @dataclass(frozen=True)
