@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.checkpoint import load_checkpoint
 from ..core.errors import UserError
 from ..core.model import choose_device
 from . import output
@@ -274,7 +275,7 @@ class Trainer:
         path = output.checkpoint_path(self.cfg.out, output.LATEST)
         if not path.is_file():
             raise TrainError(f"--resume: {path} does not exist; start without --resume.")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path)  # weights only, the project's allowlist; a damaged file is explained
         self.network.load_state_dict(state["network_weights"])
         self.optimizer.load_state_dict(state["optimizer_state"])
         if self.amp and state.get("grad_scaler_state"):
