@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.errors import UserError
+from ..core.geometry import BBox, bbox_to_slices
 from ..core.jsonio import read_json
 from ..io import formats
 from ..io.volumes import Volume, VolumeIOError, read_volume
@@ -281,16 +282,16 @@ class ObjectRef:
     case: int
     values: tuple[int, ...]
     instance: int | None
-    bbox: tuple[tuple[int, int], ...]
+    bbox: BBox
     size: int
 
 
-def _touch(a: tuple[tuple[int, int], ...], b: tuple[tuple[int, int], ...]) -> bool:
+def _touch(a: BBox, b: BBox) -> bool:
     """Whether half-open box ``a`` dilated by one voxel overlaps box ``b``."""
     return all(alo <= bhi and blo <= ahi for (alo, ahi), (blo, bhi) in zip(a, b))
 
 
-def _bbox(slices: tuple[slice, ...]) -> tuple[tuple[int, int], ...]:
+def _bbox(slices: tuple[slice, ...]) -> BBox:
     return tuple((int(s.start), int(s.stop)) for s in slices)
 
 
@@ -340,7 +341,7 @@ class ObjectTable:
         return len(self.refs)
 
     def _paint(self, ref: ObjectRef, out: np.ndarray) -> None:
-        sl = tuple(slice(lo, hi) for lo, hi in ref.bbox)
+        sl = bbox_to_slices(ref.bbox)
         if ref.instance is None:
             out[sl] |= np.isin(self.data.cases[ref.case].labels[sl], ref.values)
         else:
