@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..core.engines.network import NetworkEngine
-from ..core.geometry import BBox, crop_padded, shift_bbox
+from ..core.geometry import BBox, bbox_to_slices, clip_bbox, crop_padded, relative_bbox, shift_bbox
 from ..core.model import InteractionMetadata, LoadedModel
 from ..core.prompts import Point, Prompt
 from ..eval.agents import AGENT_NAMES, Agent, make_agent
@@ -114,8 +114,8 @@ class Simulator:
     def start(self, rng: np.random.Generator) -> Episode:
         """A new episode: object, window, agent, number of corrections and the first prompt."""
         case, mask = self.table.sample(rng, self.merge_probability)
-        voxels = np.argwhere(mask)
-        centre = voxels[int(rng.integers(len(voxels)))]
+        voxels = np.flatnonzero(mask)  # C order, as argwhere, without its (n, 3) index array
+        centre = np.unravel_index(voxels[int(rng.integers(len(voxels)))], mask.shape)
         jitter = [int(rng.integers(-(p // 4), p // 4 + 1)) for p in self.patch_size]
         lo = [int(c) + j - p // 2 for c, j, p in zip(centre, jitter, self.patch_size)]
         window = tuple((a, a + p) for a, p in zip(lo, self.patch_size))
@@ -124,7 +124,8 @@ class Simulator:
             lo = [int(c) - p // 2 for c, p in zip(centre, self.patch_size)]
             window = tuple((a, a + p) for a, p in zip(lo, self.patch_size))
             target = crop_padded(mask, window).astype(bool)
-        inside = crop_padded(np.ones(mask.shape, bool), window).astype(bool)
+        inside = np.zeros(self.patch_size, bool)  # the window's voxels that lie in the image
+        inside[bbox_to_slices(relative_bbox(clip_bbox(window, mask.shape), window))] = True
         agent = make_agent(self.agents[int(rng.integers(len(self.agents)))], self.kinds)
         agent.reset(rng)
         ep = Episode(case, window, target, inside, agent, int(rng.integers(self.max_corrections + 1)))
