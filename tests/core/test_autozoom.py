@@ -499,15 +499,25 @@ def test_refinement_patches_read_earlier_patches_predictions_outside_the_image()
     assert session.mask.shape == shape  # only the in-image part is committed
 
 
-@pytest.mark.slow
-def test_refinement_planning_ends_for_patches_no_larger_than_twice_the_margin():
-    """With P <= 48 the spec's 24-voxel margin leaves no inner box; planning must still cover and stop."""
-    diff = np.zeros((40, 40, 40), bool)
-    diff[5:35, 5:35, 5:35] = True
+def test_inner_margin_is_the_specs_24_from_64_and_keeps_a_16_voxel_core_below():
+    assert az.inner_margin((192, 192, 192)) == 24
+    assert az.inner_margin((64, 64, 64)) == 24  # core 16: the spec's rule as it is
+    assert az.inner_margin((48, 48, 48)) == 16  # the spec's 24 would leave no core
+    assert az.inner_margin((32, 32, 32)) == 8
+    assert az.inner_margin((16, 16, 16)) == 4  # half the patch below 32
+    assert az.inner_margin((192, 192, 32)) == 8  # the smallest axis decides
+
+
+def test_refinement_planning_of_a_small_patch_network_takes_hundreds_of_patches_not_tens_of_thousands():
+    """A 32^3 network (``--plans cpu-small``) once planned 40,499 patches of a 2-voxel core here."""
+    diff = np.zeros((34, 128, 128), bool)
+    diff[4:30, 20:110, 20:110] = True
     boxes = az.plan_refinement(diff, (32, 32, 32))
-    assert 0 < len(boxes) < 40**3
+    lower = int(np.prod([-(-n // 16) for n in (26, 90, 90)]))  # 16^3 cores can do no better than this
+    assert lower <= len(boxes) <= 4 * lower
     covered = np.zeros_like(diff)
     for b in boxes:
+        assert all(hi - lo == 32 for lo, hi in b)
         covered[tuple(slice(max(lo, 0), max(hi, 0)) for lo, hi in b)] = True
     assert covered[diff].all()
 
@@ -536,7 +546,7 @@ def test_greedy_planning_with_counts_kept_between_picks_equals_counting_every_ca
         strides = [max(1, int(round((hi - 1 - lo) / 4))) for lo, hi in box]
         candidates = az._grid_candidates(diff, strides)
         uncovered, covered, boxes = diff.copy(), np.zeros(diff.shape, bool), []
-        margin = min([24] + [(p - 1) // 2 for p in patch])
+        margin = az.inner_margin(patch)
         while candidates and uncovered.any():
             sl = [bbox_to_slices(clip_bbox(az.inner_box(c, patch, margin), diff.shape)) for c in candidates]
             counts = [int(np.count_nonzero(uncovered[s])) for s in sl]

@@ -257,6 +257,17 @@ def binary_opening(mask: np.ndarray, size: int = 5) -> np.ndarray:
 # ----------------------------------------------------------------------------- refinement
 
 
+def inner_margin(patch_size: Sequence[int], spec_margin: int = 24) -> int:
+    """The margin of a refinement patch's inner box: the spec's 24 for patches of 64 and more.
+
+    The spec's rule assumes the 192^3 patch. A smaller patch (e.g. a 32^3 network trained with
+    ``--plans cpu-small``) would keep a core of a few voxels or none, and covering a large change
+    would take tens of thousands of passes; there the margin shrinks so the core keeps 16 voxels
+    (half the patch below 32).
+    """
+    return min([spec_margin] + [max(p // 4, (p - 16) // 2) for p in patch_size])
+
+
 def inner_box(centre: Sequence[int], patch_size: Sequence[int], margin: int) -> BBox:
     """``[c - P//2 + margin, c + (P - P//2) - margin)`` per axis (unclipped)."""
     return tuple((c - p // 2 + margin, c + (p - p // 2) - margin) for c, p in zip(centre, patch_size))
@@ -297,7 +308,7 @@ def plan_refinement(diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomCo
     covered = np.zeros(shape, dtype=bool)
     boxes: list[BBox] = []
 
-    margin = min([cfg.inner_margin] + [(p - 1) // 2 for p in patch_size])  # a patch of <= 48 keeps a 1-voxel core
+    margin = inner_margin(patch_size, cfg.inner_margin)
 
     def inner_slices(c: Sequence[int]) -> tuple[slice, ...]:
         return bbox_to_slices(clip_bbox(inner_box(c, patch_size, margin), shape))
