@@ -236,3 +236,36 @@ def test_switching_objects_with_queued_prompts_asks_to_run_them_first(viewer, qt
     _click_row(qtbot, w, 0)
     _settle(a)
     assert a.object_id == 0 and len(a.histories[1]) == 2  # the run prompt belongs to object 2's history
+
+
+def test_writing_a_change_touches_only_its_flipped_voxels_and_keeps_other_objects():
+    """``write_object`` with the session's flipped region: hand edits elsewhere in the box survive, another
+    object's voxels stay without overwrite, and an all-False change writes nothing."""
+    from napari.layers import Image, Labels
+
+    from napari_nninteractive.gui.layers import ImageView, write_object
+
+    data = np.zeros((6, 8, 8), np.uint8)
+    data[1, 1, 1] = 3  # painted by hand, outside the change
+    data[2, 4, 4] = 5  # another object, inside the change
+    layer, view = Labels(data), ImageView(np.zeros((6, 8, 8), np.float32), Image(np.zeros((6, 8, 8))))
+    box = ((0, 6), (0, 8), (0, 8))
+    mask = np.zeros((6, 8, 8), np.uint8)
+    mask[2:4, 3:6, 3:6] = 1
+    flipped = mask.astype(bool)
+    assert write_object(layer, view, box, mask, 3, False, flipped) == 1  # the other object's voxel stayed
+    expected = data.copy()
+    expected[2:4, 3:6, 3:6] = 3
+    expected[2, 4, 4] = 5
+    assert np.array_equal(layer.data, expected)  # the hand-painted voxel survived too
+    assert write_object(layer, view, box, np.zeros_like(mask), 3, False, np.zeros_like(flipped)) == 0
+    assert np.array_equal(layer.data, expected)
+    shrink = mask.copy()
+    shrink[3] = 0
+    assert write_object(layer, view, box, shrink, 3, True, mask.astype(bool) & ~shrink.astype(bool)) == 0
+    expected[3, 3:6, 3:6] = 0
+    assert np.array_equal(layer.data, expected)
+    assert write_object(layer, view, box, shrink, 3, True) == 0  # no flipped region: the whole box is compared
+    expected[1, 1, 1] = 0  # ... so the hand-painted voxel, not in the mask, goes
+    expected[2, 4, 4] = 3
+    assert np.array_equal(layer.data, expected)

@@ -58,14 +58,16 @@ class Change:
 
     ``bbox`` is the half-open region whose voxels may have changed (``None``: nothing changed) and
     ``values`` the object's 0/1 mask there after the operation (a copy the caller owns).
-    ``flipped`` are the indices, in the ``bbox`` frame, of the voxels whose value changed, when the
-    session knows them (``None``: compare the whole region). The other fields describe the session
+    ``flipped`` is a bool array of the ``bbox`` region, set where the value changed, when the session
+    knows it (``None``: compare the whole region). A bool region rather than index arrays: building
+    and reading it costs a pass over the box (milliseconds), where ``np.nonzero`` of a few million
+    flipped voxels and indexing with it took a tenth of a second or more each. The other fields describe the session
     after the operation.
     """
 
     bbox: BBox | None = None
     values: np.ndarray | None = None
-    flipped: tuple[np.ndarray, ...] | None = None
+    flipped: np.ndarray | None = None
     can_undo: bool = False
     can_redo: bool = False
     #: Prompts queued and not yet predicted.
@@ -82,7 +84,7 @@ class Change:
         cls,
         mask: np.ndarray,
         box: BBox | None,
-        flipped: tuple[np.ndarray, ...] | None,
+        flipped: np.ndarray | None,
         state: tuple[bool, bool, int, tuple[Prompt, ...]],
         notices: tuple[str, ...] = (),
         passes: int = 0,

@@ -260,7 +260,7 @@ class Session:
         flips = None
         if changed is not None:
             new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
-            flips = np.nonzero(current[bbox_to_slices(changed)] != new)
+            flips = current[bbox_to_slices(changed)] != new
             self._set(changed, new)
         self._pending, self._undo, self._redo = [], [], []
         self._history = prompts
@@ -456,7 +456,7 @@ class Session:
     def _change(
         self,
         box: BBox | None,
-        flipped: tuple[np.ndarray, ...] | None = None,
+        flipped: np.ndarray | None = None,
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
@@ -470,11 +470,11 @@ class Session:
         if box is None:
             return self._change(None, notices=notices, passes=passes)
         if len(step.patches) == 1 and step.patches[0].bbox == box:  # the common case: no union to build
-            return self._change(box, np.nonzero(step.patches[0].flipped()), notices, passes)
+            return self._change(box, step.patches[0].flipped(), notices, passes)
         changed = np.zeros(bbox_shape(box), dtype=bool)
         for patch in step.patches:
             changed[bbox_to_slices(relative_bbox(patch.bbox, box))] |= patch.flipped()
-        return self._change(box, np.nonzero(changed), notices, passes)
+        return self._change(box, changed, notices, passes)
 
     def _snapshot(self) -> Snapshot:
         return Snapshot(self.engine.get_state(), tuple(self._pending), self._history)

@@ -12,7 +12,7 @@ import numpy as np
 from napari.layers import Image, Labels, Layer, Points
 
 from ..core.errors import UserError
-from ..core.geometry import BBox, bbox_to_slices
+from ..core.geometry import BBox, bbox_to_slices, nonzero_bbox, shift_bbox
 from ..core.lazy import is_lazy, working_memory_problem
 from ..core.prompts import Box, Lasso, Point, PromptError, Scribble, fill_polygon
 
@@ -267,31 +267,37 @@ def write_object(
     mask: np.ndarray,
     value: int,
     overwrite: bool,
-    changed: tuple[np.ndarray, ...] | None = None,
+    changed: np.ndarray | None = None,
 ) -> int:
     """Write the object's 0/1 ``mask`` region (session frame) into ``layer`` as ``value``; returns how many
     voxels of the change stayed with other objects (0 with ``overwrite``).
 
-    Only voxels of ``bbox`` are touched, and with ``changed`` (indices in the bbox frame of the
-    voxels whose mask value changed) only those, so the GUI thread does work proportional to
-    the change. Voxels of other objects (another value) change only with ``overwrite``; voxels
-    this object gives up become 0.
+    Only voxels of ``bbox`` are touched, and with ``changed`` (bool, the ``bbox`` region: where the
+    mask value changed) only those, inside their tight box, so the GUI thread works on the change,
+    not on the whole region. Voxels of other objects (another value) change only with
+    ``overwrite``; voxels this object gives up become 0.
     """
     if layer.data.dtype.kind in "iu" and value > np.iinfo(layer.data.dtype).max:
         raise LayerError(f"Label value {value} does not fit the labels layer's dtype {layer.data.dtype}.")
     if view.squeeze2d:
         bbox, mask = bbox[1:], mask[0]
-        changed = None if changed is None else changed[1:]
+        changed = None if changed is None else changed[0]
+    new = mask.astype(bool, copy=False)
+    if changed is not None:  # narrow everything to the tight box of the change
+        tight = nonzero_bbox(changed)
+        if tight is None:
+            return 0
+        inner = bbox_to_slices(tight)
+        bbox, new, changed = shift_bbox(tight, [lo for lo, _ in bbox]), new[inner], changed[inner]
     sl = bbox_to_slices(bbox)
     writable_view = isinstance(layer.data, np.ndarray)  # basic slicing of an ndarray is a view
     region = layer.data[sl]
     if not writable_view:
         region = np.array(region)
-    new = mask.astype(bool, copy=False)
-    todo = changed if changed is not None else np.nonzero(new != (np.asarray(region) == value))
-    if todo[0].size == 0:
-        return 0
+    todo = changed if changed is not None else new != (np.asarray(region) == value)
     was, now = region[todo], new[todo]
+    if was.size == 0:
+        return 0
     out = np.where(now, value, np.where(was == value, 0, was)).astype(region.dtype)
     kept = 0
     if not overwrite:

@@ -184,7 +184,7 @@ class OutputWriter:
                 empty,
                 target.value,
                 False,
-                np.nonzero(mask[tuple(slice(lo, hi) for lo, hi in box)]),
+                mask[tuple(slice(lo, hi) for lo, hi in box)] != 0,
             )
 
     def remove_if_unused(self, layer: Labels) -> None:

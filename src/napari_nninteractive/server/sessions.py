@@ -18,7 +18,7 @@ from ..core import jsonio
 from ..core.api import Change
 from ..core.engines.base import Engine
 from ..core.errors import UserError
-from ..core.geometry import BBox, bbox_shape, bbox_to_slices
+from ..core.geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, shift_bbox
 from ..core.prompts import Prompt, PromptKind
 from ..core.remote.protocol import (
     ADD_PATHS,
@@ -68,9 +68,8 @@ def changed_box(change: Change | None) -> BBox | None:
         return None
     if change.flipped is None:
         return change.bbox
-    if not change.flipped or change.flipped[0].size == 0:
-        return None
-    return tuple((lo + int(ix.min()), lo + int(ix.max()) + 1) for (lo, _), ix in zip(change.bbox, change.flipped))
+    tight = nonzero_bbox(change.flipped)
+    return None if tight is None else shift_bbox(tight, [lo for lo, _ in change.bbox])
 
 
 class ServerSession:

@@ -574,13 +574,13 @@ class RemoteSession:
         before = mask[bbox_to_slices(box)].copy()
         for b, values in regions:
             mask[bbox_to_slices(b)] = values != 0
-        flipped = np.nonzero(before != mask[bbox_to_slices(box)])
+        flipped = before != mask[bbox_to_slices(box)]
         return self._change(box, flipped, notices, self._passes)
 
     def _change(
         self,
         box: BBox | None,
-        flipped: tuple[np.ndarray, ...] | None = None,
+        flipped: np.ndarray | None = None,
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
