@@ -219,8 +219,9 @@ def test_normalising_into_an_array_equals_copy_then_subtract_then_divide(dtype):
     from napari_nninteractive.core.encoding import Normalization
 
     rng = np.random.default_rng(3)
+    high = {np.int32: 2**31 - 1, np.int64: 2**40}.get(dtype, 250)  # wide integers round when cast to float32
     values = (
-        rng.normal(0, 3e4, (20, 30, 40)) if dtype in (np.float32, np.float64) else rng.integers(0, 250, (20, 30, 40))
+        rng.normal(0, 3e4, (20, 30, 40)) if dtype in (np.float32, np.float64) else rng.integers(0, high, (20, 30, 40))
     ).astype(dtype)
     norm = Normalization(mean=123.456789, std=78.9012345)
     reference = np.empty(values.shape, np.float32)
@@ -228,6 +229,12 @@ def test_normalising_into_an_array_equals_copy_then_subtract_then_divide(dtype):
     reference -= np.float32(norm.mean)
     reference /= np.float32(norm.std)
     out = np.empty(values.shape, np.float32)
-    norm.apply_into(values[:, ::-1], out[:, ::-1])  # strided views too
+    norm.apply_into(values[:, ::-1], out[:, ::-1])  # negative strides: the numpy path
     assert np.array_equal(out, reference)
+    out = np.full(values.shape, np.nan, np.float32)
+    norm.apply_into(values[:, 3:], out[:, 3:])  # strided views torch shares: the torch path
+    assert np.array_equal(out[:, 3:], reference[:, 3:]) and np.isnan(out[:, :3]).all()
+    frozen = values.copy()
+    frozen.flags.writeable = False  # read-only input (torch cannot view it): cast by numpy first
+    assert np.array_equal(norm.apply(frozen), reference)
     assert np.array_equal(norm.apply(values), reference)
