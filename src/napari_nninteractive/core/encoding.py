@@ -23,8 +23,6 @@ from .geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
 
 if TYPE_CHECKING:
-    import torch
-
     from .lazy import ImageArray
 
 FLOAT16_MAX = 65504.0
@@ -87,16 +85,18 @@ class Normalization:
         """
         values = np.asarray(values)
         mean, std = np.float32(self.mean), np.float32(self.std)
-        dst = _torch_view(out)
+        from .threaded import as_tensor  # imports torch: only where a network builds its input
+
+        dst = as_tensor(out) if out.dtype == np.float32 else None
         if dst is None:
             # values cast to float32, minus the mean, in one pass: the same float32 operations as copying first
             np.subtract(values, mean, out=out, dtype=np.float32)
             out /= std
             return
-        import torch
+        src = as_tensor(values)
+        if src is not None and src.dtype == dst.dtype:
+            import torch
 
-        src = _torch_view(values, any_dtype=True)
-        if src is not None and src.dtype == torch.float32:
             torch.sub(src, float(mean), out=dst)  # float(mean) is the float32 value exactly
         else:
             if src is not None:
@@ -105,18 +105,6 @@ class Normalization:
                 np.copyto(out, values, casting="unsafe")
             dst.sub_(float(mean))
         dst.div_(float(std))
-
-
-def _torch_view(a: np.ndarray, any_dtype: bool = False) -> torch.Tensor | None:
-    """A tensor sharing the array's memory, or None."""
-    if (a.dtype != np.float32 and not any_dtype) or not a.flags.writeable or any(s < 0 for s in a.strides):
-        return None
-    import torch
-
-    try:
-        return torch.from_numpy(a)
-    except TypeError:  # a dtype torch does not hold
-        return None
 
 
 def require_finite(image: np.ndarray) -> None:

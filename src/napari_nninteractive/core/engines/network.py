@@ -30,6 +30,7 @@ from ..lazy import ImageArray
 from ..mask_upsampling import upsample_mask_region
 from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
+from ..threaded import copy_into, zero
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,11 @@ def cancel_points(net: object, control: RunControl) -> Iterator[None]:
             handle.remove()
 
 
+def _inside(box: BBox, shape: Sequence[int]) -> bool:
+    """Whether ``box`` lies wholly inside an array of ``shape``."""
+    return all(lo >= 0 and hi <= n for (lo, hi), n in zip(box, shape))
+
+
 class WindowBuffer:
     """A reusable input tensor: each use zeroes only what the previous one wrote.
 
@@ -99,7 +105,7 @@ class WindowBuffer:
         self._dirty: list[tuple[int | slice, ...]] = []
 
     def take(
-        self, n: int, channels: int, patch: Sequence[int], overwritten: Sequence[tuple[int, slice]] = ()
+        self, n: int, channels: int, patch: Sequence[int], overwritten: Sequence[tuple[int, int | slice]] = ()
     ) -> torch.Tensor:
         """An all-zero ``(n, channels, *patch)`` float32 tensor (a view of the buffer).
 
@@ -113,7 +119,7 @@ class WindowBuffer:
         out = self.x.numpy()
         for where in self._dirty:
             if not any(where[:2] == key for key in overwritten):
-                out[where] = 0
+                zero(out[where])
         self._dirty = []
         return self.x[:n]
 
@@ -330,31 +336,35 @@ class NetworkEngine(Engine):
         n_img = source.shape[0]
         buffer = buffer or WindowBuffer()
         images = slice(0, n_img)
-        whole = [
-            (i, images)
-            for i, box in enumerate(boxes)
-            if clip_bbox(box, source.shape[1:]) == tuple(tuple(a) for a in box)
+        locals_ = [box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset]) for box in boxes]
+        # Channels a window fills whole need no clearing: the image inside the volume, prev_seg inside the copy.
+        whole: list[tuple[int, int | slice]] = [
+            (i, images) for i, box in enumerate(boxes) if _inside(box, source.shape[1:])
         ]
+        whole += [(i, n_img) for i, local in enumerate(locals_) if _inside(local, prev_seg.shape)]
         x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P, overwritten=whole)
         out = x.numpy()
-        for i, box in enumerate(boxes):
+        for i, (box, local) in enumerate(zip(boxes, locals_)):
             assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
             inside = clip_bbox(box, source.shape[1:])
             if not bbox_is_empty(inside):
                 where = (i, images) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
                 norm.apply_into(source[(slice(None),) + bbox_to_slices(inside)], out[where])
                 buffer.written(where)
-            local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
-            values, region = self._prev_region(prev_seg, local)
-            if values.size:
-                where = (i, n_img) + bbox_to_slices(region)
-                out[where] = values
-                buffer.written(where)
+            if _inside(local, prev_seg.shape):  # copied whole: cheaper than finding its nonzero part first
+                copy_into(out[i, n_img], prev_seg[bbox_to_slices(local)])
+                buffer.written((i, n_img))
+            else:
+                values, region = self._prev_region(prev_seg, local)
+                if values.size:
+                    where = (i, n_img) + bbox_to_slices(region)
+                    copy_into(out[where], values)
+                    buffer.written(where)
             for ch in Channel:
                 found = self.prompt_store.compose_region(ch, box)
                 if found is not None:
                     where = (i, n_img + 1 + int(ch)) + bbox_to_slices(found[1])
-                    out[where] = found[0]
+                    copy_into(out[where], found[0])
                     buffer.written(where)
         return x
 
@@ -527,7 +537,7 @@ class NetworkEngine(Engine):
             fines = self._forward(x, control, "refine", done + 1, n, what)
             del x
             for i, fine in zip(group, fines):  # the group's boxes are disjoint: the order of the writes is free
-                work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))] = fine
+                copy_into(work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))], fine)
             done += len(group)
 
         patch_union = union_bbox(*patches)
