@@ -538,7 +538,8 @@ def test_bit_packed_opening_equals_scipy_on_odd_shapes_and_densities():
 
 
 def test_greedy_planning_with_counts_kept_between_picks_equals_counting_every_candidate_each_time():
-    """The planner counts again only the candidates a taken box overlaps; the plans equal those of recounting all."""
+    """The planner counts again only the candidates a taken box overlaps, and its fallback lists only the
+    box still holding uncovered voxels; the plans equal those of recounting and relisting everything."""
     from napari_nninteractive.core.geometry import bbox_to_slices, clip_bbox
 
     def plain_greedy(diff, patch):  # the greedy phase of spec 5, recounting every candidate at every pick
@@ -556,10 +557,23 @@ def test_greedy_planning_with_counts_kept_between_picks_equals_counting_every_ca
             boxes.append(az.full_box(candidates[best], patch))
             covered[sl[best]], uncovered[sl[best]] = True, False
             candidates = [c for c in candidates if not covered[c]]
+        return boxes, uncovered
+
+    def plain_fallback(uncovered, patch, k_max=10):  # spec 5's fallback, listing every uncovered voxel each time
+        boxes, margin = [], az.inner_margin(patch)
+        while uncovered.any():
+            left = np.argwhere(uncovered)
+            n = len(left)
+            k = min(n, k_max)
+            options = [tuple(int(v) for v in left[0 if k == 1 else (i * (n - 1)) // (k - 1)]) for i in range(k)]
+            sl = [bbox_to_slices(clip_bbox(az.inner_box(c, patch, margin), uncovered.shape)) for c in options]
+            best = int(np.argmax([int(np.count_nonzero(uncovered[s])) for s in sl]))
+            boxes.append(az.full_box(options[best], patch))
+            uncovered[sl[best]] = False
         return boxes
 
     rng = np.random.default_rng(7)
-    planned = 0
+    planned = fell_back = 0
     for trial in range(12):
         shape = tuple(int(v) for v in rng.integers(30, 90, 3))
         diff = np.zeros(shape, bool)
@@ -568,7 +582,10 @@ def test_greedy_planning_with_counts_kept_between_picks_equals_counting_every_ca
             hi = [int(min(s, a + rng.integers(5, 40))) for a, s in zip(lo, shape)]
             diff[tuple(slice(a, b) for a, b in zip(lo, hi))] = True
         patch = (32, 32, 32) if trial % 2 else (48, 40, 56)
-        greedy = plain_greedy(diff, patch)
-        assert az.plan_refinement(diff, patch)[: len(greedy)] == greedy
+        greedy, uncovered = plain_greedy(diff, patch)
+        fallback = plain_fallback(uncovered, patch)
+        assert az.plan_refinement(diff, patch) == greedy + fallback
         planned += len(greedy)
+        fell_back += len(fallback)
     assert planned > 24  # the greedy phase picked boxes in the trials, not only the fallback
+    assert fell_back > 0  # ... and the fallback (which lists only the box still holding uncovered voxels) too

@@ -336,12 +336,18 @@ def plan_refinement(diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomCo
     else:
         k_max = cfg.no_candidate_fallback_k
 
-    while uncovered.any():
-        left = np.flatnonzero(uncovered)  # C order = lexicographic (and far cheaper than argwhere)
+    rest = nonzero_bbox(uncovered)  # what is left lies in this box, which only shrinks
+    while rest is not None:
+        # Lexicographic order inside a box is the order of the whole array: list only the box's voxels.
+        left = np.flatnonzero(uncovered[bbox_to_slices(rest)])  # C order, and far cheaper than argwhere
         n = len(left)
         k = min(n, k_max)
         picks = [0] if k == 1 else [(i * (n - 1)) // (k - 1) for i in range(k)]
-        options = [tuple(int(v) for v in np.unravel_index(left[i], shape)) for i in picks]
+        options = [
+            tuple(int(v) + lo for v, (lo, _) in zip(np.unravel_index(left[i], bbox_shape(rest)), rest)) for i in picks
+        ]
         counts = [int(np.count_nonzero(uncovered[inner_slices(c)])) for c in options]
         take(options[int(np.argmax(counts))])
+        found = nonzero_bbox(uncovered[bbox_to_slices(rest)])
+        rest = None if found is None else shift_bbox(found, [lo for lo, _ in rest])
     return boxes
