@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import autozoom as az
+from .. import onednn
 from ..encoding import MAX_FILTERED, Channel, Normalization, PromptState, PromptStore, compute_normalization
 from ..geometry import (
     BBox,
@@ -29,6 +30,7 @@ from ..geometry import (
 from ..lazy import ImageArray
 from ..mask_upsampling import upsample_mask_region
 from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
+from ..onednn import onednn_convolutions
 from ..prompts import InitialMask, Point, Prompt
 from ..threaded import copy_into, zero
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
@@ -147,6 +149,11 @@ class NetworkEngine(Engine):
         reference, and on CPUs without native bf16 it is much slower
         (``benchmarks/forward_options.py`` measures speed and mask agreement). CUDA always uses
         float16 autocast.
+
+    Switches kept as attributes for tests and benchmarks (the defaults are what users run):
+    ``lean_inputs`` (see :meth:`network_input`), ``refine_batch`` (refinement patches per pass) and
+    ``cpu_onednn`` (CPU float32 convolutions through oneDNN at every batch size, :mod:`..onednn`).
+    ``benchmarks/whole_process.py`` runs a session with all three off (the spec as written) and on.
     """
 
     name = "nnInteractive network"
@@ -163,6 +170,9 @@ class NetworkEngine(Engine):
         self._device = choose_device(device)
         if isinstance(model.network, torch.nn.Module):
             model.network.to(self._device).eval()
+        onednn.install(model.network)
+        #: CPU float32 passes run every 3-D convolution through oneDNN, also for a batch of one (see core/onednn.py).
+        self.cpu_onednn = True
         self.autozoom = (
             autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
         )
@@ -423,7 +433,8 @@ class NetworkEngine(Engine):
         control.report(stage, step, total, message, zoom)
         net = self.model.network
         try:
-            with torch.inference_mode(), cancel_points(net, control):
+            use_onednn = self.cpu_onednn and not self.cpu_bf16
+            with torch.inference_mode(), cancel_points(net, control), onednn_convolutions(use_onednn):
                 xt = x.to(self.device)
                 if self.device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.float16):
