@@ -295,16 +295,23 @@ def write_object(
     if not writable_view:
         region = np.array(region)
     todo = changed if changed is not None else new != (np.asarray(region) == value)
-    was, now = region[todo], new[todo]
-    if was.size == 0:
-        return 0
-    out = np.where(now, value, np.where(was == value, 0, was)).astype(region.dtype)
+    # Whole-array bool passes and masked writes over the tight box, no gathers: half the time of indexing
+    # with ``todo`` for a dense change, the same for a sparse one.
+    on = todo & new  # voxels that become the object's
     kept = 0
     if not overwrite:
-        keep = now & (was != 0) & (was != value)  # another object's voxel stays
-        out[keep] = was[keep]
-        kept = int(np.count_nonzero(keep))
-    region[todo] = out
+        other = region != 0
+        other &= region != value
+        other &= on  # another object's voxel stays
+        kept = int(np.count_nonzero(other))
+        if kept:
+            on ^= other
+    off = todo & ~new
+    off &= region == value  # voxels the object gives up become 0; other objects' voxels stay as they are
+    if not (on.any() or off.any()):
+        return kept
+    np.copyto(region, region.dtype.type(value), where=on)
+    np.copyto(region, region.dtype.type(0), where=off)
     if not writable_view:
         layer.data[sl] = region
     layer.refresh()
