@@ -48,6 +48,7 @@ from ..geometry import (
 )
 from ..lazy import ImageArray
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
+from . import filters
 from . import seeds as sd
 from . import watershed as ws
 from .base import Engine, RunControl, Update
@@ -450,7 +451,7 @@ def _flood(
     if not fg.any():
         return np.zeros(img.shape, np.uint8)
     if smoothing:
-        img = ndimage.gaussian_filter(img, smoothing)
+        img = filters.gaussian_filter(img, smoothing)
     values = img[model & ~bg] if (model & ~bg).any() else img[fg]
     med = float(np.median(values))
     mad = 1.4826 * float(np.median(np.abs(values - med)))

@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
 from ..prompts import Box, Point, Prompt
+from . import filters
 
 
 def ball(r: int) -> np.ndarray:
@@ -86,7 +87,7 @@ def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox) -> tuple[BBox, np.n
     common = intersect_bbox(box, roi)
     if bbox_is_empty(common) or not all(lo <= int(c) < hi for c, (lo, hi) in zip(p.coord, roi)):
         return box, ball
-    local = ndimage.gaussian_filter(img[bbox_to_slices(relative_bbox(common, roi))], 0.7)
+    local = filters.gaussian_filter(img[bbox_to_slices(relative_bbox(common, roi))], 0.7)
     inside = ball[bbox_to_slices(relative_bbox(common, box))]
     centre = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, common))
     keep = same_side(local, inside, centre)

@@ -10,6 +10,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..geometry import bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
+from . import filters
 
 
 def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
@@ -27,7 +28,7 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
         return
     box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
     reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
-    gradient = ndimage.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[
+    gradient = filters.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[
         bbox_to_slices(relative_bbox(box, reach))
     ]
     sub = bbox_to_slices(box)
@@ -145,7 +146,7 @@ def refine_band(
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
     local = img[bbox_to_slices(reach)]
     if smoothing:
-        local = ndimage.gaussian_filter(local, smoothing)
+        local = filters.gaussian_filter(local, smoothing)
     inside = bbox_to_slices(relative_bbox(box, reach))
     work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
     work[inside] = markers
