@@ -30,7 +30,6 @@ from ..geometry import (
 from ..lazy import ImageArray
 from ..mask_upsampling import upsample_mask_region
 from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
-from ..onednn import onednn_convolutions
 from ..prompts import InitialMask, Point, Prompt
 from ..threaded import copy_into, zero
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
@@ -434,7 +433,7 @@ class NetworkEngine(Engine):
         net = self.model.network
         try:
             use_onednn = self.cpu_onednn and not self.cpu_bf16
-            with torch.inference_mode(), cancel_points(net, control), onednn_convolutions(use_onednn):
+            with torch.inference_mode(), cancel_points(net, control), onednn.onednn_convolutions(use_onednn):
                 xt = x.to(self.device)
                 if self.device.type == "cuda":
                     with torch.autocast("cuda", dtype=torch.float16):
