@@ -237,4 +237,6 @@ def test_normalising_into_an_array_equals_copy_then_subtract_then_divide(dtype):
     frozen = values.copy()
     frozen.flags.writeable = False  # read-only input (torch cannot view it): cast by numpy first
     assert np.array_equal(norm.apply(frozen), reference)
+    swapped = values.astype(values.dtype.newbyteorder())  # the other byte order: numpy's cast too
+    assert np.array_equal(norm.apply(swapped), reference)
     assert np.array_equal(norm.apply(values), reference)

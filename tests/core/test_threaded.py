@@ -32,6 +32,11 @@ def test_arrays_torch_cannot_view_go_through_numpy():
     frozen = src.copy()
     frozen.flags.writeable = False
     assert as_tensor(frozen) is None and as_tensor(src[:, ::-1]) is None
+    big = src.astype(">u2")  # big-endian, as some NRRD and FITS files hold
+    assert as_tensor(big) is None
+    out = np.zeros((2, 3, 4), np.float32)
+    copy_into(out, big)
+    assert np.array_equal(out, src)
     out = np.zeros((2, 3, 4), np.float32)
     copy_into(out[:, ::-1], frozen)  # negative strides and a read-only source
     assert np.array_equal(out[:, ::-1], frozen)

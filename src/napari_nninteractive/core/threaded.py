@@ -3,7 +3,7 @@
 numpy copies, casts and fills on one thread; torch splits the same element-wise work across every
 intra-op thread (``torch.set_num_threads``). The values are those of numpy's (a copy is a copy; a
 cast to float32 rounds to nearest in both). Arrays torch cannot view (negative strides, read-only,
-dtypes torch does not hold) go through numpy.
+big-endian, dtypes torch does not hold) go through numpy.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import torch
 
 def as_tensor(a: np.ndarray) -> torch.Tensor | None:
     """A tensor sharing ``a``'s memory, or ``None`` where torch cannot view it."""
-    if not a.flags.writeable or any(s < 0 for s in a.strides):
+    if not a.flags.writeable or any(s < 0 for s in a.strides) or not a.dtype.isnative:
         return None
     try:
         return torch.from_numpy(a)
-    except TypeError:  # a dtype torch does not hold
+    except (TypeError, ValueError):  # a dtype torch does not hold
         return None
 
 
