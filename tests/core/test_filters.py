@@ -21,6 +21,9 @@ def test_threaded_filters_equal_scipy(shape, dtype, monkeypatch):
                 filters.gaussian_gradient_magnitude(x, sigma), ndimage.gaussian_gradient_magnitude(x, sigma)
             )
     assert np.array_equal(filters.gaussian_filter(data, 0.0), data)
+    assert np.array_equal(
+        filters.gaussian_gradient_magnitude(data, 0.0), ndimage.gaussian_gradient_magnitude(data, 0.0)
+    )
     assert data.dtype == dtype  # the input is never changed
 
 

@@ -57,8 +57,33 @@ def test_the_setting_belongs_to_the_thread_that_made_it(tiny_model_dir):
     assert torch.equal(seen["other"], plain)  # the other thread ran as PyTorch chooses
 
 
-def test_engines_install_it_and_can_switch_it_off(tiny_model_dir):
+def test_engines_install_it_and_the_switches_turn_it_off(tiny_model_dir):
     engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
-    convs = [m for m in engine.model.network.modules() if isinstance(m, torch.nn.Conv3d)]
-    assert engine.cpu_onednn and all("forward" in vars(m) for m in convs)
+    net = engine.model.network
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert engine.cpu_onednn and all(type(m) is onednn.OneDNNConv3d for m in convs)
+    assert onednn.install(net) == len(convs)  # twice is harmless
     assert onednn.install(torch.nn.Linear(2, 2)) == 0  # nothing to install
+    a, _ = _inputs()
+    with torch.inference_mode():
+        plain = net(a)
+        with onednn.onednn_convolutions(False):
+            assert torch.equal(net(a), plain)  # the engine's cpu_onednn = False
+        torch.backends.mkldnn.enabled = False  # oneDNN switched off in torch itself
+        try:
+            without = net(a)
+            with onednn.onednn_convolutions():
+                assert torch.equal(net(a), without)
+        finally:
+            torch.backends.mkldnn.enabled = True
+
+
+def test_an_installed_layer_pickles_and_loads():
+    import pickle
+
+    net = torch.nn.Sequential(torch.nn.Conv3d(2, 3, 3, padding=1))
+    assert onednn.install(net) == 1
+    back = pickle.loads(pickle.dumps(net))
+    x = torch.randn(1, 2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode(), onednn.onednn_convolutions():
+        assert type(back[0]) is onednn.OneDNNConv3d and torch.equal(back(x), net(x))

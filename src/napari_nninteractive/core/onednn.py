@@ -15,42 +15,64 @@ layers run as PyTorch chooses.
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import MethodType
 
 import torch
 from torch import nn
 
 _state = threading.local()  # per thread: two sessions may share one network and differ in the setting
+#: Measured on x86-64 only (benchmarks/forward_options.py); elsewhere PyTorch keeps its own choice.
+SUPPORTED_MACHINE = platform.machine().lower() in ("x86_64", "amd64")
 
 
 def _enabled() -> bool:
     return bool(getattr(_state, "on", False))
 
 
-def _forward(self: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    if _enabled() and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu"):
-        out: torch.Tensor = torch.ops.aten.mkldnn_convolution(
-            x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
-        )
-        return out
-    return nn.Conv3d.forward(self, x)
+def _cpu_autocast() -> bool:
+    try:
+        return bool(torch.is_autocast_enabled("cpu"))
+    except TypeError:  # torch < 2.4 takes no device
+        return bool(torch.is_autocast_cpu_enabled())
+
+
+class OneDNNConv3d(nn.Conv3d):
+    """A ``Conv3d`` that, inside :func:`onednn_convolutions`, calls oneDNN for CPU float32 batches (same weights)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (
+            _enabled()
+            and x.dim() == 5
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and torch.backends.mkldnn.enabled
+            and not _cpu_autocast()
+        ):
+            out: torch.Tensor = torch.ops.aten.mkldnn_convolution(
+                x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups
+            )
+            return out
+        return super().forward(x)
 
 
 def install(net: object) -> int:
     """Let ``net``'s plain ``Conv3d`` layers take oneDNN inside :func:`onednn_convolutions`; returns how many.
 
-    Layers with padding other than zeros (or given as a string) are left alone. Installing twice is harmless.
+    Each such layer becomes a :class:`OneDNNConv3d` (its class changes; parameters, buffers and hooks stay).
+    Layers with padding other than zeros (or given as a string) are left alone. Installing twice is harmless;
+    on a CPU other than x86-64, or without oneDNN, nothing is installed.
     """
-    if not isinstance(net, nn.Module) or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
+    if not isinstance(net, nn.Module) or not SUPPORTED_MACHINE or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return 0
     n = 0
     for m in net.modules():
-        if type(m) is nn.Conv3d and m.padding_mode == "zeros" and not isinstance(m.padding, str):
-            m.forward = MethodType(_forward, m)  # type: ignore[method-assign]
-            n += 1
+        if isinstance(m, nn.Conv3d) and m.padding_mode == "zeros" and not isinstance(m.padding, str):
+            if type(m) is nn.Conv3d:
+                m.__class__ = OneDNNConv3d
+            n += type(m) is OneDNNConv3d
     return n
 
 
@@ -65,4 +87,4 @@ def onednn_convolutions(enabled: bool = True) -> Iterator[None]:
         _state.on = before
 
 
-__all__ = ["install", "onednn_convolutions"]
+__all__ = ["OneDNNConv3d", "install", "onednn_convolutions"]

@@ -24,8 +24,9 @@ def as_tensor(a: np.ndarray) -> torch.Tensor | None:
 
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
     """``dst[...] = src`` (same shape; cast to ``dst``'s dtype)."""
-    d, s = as_tensor(dst), as_tensor(np.asarray(src))
-    if d is None or s is None or d.shape != s.shape:
+    src = np.asarray(src)
+    d, s = as_tensor(dst), as_tensor(src)
+    if d is None or s is None or d.shape != s.shape or np.may_share_memory(dst, src):  # numpy handles overlap
         dst[...] = src
     else:
         d.copy_(s)
