@@ -183,7 +183,7 @@ def main() -> None:
         )
     print(
         "\nseconds exclude the stand-in's own time (microseconds); passes: after/before. A real pass of the v1.0"
-        "\nnetwork adds its own time per pass (about 65 s on these 2 CPU cores; see benchmarks/network_speed.py)."
+        "\nnetwork adds its own time per pass (36-68 s on these 2 CPU cores; see benchmarks/forward_options.py)."
     )
 
 
