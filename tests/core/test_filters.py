@@ -11,7 +11,7 @@ from napari_nninteractive.core.engines import filters
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_threaded_filters_equal_scipy(shape, dtype, monkeypatch):
     monkeypatch.setattr(filters, "MIN_THREADED_VOXELS", 0)  # threads even for the small shapes
-    monkeypatch.setattr(filters, "_threads", lambda: 3)  # chunks of unequal size
+    monkeypatch.setattr(filters, "workers", lambda: 3)  # chunks of unequal size
     data = np.random.default_rng(1).normal(100, 30, shape).astype(dtype)
     view = data[:, ::2] if shape[1] > 2 else data  # a strided input too
     for x in (data, view):

@@ -80,29 +80,26 @@ class Normalization:
         """Write ``values`` normalised into the float32 array ``out`` (same shape; e.g. a view of an input tensor).
 
         Always the float32 operations cast, subtract, divide. Torch runs them on every intra-op thread
-        (numpy on one: 2.5x slower on 2 cores for a zoom-4 crop); arrays torch cannot view (negative
-        strides, read-only) go through numpy, with the same values.
+        (numpy on one: 2.5x slower on 2 cores for a zoom-4 crop); an ``out`` torch cannot view goes
+        through numpy, with the same values (:mod:`.threaded`).
         """
+        from .threaded import as_tensor, copy_into
+
         values = np.asarray(values)
         mean, std = np.float32(self.mean), np.float32(self.std)
-        from .threaded import as_tensor  # imports torch: only where a network builds its input
-
         dst = as_tensor(out) if out.dtype == np.float32 else None
         if dst is None:
             # values cast to float32, minus the mean, in one pass: the same float32 operations as copying first
             np.subtract(values, mean, out=out, dtype=np.float32)
             out /= std
             return
-        src = as_tensor(values)
-        if src is not None and src.dtype == dst.dtype:
+        src = as_tensor(values) if values.dtype == np.float32 else None
+        if src is not None:
             import torch
 
-            torch.sub(src, float(mean), out=dst)  # float(mean) is the float32 value exactly
+            torch.sub(src, float(mean), out=dst)  # one pass; float(mean) is the float32 value exactly
         else:
-            if src is not None:
-                dst.copy_(src)  # the float32 cast (round to nearest, as numpy's), on every thread
-            else:
-                np.copyto(out, values, casting="unsafe")
+            copy_into(out, values)  # the float32 cast (round to nearest, as numpy's)
             dst.sub_(float(mean))
         dst.div_(float(std))
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 
 from .autozoom import resample_trilinear, upsample_mask
 from .geometry import BBox, bbox_shape, bbox_to_slices
+from .threaded import run_parts
 
 _F32 = np.float32
 SLAB_VOXELS = 1 << 22  # output voxels per slab
@@ -140,14 +140,7 @@ def _region_values(pred: np.ndarray, size: Sequence[int], region: BBox) -> np.nd
             decided[near] = _exact_values(p, tables, tuple(w[near] for w in where)) >= 0.5
         part.ravel()[flat] = decided
 
-    starts = range(0, out.shape[0], step)
-    threads = min(len(starts), torch.get_num_threads())
-    if threads > 1:  # numpy lets go of the GIL in these array operations; each slab writes only its own part
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(slab, starts))
-    else:
-        for z in starts:
-            slab(z)
+    run_parts(slab, range(0, out.shape[0], step))  # each slab writes only its own part of ``out``
     return out
 
 
