@@ -29,6 +29,11 @@ def bbox_is_empty(box: BBox) -> bool:
     return any(hi <= lo for lo, hi in box)
 
 
+def bbox_inside(box: BBox, shape: Sequence[int]) -> bool:
+    """True when ``box`` lies wholly inside ``[0, shape)`` (an empty box may too)."""
+    return all(lo >= 0 and hi <= n for (lo, hi), n in zip(box, shape))
+
+
 def clip_bbox(box: BBox, shape: Sequence[int]) -> BBox:
     """Clip ``box`` to ``[0, shape)``; an axis outside the image becomes empty."""
     return tuple((min(max(lo, 0), n), max(min(max(hi, 0), n), min(max(lo, 0), n))) for (lo, hi), n in zip(box, shape))

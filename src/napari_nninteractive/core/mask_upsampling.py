@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .autozoom import resample_trilinear, upsample_mask
-from .geometry import BBox, bbox_shape, bbox_to_slices
+from .geometry import BBox, bbox_inside, bbox_is_empty, bbox_shape, bbox_to_slices
 from .threaded import run_parts
 
 _F32 = np.float32
@@ -199,7 +199,7 @@ def upsample_mask_region(pred: np.ndarray, size: Sequence[int], region: BBox | N
     thresholding the full torch interpolation and cropping it, without computing the rest.
     """
     box = tuple((0, s) for s in size) if region is None else region
-    if any(lo < 0 or hi > s or lo >= hi for (lo, hi), s in zip(box, size)):
+    if bbox_is_empty(box) or not bbox_inside(box, size):
         raise ValueError(f"region {box} is not a non-empty part of the output {tuple(size)}")
     if pred.shape == tuple(size):
         return np.array(pred, dtype=bool)[bbox_to_slices(box)]

@@ -16,6 +16,7 @@ from .. import onednn
 from ..encoding import MAX_FILTERED, Channel, Normalization, PromptState, PromptStore, compute_normalization
 from ..geometry import (
     BBox,
+    bbox_inside,
     bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
@@ -87,11 +88,6 @@ def cancel_points(net: object, control: RunControl) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-def _inside(box: BBox, shape: Sequence[int]) -> bool:
-    """Whether ``box`` lies wholly inside an array of ``shape``."""
-    return all(lo >= 0 and hi <= n for (lo, hi), n in zip(box, shape))
 
 
 class WindowBuffer:
@@ -348,19 +344,20 @@ class NetworkEngine(Engine):
         locals_ = [box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset]) for box in boxes]
         # Channels a window fills whole need no clearing: the image inside the volume, prev_seg inside the copy.
         whole: list[tuple[int, int | slice]] = [
-            (i, images) for i, box in enumerate(boxes) if _inside(box, source.shape[1:])
+            (i, images) for i, box in enumerate(boxes) if bbox_inside(box, source.shape[1:])
         ]
-        whole += [(i, n_img) for i, local in enumerate(locals_) if _inside(local, prev_seg.shape)]
+        prev_whole = [bbox_inside(local, prev_seg.shape) for local in locals_]
+        whole += [(i, n_img) for i, inside_copy in enumerate(prev_whole) if inside_copy]
         x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P, overwritten=whole)
         out = x.numpy()
-        for i, (box, local) in enumerate(zip(boxes, locals_)):
+        for i, (box, local, prev_is_whole) in enumerate(zip(boxes, locals_, prev_whole)):
             assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
             inside = clip_bbox(box, source.shape[1:])
             if not bbox_is_empty(inside):
                 where = (i, images) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
                 norm.apply_into(source[(slice(None),) + bbox_to_slices(inside)], out[where])
                 buffer.written(where)
-            if _inside(local, prev_seg.shape):  # copied whole: cheaper than finding its nonzero part first
+            if prev_is_whole:  # copied whole: cheaper than finding its nonzero part first
                 copy_into(out[i, n_img], prev_seg[bbox_to_slices(local)])
                 buffer.written((i, n_img))
             else:

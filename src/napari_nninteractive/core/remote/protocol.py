@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import jsonio
 from ..errors import UserError
-from ..geometry import BBox, bbox_shape
+from ..geometry import BBox, bbox_inside, bbox_is_empty, bbox_shape
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
 
 #: ``inference_session_version`` of the protocol we speak.
@@ -146,7 +146,7 @@ def region_prompt(kind: PromptKind, meta: dict[str, Any], mask: np.ndarray, shap
     if raw is not None:
         pairs = jsonio.as_box(raw, 3, f"{where}: 'interaction_bbox'", ProtocolError, integer=True)
         box = tuple((int(lo), int(hi)) for lo, hi in pairs)
-        if any(hi <= lo for lo, hi in box) or any(lo < 0 or hi > n for (lo, hi), n in zip(box, shape)):
+        if bbox_is_empty(box) or not bbox_inside(box, shape):
             raise ProtocolError(
                 f"{where}: 'interaction_bbox' {box_json(box)} must have positive extents inside the image {list(shape)}."
             )
