@@ -321,17 +321,18 @@ def plan_refinement(diff: np.ndarray, patch_size: Sequence[int], cfg: AutoZoomCo
 
     if candidates:
         # A candidate's count changes only when a taken box overlaps its inner box: only those are counted again.
-        count_of = {c: int(np.count_nonzero(uncovered[inner_slices(c)])) for c in candidates}
+        inner_of = {c: clip_bbox(inner_box(c, patch_size, margin), shape) for c in candidates}
+        count_of = {c: int(np.count_nonzero(uncovered[bbox_to_slices(inner_of[c])])) for c in candidates}
         while candidates and uncovered.any():
             best = int(np.argmax([count_of[c] for c in candidates]))  # first wins ties
             if count_of[candidates[best]] == 0:
                 break
-            chosen = clip_bbox(inner_box(candidates[best], patch_size, margin), shape)
+            chosen = inner_of[candidates[best]]
             take(candidates[best])
             candidates = [c for c in candidates if not covered[c]]
             for c in candidates:
-                if not bbox_is_empty(intersect_bbox(clip_bbox(inner_box(c, patch_size, margin), shape), chosen)):
-                    count_of[c] = int(np.count_nonzero(uncovered[inner_slices(c)]))
+                if not bbox_is_empty(intersect_bbox(inner_of[c], chosen)):
+                    count_of[c] = int(np.count_nonzero(uncovered[bbox_to_slices(inner_of[c])]))
         k_max = cfg.greedy_fallback_k
     else:
         k_max = cfg.no_candidate_fallback_k
