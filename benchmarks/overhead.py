@@ -96,7 +96,7 @@ def run(plain: bool, image: np.ndarray, where) -> list[dict]:
     net = StandIn()
     engine = NetworkEngine(LoadedModel(net, PATCH), device="cpu")
     if plain:
-        engine.lean_inputs, engine.refine_batch = False, 1
+        engine.spec_as_written()
     zooms: list[float] = []
 
     def progress(ev: ProgressEvent) -> None:

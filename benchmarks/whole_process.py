@@ -63,7 +63,7 @@ def prompts(labels: np.ndarray) -> list[tuple[str, bool, object]]:
 def run(folder: Path, image: np.ndarray, steps, plain: bool) -> tuple[list[float], list[int], list[np.ndarray]]:
     engine = NetworkEngine.from_folder(folder, device="cpu", autozoom=True)
     if plain:
-        engine.lean_inputs, engine.refine_batch, engine.cpu_onednn = False, 1, False
+        engine.spec_as_written()
     session = Session(engine)
     session.set_image(image)
     times, passes, masks = [], [], []

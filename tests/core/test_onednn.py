@@ -64,6 +64,8 @@ def test_engines_install_it_and_the_switches_turn_it_off(tiny_model_dir):
     assert engine.cpu_onednn and all(type(m) is onednn.OneDNNConv3d for m in convs)
     assert onednn.install(net) == len(convs)  # twice is harmless
     assert onednn.install(torch.nn.Linear(2, 2)) == 0  # nothing to install
+    plain = NetworkEngine.from_folder(tiny_model_dir, device="cpu").spec_as_written()
+    assert not plain.cpu_onednn and not plain.lean_inputs and plain.refine_batch == 1
     a, _ = _inputs()
     with torch.inference_mode():
         plain = net(a)

@@ -148,7 +148,7 @@ class NetworkEngine(Engine):
     Switches kept as attributes for tests and benchmarks (the defaults are what users run):
     ``lean_inputs`` (see :meth:`network_input`), ``refine_batch`` (refinement patches per pass) and
     ``cpu_onednn`` (CPU float32 convolutions through oneDNN at every batch size, :mod:`..onednn`).
-    ``benchmarks/whole_process.py`` runs a session with all three off (the spec as written) and on.
+    :meth:`spec_as_written` turns all three off.
     """
 
     name = "nnInteractive network"
@@ -184,6 +184,13 @@ class NetworkEngine(Engine):
         #: Refinement patches run together, at most this many per pass (see :func:`independent_groups`); 1: one by
         #: one. The default keeps a batch within about 8 M input voxels (a 192^3 patch runs alone).
         self.refine_batch = max(1, min(8, (1 << 23) // int(np.prod(self.patch_size))))
+
+    def spec_as_written(self) -> NetworkEngine:
+        """Turn off every optimisation of how (not what) the spec computes: full input crops, one refinement
+        patch per pass, PyTorch's own convolution kernels. The plain path tests and benchmarks compare with;
+        returns the engine."""
+        self.lean_inputs, self.refine_batch, self.cpu_onednn = False, 1, False
+        return self
 
     @classmethod
     def from_folder(
