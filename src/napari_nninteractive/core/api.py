@@ -59,10 +59,8 @@ class Change:
     ``bbox`` is the half-open region whose voxels may have changed (``None``: nothing changed) and
     ``values`` the object's 0/1 mask there after the operation (a copy the caller owns).
     ``flipped`` is a bool array of the ``bbox`` region, set where the value changed, when the session
-    knows it (``None``: compare the whole region). A bool region rather than index arrays: building
-    and reading it costs a pass over the box (milliseconds), where ``np.nonzero`` of a few million
-    flipped voxels and indexing with it took a tenth of a second or more each. The other fields describe the session
-    after the operation.
+    knows it (``None``: compare the whole region). The other fields describe the session after the
+    operation.
     """
 
     bbox: BBox | None = None
