@@ -235,3 +235,25 @@ def test_fusion_switch_matches_the_python_api_and_is_refused_with_a_server(case,
         [src, "--prompts", prompts, "-o", tmp_path / "m.npy", "--fusion", "--server", "http://x"], capsys
     )
     assert code == 2 and "--fusion/--no-fusion" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compile_reaches_the_network_and_is_refused_with_a_server(case, tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from napari_nninteractive.core.engines.network import NetworkEngine
+
+    image, prompts = case
+    src = tmp_path / "image.npy"
+    np.save(src, image)
+    compiled = []
+    real_compile = NetworkEngine.compile
+    # the default backend builds C++ for minutes on this CPU; aot_eager takes the same path in seconds
+    monkeypatch.setattr(
+        NetworkEngine,
+        "compile",
+        lambda self, backend="inductor": (compiled.append(backend), real_compile(self, "aot_eager")),
+    )
+    argv = [src, "--prompts", prompts, "--model", tiny_model_dir, "--device", "cpu", "-o", tmp_path / "m.npy"]
+    code, _, err = _run(argv + ["--compile"], capsys)
+    assert code == 0, err
+    assert compiled == ["inductor"] and np.load(tmp_path / "m.npy").shape == SHAPE
+    code, _, err = _run(argv + ["--compile", "--server", "http://x"], capsys)
+    assert code == 2 and "--compile" in err and len(err.strip().splitlines()) == 1

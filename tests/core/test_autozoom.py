@@ -194,9 +194,9 @@ def _record_windows(engine) -> list:
 
     real_windows = engine.window_inputs
 
-    def recording_windows(prev, windows, *args):  # refinement: zoom-1 windows, batched
+    def recording_windows(prev, windows, *args, **options):  # refinement: zoom-1 windows, batched
         boxes.extend((box, 1.0) for box in windows)
-        return real_windows(prev, windows, *args)
+        return real_windows(prev, windows, *args, **options)
 
     engine.network_input = recording_input
     engine.window_inputs = recording_windows

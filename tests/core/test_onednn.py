@@ -89,3 +89,13 @@ def test_an_installed_layer_pickles_and_loads():
     x = torch.randn(1, 2, 8, 8, 8, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode(), onednn.onednn_convolutions():
         assert type(back[0]) is onednn.OneDNNConv3d and torch.equal(back(x), net(x))
+
+
+def test_a_compiled_network_traces_pytorchs_convolution_inside_the_setting(tiny_model_dir):
+    net = _net(tiny_model_dir)
+    compiled = torch.compile(net, backend="aot_eager")  # the compiler cannot trace the direct oneDNN call
+    a, _ = _inputs()
+    with torch.inference_mode():
+        plain = net(a)
+        with onednn.onednn_convolutions():
+            assert torch.equal(compiled(a), plain)

@@ -152,3 +152,35 @@ def test_weight_free_engine_can_be_chosen_with_a_model_folder_filled_in(make_nap
     qtbot.wait(20)
     out = w.viewer.layers["nnInteractive objects"].data
     assert np.asarray(out).any()
+
+
+@pytest.mark.qt
+def test_compile_is_offered_for_the_network_and_runs_on_the_loading_worker(
+    make_napari_viewer, qtbot, tiny_model_dir, monkeypatch
+):
+    import threading
+
+    from napari_nninteractive.core.engines.network import NetworkEngine
+
+    threads = []
+    real_compile = NetworkEngine.compile
+
+    def compile_quickly(self, backend="inductor"):  # the default backend builds C++ for minutes on this CPU
+        threads.append(threading.current_thread())
+        real_compile(self, "aot_eager")
+
+    monkeypatch.setattr(NetworkEngine, "compile", compile_quickly)
+    w, _ = _widget(make_napari_viewer())
+    box = w.setup_panel.compile_check
+    w.engine_combo.setCurrentText("weight-free")
+    assert not box.isEnabled()
+    box.setChecked(True)
+    assert not w.setup_panel.choice().compile  # a weight-free engine has nothing to compile
+    w.engine_combo.setCurrentText(AUTO)
+    w.model_edit.setText(str(tiny_model_dir))
+    w.device_combo.setCurrentText("cpu")
+    assert box.isEnabled() and w.setup_panel.choice().compile
+    _initialize(w, qtbot)
+    assert w.annotator.ready, w.status_label.text()
+    assert w.annotator.runner.session.engine.compiled == "aot_eager"
+    assert threads and threads[0] is not threading.main_thread()  # the UI never waited for the compiler

@@ -29,6 +29,7 @@ def started(monkeypatch):
         (["--ssl-certfile", "nope.pem", "--ssl-keyfile", "nope.key"], "is not a file"),
         (["--engine", "network"], "needs --model"),
         (["--fold", "0"], "drop them or use --engine network"),
+        (["--compile"], "--compile are for the network"),
         (["--max-upload-mb", "0"], "--max-upload-mb must be positive"),
         (["--model", "/does/not/exist"], "does not exist"),
     ],

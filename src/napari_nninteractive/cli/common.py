@@ -49,6 +49,12 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
         "native bf16, e.g. AMX/AVX512-BF16; masks may differ slightly)",
     )
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="network: compile it with torch.compile before the first prompt (a one-off wait of seconds to "
+        "minutes; faster passes mostly on a CUDA GPU; cancel then stops between passes)",
+    )
+    parser.add_argument(
         "--fusion",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -74,8 +80,8 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="segment on an nnInteractive server (nninteractive-serve, or the reference's nninteractive-server), "
         "e.g. http://gpu-box:1527; give it more than once (or comma-separated) for a pool: the first server with "
-        "a free session is used. The server's model runs; --model, --engine, --device, --fold, --cpu-bf16 and "
-        "--trust-checkpoint do not apply",
+        "a free session is used. The server's model runs; --model, --engine, --device, --fold, --cpu-bf16, "
+        "--compile and --trust-checkpoint do not apply",
     )
     parser.add_argument(
         "--api-key",
@@ -91,7 +97,14 @@ def engine_from_args(args: argparse.Namespace) -> Engine:
     from ..core.engines.registry import make_engine
 
     return make_engine(
-        args.model, args.engine, args.device, not args.no_autozoom, args.fold, args.cpu_bf16, args.trust_checkpoint
+        args.model,
+        args.engine,
+        args.device,
+        not args.no_autozoom,
+        args.fold,
+        args.cpu_bf16,
+        args.trust_checkpoint,
+        args.compile,
     )
 
 
@@ -109,6 +122,7 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
                 ("--device", args.device != "auto"),
                 ("--fold", args.fold is not None),
                 ("--cpu-bf16", args.cpu_bf16),
+                ("--compile", args.compile),
                 ("--trust-checkpoint", args.trust_checkpoint),
                 ("--fusion/--no-fusion", getattr(args, "fusion", None) is not None),
             )

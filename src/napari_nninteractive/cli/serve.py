@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the network runs: auto (CUDA, then MPS, then CPU), cuda, cuda:1, cpu, mps",
     )
     ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the network with torch.compile at start (a one-off wait of seconds to minutes before the "
+        "server listens; faster passes mostly on CUDA; a cancel then stops between passes)",
+    )
+    ap.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all interfaces)"
     )
     ap.add_argument("--port", type=int, default=1527, help="port (default 1527)")
@@ -131,8 +137,10 @@ def run(args: argparse.Namespace) -> int:
     engine = args.engine or ("network" if args.model is not None else "weight-free")
     if engine == "network" and args.model is None:
         raise UserError("--engine network needs --model MODEL_DIR (or use --engine weight-free).")
-    if engine == "weight-free" and (args.model is not None or args.fold is not None):
-        raise UserError("--model and --fold choose the network's weights; drop them or use --engine network.")
+    if engine == "weight-free" and (args.model is not None or args.fold is not None or args.compile):
+        raise UserError(
+            "--model, --fold and --compile are for the network; drop them or use --engine network with --model."
+        )
     if not args.max_upload_mb > 0:
         raise UserError(f"--max-upload-mb must be positive, not {args.max_upload_mb:g}.")
     config = ServerConfig(
@@ -152,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     _setup_logging(args.log_level)
     if engine == "network":
-        source = network_source(args.model, args.fold, args.device, config.autozoom, args.trust_checkpoint)
+        source = network_source(
+            args.model, args.fold, args.device, config.autozoom, args.trust_checkpoint, compile=args.compile
+        )
     else:
         source = weight_free_source()
     facts = source.facts

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -183,7 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``nninteractive-train``; user errors print one line and exit 2."""
     from .common import guarded
 
-    return guarded("nninteractive-train", run, build_parser().parse_args(argv))
+    code = guarded("nninteractive-train", run, build_parser().parse_args(argv))
+    if argv is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # One of several torchrun workers, done: leave without the interpreter's teardown. There PyTorch's
+        # distributed threads now and then abort a worker after a successful run ("terminate called without an
+        # active exception", pytorch/pytorch#65231), and torchrun then reports the whole job as failed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -32,6 +32,12 @@ def _enabled() -> bool:
     return bool(getattr(_state, "on", False))
 
 
+def _compiling() -> bool:
+    """Inside ``torch.compile``'s tracing the compiler picks the kernels (it cannot trace this direct call)."""
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling()) if callable(is_compiling) else False
+
+
 def _cpu_autocast() -> bool:
     try:
         return bool(torch.is_autocast_enabled("cpu"))
@@ -50,6 +56,7 @@ class OneDNNConv3d(nn.Conv3d):
             and x.dtype == torch.float32
             and torch.backends.mkldnn.enabled
             and not _cpu_autocast()
+            and not _compiling()
         ):
             out: torch.Tensor = torch.ops.aten.mkldnn_convolution(
                 x, self.weight, self.bias, self.padding, self.stride, self.dilation, self.groups

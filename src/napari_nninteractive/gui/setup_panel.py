@@ -89,7 +89,7 @@ def fill_combo(combo: QComboBox, names: list[str]) -> None:
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """What Setup says to load: model folder (or ``None``), engine name, fold, device, AutoZoom, fusion."""
+    """What Setup says to load: model folder (or ``None``), engine name, fold, device, AutoZoom, fusion, compile."""
 
     folder: str | None
     engine: str
@@ -97,6 +97,7 @@ class EngineChoice:
     device: str
     autozoom: bool
     fusion: bool = False
+    compile: bool = False
 
     #: Local: the engine runs in this process.
     remote = False
@@ -112,7 +113,13 @@ class EngineChoice:
     def make(self, trust_checkpoint: bool = False):
         """Build the engine (on a worker: this loads the weights)."""
         return make_engine(
-            self.folder, self.engine, self.device, self.autozoom, fold=self.fold, trust_checkpoint=trust_checkpoint
+            self.folder,
+            self.engine,
+            self.device,
+            self.autozoom,
+            fold=self.fold,
+            trust_checkpoint=trust_checkpoint,
+            compile=self.compile,
         )
 
     def make_session(self, trust_checkpoint: bool = False):
@@ -232,7 +239,12 @@ class SetupPanel(QGroupBox):
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICE_CHOICES))
         self.device_combo.setToolTip("Where the network runs; auto: a CUDA GPU, then Apple MPS, then the CPU")
-        device_row = _row((self.device_combo, 1))
+        self.compile_check = QCheckBox("Compile")
+        self.compile_check.setToolTip(
+            "Compile the network with torch.compile while it loads (a one-off wait of seconds to minutes at "
+            "Initialize); faster passes, mostly on a CUDA GPU. Cancel then stops between passes."
+        )
+        device_row = _row((self.device_combo, 1), self.compile_check)
         form.addRow("Device", device_row)
         self._local_rows = (model_row, hub_row, engine_row, device_row)
         # Remote
@@ -313,6 +325,7 @@ class SetupPanel(QGroupBox):
         folder = self.model_folder()
         info = resolve(self.engine_combo.currentText(), folder)
         self.device_combo.setEnabled("device" in info.options)
+        self.compile_check.setEnabled("compile" in info.options)
         remote = self.remote
         self.autozoom_check.setEnabled(remote or "autozoom" in info.options)
         self.fusion_check.setEnabled(not remote)
@@ -356,6 +369,7 @@ class SetupPanel(QGroupBox):
             self.device_combo.currentText(),
             self.autozoom_check.isChecked(),
             self.fusion_check.isChecked(),
+            self.compile_check.isChecked() and self.compile_check.isEnabled(),
         )
 
     def selected_image(self) -> Image | None:

@@ -86,14 +86,16 @@ def network_source(
     device: str = "auto",
     autozoom: bool = True,
     trust_checkpoint: bool = False,
+    compile: bool = False,
 ) -> EngineSource:
-    """The nnInteractive network of ``folder``, loaded once; every session shares its weights."""
+    """The nnInteractive network of ``folder``, loaded once; every session shares its weights (and, with
+    ``compile``, its compiled form, built and warmed up by the probe here, before the server listens)."""
     from ..core.engines.network import NetworkEngine
     from ..core.model import choose_device, load_model_folder
 
     model = load_model_folder(folder, fold=fold, trust_checkpoint=trust_checkpoint)
     where = str(choose_device(device))
-    return EngineSource.probe(lambda: NetworkEngine(model, where, autozoom))
+    return EngineSource.probe(lambda: NetworkEngine(model, where, autozoom, compile=compile))
 
 
 def weight_free_source() -> EngineSource:

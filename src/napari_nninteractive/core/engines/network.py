@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import cast
 
@@ -33,6 +33,7 @@ from ..mask_upsampling import upsample_mask_region
 from ..model import N_PROMPT_INPUTS, LoadedModel, choose_device, load_model_folder
 from ..prompts import InitialMask, Point, Prompt
 from ..threaded import copy_into, zero
+from . import accel
 from .base import Engine, EngineError, GpuOutOfMemory, RunControl, Update
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,11 @@ class WindowBuffer:
     allocating it page by page for every pass costs more than writing the data it holds).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pinned: bool = False) -> None:
         self.x: torch.Tensor | None = None
         self._dirty: list[tuple[int | slice, ...]] = []
+        #: Page-locked host memory (for asynchronous copies to a CUDA device).
+        self.pinned = pinned
 
     def take(
         self, n: int, channels: int, patch: Sequence[int], overwritten: Sequence[tuple[int, int | slice]] = ()
@@ -111,8 +114,7 @@ class WindowBuffer:
         """
         shape = (channels, *patch)
         if self.x is None or self.x.shape[0] < n or tuple(self.x.shape[1:]) != shape:
-            # calloc'd by numpy: pages the passes never write are never touched (torch.zeros would fill them all)
-            self.x, self._dirty = torch.from_numpy(np.zeros((n, *shape), np.float32)), []
+            self.x, self._dirty = accel.host_zeros((n, *shape), self.pinned), []
         out = self.x.numpy()
         for where in self._dirty:
             if not any(where[:2] == key for key in overwritten):
@@ -144,11 +146,18 @@ class NetworkEngine(Engine):
         reference, and on CPUs without native bf16 it is much slower
         (``benchmarks/forward_options.py`` measures speed and mask agreement). CUDA always uses
         float16 autocast.
+    compile
+        ``torch.compile`` the network (:mod:`.accel`) and warm it up here, on the thread that makes the
+        engine: a one-off wait of seconds to minutes, then faster passes where the compiler helps (mostly
+        CUDA). Compiled passes check for cancellation between passes only, and refinement runs one patch
+        per pass (one input shape, compiled once).
 
     Switches kept as attributes for tests and benchmarks (the defaults are what users run):
-    ``lean_inputs`` (see :meth:`network_input`), ``refine_batch`` (refinement patches per pass) and
-    ``cpu_onednn`` (CPU float32 convolutions through oneDNN at every batch size, :mod:`..onednn`).
-    :meth:`spec_as_written` turns all three off.
+    ``lean_inputs`` (see :meth:`network_input`), ``refine_batch`` (refinement patches per pass),
+    ``cpu_onednn`` (CPU float32 convolutions through oneDNN at every batch size, :mod:`..onednn`),
+    ``overlap`` (build the next refinement input while a pass runs), ``pinned_memory`` (page-locked
+    inputs and asynchronous copies on CUDA) and :attr:`channels_last`. :meth:`spec_as_written` turns
+    them off.
     """
 
     name = "nnInteractive network"
@@ -159,6 +168,7 @@ class NetworkEngine(Engine):
         device: str = "auto",
         autozoom: bool | az.AutoZoomConfig = True,
         cpu_bf16: bool = False,
+        compile: bool = False,
     ):
         self.model = model
         self.cpu_bf16 = bool(cpu_bf16)
@@ -168,6 +178,13 @@ class NetworkEngine(Engine):
         onednn.install(model.network)
         #: CPU float32 passes run every 3-D convolution through oneDNN, also for a batch of one (see core/onednn.py).
         self.cpu_onednn = True
+        #: Build the next refinement pass's input while the current pass runs (asynchronous on CUDA).
+        self.overlap = True
+        #: Inputs in page-locked host memory, copied to a CUDA device asynchronously.
+        self.pinned_memory = True
+        self.channels_last = None  # the default: channels-last 3-D on CUDA
+        #: The ``torch.compile`` backend when compiled, else ``None``.
+        self.compiled: str | None = None
         self.autozoom = (
             autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
         )
@@ -184,13 +201,55 @@ class NetworkEngine(Engine):
         #: Refinement patches run together, at most this many per pass (see :func:`independent_groups`); 1: one by
         #: one. The default keeps a batch within about 8 M input voxels (a 192^3 patch runs alone).
         self.refine_batch = max(1, min(8, (1 << 23) // int(np.prod(self.patch_size))))
+        if compile:
+            self.compile()
 
     def spec_as_written(self) -> NetworkEngine:
         """Turn off every optimisation of how (not what) the spec computes: full input crops, one refinement
-        patch per pass, PyTorch's own convolution kernels. The plain path tests and benchmarks compare with;
-        returns the engine."""
-        self.lean_inputs, self.refine_batch, self.cpu_onednn = False, 1, False
+        patch per pass, PyTorch's own convolution kernels, one pass after the other, ordinary memory. The plain
+        path tests and benchmarks compare with; returns the engine."""
+        self.lean_inputs, self.refine_batch, self.cpu_onednn, self.overlap = False, 1, False, False
+        self.pinned_memory, self.channels_last, self.compiled = False, False, None
         return self
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether passes run in channels-last 3-D memory format (:mod:`.accel`). Set ``None`` for the default
+        (on for CUDA), or ``True``/``False``; setting it converts the network's weights."""
+        return self.device.type == "cuda" if self._channels_last is None else self._channels_last
+
+    @channels_last.setter
+    def channels_last(self, value: bool | None) -> None:
+        self._channels_last = None if value is None else bool(value)
+        accel.set_memory_format(self.model.network, self.channels_last)
+
+    def compile(self, backend: str = "inductor") -> None:
+        """``torch.compile`` the network and warm it up now, unless an engine sharing the network did (see the
+        class docs): call it on a worker thread."""
+        warm = accel.is_compiled(self.model.network, backend)
+        self.compiled, batch, self.refine_batch = backend, self.refine_batch, 1
+        if warm:
+            return
+        try:
+            self.warm_up()
+        except Exception as exc:
+            accel.forget_compiled(self.model.network, backend)
+            self.compiled, self.refine_batch = None, batch
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise EngineError(
+                f"Compiling the network with torch.compile failed ({type(exc).__name__}: {first}); load it without "
+                "compiling (drop --compile, or untick Compile in the widget)."
+            ) from None
+
+    def warm_up(self) -> None:
+        """One pass of an all-zero input of the patch size, as predictions run it: the one-off costs (compiling,
+        kernel selection, allocator growth) are paid here, not in the user's first prediction."""
+        x = WindowBuffer(self._pinned()).take(1, self.model.n_inputs, self.patch_size)
+        self._collect(self._launch(x, RunControl(), "warm-up", 1, 1, "warming up the network"))
+        self.forward_passes = 0
+
+    def _pinned(self) -> bool:
+        return self.pinned_memory and self.device.type == "cuda"
 
     @classmethod
     def from_folder(
@@ -201,6 +260,7 @@ class NetworkEngine(Engine):
         autozoom: bool | az.AutoZoomConfig = True,
         cpu_bf16: bool = False,
         trust_checkpoint: bool = False,
+        compile: bool = False,
     ) -> NetworkEngine:
         """Load an official model folder and wrap it (two-phase: options, then weights).
 
@@ -208,7 +268,7 @@ class NetworkEngine(Engine):
         the file); see :func:`~..model.load_model_folder`.
         """
         model = load_model_folder(folder, fold=fold, trust_checkpoint=trust_checkpoint)
-        return cls(model, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16)
+        return cls(model, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16, compile=compile)
 
     # ------------------------------------------------------------------ state
 
@@ -324,17 +384,20 @@ class NetworkEngine(Engine):
         boxes: Sequence[BBox],
         prev_offset: Sequence[int] | None = None,
         buffer: WindowBuffer | None = None,
+        prev_later: bool = False,
     ) -> torch.Tensor:
         """The ``(n, C + 7, *P)`` inputs of patch-sized windows at zoom 1, written into one preallocated tensor.
 
         Only the parts that hold data are written (the image inside the volume, the nonzero prev_seg and
         prompts); the values are those of the plain path (``lean_inputs = False``), which builds full crops of
         every channel, stacks and concatenates them. With a ``buffer`` the tensor is the buffer's, reused
-        from the previous call (valid until the next one).
+        from the previous call (valid until the next one). ``prev_later`` leaves the prev_seg channel to
+        :meth:`fill_prev_seg` (with the same arguments), for when ``prev_seg`` still awaits earlier passes.
         """
         if not self.lean_inputs:
+            assert not prev_later, "the plain path builds whole inputs"
             return torch.cat([self._network_input_full(prev_seg, box, 1.0, prev_offset)[0] for box in boxes])
-        return self._windows(prev_seg, boxes, prev_offset, buffer)
+        return self._windows(prev_seg, boxes, prev_offset, buffer, prev_later)
 
     def _windows(
         self,
@@ -342,6 +405,7 @@ class NetworkEngine(Engine):
         boxes: Sequence[BBox],
         prev_offset: Sequence[int] | None,
         buffer: WindowBuffer | None = None,
+        prev_later: bool = False,
     ) -> torch.Tensor:
         P = self.patch_size
         source, norm = self._image_and_norm()
@@ -357,14 +421,36 @@ class NetworkEngine(Engine):
         whole += [(i, n_img) for i, inside_copy in enumerate(prev_whole) if inside_copy]
         x = buffer.take(len(boxes), n_img + N_PROMPT_INPUTS, P, overwritten=whole)
         out = x.numpy()
-        for i, (box, local, prev_is_whole) in enumerate(zip(boxes, locals_, prev_whole)):
+        for i, box in enumerate(boxes):
             assert bbox_shape(box) == tuple(P), "zoom-1 windows are patch-sized"
             inside = clip_bbox(box, source.shape[1:])
             if not bbox_is_empty(inside):
                 where = (i, images) + bbox_to_slices(shift_bbox(inside, [-lo for lo, _ in box]))
                 norm.apply_into(source[(slice(None),) + bbox_to_slices(inside)], out[where])
                 buffer.written(where)
-            if prev_is_whole:  # copied whole: cheaper than finding its nonzero part first
+            for ch in Channel:
+                found = self.prompt_store.compose_region(ch, box)
+                if found is not None:
+                    where = (i, n_img + 1 + int(ch)) + bbox_to_slices(found[1])
+                    copy_into(out[where], found[0])
+                    buffer.written(where)
+        if not prev_later:
+            self.fill_prev_seg(x, prev_seg, boxes, prev_offset, buffer)
+        return x
+
+    def fill_prev_seg(
+        self,
+        x: torch.Tensor,
+        prev_seg: np.ndarray,
+        boxes: Sequence[BBox],
+        prev_offset: Sequence[int] | None,
+        buffer: WindowBuffer,
+    ) -> None:
+        """Write the prev_seg channel of :meth:`window_inputs` ``x`` (made with ``prev_later`` and ``buffer``)."""
+        out, n_img = x.numpy(), self._image_and_norm()[0].shape[0]
+        for i, box in enumerate(boxes):
+            local = box if prev_offset is None else shift_bbox(box, [-o for o in prev_offset])
+            if bbox_inside(local, prev_seg.shape):  # copied whole: cheaper than finding its nonzero part first
                 copy_into(out[i, n_img], prev_seg[bbox_to_slices(local)])
                 buffer.written((i, n_img))
             else:
@@ -373,13 +459,6 @@ class NetworkEngine(Engine):
                     where = (i, n_img) + bbox_to_slices(region)
                     copy_into(out[where], values)
                     buffer.written(where)
-            for ch in Channel:
-                found = self.prompt_store.compose_region(ch, box)
-                if found is not None:
-                    where = (i, n_img + 1 + int(ch)) + bbox_to_slices(found[1])
-                    copy_into(out[where], found[0])
-                    buffer.written(where)
-        return x
 
     @staticmethod
     def _prev_region(prev_seg: np.ndarray, local: BBox) -> tuple[np.ndarray, BBox]:
@@ -432,23 +511,57 @@ class NetworkEngine(Engine):
     ) -> list[np.ndarray]:
         """Forward passes of the inputs stacked in ``x`` (the network normalises per sample, so each gives what
         it gives alone): one 0/1 prediction per sample."""
+        return self._collect(self._launch(x, control, stage, step, total, message, zoom), control)
+
+    def _launch(
+        self,
+        x: torch.Tensor,
+        control: RunControl,
+        stage: str,
+        step: int,
+        total: int | None,
+        message: str,
+        zoom: float = 1.0,
+    ) -> accel.Pending:
+        """Start the passes of ``x`` (on the CPU they run here; on CUDA they are queued and this returns at
+        once): :meth:`_collect` waits for them. ``x`` must stay unchanged until then."""
         control.check()
         control.report(stage, step, total, message, zoom)
         net = self.model.network
-        try:
-            use_onednn = self.cpu_onednn and not self.cpu_bf16
-            with torch.inference_mode(), cancel_points(net, control), onednn.onednn_convolutions(use_onednn):
-                xt = x.to(self.device)
-                if self.device.type == "cuda":
-                    with torch.autocast("cuda", dtype=torch.float16):
-                        logits = net(xt)
-                elif self.device.type == "cpu" and self.cpu_bf16:
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
-                        logits = net(xt)
-                else:
+        checks: AbstractContextManager[None]
+        if self.compiled is not None:
+            net, checks = accel.compiled(net, self.compiled), nullcontext()  # cancelled between passes only
+        else:
+            checks = cancel_points(net, control)
+        with self._errors(), torch.inference_mode(), checks, onednn.onednn_convolutions(self._onednn()):
+            xt = accel.to_device(x, self.device, self.channels_last)
+            if self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
                     logits = net(xt)
-                # the argmax as bools read as 0/1 bytes (no copy)
-                preds = list((logits[:, 1] > logits[:, 0]).cpu().view(torch.uint8).numpy())
+            elif self.device.type == "cpu" and self.cpu_bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    logits = net(xt)
+            else:
+                logits = net(xt)
+        return accel.Pending(logits)
+
+    def _collect(self, pending: accel.Pending, control: RunControl | None = None) -> list[np.ndarray]:
+        """Wait for the passes :meth:`_launch` started: one 0/1 prediction per sample."""
+        with self._errors():
+            preds = pending.masks()
+        self.forward_passes += len(preds)
+        if control is not None:
+            control.check()  # a cancel pressed during the pass is honoured before anything is written
+        return preds
+
+    def _onednn(self) -> bool:
+        return self.cpu_onednn and not self.cpu_bf16 and self.compiled is None
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        """The network's failures in the user's words (on CUDA they may surface when the result is read)."""
+        try:
+            yield
         except torch.cuda.OutOfMemoryError:
             raise GpuOutOfMemory(
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
@@ -462,9 +575,6 @@ class NetworkEngine(Engine):
                 f"The network built from {self.model.folder / 'plans.json'} fails on its input ({type(exc).__name__}: "
                 f"{first}); the plans file's architecture settings are damaged. Download the model folder again."
             ) from None
-        self.forward_passes += len(preds)
-        control.check()  # a cancel pressed during the pass is honoured before anything is written
-        return preds
 
     # ------------------------------------------------------------------ predict
 
@@ -479,7 +589,7 @@ class NetworkEngine(Engine):
             zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
         refine_mask = next((p for p in reversed(new) if isinstance(p, InitialMask) and p.refine), None)
 
-        step, buffer = 0, WindowBuffer()
+        step, buffer = 0, WindowBuffer(self._pinned())
         while True:
             box = window(centre, az.crop_size(self.patch_size, zoom))
             x, prev_small = self.network_input(mask, box, zoom, buffer=buffer)
@@ -543,16 +653,29 @@ class NetworkEngine(Engine):
         work[bbox_to_slices(shift_bbox(in_image, [-o for o in work_offset]))] = mask[bbox_to_slices(in_image)]
         work[bbox_to_slices(shift_bbox(crop_in_image, [-o for o in work_offset]))] = coarse
         del coarse
-        done = 0
-        for group in independent_groups(patches, self.refine_batch):
-            x = self.window_inputs(work, [patches[i] for i in group], work_offset, buffer)
+        # Each group's prev_seg reads what the groups before it wrote; its other channels do not. So while a pass
+        # runs (on CUDA: queued, the CPU is free) the next group's image and prompt channels are built, into the
+        # other of two buffers; once the pass is collected and written, its prev_seg channel. On the CPU a pass
+        # is over when launched, and one buffer serves both.
+        pipelined = self.overlap and self.lean_inputs
+        buffers = (buffer, WindowBuffer(buffer.pinned) if pipelined and accel.asynchronous(self.device) else buffer)
+        in_flight: tuple[list[int], accel.Pending] | None = None
+        for k, group in enumerate(independent_groups(patches, self.refine_batch)):
+            boxes, buf = [patches[i] for i in group], buffers[k % 2]
+            if pipelined:
+                x = self.window_inputs(work, boxes, work_offset, buf, prev_later=True)
+            if in_flight is not None:
+                self._write_back(work, work_offset, patches, *in_flight, control)
+            if pipelined:
+                self.fill_prev_seg(x, work, boxes, work_offset, buf)
+            else:
+                x = self.window_inputs(work, boxes, work_offset, buf)
             first, last, n = group[0] + 1, group[-1] + 1, len(patches)
             what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
-            fines = self._forward(x, control, "refine", done + 1, n, what)
+            in_flight = (group, self._launch(x, control, "refine", first, n, what))
             del x
-            for i, fine in zip(group, fines):  # the group's boxes are disjoint: the order of the writes is free
-                copy_into(work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))], fine)
-            done += len(group)
+        assert in_flight is not None  # there is at least one patch
+        self._write_back(work, work_offset, patches, *in_flight, control)
 
         patch_union = union_bbox(*patches)
         assert patch_union is not None  # there is at least one patch, and patches are not empty
@@ -565,6 +688,19 @@ class NetworkEngine(Engine):
                 bbox_to_slices(shift_bbox(inside, [-o for o in work_offset]))
             ]
         return [(changed, values)]
+
+    def _write_back(
+        self,
+        work: np.ndarray,
+        work_offset: Sequence[int],
+        patches: Sequence[BBox],
+        group: Sequence[int],
+        pending: accel.Pending,
+        control: RunControl,
+    ) -> None:
+        """Collect a refinement pass and write each patch's prediction into the working copy."""
+        for i, fine in zip(group, self._collect(pending, control)):  # disjoint boxes: the order is free
+            copy_into(work[bbox_to_slices(shift_bbox(patches[i], [-o for o in work_offset]))], fine)
 
     @property
     def device(self) -> torch.device:
@@ -589,6 +725,7 @@ class NetworkEngine(Engine):
         gpu = self.device
         self.model.network.to("cpu")
         self._device = torch.device("cpu")
+        accel.set_memory_format(self.model.network, self.channels_last)  # the CPU's layout (by default contiguous)
         if gpu.type == "cuda":
             torch.cuda.empty_cache()
         return True

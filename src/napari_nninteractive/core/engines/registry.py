@@ -23,7 +23,8 @@ class EngineInfo:
     description: str
     #: Whether it needs a model folder.
     needs_model: bool
-    #: Options it honours beyond the image: ``"device"``, ``"fold"``, ``"autozoom"``, ``"cpu_bf16"``, ``"trust_checkpoint"``.
+    #: Options it honours beyond the image: ``"device"``, ``"fold"``, ``"autozoom"``, ``"cpu_bf16"``,
+    #: ``"trust_checkpoint"``, ``"compile"``.
     options: frozenset[str]
     build: Callable[..., Engine]
 
@@ -35,13 +36,20 @@ def _network(
     fold: int | str | None,
     cpu_bf16: bool,
     trust_checkpoint: bool,
+    compile: bool = False,
 ) -> Engine:
     if model is None:
         raise EngineError("The network engine needs a model folder (--model DIR, or Model folder in the widget).")
     from .network import NetworkEngine
 
     return NetworkEngine.from_folder(
-        model, fold=fold, device=device, autozoom=autozoom, cpu_bf16=cpu_bf16, trust_checkpoint=trust_checkpoint
+        model,
+        fold=fold,
+        device=device,
+        autozoom=autozoom,
+        cpu_bf16=cpu_bf16,
+        trust_checkpoint=trust_checkpoint,
+        compile=compile,
     )
 
 
@@ -57,7 +65,7 @@ def _random_walker(*_: object) -> Engine:
     return RandomWalkerEngine()
 
 
-_NETWORK_OPTIONS = frozenset({"device", "fold", "autozoom", "cpu_bf16", "trust_checkpoint"})
+_NETWORK_OPTIONS = frozenset({"device", "fold", "autozoom", "cpu_bf16", "trust_checkpoint", "compile"})
 
 #: Every engine, by name.
 ENGINES: dict[str, EngineInfo] = {
@@ -109,15 +117,17 @@ def make_engine(
     fold: int | str | None = None,
     cpu_bf16: bool = False,
     trust_checkpoint: bool = False,
+    compile: bool = False,
 ) -> Engine:
     """Build an engine from the registry.
 
     ``engine="auto"`` uses the nnInteractive network when ``model`` (a model folder) is given and
     the weight-free seeded-watershed engine otherwise. ``cpu_bf16`` runs the network's CPU passes
     under bfloat16 autocast (see :class:`~.network.NetworkEngine`); ``trust_checkpoint`` allows
-    the globals the checkpoint names (they can run code from the file).
+    the globals the checkpoint names (they can run code from the file); ``compile`` compiles the network
+    with ``torch.compile`` and warms it up before returning (seconds to minutes).
     """
-    return resolve(engine, model).build(model, device, autozoom, fold, cpu_bf16, trust_checkpoint)
+    return resolve(engine, model).build(model, device, autozoom, fold, cpu_bf16, trust_checkpoint, compile)
 
 
 __all__ = ["AUTO", "DEVICE_CHOICES", "ENGINES", "ENGINE_CHOICES", "EngineInfo", "engine_help", "make_engine", "resolve"]
