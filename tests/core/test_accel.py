@@ -33,6 +33,23 @@ class SampleNormalised(torch.nn.Module):
         return torch.stack([1 - fg, fg], dim=1)
 
 
+class ConvThreshold(torch.nn.Module):
+    """A real 3x3x3 convolution (so memory formats and compilers apply) with a known answer: foreground where the
+    image channel plus half the previous mask exceeds 0.5 (only the centre taps are nonzero)."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.conv = torch.nn.Conv3d(channels, 2, 3, padding=1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.copy_(torch.tensor([0.0, -0.5]))
+            self.conv.weight[1, 0, 1, 1, 1] = 1.0
+            self.conv.weight[1, 1, 1, 1, 1] = 0.5
+
+    def forward(self, x):
+        return self.conv(x)
+
+
 def _steps(engine, image, prompts) -> list[np.ndarray]:
     session = Session(engine)
     session.set_image(image)
@@ -82,18 +99,37 @@ def test_overlapped_refinement_gives_the_masks_of_one_pass_after_the_other(batch
 
 def _network_prompts():
     return (
-        lambda s: s.add_bbox([[20, 21], [8, 88], [10, 86]]),  # larger than the 64^3 patch: zoom, refine
-        lambda s: s.add_point((20, 50, 50), positive=False),
+        lambda s: s.add_bbox([[20, 21], [8, 152], [10, 150]]),  # far larger than the 64^3 patch: zoom, refine
+        lambda s: s.add_point((20, 80, 80), positive=False),
         lambda s: s.add_point((30, 40, 40)),
     )
 
 
+def _network_image():
+    return synthetic_volume((48, 160, 160))[0]
+
+
+def _count_refine_groups(engine) -> list[int]:
+    """Wrap ``engine._launch``: the returned list gets the number of refinement passes of each interaction."""
+    counts: list[int] = []
+    real = engine._launch
+
+    def launch(x, control, stage, step, total, message, zoom=1.0):
+        if stage == "refine":
+            if step == 1:
+                counts.append(0)
+            counts[-1] += 1
+        return real(x, control, stage, step, total, message, zoom)
+
+    engine._launch = launch
+    return counts
+
+
 def test_channels_last_gives_the_same_masks(tiny_model_dir):
-    image, _ = synthetic_volume((48, 96, 96))
+    image = _network_image()
     plain = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
     plain.channels_last = False
     expected = _steps(plain, image, _network_prompts())
-    assert plain.forward_passes > 1
     engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
     assert not engine.channels_last  # the default: on for CUDA only
     engine.channels_last = True
@@ -105,33 +141,102 @@ def test_channels_last_gives_the_same_masks(tiny_model_dir):
     assert conv.weight.is_contiguous()
 
 
-def test_compiled_network_gives_the_same_masks_warm_from_the_start(tiny_model_dir, monkeypatch):
-    image, _ = synthetic_volume((48, 96, 96))
+@pytest.mark.parametrize("way", ["channels_last", "compiled"])
+def test_many_refinement_passes_in_flight_give_the_plain_masks(way):
+    from torch._dynamo.testing import CompileCounter
+
+    image = sphere_image((24, 72, 72), (12, 36, 36), 22)  # far larger than the 32^3 patch: zoom out, then refine
+    plain = NetworkEngine(fake_model(ConvThreshold(), 32), device="cpu").spec_as_written()
+    expected = _steps(plain, image, _stand_in_prompts())
+    engine = NetworkEngine(fake_model(ConvThreshold(), 32), device="cpu")
+    counter = CompileCounter()
+    if way == "compiled":
+        engine.compile(counter)
+    else:
+        engine.channels_last, engine.refine_batch = True, 1
+    groups = _count_refine_groups(engine)
+    for a, b in zip(expected, _steps(engine, image, _stand_in_prompts())):
+        assert np.array_equal(a, b)
+    assert any(m.any() for m in expected) and max(groups) > 2
+
+
+def test_compiled_network_gives_the_same_masks_and_never_compiles_in_a_prediction(tiny_model_dir, monkeypatch):
+    from torch._dynamo.testing import CompileCounter
+
+    image = _network_image()
     eager = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
-    eager.cpu_onednn = False  # compiled graphs take PyTorch's own kernels (aot_eager: the same ones)
+    eager.cpu_onednn = False  # compiled graphs take PyTorch's own kernels (CompileCounter runs them as traced)
     expected = _steps(eager, image, _network_prompts())
+    counter = CompileCounter()  # a backend that counts the graphs it is handed and runs them eagerly
     warm_ups = []
     real_warm_up = NetworkEngine.warm_up
     monkeypatch.setattr(NetworkEngine, "warm_up", lambda self: (warm_ups.append(1), real_warm_up(self)))
     engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
-    engine.compile("aot_eager")  # the default backend (inductor) builds C++: minutes here; same code path
-    assert engine.compiled == "aot_eager" and engine.refine_batch == 1 and engine.forward_passes == 0
-    assert warm_ups == [1]
+    engine.compile(counter)
+    assert engine.compiled is counter and engine.refine_batch == 1 and engine.forward_passes == 0
+    assert warm_ups == [1] and counter.frame_count >= 1
+    compiled_at_load = counter.frame_count
     for a, b in zip(expected, _steps(engine, image, _network_prompts())):
         assert np.array_equal(a, b)
-    shared = NetworkEngine(engine.model, device="cpu")  # a second session on the same network (a server's)
-    shared.compile("aot_eager")
-    assert warm_ups == [1]  # already warm
-    assert accel.compiled(engine.model.network, "aot_eager") is accel.compiled(shared.model.network, "aot_eager")
+    assert counter.frame_count == compiled_at_load  # every pass ran the graph built at load
+    shared = NetworkEngine(engine.model, device="cpu")  # a second session on the same model (a server's)
+    shared.compile(counter)
+    assert warm_ups == [1] and counter.frame_count == compiled_at_load  # already warm
 
 
-def test_a_compiler_that_fails_says_so_and_leaves_the_engine_plain(tiny_model_dir):
+def test_a_compiled_network_goes_with_its_model(tiny_model_dir):
+    import gc
+    import weakref
+
     engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+    engine.compile("aot_eager")
+    gone = weakref.ref(engine.model.network)
+    del engine
+    gc.collect()
+    assert gone() is None  # no cache outside the model keeps the network (and its GPU memory) alive
+
+
+def test_a_compiler_that_fails_says_why_and_leaves_the_engine_plain(tiny_model_dir):
+    def no_compiler(graph, example_inputs):  # as inductor without a C++ compiler
+        raise OSError("no C++ compiler found")
+
+    for backend, cause in (("no-such-backend", "no-such-backend"), (no_compiler, "no C++ compiler found")):
+        engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+        batch = engine.refine_batch
+        with pytest.raises(EngineError, match="torch.compile failed.*without compiling") as failed:
+            engine.compile(backend)
+        assert cause in str(failed.value) and "plans" not in str(failed.value)
+        assert engine.compiled is None and engine.refine_batch == batch
+        assert not engine.model.compiled_forms
+
+
+def test_falling_back_to_the_cpu_runs_it_uncompiled():
+    class Callable:  # a network handed in by code, on a pretend GPU
+        def __call__(self, x):
+            return torch.stack([x[:, 0], -x[:, 0]], dim=1)
+
+        def to(self, device):
+            return self
+
+    engine = NetworkEngine(fake_model(Callable(), 32), device="cpu")
     batch = engine.refine_batch
-    with pytest.raises(EngineError, match="torch.compile failed.*without compiling"):
-        engine.compile("no-such-backend")
-    assert engine.compiled is None and engine.refine_batch == batch
-    assert not accel.is_compiled(engine.model.network, "no-such-backend")
+    engine.compile("aot_eager")
+    assert engine.compiled == "aot_eager" and engine.refine_batch == 1
+    engine.device = torch.device("meta")  # stands in for a GPU on this CPU-only machine
+    assert engine.fall_back_to_cpu()
+    assert engine.device.type == "cpu" and engine.compiled is None and engine.refine_batch == batch
+
+
+def test_a_buffer_region_left_unwritten_is_cleared_at_the_next_use():
+    from napari_nninteractive.core.engines.network import WindowBuffer
+
+    buffer = WindowBuffer()
+    x = buffer.take(1, 2, (4, 4, 4))
+    x[0, 1] = 7.0
+    buffer.written((0, 1))
+    x = buffer.take(1, 2, (4, 4, 4), overwritten=[(0, 1)])  # the caller means to overwrite it ... but stops
+    assert x[0, 1].eq(7).all()
+    assert not buffer.take(1, 2, (4, 4, 4)).any()  # the next use without that promise finds zeros
 
 
 def test_cancel_is_honoured_between_compiled_passes(tiny_model_dir):
@@ -139,7 +244,7 @@ def test_cancel_is_honoured_between_compiled_passes(tiny_model_dir):
 
     engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
     engine.compile("aot_eager")
-    image, _ = synthetic_volume((48, 96, 96))
+    image = _network_image()
     engine.set_image(image[None])
     passes = []
     control = RunControl(progress=passes.append, should_cancel=lambda: len(passes) >= 2)
@@ -165,10 +270,30 @@ def test_host_buffers_are_ordinary_memory_on_the_cpu(tiny_model_dir):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_passes_pin_copy_asynchronously_and_give_the_cpus_masks():
+def test_cuda_passes_pin_copy_asynchronously_and_give_the_cpus_masks(monkeypatch):
     image = sphere_image((24, 72, 72), (12, 36, 36), 22)
-    cpu = _steps(NetworkEngine(fake_model(SampleNormalised(), 32), device="cpu"), image, _stand_in_prompts())
-    engine = NetworkEngine(fake_model(SampleNormalised(), 32), device="cuda")
+    cpu = _steps(NetworkEngine(fake_model(ConvThreshold(), 32), device="cpu"), image, _stand_in_prompts())
+    engine = NetworkEngine(fake_model(ConvThreshold(), 32), device="cuda")
     assert engine._pinned() and engine.channels_last and accel.asynchronous(engine.device)
+    real_to_device = accel.to_device
+    sources: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def slow_copy(x, device, channels_last):  # the stream is busy a while: a host write too early would show
+        torch.cuda._sleep(10**7)
+        sources.append((x, x.clone()))
+        return real_to_device(x, device, channels_last)
+
+    real_masks = accel.Pending.masks
+    unchanged: list[bool] = []
+
+    def masks(self):
+        x, copy = sources[-1]
+        unchanged.append(torch.equal(x, copy))
+        return real_masks(self)
+
+    monkeypatch.setattr(accel, "to_device", slow_copy)
+    monkeypatch.setattr(accel.Pending, "masks", masks)
     for a, b in zip(cpu, _steps(engine, image, _stand_in_prompts())):
         assert np.array_equal(a, b)
+    assert len(unchanged) > 3 and all(unchanged)
+    assert all(x.is_pinned() for x, _ in sources)

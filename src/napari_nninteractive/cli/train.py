@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     from .common import guarded
 
     code = guarded("nninteractive-train", run, build_parser().parse_args(argv))
-    if argv is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if argv is None and os.environ.get("WORLD_SIZE", "1").strip() not in ("", "0", "1"):
         # One of several torchrun workers, done: leave without the interpreter's teardown. There PyTorch's
         # distributed threads now and then abort a worker after a successful run ("terminate called without an
         # active exception", pytorch/pytorch#65231), and torchrun then reports the whole job as failed.

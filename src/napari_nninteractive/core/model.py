@@ -66,6 +66,9 @@ class LoadedModel:
     folder: Path | None = None
     configuration: str | None = None
     trainer_name: str | None = None
+    #: ``torch.compile`` forms of ``network`` by (backend, device, precision), shared by the engines of this
+    #: model (:func:`~.engines.accel.compiled`); they go with the model.
+    compiled_forms: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_inputs(self) -> int:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -46,6 +46,13 @@ def _prompt_centre_and_extent(prompt: Prompt) -> tuple[tuple[int, ...], tuple[in
     box = prompt.bbox
     assert box is not None, "validated region prompts have a bbox"
     return tuple(int(round((lo + hi) / 2)) for lo, hi in box), bbox_shape(box)
+
+
+def _compile_failed(exc: BaseException) -> str:
+    return (
+        f"Compiling the network with torch.compile failed ({accel.compile_cause(exc)}); load it without compiling "
+        "(drop --compile, or untick Compile in the widget)."
+    )
 
 
 def independent_groups(patches: Sequence[BBox], limit: int) -> list[list[int]]:
@@ -116,15 +123,19 @@ class WindowBuffer:
         if self.x is None or self.x.shape[0] < n or tuple(self.x.shape[1:]) != shape:
             self.x, self._dirty = accel.host_zeros((n, *shape), self.pinned), []
         out = self.x.numpy()
+        kept = []  # left for the caller to overwrite: still to be zeroed later, should it not (a cancel)
         for where in self._dirty:
-            if not any(where[:2] == key for key in overwritten):
+            if any(where[:2] == key for key in overwritten):
+                kept.append(where)
+            else:
                 zero(out[where])
-        self._dirty = []
+        self._dirty = kept
         return self.x[:n]
 
     def written(self, where: tuple[int | slice, ...]) -> None:
         """Note a region written since :meth:`take`, to be zeroed by the next one."""
-        self._dirty.append(where)
+        if where not in self._dirty:
+            self._dirty.append(where)
 
 
 class NetworkEngine(Engine):
@@ -184,7 +195,8 @@ class NetworkEngine(Engine):
         self.pinned_memory = True
         self.channels_last = None  # the default: channels-last 3-D on CUDA
         #: The ``torch.compile`` backend when compiled, else ``None``.
-        self.compiled: str | None = None
+        self.compiled: Any = None
+        self._pinned_buffers: list[WindowBuffer] = []  # kept across predictions (page-locking is slow)
         self.autozoom = (
             autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
         )
@@ -201,6 +213,7 @@ class NetworkEngine(Engine):
         #: Refinement patches run together, at most this many per pass (see :func:`independent_groups`); 1: one by
         #: one. The default keeps a batch within about 8 M input voxels (a 192^3 patch runs alone).
         self.refine_batch = max(1, min(8, (1 << 23) // int(np.prod(self.patch_size))))
+        self._eager_batch = self.refine_batch  # restored when the engine stops running compiled
         if compile:
             self.compile()
 
@@ -223,33 +236,45 @@ class NetworkEngine(Engine):
         self._channels_last = None if value is None else bool(value)
         accel.set_memory_format(self.model.network, self.channels_last)
 
-    def compile(self, backend: str = "inductor") -> None:
-        """``torch.compile`` the network and warm it up now, unless an engine sharing the network did (see the
-        class docs): call it on a worker thread."""
-        warm = accel.is_compiled(self.model.network, backend)
-        self.compiled, batch, self.refine_batch = backend, self.refine_batch, 1
-        if warm:
-            return
+    def compile(self, backend: Any = "inductor") -> None:
+        """``torch.compile`` the network and warm it up now, unless an engine sharing the model did for this device
+        and precision (see the class docs): call it on a worker thread. ``backend``: a name or a callable."""
+        if self.compiled is None:
+            self._eager_batch = self.refine_batch
+        self.compiled, self.refine_batch = backend, 1
+        if self._compile_key() in self.model.compiled_forms:
+            return  # already compiled and warmed up
         try:
             self.warm_up()
         except Exception as exc:
-            accel.forget_compiled(self.model.network, backend)
-            self.compiled, self.refine_batch = None, batch
-            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-            raise EngineError(
-                f"Compiling the network with torch.compile failed ({type(exc).__name__}: {first}); load it without "
-                "compiling (drop --compile, or untick Compile in the widget)."
-            ) from None
+            self.model.compiled_forms.pop(self._compile_key(), None)
+            self.compiled, self.refine_batch = None, self._eager_batch
+            if isinstance(exc, EngineError):
+                raise
+            raise EngineError(_compile_failed(exc)) from None
+
+    def _compile_key(self) -> tuple[Any, ...]:
+        """What a compiled graph is specialised for: backend, device and precision."""
+        precision = "fp16" if self.device.type == "cuda" else "bf16" if self.cpu_bf16 else "fp32"
+        return (self.compiled, str(self.device), precision)
 
     def warm_up(self) -> None:
         """One pass of an all-zero input of the patch size, as predictions run it: the one-off costs (compiling,
         kernel selection, allocator growth) are paid here, not in the user's first prediction."""
-        x = WindowBuffer(self._pinned()).take(1, self.model.n_inputs, self.patch_size)
+        x = self._buffer(0).take(1, self.model.n_inputs, self.patch_size)
         self._collect(self._launch(x, RunControl(), "warm-up", 1, 1, "warming up the network"))
         self.forward_passes = 0
 
     def _pinned(self) -> bool:
         return self.pinned_memory and self.device.type == "cuda"
+
+    def _buffer(self, i: int) -> WindowBuffer:
+        """Input buffer ``i`` (0 or 1) of a prediction: page-locked ones are kept, others are fresh each time."""
+        if not self._pinned():
+            return WindowBuffer()
+        while len(self._pinned_buffers) <= i:
+            self._pinned_buffers.append(WindowBuffer(pinned=True))
+        return self._pinned_buffers[i]
 
     @classmethod
     def from_folder(
@@ -529,8 +554,8 @@ class NetworkEngine(Engine):
         control.report(stage, step, total, message, zoom)
         net = self.model.network
         checks: AbstractContextManager[None]
-        if self.compiled is not None:
-            net, checks = accel.compiled(net, self.compiled), nullcontext()  # cancelled between passes only
+        if self.compiled is not None:  # cancelled between passes only
+            net, checks = accel.compiled(self.model.compiled_forms, net, self._compile_key()), nullcontext()
         else:
             checks = cancel_points(net, control)
         with self._errors(), torch.inference_mode(), checks, onednn.onednn_convolutions(self._onednn()):
@@ -543,7 +568,10 @@ class NetworkEngine(Engine):
                     logits = net(xt)
             else:
                 logits = net(xt)
-        return accel.Pending(logits)
+            pending = accel.Pending(logits)
+            if not accel.asynchronous(self.device):
+                pending.masks()  # done: read before the input's buffer is written again
+        return pending
 
     def _collect(self, pending: accel.Pending, control: RunControl | None = None) -> list[np.ndarray]:
         """Wait for the passes :meth:`_launch` started: one 0/1 prediction per sample."""
@@ -567,7 +595,11 @@ class NetworkEngine(Engine):
                 f"The {self.device.type.upper()} ran out of memory during the forward pass. Close other GPU programs, "
                 "or run on the CPU (device 'cpu')."
             ) from None
-        except (TypeError, ValueError, RuntimeError) as exc:
+        except Exception as exc:
+            if self.compiled is not None and accel.is_compile_error(exc):
+                raise EngineError(_compile_failed(exc)) from None
+            if not isinstance(exc, (TypeError, ValueError, RuntimeError)):
+                raise
             if self.model.folder is None:
                 raise  # a network handed in by code: its errors are bugs, keep the traceback
             first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
@@ -589,7 +621,7 @@ class NetworkEngine(Engine):
             zoom = az.starting_zoom(extent, self.patch_size, cfg.max_zoom)
         refine_mask = next((p for p in reversed(new) if isinstance(p, InitialMask) and p.refine), None)
 
-        step, buffer = 0, WindowBuffer(self._pinned())
+        step, buffer = 0, self._buffer(0)
         while True:
             box = window(centre, az.crop_size(self.patch_size, zoom))
             x, prev_small = self.network_input(mask, box, zoom, buffer=buffer)
@@ -658,24 +690,31 @@ class NetworkEngine(Engine):
         # other of two buffers; once the pass is collected and written, its prev_seg channel. On the CPU a pass
         # is over when launched, and one buffer serves both.
         pipelined = self.overlap and self.lean_inputs
-        buffers = (buffer, WindowBuffer(buffer.pinned) if pipelined and accel.asynchronous(self.device) else buffer)
+        buffers = (buffer, self._buffer(1) if pipelined and accel.asynchronous(self.device) else buffer)
         in_flight: tuple[list[int], accel.Pending] | None = None
-        for k, group in enumerate(independent_groups(patches, self.refine_batch)):
-            boxes, buf = [patches[i] for i in group], buffers[k % 2]
-            if pipelined:
-                x = self.window_inputs(work, boxes, work_offset, buf, prev_later=True)
-            if in_flight is not None:
-                self._write_back(work, work_offset, patches, *in_flight, control)
-            if pipelined:
-                self.fill_prev_seg(x, work, boxes, work_offset, buf)
-            else:
-                x = self.window_inputs(work, boxes, work_offset, buf)
-            first, last, n = group[0] + 1, group[-1] + 1, len(patches)
-            what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
-            in_flight = (group, self._launch(x, control, "refine", first, n, what))
-            del x
-        assert in_flight is not None  # there is at least one patch
-        self._write_back(work, work_offset, patches, *in_flight, control)
+        try:
+            for k, group in enumerate(independent_groups(patches, self.refine_batch)):
+                boxes, buf = [patches[i] for i in group], buffers[k % 2]
+                if pipelined:
+                    x = self.window_inputs(work, boxes, work_offset, buf, prev_later=True)
+                if in_flight is not None:
+                    pending, in_flight = in_flight, None
+                    self._write_back(work, work_offset, patches, *pending, control)
+                if pipelined:
+                    self.fill_prev_seg(x, work, boxes, work_offset, buf)
+                else:
+                    x = self.window_inputs(work, boxes, work_offset, buf)
+                first, last, n = group[0] + 1, group[-1] + 1, len(patches)
+                what = f"refining patch {first}/{n}" if first == last else f"refining patches {first}-{last}/{n}"
+                in_flight = (group, self._launch(x, control, "refine", first, n, what))
+                del x
+            assert in_flight is not None  # there is at least one patch
+            pending, in_flight = in_flight, None
+            self._write_back(work, work_offset, patches, *pending, control)
+        except BaseException:
+            if in_flight is not None:  # cancelled or failed with a pass queued: it must be done with its buffer
+                in_flight[1].wait()
+            raise
 
         patch_union = union_bbox(*patches)
         assert patch_union is not None  # there is at least one patch, and patches are not empty
@@ -726,6 +765,9 @@ class NetworkEngine(Engine):
         self.model.network.to("cpu")
         self._device = torch.device("cpu")
         accel.set_memory_format(self.model.network, self.channels_last)  # the CPU's layout (by default contiguous)
+        if self.compiled is not None:  # the graphs were built for the accelerator: run the CPU eagerly
+            self.compiled, self.refine_batch = None, self._eager_batch
+        self._pinned_buffers = []
         if gpu.type == "cuda":
             torch.cuda.empty_cache()
         return True
