@@ -305,3 +305,62 @@ def test_a_correction_that_would_take_most_of_the_object_changes_only_near_itsel
     far = np.ones(F_SHAPE, bool)
     far[12:37, 20:45, 26:51] = False  # the window: the click's voxel +- 12
     assert np.array_equal(masks[0.9][far], before[far]) and not np.array_equal(masks[0.9], before)
+
+
+def _outside_plain(engine, box, roi):
+    """The background a first box implies, built as it was with full-size temporaries (the reference)."""
+    from napari_nninteractive.core.engines import seeds as sd
+    from napari_nninteractive.core.geometry import bbox_shape, intersect_bbox
+
+    shape = bbox_shape(roi)
+    outside = np.zeros(shape, bool)
+    plane_axis = sd.flat_axis(box)
+    if plane_axis is None:
+        return outside
+    n = engine._require_image().shape[1:]
+
+    def grown(frac, least, depth):
+        return tuple(
+            depth
+            if a == plane_axis
+            else (lo - max(least, int(frac * (hi - lo))), hi + max(least, int(frac * (hi - lo))))
+            for a, (lo, hi) in enumerate(box)
+        )
+
+    prism = grown(engine.config.prism, 3, (0, n[plane_axis]))
+    others = [sd.extent(q) for q in engine._prompts if q.positive and sd.extent(q) != box]
+    if all(intersect_bbox(q, prism) == q for q in others):
+        inside = np.zeros(shape, bool)
+        sd.paint(inside, roi, prism, np.ones(bbox_shape(prism), bool))
+        outside |= ~inside
+    s = box[plane_axis][0] - roi[plane_axis][0]
+    if 0 <= s < shape[plane_axis]:
+        tolerant = np.zeros(shape, bool)
+        near = grown(0.1, 2, box[plane_axis])
+        sd.paint(tolerant, roi, near, np.ones(bbox_shape(near), bool))
+        sl = [slice(None)] * 3
+        sl[plane_axis] = s
+        outside[tuple(sl)] |= ~tolerant[tuple(sl)]
+    return outside
+
+
+def test_the_background_a_box_implies_is_built_without_full_size_temporaries():
+    from napari_nninteractive.core.prompts import Box, Point
+
+    rng = np.random.default_rng(4)
+    shape = (40, 60, 50)
+    engine = SeededWatershedEngine()
+    session = Session(engine)
+    session.set_image(rng.normal(0, 1, shape).astype(np.float32))
+    for _ in range(40):
+        axis = int(rng.integers(3))
+        box = []
+        for a, n in enumerate(shape):
+            lo = int(rng.integers(0, n - 1))
+            box.append((lo, lo + 1) if a == axis else (lo, int(rng.integers(lo + 1, n + 1))))
+        box = tuple(box)
+        lo = [int(rng.integers(0, n // 2)) for n in shape]
+        roi = tuple((a, int(rng.integers(a + 1, n + 1))) for a, n in zip(lo, shape))
+        click = Point(tuple(int(rng.integers(0, n)) for n in shape), True)  # inside the prism or beyond it
+        engine._prompts = (Box(box, True), click) if rng.random() < 0.5 else (Box(box, True),)
+        assert np.array_equal(engine._outside(box, roi), _outside_plain(engine, box, roi)), (box, roi)

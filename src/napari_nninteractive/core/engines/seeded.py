@@ -37,6 +37,7 @@ from scipy import ndimage
 from ..encoding import content_bbox
 from ..geometry import (
     BBox,
+    bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -371,20 +372,25 @@ class _SeededBase(Engine):
                 for a, (lo, hi) in enumerate(box)
             )
 
+        def all_but(region: np.ndarray, box_: BBox, frame: BBox) -> None:
+            """Set ``region`` (in ``frame``) everywhere except where ``box_`` covers it."""
+            region[...] = True
+            common = intersect_bbox(box_, frame)
+            if not bbox_is_empty(common):
+                region[bbox_to_slices(relative_bbox(common, frame))] = False
+
         prism = grown(self.config.prism, 3, (0, n[plane_axis]))
         others = [sd.extent(q) for q in self._prompts if q.positive and sd.extent(q) != box]
         if all(intersect_bbox(q, prism) == q for q in others):
-            inside = np.zeros(shape, bool)
-            sd.paint(inside, roi, prism, np.ones(bbox_shape(prism), bool))
-            outside |= ~inside
+            all_but(outside, prism, roi)
         s = box[plane_axis][0] - roi[plane_axis][0]
         if 0 <= s < shape[plane_axis]:
-            tolerant = np.zeros(shape, bool)
-            near = grown(0.1, 2, box[plane_axis])
-            sd.paint(tolerant, roi, near, np.ones(bbox_shape(near), bool))
-            sl: list[slice | int] = [slice(None)] * 3
-            sl[plane_axis] = s
-            outside[tuple(sl)] |= ~tolerant[tuple(sl)]
+            sl: list[slice] = [slice(None)] * 3
+            sl[plane_axis] = slice(s, s + 1)
+            plane_roi = tuple((lo + s, lo + s + 1) if a == plane_axis else (lo, hi) for a, (lo, hi) in enumerate(roi))
+            beyond = np.empty(bbox_shape(plane_roi), bool)
+            all_but(beyond, grown(0.1, 2, box[plane_axis]), plane_roi)
+            outside[tuple(sl)] |= beyond
         return outside
 
     def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
