@@ -46,7 +46,7 @@ def to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> tor
 
     The caller keeps ``x`` unchanged until the pass that reads the copy is collected.
     """
-    out = x.to(device, non_blocking=device.type != "cpu" and x.is_pinned())
+    out = x.to(device, non_blocking=asynchronous(device) and x.is_pinned())
     if channels_last and out.dim() == 5:
         out = out.contiguous(memory_format=torch.channels_last_3d)
     return out
@@ -61,7 +61,7 @@ def set_memory_format(net: object, channels_last: bool) -> None:
 def compiled(cache: MutableMapping[Any, Any], net: Any, key: tuple[Any, ...]) -> Callable[..., Any]:
     """``torch.compile(net, backend=key[0])``, made once per ``key`` and kept in ``cache``.
 
-    ``cache`` belongs to the model (:attr:`~..model.LoadedModel.compiled`), so it goes when the model goes
+    ``cache`` belongs to the model (:attr:`~..model.LoadedModel.compiled_forms`), so it goes when the model goes
     (a module-level cache would keep every network alive: the compiled form holds its network). ``key`` is
     ``(backend, device, precision)``: a graph compiled for one of them is not reused for another.
     Compiling is lazy: the first pass of each input shape builds the code (the engine warms it up).

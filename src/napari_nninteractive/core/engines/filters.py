@@ -59,15 +59,11 @@ def gaussian_gradient_magnitude(data: np.ndarray, sigma: float) -> np.ndarray:
         return result
     out = np.empty(data.shape, data.dtype)
     for axis in range(data.ndim):
-        orders = [1 if a == axis else 0 for a in range(data.ndim)]
-        if axis == 0:
-            _gaussian(data, sigma, orders, out)
-            np.multiply(out, out, out)
-        else:
-            tmp = np.empty(data.shape, data.dtype)
-            _gaussian(data, sigma, orders, tmp)
-            np.multiply(tmp, tmp, tmp)
-            out += tmp
+        part = out if axis == 0 else np.empty(data.shape, data.dtype)
+        _gaussian(data, sigma, [1 if a == axis else 0 for a in range(data.ndim)], part)
+        np.multiply(part, part, part)
+        if axis:
+            out += part
     np.sqrt(out, out, casting="unsafe")
     return out
 
