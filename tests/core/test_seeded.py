@@ -364,3 +364,22 @@ def test_the_background_a_box_implies_is_built_without_full_size_temporaries():
         click = Point(tuple(int(rng.integers(0, n)) for n in shape), True)  # inside the prism or beyond it
         engine._prompts = (Box(box, True), click) if rng.random() < 0.5 else (Box(box, True),)
         assert np.array_equal(engine._outside(box, roi), _outside_plain(engine, box, roi)), (box, roi)
+
+
+def test_a_positive_box_after_a_negative_one_brings_the_object_back():
+    # A negative box over the object's whole cross-section removes most of it; drawing the positive
+    # box again must restore it (it once stayed at Dice 0.03: the earlier negative box won over the
+    # later positive one), while a negative click inside the box still wins over the later box.
+    img, a, _ = _scene(with_b=False)
+    box = [[32, 33], [26, 55], [26, 55]]
+    s = Session(SeededWatershedEngine())
+    s.set_image(img)
+    s.add_bbox(box)
+    first = s.mask.copy()
+    s.add_bbox([[32, 33], [20, 60], [20, 60]], positive=False)
+    assert not s.mask[32].any() and s.mask.sum() < 0.1 * first.sum()
+    s.add_bbox(box)
+    assert dice(s.mask, a) > 0.9 and dice(s.mask, first) > 0.9
+    s.add_point((32, 40, 40), positive=False)
+    s.add_bbox(box)
+    assert not s.mask[30:35, 38:43, 38:43].all()  # the negative click's ball stays background

@@ -7,7 +7,8 @@ undo/redo are exact.
 
 Seeds: positive points (a small ball, less the part beyond an edge inside it), positive
 scribbles, and the central part of positive boxes/lassos mark the object; negative prompts mark
-the background (a negative box or lasso leaves earlier positive clicks alone). When the object's
+the background (a negative box or lasso leaves earlier positive clicks alone; a positive box or
+lasso overrides earlier negative boxes and lassos inside it, not negative clicks). When the object's
 first positive prompt is a 2-D box or lasso, the rest of its slice and, on every slice, the
 voxels well outside its prism are background. An initial mask seeds the object with its (eroded)
 voxels.
@@ -311,6 +312,7 @@ class _SeededBase(Engine):
         r = self.config.point_radius
         seen_positive = False
         clicks = np.zeros(shape, bool)  # positive clicks' voxels: a later negative box or lasso leaves them alone
+        negatives = np.zeros(shape, bool)  # negative clicks' balls: a later positive box or lasso leaves them alone
         for p in self._prompts:  # later prompts win where they conflict
             seen_positive, first_positive = seen_positive or p.positive, not seen_positive
             if isinstance(p, Point):
@@ -322,8 +324,10 @@ class _SeededBase(Engine):
                 if p.positive:
                     model |= region
                     clicks |= voxel
+                    negatives &= ~region
                 else:
                     clicks &= ~region
+                    negatives |= region
             elif isinstance(p, (Box, Lasso)):
                 assert p.bbox is not None, "validated region prompts have a bbox"
                 inside = np.zeros(shape, bool)
@@ -335,7 +339,8 @@ class _SeededBase(Engine):
                         fg &= ~outside
                     centre = sd.central(inside, p.bbox, roi)
                     model |= centre
-                    fg |= centre & ~bg
+                    bg &= ~(inside & ~negatives)  # it wins over earlier negative boxes and lassos, not clicks
+                    fg |= centre & ~negatives
                 else:  # the region becomes background, except the voxels earlier positive clicks were on
                     sd.assign(fg, bg, inside & ~clicks, False)
             elif isinstance(p, (Scribble, InitialMask)):
