@@ -162,7 +162,7 @@ class _SeededBase(Engine):
                 if window is None or not _reaches_open_border(mask, changed, values):
                     break
                 window = self._widen(window)
-            if not self._floods(values, changed, contained, n_old if local else 0, mask.shape):
+            if not self._floods(values, changed, contained, max(n_old, _drawn(new)) if local else 0, mask.shape):
                 if local and self._collapses(mask, changed, values, n_old):
                     # a correction that would take most of the object: only its first window changes
                     first = self._window(old_box, new, always=True)
@@ -272,7 +272,8 @@ class _SeededBase(Engine):
 
         A flood outgrew every ROI, fills more than ``config.max_fraction`` of the image, reaches
         four or more of the image's faces (as the background does), or, as a correction of an
-        object of ``n_old`` voxels, multiplied its size by more than ``config.max_jump``.
+        object of ``n_old`` voxels (at least the new positive box or lasso), multiplied its size by
+        more than ``config.max_jump``.
         """
         if not contained:
             return True
@@ -505,6 +506,18 @@ class RandomWalkerEngine(_SeededBase):
             labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)
         seg: np.ndarray = (labels == 2).astype(np.uint8)
         return seg
+
+
+def _drawn(prompts: Sequence[Prompt]) -> int:
+    """Voxels of the largest positive box or lasso among ``prompts`` (0: none).
+
+    The object is at least that big, so a correction that draws it again is no 30-fold flood of a
+    nearly erased object.
+    """
+    sizes = [
+        int(np.count_nonzero(sd.footprint(p, 0)[1])) for p in prompts if p.positive and isinstance(p, (Box, Lasso))
+    ]
+    return max(sizes, default=0)
 
 
 def _reaches_open_border(mask: np.ndarray, frame: BBox, values: np.ndarray) -> bool:
