@@ -168,6 +168,29 @@ def test_fast_helpers_equal_the_plain_scipy_versions():
         assert nonzero_bbox(mask) == expected
 
 
+def test_watershed_and_block_sums_equal_scikit_image_and_a_padded_copy():
+    # watershed() calls scikit-image's flooding core on inputs it pads once; block_sum() completes a
+    # partial block without padding the array: both must give exactly the plain results.
+    from skimage.segmentation import watershed as skimage_watershed
+
+    from napari_nninteractive.core.engines import watershed as ws
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        shape = tuple(int(n) for n in rng.integers(2, 18, 3))
+        image = rng.random(shape).astype(np.float32)
+        image[rng.random(shape) < 0.3] = 0.5  # plateaus: ties must be broken the same way
+        markers = np.where(rng.random(shape) < 0.1, rng.integers(1, 4, shape), 0).astype(np.int32)
+        mask = rng.random(shape) < 0.8
+        assert np.array_equal(ws.watershed(image, markers, mask), skimage_watershed(image, markers, mask=mask))
+        factors = tuple(int(f) for f in rng.integers(1, 5, 3))
+        padded = np.pad(image, [(0, -n % f) for n, f in zip(shape, factors)], mode="edge")
+        plain = padded.reshape([m for n, f in zip(padded.shape, factors) for m in (n // f, f)]).sum(
+            axis=(1, 3, 5), dtype=np.float32
+        )
+        assert np.allclose(ws.block_sum(image, factors, np.float32), plain, rtol=1e-6)
+
+
 def test_watershed_on_unmarked_voxels_only_gives_identical_masks():
     img, _a, _b = _scene()
     masks = []

@@ -20,8 +20,6 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
     and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
     which gives the same values as on the whole region.
     """
-    from skimage.segmentation import watershed
-
     free = markers == 0
     box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
     if box is None:
@@ -32,11 +30,59 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
         bbox_to_slices(relative_bbox(box, reach))
     ]
     sub = bbox_to_slices(box)
-    visit = ndimage.binary_dilation(free[sub]) if crop else None
-    flooded = watershed(gradient, markers[sub], mask=visit)
-    if visit is not None:
-        flooded = np.where(visit, flooded, markers[sub])
-    markers[sub] = flooded
+    visit = ndimage.binary_dilation(free[sub]) if crop else np.ones(gradient.shape, bool)
+    flooded = watershed(gradient, markers[sub], visit)
+    free_sub = free[sub]
+    markers[sub][free_sub] = flooded[free_sub]
+
+
+def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``skimage.segmentation.watershed(image, markers, mask=mask)`` (6-connected), with fewer full-size copies.
+
+    scikit-image converts, pads and crops each input in separate copies, which on a band of a large
+    region costs more than the flooding itself. Here each padded input is built once and scikit-image's
+    flooding core is called on them. Where that core is not available as expected (another
+    scikit-image version), the public function runs instead: the same result, only slower. Values
+    outside ``mask`` are 0 in the result (as scikit-image's).
+    """
+    try:
+        from skimage.morphology._util import _offsets_to_raveled_neighbors, _validate_connectivity
+        from skimage.segmentation._watershed_cy import watershed_raveled
+    except ImportError:  # pragma: no cover - another scikit-image layout
+        return _public_watershed(image, markers, mask)
+    padded = tuple(n + 2 for n in image.shape)
+    inner = (slice(1, -1),) * image.ndim
+    flat_image = np.zeros(padded, np.float64)  # the zero border keeps the flood inside (mask 0 there)
+    flat_image[inner] = image
+    flat_mask = np.zeros(padded, np.int8)
+    flat_mask[inner] = mask
+    output = np.zeros(padded, np.int32)
+    np.multiply(markers, mask, out=output[inner], casting="unsafe")
+    try:
+        structure, offset = _validate_connectivity(image.ndim, 1, None)
+        neighbours = _offsets_to_raveled_neighbors(padded, structure, center=offset)
+        strides = np.array(flat_image.strides, dtype=np.intp) // flat_image.itemsize
+        watershed_raveled(
+            flat_image.ravel(),
+            np.flatnonzero(output),
+            neighbours,
+            flat_mask.ravel(),
+            strides,
+            0.0,
+            output.ravel(),
+            False,
+        )
+    except TypeError:  # pragma: no cover - another signature
+        return _public_watershed(image, markers, mask)
+    result: np.ndarray = output[inner]
+    return result
+
+
+def _public_watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from skimage.segmentation import watershed as skimage_watershed
+
+    result: np.ndarray = skimage_watershed(image, markers, mask=mask)
+    return result
 
 
 def clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
@@ -75,14 +121,29 @@ def coarse_factors(shape: tuple[int, ...], max_voxels: int) -> tuple[int, ...]:
 
 
 def block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
-    """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast)."""
-    pad = [(0, -s % f) for s, f in zip(a.shape, factors)]
-    if any(p for _, p in pad):
-        a = np.pad(a, pad, mode="edge")
+    """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast).
+
+    A last partial block is completed by adding its last slice again, in the order an edge-padded
+    copy would be summed (the same values), without copying the whole array to pad it.
+    """
     for axis, f in enumerate(factors):
         if f > 1:
-            shape = a.shape[:axis] + (a.shape[axis] // f, f) + a.shape[axis + 1 :]
-            a = a.reshape(shape).sum(axis=axis + 1, dtype=dtype)
+            n = a.shape[axis]
+            whole = n - n % f
+
+            def part(lo: int, hi: int, src: np.ndarray = a, axis: int = axis) -> np.ndarray:
+                return src[(slice(None),) * axis + (slice(lo, hi),)]
+
+            head = part(0, whole)
+            shape = head.shape[:axis] + (whole // f, f) + head.shape[axis + 1 :]
+            summed = head.reshape(shape).sum(axis=axis + 1, dtype=dtype)
+            if whole < n:
+                tail = part(whole, n).sum(axis=axis, keepdims=True, dtype=dtype)
+                last = part(n - 1, n).astype(dtype)
+                for _ in range(f - (n - whole)):
+                    tail += last
+                summed = np.concatenate([summed, tail], axis=axis)
+            a = summed
     return a.astype(dtype, copy=False)
 
 
@@ -139,9 +200,6 @@ def refine_band(
     inner = upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
     outer = upsample(outer_c[csub], factors, bbox_shape(box))
     sub = bbox_to_slices(box)
-    markers = np.where(inner, 2, np.where(outer, 0, 1)).astype(np.int32)
-    markers[bg[sub]] = 1
-    markers[fg[sub]] = 2
     # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
     local = img[bbox_to_slices(reach)]
@@ -149,7 +207,11 @@ def refine_band(
         local = filters.gaussian_filter(local, smoothing)
     inside = bbox_to_slices(relative_bbox(box, reach))
     work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
-    work[inside] = markers
+    markers = work[inside]  # a view: 2 inside, 0 in the band, 1 beyond; then the user's seeds
+    markers[outer] = 0
+    markers[inner] = 2
+    markers[bg[sub]] = 1
+    markers[fg[sub]] = 2
     flood_unmarked(local, work)
     out[sub] = clean(work[inside] == 2, fg[sub])
     return out
