@@ -9,6 +9,7 @@ from napari_nninteractive.cli.segment import main as segment_main
 from napari_nninteractive.core.engines.base import EngineError
 from napari_nninteractive.core.engines.registry import make_engine
 from napari_nninteractive.core.engines.seeded import RandomWalkerEngine, SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.geometry import bbox_shape, bbox_to_slices
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.runner import dice, evaluate
@@ -333,7 +334,7 @@ def test_a_correction_that_would_take_most_of_the_object_changes_only_near_itsel
 def _outside_plain(engine, box, roi):
     """The background a first box implies, built as it was with full-size temporaries (the reference)."""
     from napari_nninteractive.core.engines import seeds as sd
-    from napari_nninteractive.core.geometry import bbox_shape, intersect_bbox
+    from napari_nninteractive.core.geometry import intersect_bbox
 
     shape = bbox_shape(roi)
     outside = np.zeros(shape, bool)
@@ -386,7 +387,123 @@ def test_the_background_a_box_implies_is_built_without_full_size_temporaries():
         roi = tuple((a, int(rng.integers(a + 1, n + 1))) for a, n in zip(lo, shape))
         click = Point(tuple(int(rng.integers(0, n)) for n in shape), True)  # inside the prism or beyond it
         engine._prompts = (Box(box, True), click) if rng.random() < 0.5 else (Box(box, True),)
-        assert np.array_equal(engine._outside(box, roi), _outside_plain(engine, box, roi)), (box, roi)
+        fg, bg = np.ones(bbox_shape(roi), bool), np.zeros(bbox_shape(roi), bool)
+        engine._mark_outside(box, roi, fg, bg)
+        expected = _outside_plain(engine, box, roi)
+        assert np.array_equal(bg, expected) and np.array_equal(fg, ~expected), (box, roi)
+
+
+def _seeds_plain(engine, roi, img):
+    """The seeds as they were built with a full-size array per prompt (the reference)."""
+    from scipy import ndimage
+
+    from napari_nninteractive.core.engines import seeds as sd
+    from napari_nninteractive.core.prompts import Box, InitialMask, Lasso, Point
+
+    shape = bbox_shape(roi)
+    fg, bg, model = (np.zeros(shape, bool) for _ in range(3))
+    clicks, negatives = np.zeros(shape, bool), np.zeros(shape, bool)
+    r = engine.config.point_radius
+    seen_positive = False
+    for p in engine._prompts:
+        seen_positive, first_positive = seen_positive or p.positive, not seen_positive
+        if isinstance(p, Point):
+            region = np.zeros(shape, bool)
+            sd.paint(region, roi, *sd.point_ball(p, r, img, roi))
+            sd.assign(fg, bg, region, p.positive)
+            voxel = np.zeros(shape, bool)
+            sd.paint(voxel, roi, sd.extent(p), np.ones((1,) * len(shape), bool))
+            if p.positive:
+                model |= region
+                clicks |= voxel
+                negatives &= ~region
+            else:
+                clicks &= ~region
+                negatives |= region
+        elif isinstance(p, Box | Lasso):
+            inside = np.zeros(shape, bool)
+            sd.paint(inside, roi, *sd.footprint(p, r))
+            if p.positive:
+                if first_positive:
+                    outside = _outside_plain(engine, p.bbox, roi)
+                    bg |= outside
+                    fg &= ~outside
+                centre = sd.central(inside, p.bbox, roi)
+                model |= centre
+                bg &= ~(inside & ~negatives)
+                fg |= centre & ~negatives
+            else:
+                sd.assign(fg, bg, inside & ~clicks, False)
+        else:
+            region = np.zeros(shape, bool)
+            sd.paint(region, roi, p.bbox, p.mask)
+            if isinstance(p, InitialMask):
+                eroded = ndimage.binary_erosion(region, iterations=1)
+                region = eroded if eroded.any() else region
+            sd.assign(fg, bg, region, p.positive)
+            if p.positive:
+                model |= region
+    return fg, bg, model
+
+
+def test_seeds_are_painted_through_windows_as_with_full_size_arrays():
+    # Each prompt now paints only its footprint's window of the region; the seeds must be exactly
+    # those of the former construction, for every prompt type, sign and order, and any region.
+    from napari_nninteractive.core.prompts import Box, InitialMask, Lasso, Point, Scribble
+
+    rng = np.random.default_rng(5)
+    shape = (16, 22, 20)  # small, so prompts overlap often
+    img = rng.normal(0, 1, shape).astype(np.float32)
+    img[4:12, 6:15, 5:14] += 3  # edges inside some click balls
+    engine = SeededWatershedEngine()
+    Session(engine).set_image(img)
+
+    def some_box(flat):
+        box = []
+        for a, n in enumerate(shape):
+            lo = int(rng.integers(0, n - 1))
+            box.append((lo, lo + 1) if a == flat else (lo, int(rng.integers(lo + 1, min(n, lo + 15) + 1))))
+        return tuple(box)
+
+    def some_prompt():
+        kind, positive = int(rng.integers(6)), bool(rng.random() < 0.6)
+        flat = int(rng.integers(3))
+        if kind <= 1:
+            return Point(tuple(int(rng.integers(0, n)) for n in shape), positive)
+        box = some_box(flat if kind != 4 else None)  # scribbles in 3-D
+        mask = rng.random(bbox_shape(box)) < 0.7
+        mask.flat[0] = True
+        if kind == 2:
+            return Box(box, positive)
+        if kind == 3:
+            return Lasso(mask, box, positive)
+        if kind == 4:
+            return Scribble(mask.astype(np.uint8), box, positive)
+        return InitialMask(mask, box)
+
+    box = ((8, 9), (5, 15), (5, 15))
+    fixed = [  # the rules between prompts: a click survives a later box of the other sign
+        (Point((8, 10, 10), True), Box(box, False)),
+        (Point((8, 10, 10), False), Box(box, True)),
+        (Box(box, True), Point((8, 10, 10), False), Box(box, False), Box(box, True)),
+        (Point((8, 10, 10), False), Point((8, 10, 11), True), Box(box, False), Box(box, True)),
+    ]
+    whole = tuple((0, n) for n in shape)
+    cases = [(p, whole) for p in fixed]
+    for _ in range(300):
+        lo = [int(rng.integers(0, n // 2)) for n in shape]
+        cases.append(
+            (
+                tuple(some_prompt() for _ in range(int(rng.integers(1, 6)))),
+                tuple((a, int(rng.integers(a + 1, n + 1))) for a, n in zip(lo, shape)),
+            )
+        )
+    for prompts, roi in cases:
+        engine._prompts = tuple(p.validated(shape, True) for p in prompts)
+        region = img[bbox_to_slices(roi)]
+        got, expected = engine._seeds(roi, region), _seeds_plain(engine, roi, region)
+        for name, a, b in zip(("fg", "bg", "model"), got, expected):
+            assert np.array_equal(a, b), (name, engine._prompts, roi)
 
 
 def test_a_positive_box_after_a_negative_one_brings_the_object_back():

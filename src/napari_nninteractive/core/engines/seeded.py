@@ -38,7 +38,6 @@ from scipy import ndimage
 from ..encoding import content_bbox
 from ..geometry import (
     BBox,
-    bbox_is_empty,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -49,7 +48,7 @@ from ..geometry import (
     union_bbox,
 )
 from ..lazy import ImageArray
-from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind, Scribble
+from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind
 from . import filters
 from . import seeds as sd
 from . import watershed as ws
@@ -314,60 +313,58 @@ class _SeededBase(Engine):
         seen_positive = False
         clicks = np.zeros(shape, bool)  # positive clicks' voxels: a later negative box or lasso leaves them alone
         negatives = np.zeros(shape, bool)  # negative clicks' balls: a later positive box or lasso leaves them alone
-        for p in self._prompts:  # later prompts win where they conflict
+        for p in self._prompts:  # later prompts win where they conflict; each acts on its footprint's window
             seen_positive, first_positive = seen_positive or p.positive, not seen_positive
+            if isinstance(p, Box | Lasso) and p.positive and first_positive:
+                # a box drawn as a correction marks a part, not the whole object
+                assert p.bbox is not None, "validated region prompts have a bbox"
+                self._mark_outside(p.bbox, roi, fg, bg)
+            box, values = sd.point_ball(p, r, img, roi) if isinstance(p, Point) else sd.footprint(p, r)
+            w = sd.window(box, roi)
+            if w is None:
+                continue
+            common, at, part = w
+            region = values[part].astype(bool, copy=False)
             if isinstance(p, Point):
-                region = np.zeros(shape, bool)
-                sd.paint(region, roi, *sd.point_ball(p, r, img, roi))
-                sd.assign(fg, bg, region, p.positive)
-                voxel = np.zeros(shape, bool)
-                sd.paint(voxel, roi, sd.extent(p), np.ones((1,) * len(shape), bool))
+                sd.assign(fg[at], bg[at], region, p.positive)
                 if p.positive:
-                    model |= region
-                    clicks |= voxel
-                    negatives &= ~region
+                    model[at] |= region
+                    negatives[at] &= ~region
+                    voxel = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, roi))
+                    if all(0 <= v < n for v, n in zip(voxel, shape)):
+                        clicks[voxel] = True
                 else:
-                    clicks &= ~region
-                    negatives |= region
-            elif isinstance(p, (Box, Lasso)):
+                    clicks[at] &= ~region
+                    negatives[at] |= region
+            elif isinstance(p, Box | Lasso):
                 assert p.bbox is not None, "validated region prompts have a bbox"
-                inside = np.zeros(shape, bool)
-                sd.paint(inside, roi, *sd.footprint(p, r))
                 if p.positive:
-                    if first_positive:  # a box drawn as a correction marks a part, not the whole object
-                        outside = self._outside(p.bbox, roi)
-                        bg |= outside
-                        fg &= ~outside
-                    centre = sd.central(inside, p.bbox, roi)
-                    model |= centre
-                    bg &= ~(inside & ~negatives)  # it wins over earlier negative boxes and lassos, not clicks
-                    fg |= centre & ~negatives
+                    centre = sd.central(region, p.bbox, common)
+                    model[at] |= centre
+                    bg[at] &= ~(region & ~negatives[at])  # it wins over earlier negative boxes and lassos, not clicks
+                    fg[at] |= centre & ~negatives[at]
                 else:  # the region becomes background, except the voxels earlier positive clicks were on
-                    sd.assign(fg, bg, inside & ~clicks, False)
-            elif isinstance(p, (Scribble, InitialMask)):
-                assert p.bbox is not None, "validated region prompts have a bbox"
-                region = np.zeros(shape, bool)
-                sd.paint(region, roi, p.bbox, p.mask)
-                if isinstance(p, InitialMask):
+                    sd.assign(fg[at], bg[at], region & ~clicks[at], False)
+            else:  # a scribble or an initial mask
+                if isinstance(p, InitialMask):  # eroded as in the ROI: beyond the window is background
                     eroded = ndimage.binary_erosion(region, iterations=1)
                     region = eroded if eroded.any() else region
-                sd.assign(fg, bg, region, p.positive)
+                sd.assign(fg[at], bg[at], region, p.positive)
                 if p.positive:
-                    model |= region
+                    model[at] |= region
         return fg, bg, model
 
-    def _outside(self, box: BBox, roi: BBox) -> np.ndarray:
-        """Background implied by the object's first positive prompt when it is a 2-D box or lasso on ``box``.
+    def _mark_outside(self, box: BBox, roi: BBox, fg: np.ndarray, bg: np.ndarray) -> None:
+        """Mark as background (in ``roi``'s ``fg``/``bg``) what the object's first positive 2-D box or lasso on ``box`` implies.
 
         On its own slice: everything beyond a small tolerance around it. On every other slice:
         everything beyond a wider prism around it (``config.prism``: the object's cross-section
         stays near the box it was drawn in), unless another positive prompt reaches beyond that.
+        Set slab by slab, without full-size temporaries.
         """
-        shape = bbox_shape(roi)
-        outside = np.zeros(shape, bool)
         plane_axis = sd.flat_axis(box)
         if plane_axis is None:
-            return outside
+            return
         n = self._require_image().shape[1:]
 
         def grown(frac: float, least: int, depth: tuple[int, int]) -> BBox:
@@ -378,26 +375,20 @@ class _SeededBase(Engine):
                 for a, (lo, hi) in enumerate(box)
             )
 
-        def all_but(region: np.ndarray, box_: BBox, frame: BBox) -> None:
-            """Set ``region`` (in ``frame``) everywhere except where ``box_`` covers it."""
-            region[...] = True
-            common = intersect_bbox(box_, frame)
-            if not bbox_is_empty(common):
-                region[bbox_to_slices(relative_bbox(common, frame))] = False
+        def mark(slabs: list[tuple[slice, ...]], fg_: np.ndarray, bg_: np.ndarray) -> None:
+            for slab in slabs:
+                bg_[slab] = True
+                fg_[slab] = False
 
         prism = grown(self.config.prism, 3, (0, n[plane_axis]))
         others = [sd.extent(q) for q in self._prompts if q.positive and sd.extent(q) != box]
         if all(intersect_bbox(q, prism) == q for q in others):
-            all_but(outside, prism, roi)
+            mark(sd.complement(prism, roi), fg, bg)
         s = box[plane_axis][0] - roi[plane_axis][0]
-        if 0 <= s < shape[plane_axis]:
-            sl: list[slice] = [slice(None)] * 3
-            sl[plane_axis] = slice(s, s + 1)
+        if 0 <= s < bg.shape[plane_axis]:
+            sl = tuple(slice(s, s + 1) if a == plane_axis else slice(None) for a in range(bg.ndim))
             plane_roi = tuple((lo + s, lo + s + 1) if a == plane_axis else (lo, hi) for a, (lo, hi) in enumerate(roi))
-            beyond = np.empty(bbox_shape(plane_roi), bool)
-            all_but(beyond, grown(0.1, 2, box[plane_axis]), plane_roi)
-            outside[tuple(sl)] |= beyond
-        return outside
+            mark(sd.complement(grown(0.1, 2, box[plane_axis]), plane_roi), fg[sl], bg[sl])
 
     def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
         """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance."""

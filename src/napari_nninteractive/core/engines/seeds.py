@@ -30,6 +30,32 @@ def paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
     )
 
 
+def window(box: BBox, roi: BBox) -> tuple[BBox, tuple[slice, ...], tuple[slice, ...]] | None:
+    """The part of ``box`` inside ``roi``: (its image-frame box, its slices in ``roi``'s frame, in ``box``'s).
+
+    ``None`` when they do not meet. Seeds are painted through these views, so a prompt costs the
+    size of its footprint, not of the region.
+    """
+    common = intersect_bbox(box, roi)
+    if bbox_is_empty(common):
+        return None
+    return common, bbox_to_slices(relative_bbox(common, roi)), bbox_to_slices(relative_bbox(common, box))
+
+
+def complement(inner: BBox, frame: BBox) -> list[tuple[slice, ...]]:
+    """Slices (in ``frame``'s frame) of disjoint slabs that cover ``frame`` except ``inner``."""
+    common = intersect_bbox(inner, frame)
+    if bbox_is_empty(common):
+        return [tuple(slice(None) for _ in frame)]
+    rel = relative_bbox(common, frame)
+    slabs = []
+    for axis, (lo, hi) in enumerate(rel):
+        head = tuple(slice(a, b) for a, b in rel[:axis])
+        tail = tuple(slice(None) for _ in rel[axis + 1 :])
+        slabs += [head + (slice(0, lo),) + tail, head + (slice(hi, None),) + tail]
+    return slabs
+
+
 def assign(fg: np.ndarray, bg: np.ndarray, region: np.ndarray, positive: bool) -> None:
     if positive:
         fg |= region
