@@ -58,8 +58,9 @@ def gaussian_gradient_magnitude(data: np.ndarray, sigma: float) -> np.ndarray:
         result: np.ndarray = ndimage.gaussian_gradient_magnitude(data, sigma)
         return result
     out = np.empty(data.shape, data.dtype)
+    spare = np.empty(data.shape, data.dtype) if data.ndim > 1 else out  # reused by every axis after the first
     for axis in range(data.ndim):
-        part = out if axis == 0 else np.empty(data.shape, data.dtype)
+        part = out if axis == 0 else spare
         _gaussian(data, sigma, [1 if a == axis else 0 for a in range(data.ndim)], part)
         np.multiply(part, part, part)
         if axis:

@@ -155,13 +155,14 @@ def block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
 def block_count(mask: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     """Number of true voxels per block; only the blocks around the true voxels are summed (seeds are sparse)."""
     coarse_shape = tuple(-(-s // f) for s, f in zip(mask.shape, factors))
-    out = np.zeros(coarse_shape, np.int32)
+    dtype = np.uint8 if int(np.prod(factors)) < 256 else np.int32  # a block's count fits: a quarter of the memory
+    out = np.zeros(coarse_shape, dtype)
     box = nonzero_bbox(mask)
     if box is None:
         return out
     cbox = tuple((lo // f, -(-hi // f)) for (lo, hi), f in zip(box, factors))
     part = mask[tuple(slice(lo * f, hi * f) for (lo, hi), f in zip(cbox, factors))]
-    counts = block_sum(part, factors, np.int32)
+    counts = block_sum(part, factors, dtype)
     out[bbox_to_slices(cbox)] = counts[tuple(slice(0, hi - lo) for lo, hi in cbox)]
     return out
 
@@ -206,7 +207,7 @@ def refine_band(
     if smoothing:
         local = filters.gaussian_filter(local, smoothing)
     inside = bbox_to_slices(relative_bbox(box, reach))
-    work = np.ones(local.shape, np.int32)  # the halo is background, as everything outside the box
+    work = np.ones(local.shape, np.uint8)  # the halo is background, as everything outside the box
     markers = work[inside]  # a view: 2 inside, 0 in the band, 1 beyond; then the user's seeds
     markers[outer] = 0
     markers[inner] = 2
