@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..threaded import run_parts, workers
+from . import scratch
 
 #: Arrays smaller than this run in one piece (threads cost more than they save).
 MIN_THREADED_VOXELS = 1 << 18
@@ -41,24 +42,35 @@ def _gaussian(data: np.ndarray, sigma: float, orders: list[int], out: np.ndarray
         source = out
 
 
-def gaussian_filter(data: np.ndarray, sigma: float) -> np.ndarray:
-    """``scipy.ndimage.gaussian_filter(data, sigma)`` (output in ``data``'s dtype, reflect mode, truncate 4)."""
+def gaussian_filter(data: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.ndimage.gaussian_filter(data, sigma)`` (output in ``data``'s dtype, reflect mode, truncate 4).
+
+    ``out``: where to write it (``data``'s shape and dtype, not overlapping ``data``); returned.
+    """
     data = np.asarray(data)
+    out = np.empty(data.shape, data.dtype) if out is None else out
     if sigma <= 1e-15:  # scipy leaves every axis alone: a copy
-        return np.array(data, copy=True)
-    out = np.empty(data.shape, data.dtype)
+        np.copyto(out, data)
+        return out
     _gaussian(data, sigma, [0] * data.ndim, out)
     return out
 
 
-def gaussian_gradient_magnitude(data: np.ndarray, sigma: float) -> np.ndarray:
-    """``scipy.ndimage.gaussian_gradient_magnitude(data, sigma)``: the same sums of squares, in the same order."""
+def gaussian_gradient_magnitude(data: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``scipy.ndimage.gaussian_gradient_magnitude(data, sigma)``: the same sums of squares, in the same order.
+
+    ``out``: where to write it (``data``'s shape and dtype, not overlapping ``data``); returned. The
+    second axis's and later terms go through a scratch array (:mod:`.scratch`).
+    """
     data = np.asarray(data)
     if sigma <= 1e-15:  # scipy skips the smoothing there: leave that case to it
         result: np.ndarray = ndimage.gaussian_gradient_magnitude(data, sigma)
-        return result
-    out = np.empty(data.shape, data.dtype)
-    spare = np.empty(data.shape, data.dtype) if data.ndim > 1 else out  # reused by every axis after the first
+        if out is None:
+            return result
+        np.copyto(out, result)
+        return out
+    out = np.empty(data.shape, data.dtype) if out is None else out
+    spare = scratch.empty("filters.gradient_term", data.shape, data.dtype) if data.ndim > 1 else out
     for axis in range(data.ndim):
         part = out if axis == 0 else spare
         _gaussian(data, sigma, [1 if a == axis else 0 for a in range(data.ndim)], part)

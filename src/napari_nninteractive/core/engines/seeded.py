@@ -49,7 +49,7 @@ from ..geometry import (
 )
 from ..lazy import ImageArray
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind
-from . import filters
+from . import filters, scratch
 from . import seeds as sd
 from . import watershed as ws
 from .base import Engine, RunControl, Update
@@ -95,6 +95,7 @@ class _SeededBase(Engine):
         self._image: ImageArray | None = None
         self._prompts: tuple[Prompt, ...] = ()
         self.forward_passes = 0
+        self.scratch = scratch.Scratch()  # big temporaries, reused from one interaction to the next
 
     # ------------------------------------------------------------------ state
 
@@ -102,6 +103,7 @@ class _SeededBase(Engine):
         content_bbox(image)  # finite and not all zero, or a clear ImageError
         self._image = image
         self._prompts = ()
+        self.scratch.release()  # sized for the former image
 
     def _record(self, prompt: Prompt) -> None:
         self._prompts = (prompt,) if isinstance(prompt, InitialMask) else self._prompts + (prompt,)
@@ -138,6 +140,10 @@ class _SeededBase(Engine):
         return clip_bbox(tuple(roi), shape)
 
     def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
+        with scratch.using(self.scratch):
+            return self._solve(mask, new, control)
+
+    def _solve(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
         """Segment, keep a correction local, and refuse floods (see :meth:`_floods`) by tightening.
 
         A flood is answered by re-segmenting with a tighter intensity model (``config.tighten``);
@@ -306,9 +312,9 @@ class _SeededBase(Engine):
         edge inside it, so a click near a boundary does not seed (or model) the other side.
         """
         shape = bbox_shape(roi)
-        fg = np.zeros(shape, bool)
-        bg = np.zeros(shape, bool)
-        model = np.zeros(shape, bool)
+        fg = scratch.full("seeds.fg", shape, bool, False)
+        bg = scratch.full("seeds.bg", shape, bool, False)
+        model = scratch.full("seeds.model", shape, bool, False)
         r = self.config.point_radius
         seen_positive = False
         clicks = np.zeros(shape, bool)  # positive clicks' voxels: a later negative box or lasso leaves them alone
@@ -395,9 +401,13 @@ class _SeededBase(Engine):
         raise NotImplementedError
 
     def _region_image(self, roi: BBox) -> np.ndarray:
-        """The ROI as float32, channels averaged."""
+        """The ROI as float32, channels averaged (a scratch array, see :mod:`.scratch`)."""
         image = self._require_image()[(slice(None),) + bbox_to_slices(roi)]
-        region: np.ndarray = image.mean(axis=0, dtype=np.float32) if image.shape[0] > 1 else image[0].astype(np.float32)
+        region = scratch.empty("region.image", bbox_shape(roi), np.float32)
+        if image.shape[0] > 1:
+            image.mean(axis=0, dtype=np.float32, out=region)
+        else:
+            np.copyto(region, image[0], casting="unsafe")
         return region
 
 

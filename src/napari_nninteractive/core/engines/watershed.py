@@ -10,7 +10,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..geometry import bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
-from . import filters
+from . import filters, scratch
 
 
 def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
@@ -18,32 +18,45 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
 
     Only unmarked voxels can change, so the watershed runs on their bounding box and only visits them
     and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
-    which gives the same values as on the whole region.
+    which gives the same values as on the whole region. Its temporaries are scratch arrays.
     """
-    free = markers == 0
+    free = np.equal(markers, 0, out=scratch.empty("flood.free", markers.shape, bool))
     box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
     if box is None:
         return
     box = clip_bbox(tuple((lo - 1, hi + 1) for lo, hi in box), img.shape)
     reach = clip_bbox(tuple((lo - 4, hi + 4) for lo, hi in box), img.shape)  # sigma 1, truncate 4
-    gradient = filters.gaussian_gradient_magnitude(img[bbox_to_slices(reach)], 1.0)[
-        bbox_to_slices(relative_bbox(box, reach))
-    ]
+    near = img[bbox_to_slices(reach)]
+    gradient = filters.gaussian_gradient_magnitude(
+        near, 1.0, out=scratch.empty("flood.gradient", near.shape, near.dtype)
+    )[bbox_to_slices(relative_bbox(box, reach))]
     sub = bbox_to_slices(box)
-    visit = ndimage.binary_dilation(free[sub]) if crop else np.ones(gradient.shape, bool)
-    flooded = watershed(gradient, markers[sub], visit)
     free_sub = free[sub]
+    if crop:
+        visit = scratch.empty("flood.visit", free_sub.shape, bool)
+        ndimage.binary_dilation(free_sub, output=visit)
+    else:
+        visit = np.ones(free_sub.shape, bool)
+    flooded = _flood(gradient, markers[sub], visit)
     markers[sub][free_sub] = flooded[free_sub]
 
 
 def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``skimage.segmentation.watershed(image, markers, mask=mask)`` (6-connected), with fewer full-size copies.
 
+    Values outside ``mask`` are 0 in the result (as scikit-image's). See :func:`_flood`.
+    """
+    return np.array(_flood(image, markers, mask))
+
+
+def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`watershed`'s result, possibly a scratch array (valid until the next call on this thread).
+
     scikit-image converts, pads and crops each input in separate copies, which on a band of a large
-    region costs more than the flooding itself. Here each padded input is built once and scikit-image's
-    flooding core is called on them. Where that core is not available as expected (another
-    scikit-image version), the public function runs instead: the same result, only slower. Values
-    outside ``mask`` are 0 in the result (as scikit-image's).
+    region costs more than the flooding itself. Here each padded input is built once, in a scratch
+    array, and scikit-image's flooding core is called on them. Where that core is not available as
+    expected (another scikit-image version), the public function runs instead: the same result,
+    only slower.
     """
     try:
         from skimage.morphology._util import _offsets_to_raveled_neighbors, _validate_connectivity
@@ -52,11 +65,11 @@ def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.nd
         return _public_watershed(image, markers, mask)
     padded = tuple(n + 2 for n in image.shape)
     inner = (slice(1, -1),) * image.ndim
-    flat_image = np.zeros(padded, np.float64)  # the zero border keeps the flood inside (mask 0 there)
+    flat_image = _bordered("watershed.image", padded, np.float64)  # the zero border keeps the flood inside
     flat_image[inner] = image
-    flat_mask = np.zeros(padded, np.int8)
+    flat_mask = _bordered("watershed.mask", padded, np.int8)
     flat_mask[inner] = mask
-    output = np.zeros(padded, np.int32)
+    output = _bordered("watershed.output", padded, np.int32)
     np.multiply(markers, mask, out=output[inner], casting="unsafe")
     try:
         structure, offset = _validate_connectivity(image.ndim, 1, None)
@@ -76,6 +89,15 @@ def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.nd
         return _public_watershed(image, markers, mask)
     result: np.ndarray = output[inner]
     return result
+
+
+def _bordered(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+    """A scratch array whose outermost layer on every face is zero (the inside is left to the caller)."""
+    out = scratch.empty(name, shape, dtype)
+    for axis in range(out.ndim):
+        out[(slice(None),) * axis + (0,)] = 0
+        out[(slice(None),) * axis + (-1,)] = 0
+    return out
 
 
 def _public_watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -99,7 +121,8 @@ def clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
 
 def fill_holes(seg: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes`` by labelling the background once (same result, no iterations)."""
-    labels, n = ndimage.label(~seg)
+    labels = scratch.empty("fill_holes.labels", seg.shape, np.int32)
+    n = ndimage.label(~seg, output=labels)
     if n == 0:
         return seg
     outside = np.zeros(n + 1, bool)
@@ -124,27 +147,33 @@ def block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> 
     """Sums over blocks of ``factors`` voxels (edge-padded to whole blocks), one axis at a time (fast).
 
     A last partial block is completed by adding its last slice again, in the order an edge-padded
-    copy would be summed (the same values), without copying the whole array to pad it.
+    copy would be summed (the same values), without copying the whole array to pad it. The sums
+    between axes are scratch arrays; the result is a new array.
     """
-    for axis, f in enumerate(factors):
-        if f > 1:
-            n = a.shape[axis]
-            whole = n - n % f
+    axes = [axis for axis, f in enumerate(factors) if f > 1]
+    if not axes:
+        return a.astype(dtype, copy=False)
 
-            def part(lo: int, hi: int, src: np.ndarray = a, axis: int = axis) -> np.ndarray:
-                return src[(slice(None),) * axis + (slice(lo, hi),)]
+    def part(src: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
+        return src[(slice(None),) * axis + (slice(lo, hi),)]
 
-            head = part(0, whole)
-            shape = head.shape[:axis] + (whole // f, f) + head.shape[axis + 1 :]
-            summed = head.reshape(shape).sum(axis=axis + 1, dtype=dtype)
-            if whole < n:
-                tail = part(whole, n).sum(axis=axis, keepdims=True, dtype=dtype)
-                last = part(n - 1, n).astype(dtype)
-                for _ in range(f - (n - whole)):
-                    tail += last
-                summed = np.concatenate([summed, tail], axis=axis)
-            a = summed
-    return a.astype(dtype, copy=False)
+    for k, axis in enumerate(axes):
+        f, n = factors[axis], a.shape[axis]
+        whole, m = n - n % f, -(-n // f)
+        shape = a.shape[:axis] + (m,) + a.shape[axis + 1 :]
+        out = np.empty(shape, dtype) if k == len(axes) - 1 else scratch.empty(f"block_sum.{k % 2}", shape, dtype)
+        head = part(a, axis, 0, whole)
+        head.reshape(head.shape[:axis] + (whole // f, f) + head.shape[axis + 1 :]).sum(
+            axis=axis + 1, dtype=dtype, out=part(out, axis, 0, whole // f)
+        )
+        if whole < n:
+            tail = part(out, axis, whole // f, m)
+            part(a, axis, whole, n).sum(axis=axis, keepdims=True, dtype=dtype, out=tail)
+            last = part(a, axis, n - 1, n).astype(dtype)
+            for _ in range(f - (n - whole)):
+                tail += last
+        a = out
+    return a
 
 
 def block_mean(img: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
@@ -205,21 +234,22 @@ def refine_band(
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
     local = img[bbox_to_slices(reach)]
     if smoothing:
-        local = filters.gaussian_filter(local, smoothing)
+        local = filters.gaussian_filter(local, smoothing, out=scratch.empty("band.smoothed", local.shape, local.dtype))
     inside = bbox_to_slices(relative_bbox(box, reach))
-    work = np.ones(local.shape, np.uint8)  # the halo is background, as everything outside the box
+    work = scratch.full("band.labels", local.shape, np.uint8, 1)  # the halo is background, as outside the box
     markers = work[inside]  # a view: 2 inside, 0 in the band, 1 beyond; then the user's seeds
     markers[outer] = 0
     markers[inner] = 2
     markers[bg[sub]] = 1
     markers[fg[sub]] = 2
     flood_unmarked(local, work)
-    out[sub] = clean(work[inside] == 2, fg[sub])
+    out[sub] = clean(np.equal(work[inside], 2, out=scratch.empty("band.object", bbox_shape(box), bool)), fg[sub])
     return out
 
 
 def keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(seg)
+    labels = scratch.empty("keep_seeded.labels", seg.shape, np.int32)
+    n = ndimage.label(seg, output=labels)
     if n <= 1:
         return seg
     keep = np.unique(labels[fg & seg])

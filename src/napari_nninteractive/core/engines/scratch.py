@@ -1,0 +1,87 @@
+"""Scratch arrays for the weight-free engine's large temporaries, kept by the engine and reused.
+
+Memory fresh from the operating system costs a page fault per page when it is first written. For
+the region of a large organ (a liver's box solves about 20 M voxels) the temporaries of one solve
+come to several hundred megabytes, and on the project's 2-core VM their page faults took as long as
+the computation itself (about 1 s of a 2 s box). Big arrays are mapped fresh by the allocator on
+every request, so it does not recycle them; a :class:`Scratch` does: each named temporary lives in a
+buffer, grown when a larger one is asked for and reused by the next solve.
+
+An engine owns one :class:`Scratch` and solves inside ``with scratch.using(pool):``; the functions
+it calls take their big temporaries with :func:`empty` / :func:`full`, which outside such a block
+(or below :data:`MIN_BYTES`) are ordinary allocations. Rules for those functions: a scratch array is
+valid until the same name is asked for again, so it must not outlive the function that took it
+(never return one to a caller that keeps it), and two arrays alive at the same time need two names.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import numpy.typing as npt
+
+#: Requests below this many bytes get an ordinary new array (the allocator recycles small blocks itself).
+MIN_BYTES = 4 << 20
+
+_active = threading.local()
+
+
+class Scratch:
+    """The buffers one engine keeps for its temporaries (the largest request per name)."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def take(self, name: str, nbytes: int) -> np.ndarray:
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < nbytes:
+            self._buffers.pop(name, None)  # let the smaller one go first
+            buffer = self._buffers[name] = np.empty(nbytes, np.uint8)
+        return buffer[:nbytes]
+
+    @property
+    def kept_bytes(self) -> int:
+        return sum(b.nbytes for b in self._buffers.values())
+
+    def release(self) -> None:
+        """Drop the buffers (they are rebuilt by the next large solve)."""
+        self._buffers = {}
+
+
+@contextmanager
+def using(pool: Scratch) -> Iterator[None]:
+    """Take scratch arrays from ``pool`` in this block (in this thread).
+
+    A pool already in use in another thread is not shared: this block then gets a private one.
+    """
+    owned = pool._lock.acquire(blocking=False)
+    previous = getattr(_active, "pool", None)
+    _active.pool = pool if owned else Scratch()
+    try:
+        yield
+    finally:
+        _active.pool = previous
+        if owned:
+            pool._lock.release()
+
+
+def empty(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
+    """An uninitialised C-contiguous array of ``shape`` and ``dtype``: the active pool's buffer ``name``."""
+    dt = np.dtype(dtype)
+    nbytes = math.prod(shape) * dt.itemsize
+    pool: Scratch | None = getattr(_active, "pool", None)
+    if pool is None or nbytes < MIN_BYTES:
+        return np.empty(shape, dt)
+    return pool.take(name, nbytes).view(dt).reshape(shape)
+
+
+def full(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike, value: float) -> np.ndarray:
+    """:func:`empty`, filled with ``value``."""
+    out = empty(name, shape, dtype)
+    out.fill(value)
+    return out

@@ -1,0 +1,96 @@
+"""Scratch arrays (core/engines/scratch.py): reuse, isolation, and masks equal to fresh allocations."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_nninteractive.core.engines import scratch
+from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.session import Session
+
+from ..conftest import sphere
+
+
+@pytest.fixture
+def pool_everything(monkeypatch):
+    monkeypatch.setattr(scratch, "MIN_BYTES", 0)
+
+
+def test_a_name_reuses_its_buffer_and_names_do_not_share(pool_everything):
+    pool = scratch.Scratch()
+    with scratch.using(pool):
+        a = scratch.empty("a", (10, 10), np.float32)
+        b = scratch.full("b", (10, 10), np.int8, 1)
+        again = scratch.empty("a", (5, 4), np.float64)
+        grown = scratch.empty("a", (40, 40), np.float32)
+    assert np.shares_memory(a, again) and not np.shares_memory(a, b) and not np.shares_memory(a, grown)
+    assert b.dtype == np.int8 and (b == 1).all() and again.shape == (5, 4) and again.flags.c_contiguous
+    assert pool.kept_bytes == 40 * 40 * 4 + 100
+    outside = scratch.empty("a", (40, 40), np.float32)  # no pool active: an ordinary array
+    assert not np.shares_memory(outside, grown)
+    pool.release()
+    assert pool.kept_bytes == 0
+
+
+def test_a_pool_in_use_by_another_thread_is_not_shared(pool_everything):
+    pool = scratch.Scratch()
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def other():
+        with scratch.using(pool):
+            seen["other"] = scratch.empty("x", (100,), np.uint8)
+            inside.set()
+            done.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert inside.wait(10)
+    with scratch.using(pool):  # busy: this block gets a private pool
+        mine = scratch.empty("x", (100,), np.uint8)
+    done.set()
+    t.join(10)
+    assert not np.shares_memory(mine, seen["other"])
+
+
+def _scenes():
+    rng = np.random.default_rng(0)
+    shape = (40, 56, 56)
+    a, b = sphere(shape, (20, 24, 24), 11), sphere(shape, (20, 24, 42), 9)
+    img = np.where(a | b, 120.0, 40.0).astype(np.float32) + rng.normal(0, 10, shape).astype(np.float32)
+    return img, a
+
+
+@pytest.mark.parametrize("full_res_voxels", [2_000_000, 5_000], ids=["full-resolution", "coarse-to-fine"])
+def test_masks_with_every_temporary_pooled_equal_fresh_allocations(monkeypatch, full_res_voxels):
+    # Every scratch request pooled (MIN_BYTES 0) versus none (MIN_BYTES huge): a buffer reused while
+    # still alive would change a mask. Boxes, clicks of both signs, a scribble, a lasso, undo and a
+    # second object, in one session per setting.
+    from napari_nninteractive.eval import simulate as sim
+
+    img, a = _scenes()
+    results = {}
+    for min_bytes in (0, 1 << 62):
+        monkeypatch.setattr(scratch, "MIN_BYTES", min_bytes)
+        s = Session(SeededWatershedEngine(SeededConfig(full_res_voxels=full_res_voxels)))
+        s.set_image(img)
+        masks = []
+        s.add_prompt(sim.box_prompt(a))
+        masks.append(s.mask.copy())
+        s.add_point((20, 24, 35), positive=False)
+        s.add_point((20, 24, 40))
+        masks.append(s.mask.copy())
+        s.undo()
+        s.next_object()
+        s.add_prompt(sim.scribble_prompt(a))
+        s.add_prompt(sim.lasso_prompt(a, positive=False))
+        masks.append(s.mask.copy())
+        s.add_point((2, 2, 2))  # background: a small object around the click
+        masks.append(s.mask.copy())
+        results[min_bytes] = masks
+        if min_bytes == 0:
+            assert s.engine.scratch.kept_bytes > 0
+    assert all(m.any() for m in results[0][:2])
+    for pooled, fresh in zip(results[0], results[1 << 62]):
+        assert np.array_equal(pooled, fresh)
