@@ -30,11 +30,12 @@ from napari_nninteractive.eval.runner import dice
 from napari_nninteractive.testing import synthetic_volume
 
 
-def run(image, labels, cfg, fusion=False):
+def run(image, labels, cfg, fusion=False, rounds=1):
+    """Every object's interactions in one session; ``rounds`` > 1 repeats them as new objects (a warm engine)."""
     session = Session(SeededWatershedEngine(cfg), fusion=fusion)
     session.set_image(image)
     times, masks = [], []
-    for value in [int(v) for v in np.unique(labels) if v]:
+    for round_, value in itertools.product(range(rounds), [int(v) for v in np.unique(labels) if v]):
         ref = labels == value
         box = sim.box_prompt(ref)
         click = sim.point_prompt(ref)
@@ -54,7 +55,8 @@ def run(image, labels, cfg, fusion=False):
             times.append(dt)
             masks.append(session.mask.copy())
             print(
-                f"  object {value} {name:<7} {dt:5.2f} s, {session.engine.forward_passes} solver run(s), "
+                f"  object {value}{' again' if round_ else ''} {name:<7} {dt:5.2f} s, "
+                f"{session.engine.forward_passes} solver run(s), "
                 f"Dice {dice(session.mask, ref):.3f}",
                 flush=True,
             )
@@ -87,8 +89,11 @@ def main() -> int:
     )
     for fusion in (False, True):
         print(f"-- liver, default configuration, fusion {'on' if fusion else 'off'}")
-        t, _ = run(liver, liver_labels, SeededConfig(), fusion)
-        print(f"  median {np.median(t):.2f} s, max {t.max():.2f} s; budget 1 s per interaction")
+        t, _ = run(liver, liver_labels, SeededConfig(), fusion, rounds=2)
+        print(
+            f"  median {np.median(t):.2f} s, max {t.max():.2f} s, max on a warm engine {t[len(t) // 2 :].max():.2f} s;"
+            " budget 1 s per interaction"
+        )
     if args.quick:
         print("-- four objects, default configuration, fusion on")
         t, _ = run(image, labels, SeededConfig(), True)

@@ -523,3 +523,20 @@ def test_a_positive_box_after_a_negative_one_brings_the_object_back():
     s.add_point((32, 40, 40), positive=False)
     s.add_bbox(box)
     assert not s.mask[30:35, 38:43, 38:43].all()  # the negative click's ball stays background
+
+
+def test_a_first_box_solves_only_its_prism_and_a_margin():
+    # Beyond the prism of a first box everything is background, so the region stops a margin past it
+    # (a 3 M-voxel liver's region: 20 M -> 14 M voxels); a click beyond the prism lifts the limit.
+    from napari_nninteractive.core.prompts import Box, Point
+
+    engine = SeededWatershedEngine()
+    Session(engine).set_image(np.random.default_rng(0).normal(0, 1, (40, 160, 160)).astype(np.float32))
+    box = ((20, 21), (50, 110), (50, 110))
+    engine._prompts = (Box(box, True),)
+    m = engine.config.min_margin
+    prism = engine._prism(box)
+    assert prism == ((0, 40), (44, 116), (44, 116))
+    assert engine._roi(box)[1:] == ((44 - m, 116 + m),) * 2  # 30 voxels either side without the prism
+    engine._prompts += (Point((20, 80, 150), True),)  # beyond the prism
+    assert engine._prism(box) is None and engine._roi(box)[1:] == ((20, 140),) * 2

@@ -137,6 +137,11 @@ class _SeededBase(Engine):
             # a thin axis (a 2-D prompt's) gets the margin of half the widest: objects are about as deep as wide
             m = max(cfg.min_margin, int(cfg.margin * max(hi - lo, widest // 2))) * scale
             roi.append((int(lo - m), int(hi + m)))
+        prism = self._prism(self._first_box())
+        if prism is not None:  # beyond the prism everything is background: a margin for the gradient is enough
+            roi = list(
+                intersect_bbox(tuple(roi), tuple((lo - cfg.min_margin, hi + cfg.min_margin) for lo, hi in prism))
+            )
         return clip_bbox(tuple(roi), shape)
 
     def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
@@ -364,37 +369,44 @@ class _SeededBase(Engine):
         """Mark as background (in ``roi``'s ``fg``/``bg``) what the object's first positive 2-D box or lasso on ``box`` implies.
 
         On its own slice: everything beyond a small tolerance around it. On every other slice:
-        everything beyond a wider prism around it (``config.prism``: the object's cross-section
-        stays near the box it was drawn in), unless another positive prompt reaches beyond that.
-        Set slab by slab, without full-size temporaries.
+        everything beyond its prism (:meth:`_prism`). Set slab by slab, without full-size temporaries.
         """
         plane_axis = sd.flat_axis(box)
         if plane_axis is None:
             return
-        n = self._require_image().shape[1:]
-
-        def grown(frac: float, least: int, depth: tuple[int, int]) -> BBox:
-            return tuple(
-                depth
-                if a == plane_axis
-                else (lo - max(least, int(frac * (hi - lo))), hi + max(least, int(frac * (hi - lo))))
-                for a, (lo, hi) in enumerate(box)
-            )
 
         def mark(slabs: list[tuple[slice, ...]], fg_: np.ndarray, bg_: np.ndarray) -> None:
             for slab in slabs:
                 bg_[slab] = True
                 fg_[slab] = False
 
-        prism = grown(self.config.prism, 3, (0, n[plane_axis]))
-        others = [sd.extent(q) for q in self._prompts if q.positive and sd.extent(q) != box]
-        if all(intersect_bbox(q, prism) == q for q in others):
+        prism = self._prism(box)
+        if prism is not None:
             mark(sd.complement(prism, roi), fg, bg)
         s = box[plane_axis][0] - roi[plane_axis][0]
         if 0 <= s < bg.shape[plane_axis]:
             sl = tuple(slice(s, s + 1) if a == plane_axis else slice(None) for a in range(bg.ndim))
             plane_roi = tuple((lo + s, lo + s + 1) if a == plane_axis else (lo, hi) for a, (lo, hi) in enumerate(roi))
-            mark(sd.complement(grown(0.1, 2, box[plane_axis]), plane_roi), fg[sl], bg[sl])
+            mark(sd.complement(_grown(box, plane_axis, 0.1, 2, box[plane_axis]), plane_roi), fg[sl], bg[sl])
+
+    def _prism(self, box: BBox | None) -> BBox | None:
+        """Where a first positive 2-D box or lasso on ``box`` confines the object, or ``None``.
+
+        The prism spans every slice and reaches ``config.prism`` of the box's extent beyond it in
+        the plane (the object's cross-section stays near the box it was drawn in); it holds only
+        while no other positive prompt reaches beyond it.
+        """
+        plane_axis = None if box is None else sd.flat_axis(box)
+        if box is None or plane_axis is None:
+            return None
+        prism = _grown(box, plane_axis, self.config.prism, 3, (0, self._require_image().shape[1:][plane_axis]))
+        others = [sd.extent(q) for q in self._prompts if q.positive and sd.extent(q) != box]
+        return prism if all(intersect_bbox(q, prism) == q for q in others) else None
+
+    def _first_box(self) -> BBox | None:
+        """The box of the object's first positive prompt when that is a box or lasso."""
+        first = next((p for p in self._prompts if p.positive), None)
+        return first.bbox if isinstance(first, Box | Lasso) else None
 
     def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
         """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance."""
@@ -519,6 +531,14 @@ def _drawn(prompts: Sequence[Prompt]) -> int:
         int(np.count_nonzero(sd.footprint(p, 0)[1])) for p in prompts if p.positive and isinstance(p, (Box, Lasso))
     ]
     return max(sizes, default=0)
+
+
+def _grown(box: BBox, plane_axis: int, frac: float, least: int, depth: tuple[int, int]) -> BBox:
+    """``box`` grown in its plane by ``frac`` of its extent (at least ``least``) per side; ``depth`` across it."""
+    return tuple(
+        depth if a == plane_axis else (lo - max(least, int(frac * (hi - lo))), hi + max(least, int(frac * (hi - lo))))
+        for a, (lo, hi) in enumerate(box)
+    )
 
 
 def _reaches_open_border(mask: np.ndarray, frame: BBox, values: np.ndarray) -> bool:
