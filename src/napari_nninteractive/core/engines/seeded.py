@@ -6,9 +6,10 @@ trained or downloaded; results are deterministic (the same interactions give the
 undo/redo are exact.
 
 Seeds: positive points (a small ball, less the part beyond an edge inside it), positive
-scribbles, and the central part of positive boxes/lassos mark the object; negative prompts mark
-the background (a negative box or lasso leaves earlier positive clicks alone; a positive box or
-lasso overrides earlier negative boxes and lassos inside it, not negative clicks). When the object's
+scribbles, and the central part of positive boxes/lassos mark the object; negative clicks and
+scribbles and the central part of negative boxes/lassos mark the background (a negative box or
+lasso leaves earlier positive clicks alone; a positive box or lasso overrides earlier negative
+boxes and lassos inside it, not negative clicks). When the object's
 first positive prompt is a 2-D box or lasso, the rest of its slice and, on every slice, the
 voxels well outside its prism are background. An initial mask seeds the object with its (eroded)
 voxels.
@@ -354,8 +355,9 @@ class _SeededBase(Engine):
                     model[at] |= centre
                     bg[at] &= ~(region & ~negatives[at])  # it wins over earlier negative boxes and lassos, not clicks
                     fg[at] |= centre & ~negatives[at]
-                else:  # the region becomes background, except the voxels earlier positive clicks were on
-                    sd.assign(fg[at], bg[at], region & ~clicks[at], False)
+                else:  # its central part becomes background (the rest is left to the image), not earlier clicks
+                    centre = sd.central(region, p.bbox, common)
+                    sd.assign(fg[at], bg[at], (centre if centre.any() else region) & ~clicks[at], False)
             else:  # a scribble or an initial mask
                 if isinstance(p, InitialMask):  # eroded as in the ROI: beyond the window is background
                     eroded = ndimage.binary_erosion(region, iterations=1)
