@@ -9,10 +9,10 @@ Seeds: positive points (a small ball, less the part beyond an edge inside it), p
 scribbles, and the central part of positive boxes/lassos mark the object; negative clicks and
 scribbles and the central part of negative boxes/lassos mark the background (a negative box or
 lasso leaves earlier positive clicks alone; a positive box or lasso overrides earlier negative
-boxes and lassos inside it, not negative clicks). When the object's
-first positive prompt is a 2-D box or lasso, the rest of its slice and, on every slice, the
-voxels well outside its prism are background. An initial mask seeds the object with its (eroded)
-voxels.
+boxes and lassos inside it, not negative clicks). When the object's first positive prompt is a
+2-D box or lasso, the rest of its slice and, on every slice, the voxels well outside its prism
+are background (and the ROI stops ``min_margin`` beyond the prism). An initial mask seeds the
+object with its (eroded) voxels.
 
 No flood: a result that outgrows every ROI, fills half the image, reaches four of its faces (as
 the background does) or multiplies a corrected object's size 30-fold is re-solved with a tighter
