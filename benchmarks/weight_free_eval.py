@@ -6,7 +6,8 @@ object and engine, the mean AUC per case and overall, and seconds per interactio
 evaluated at half resolution (both engines on the same grid) so the random walker finishes;
 ``lungs-x16`` is the chest CT resampled 16-fold (large organs, ~0.5 M voxels each). Each engine
 runs alone and with multi-round result fusion (``:mrf``); "drops" is the share of correction
-rounds whose Dice fell by more than 0.05.
+rounds whose Dice fell by more than 0.05. The random walker is skipped on volumes over
+``RANDOM_WALKER_MAX_VOXELS`` (on lungs-x16 it ran over 10 min here).
 
     python benchmarks/weight_free_eval.py [--data ../shared/data] [--cases tptbox-ct,stardist] [--agents point,box] [--engines weight-free]
 """
