@@ -546,8 +546,8 @@ def test_a_first_box_solves_only_its_prism_and_a_margin():
 def test_a_negative_box_around_a_leak_removes_the_leak_not_the_object_it_overlaps():
     # A blob of the object's intensity touches it; the user boxes the blob (the box reaches into the
     # object, as boxes around a leak do). The box's central part is background, the rest is left to
-    # the image: the blob goes and the object keeps its part inside the box (Dice 0.99; with the
-    # whole box as background the object lost half its voxels, Dice 0.66).
+    # the image: the blob goes and the object keeps its part beyond the box's slice (Dice 0.98; with
+    # the whole box as a background seed the object lost half its voxels, Dice 0.66).
     rng = np.random.default_rng(1)
     a, blob = sphere(SHAPE, (32, 40, 40), 14), sphere(SHAPE, (32, 40, 60), 7)
     img = np.where(a | blob, 120.0, 40.0).astype(np.float32) + rng.normal(0, 10, SHAPE).astype(np.float32)
@@ -558,3 +558,18 @@ def test_a_negative_box_around_a_leak_removes_the_leak_not_the_object_it_overlap
     s.add_bbox([[32, 33], [28, 53], [44, 70]], positive=False)
     assert s.mask[blob & ~a].mean() < 0.2
     assert dice(s.mask, a) > 0.95
+    assert not s.mask[32, 28:53, 44:70].any()  # what the box covers on its slice is never object
+
+
+def test_a_negative_box_removes_what_it_covers_on_its_slice_but_not_clicks():
+    # The footprint cut: earlier positive clicks keep their voxel, later positive prompts take back
+    # their own footprint (a later click its ball).
+    from napari_nninteractive.core.prompts import Box, Point
+
+    engine = SeededWatershedEngine()
+    Session(engine).set_image(np.ones((10, 20, 20), np.float32))
+    roi = ((0, 10), (0, 20), (0, 20))
+    engine._prompts = (Point((5, 6, 6), True), Box(((5, 6), (2, 12), (2, 12)), False), Point((5, 10, 10), True))
+    seg = engine._cut(np.ones((10, 20, 20), np.uint8), roi)
+    assert seg[5, 6, 6] == 1 and seg[5, 3, 3] == 0 and seg[5, 10, 10] == 1 and seg[5, 10, 7] == 1
+    assert seg[4].all() and seg[6].all() and seg[5, 3:6, 3:6].sum() == 0

@@ -7,9 +7,10 @@ undo/redo are exact.
 
 Seeds: positive points (a small ball, less the part beyond an edge inside it), positive
 scribbles, and the central part of positive boxes/lassos mark the object; negative clicks and
-scribbles and the central part of negative boxes/lassos mark the background (a negative box or
-lasso leaves earlier positive clicks alone; a positive box or lasso overrides earlier negative
-boxes and lassos inside it, not negative clicks). When the object's first positive prompt is a
+scribbles and the central part of negative boxes/lassos mark the background, and what a negative
+box or lasso covers on its slice is never object (:meth:`_SeededBase._cut`); a negative box or
+lasso leaves earlier positive clicks alone, and a positive box or lasso overrides earlier negative
+boxes and lassos inside it, not negative clicks. When the object's first positive prompt is a
 2-D box or lasso, the rest of its slice and, on every slice, the voxels well outside its prism
 are background (and the ROI stops ``min_margin`` beyond the prism). An initial mask seeds the
 object with its (eroded) voxels.
@@ -184,7 +185,7 @@ class _SeededBase(Engine):
             log.info("the object flooded its region (tighten %s); tightening the intensity model", tighten)
         roi = self._roi(self._core(mask))
         fg, _, _ = self._seeds(roi, self._region_image(roi))
-        changed, values = self._merge(mask, roi, ws.clean(fg, fg), new if local else None)
+        changed, values = self._merge(mask, roi, self._cut(ws.clean(fg, fg), roi), new if local else None)
         return [(changed, values)]
 
     def _core(self, mask: np.ndarray) -> BBox:
@@ -235,7 +236,7 @@ class _SeededBase(Engine):
         shape = mask.shape
         if window is not None:
             control.report("predict", 1, None, f"correcting region {bbox_shape(window)}")
-            seg = self._segment(window, tighten)
+            seg = self._cut(self._segment(window, tighten), window)
             self.forward_passes += 1
             return window, seg, True
         core = self._core(mask)
@@ -245,7 +246,7 @@ class _SeededBase(Engine):
             control.check()
             roi = self._roi(core, scale)
             control.report("predict", attempt + 1, None, f"segmenting region {bbox_shape(roi)}")
-            seg = self._segment(roi, tighten)
+            seg = self._cut(self._segment(roi, tighten), roi)
             self.forward_passes += 1
             touching = self._touches_open_border(seg, roi, shape)
             if not touching or roi == tuple((0, n) for n in shape):
@@ -366,6 +367,33 @@ class _SeededBase(Engine):
                 if p.positive:
                     model[at] |= region
         return fg, bg, model
+
+    def _cut(self, seg: np.ndarray, roi: BBox) -> np.ndarray:
+        """``seg`` (the object in ``roi``) less the footprints of negative boxes and lassos, in place.
+
+        Only a negative box's central half seeds the background (the watershed decides the rest of
+        it from the image); the footprint itself, on the slice it was drawn, is never object. Later
+        positive prompts take back their own footprints, and earlier positive clicks stay.
+        """
+        r = self.config.point_radius
+        for i, p in enumerate(self._prompts):
+            if p.positive or not isinstance(p, Box | Lasso):
+                continue
+            box, values = sd.footprint(p, r)
+            w = sd.window(box, roi)
+            if w is None:
+                continue
+            common, at, part = w
+            cut = values[part].astype(bool)  # a copy
+            for j, q in enumerate(self._prompts):
+                if not q.positive or (j < i and not isinstance(q, Point)):
+                    continue
+                q_box, q_values = sd.footprint(q, 0) if j < i else sd.footprint(q, r)
+                qw = sd.window(q_box, common)
+                if qw is not None:
+                    cut[qw[1]] &= ~q_values[qw[2]].astype(bool)
+            seg[at][cut] = 0
+        return seg
 
     def _mark_outside(self, box: BBox, roi: BBox, fg: np.ndarray, bg: np.ndarray) -> None:
         """Mark as background (in ``roi``'s ``fg``/``bg``) what the object's first positive 2-D box or lasso on ``box`` implies.
