@@ -34,6 +34,14 @@ def _scene(seed=0, with_b=True):
     return img, a, b
 
 
+def _blobs(seed, *spheres):
+    """(image, mask per sphere): spheres ((centre, radius), ...) at 120 on 40, noise sigma 10."""
+    rng = np.random.default_rng(seed)
+    masks = [sphere(SHAPE, c, r) for c, r in spheres]
+    img = np.where(np.any(masks, axis=0), 120.0, 40.0).astype(np.float32) + rng.normal(0, 10, SHAPE).astype(np.float32)
+    return (img, *masks)
+
+
 @pytest.mark.parametrize("kind", sim.KINDS, ids=lambda k: k.value)
 def test_each_prompt_type_segments_an_isolated_object(kind):
     img, a, _ = _scene(with_b=False)
@@ -255,9 +263,7 @@ def test_a_positive_lasso_or_box_does_not_flood_into_a_bridged_neighbour(kind):
 def test_corrections_act_where_they_are_placed():
     # Two separate objects of the same intensity, both clicked; a negative click on the second
     # removes it and leaves every voxel of the first as it was; a positive click never removes.
-    rng = np.random.default_rng(2)
-    a, b = sphere(SHAPE, (32, 30, 30), 10), sphere(SHAPE, (32, 66, 66), 10)
-    img = np.where(a | b, 120.0, 40.0).astype(np.float32) + rng.normal(0, 10, SHAPE).astype(np.float32)
+    img, a, b = _blobs(2, ((32, 30, 30), 10), ((32, 66, 66), 10))
     s = Session(SeededWatershedEngine())
     s.set_image(img)
     s.add_point((32, 30, 30))
@@ -548,9 +554,7 @@ def test_a_negative_box_around_a_leak_removes_the_leak_not_the_object_it_overlap
     # object, as boxes around a leak do). The box's central part is background, the rest is left to
     # the image: the blob goes and the object keeps its part beyond the box's slice (Dice 0.98; with
     # the whole box as a background seed the object lost half its voxels, Dice 0.66).
-    rng = np.random.default_rng(1)
-    a, blob = sphere(SHAPE, (32, 40, 40), 14), sphere(SHAPE, (32, 40, 60), 7)
-    img = np.where(a | blob, 120.0, 40.0).astype(np.float32) + rng.normal(0, 10, SHAPE).astype(np.float32)
+    img, a, blob = _blobs(1, ((32, 40, 40), 14), ((32, 40, 60), 7))
     s = Session(SeededWatershedEngine())
     s.set_image(img)
     s.add_point((32, 40, 40))
