@@ -184,6 +184,7 @@ def test_watershed_and_block_sums_equal_scikit_image_and_a_padded_copy():
 
     from napari_nninteractive.core.engines import watershed as ws
 
+    assert ws._core_agrees()  # the private core is in use with this scikit-image (else the public function runs)
     rng = np.random.default_rng(3)
     for _ in range(30):
         shape = tuple(int(n) for n in rng.integers(2, 18, 3))

@@ -5,6 +5,8 @@ Pure functions on numpy arrays in one region's frame; :mod:`.seeded` builds the 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
@@ -54,15 +56,19 @@ def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarr
 
     scikit-image converts, pads and crops each input in separate copies, which on a band of a large
     region costs more than the flooding itself. Here each padded input is built once, in a scratch
-    array, and scikit-image's flooding core is called on them. Where that core is not available as
-    expected (another scikit-image version), the public function runs instead: the same result,
-    only slower.
+    array, and scikit-image's flooding core is called on them. That core is private: it is used only
+    when it exists and, on a small case checked once per process, gives exactly the public
+    function's result (:func:`_core_agrees`); otherwise the public function runs (slower).
     """
-    try:
-        from skimage.morphology._util import _offsets_to_raveled_neighbors, _validate_connectivity
-        from skimage.segmentation._watershed_cy import watershed_raveled
-    except ImportError:  # pragma: no cover - another scikit-image layout
+    if not _core_agrees():
         return _public_watershed(image, markers, mask)
+    return _core_flood(image, markers, mask)
+
+
+def _core_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from skimage.morphology._util import _offsets_to_raveled_neighbors, _validate_connectivity
+    from skimage.segmentation._watershed_cy import watershed_raveled
+
     padded = tuple(n + 2 for n in image.shape)
     inner = (slice(1, -1),) * image.ndim
     flat_image = _bordered("watershed.image", padded, np.float64)  # the zero border keeps the flood inside
@@ -71,24 +77,29 @@ def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarr
     flat_mask[inner] = mask
     output = _bordered("watershed.output", padded, np.int32)
     np.multiply(markers, mask, out=output[inner], casting="unsafe")
-    try:
-        structure, offset = _validate_connectivity(image.ndim, 1, None)
-        neighbours = _offsets_to_raveled_neighbors(padded, structure, center=offset)
-        strides = np.array(flat_image.strides, dtype=np.intp) // flat_image.itemsize
-        watershed_raveled(
-            flat_image.ravel(),
-            np.flatnonzero(output),
-            neighbours,
-            flat_mask.ravel(),
-            strides,
-            0.0,
-            output.ravel(),
-            False,
-        )
-    except TypeError:  # pragma: no cover - another signature
-        return _public_watershed(image, markers, mask)
+    structure, offset = _validate_connectivity(image.ndim, 1, None)
+    neighbours = _offsets_to_raveled_neighbors(padded, structure, center=offset)
+    strides = np.array(flat_image.strides, dtype=np.intp) // flat_image.itemsize
+    watershed_raveled(
+        flat_image.ravel(), np.flatnonzero(output), neighbours, flat_mask.ravel(), strides, 0.0, output.ravel(), False
+    )
     result: np.ndarray = output[inner]
     return result
+
+
+@functools.cache
+def _core_agrees() -> bool:
+    """Whether scikit-image's private flooding core, called as :func:`_core_flood` does, matches its public function."""
+    rng = np.random.default_rng(0)
+    image = rng.random((6, 7, 8)).astype(np.float32)
+    image[rng.random(image.shape) < 0.3] = 0.5  # ties
+    markers = np.where(rng.random(image.shape) < 0.1, rng.integers(1, 4, image.shape), 0).astype(np.int32)
+    mask = rng.random(image.shape) < 0.8
+    try:
+        got = np.array(_core_flood(image, markers, mask))
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return False
+    return bool(np.array_equal(got, _public_watershed(image, markers, mask)))
 
 
 def _bordered(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.ndarray:
