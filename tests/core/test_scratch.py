@@ -33,6 +33,15 @@ def test_a_name_reuses_its_buffer_and_names_do_not_share(pool_everything):
     assert pool.kept_bytes == 0
 
 
+def test_a_pool_keeps_no_more_than_its_limit(pool_everything):
+    pool = scratch.Scratch(max_bytes=1000)
+    with scratch.using(pool):
+        kept = scratch.empty("a", (600,), np.uint8)
+        once = scratch.empty("b", (600,), np.uint8)  # would pass the limit: handed out, not kept
+        again = scratch.empty("b", (600,), np.uint8)
+    assert pool.kept_bytes == 600 and not np.shares_memory(once, again) and not np.shares_memory(kept, once)
+
+
 def test_a_pool_in_use_by_another_thread_is_not_shared(pool_everything):
     pool = scratch.Scratch()
     inside, done = threading.Event(), threading.Event()

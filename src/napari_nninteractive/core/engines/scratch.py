@@ -12,6 +12,7 @@ it calls take their big temporaries with :func:`empty` / :func:`full`, which out
 (or below :data:`MIN_BYTES`) are ordinary allocations. Rules for those functions: a scratch array is
 valid until the same name is asked for again, so it must not outlive the function that took it
 (never return one to a caller that keeps it), and two arrays alive at the same time need two names.
+A pool keeps at most :data:`MAX_KEPT_BYTES`.
 """
 
 from __future__ import annotations
@@ -30,18 +31,30 @@ MIN_BYTES = 4 << 20
 _active = threading.local()
 
 
-class Scratch:
-    """The buffers one engine keeps for its temporaries (the largest request per name)."""
+#: Bytes one :class:`Scratch` keeps at most; a request beyond that gets an ordinary array.
+MAX_KEPT_BYTES = 2 << 30
 
-    def __init__(self) -> None:
+
+class Scratch:
+    """The buffers one engine keeps for its temporaries (the largest request per name).
+
+    It keeps at most ``max_bytes`` (default :data:`MAX_KEPT_BYTES`): a buffer that would go beyond
+    is handed out once and not kept, so a very large region costs its page faults again rather
+    than memory the machine may not have.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
         self._buffers: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
+        self.max_bytes = MAX_KEPT_BYTES if max_bytes is None else max_bytes
 
     def take(self, name: str, nbytes: int) -> np.ndarray:
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < nbytes:
             self._buffers.pop(name, None)  # let the smaller one go first
-            buffer = self._buffers[name] = np.empty(nbytes, np.uint8)
+            buffer = np.empty(nbytes, np.uint8)
+            if self.kept_bytes + nbytes <= self.max_bytes:
+                self._buffers[name] = buffer
         return buffer[:nbytes]
 
     @property
