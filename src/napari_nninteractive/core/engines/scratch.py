@@ -28,11 +28,10 @@ import numpy.typing as npt
 #: Requests below this many bytes get an ordinary new array (the allocator recycles small blocks itself).
 MIN_BYTES = 4 << 20
 
-_active = threading.local()
-
-
 #: Bytes one :class:`Scratch` keeps at most; a request beyond that gets an ordinary array.
 MAX_KEPT_BYTES = 2 << 30
+
+_active = threading.local()
 
 
 class Scratch:

@@ -29,6 +29,7 @@ would leave less than ``min_keep`` of the object changes only that first window.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -351,13 +352,12 @@ class _SeededBase(Engine):
                     negatives[at] |= region
             elif isinstance(p, Box | Lasso):
                 assert p.bbox is not None, "validated region prompts have a bbox"
+                centre = sd.central(region, p.bbox, common)
                 if p.positive:
-                    centre = sd.central(region, p.bbox, common)
                     model[at] |= centre
                     bg[at] &= ~(region & ~negatives[at])  # it wins over earlier negative boxes and lassos, not clicks
                     fg[at] |= centre & ~negatives[at]
                 else:  # its central part becomes background (the rest is left to the image), not earlier clicks
-                    centre = sd.central(region, p.bbox, common)
                     sd.assign(fg[at], bg[at], (centre if centre.any() else region) & ~clicks[at], False)
             else:  # a scribble or an initial mask
                 if isinstance(p, InitialMask):  # eroded as in the ROI: beyond the window is background
@@ -558,7 +558,9 @@ def _drawn(prompts: Sequence[Prompt]) -> int:
     nearly erased object.
     """
     sizes = [
-        int(np.count_nonzero(sd.footprint(p, 0)[1])) for p in prompts if p.positive and isinstance(p, (Box, Lasso))
+        math.prod(bbox_shape(p.bbox)) if isinstance(p, Box) else int(np.count_nonzero(p.mask))
+        for p in prompts
+        if p.positive and isinstance(p, Box | Lasso)
     ]
     return max(sizes, default=0)
 

@@ -22,12 +22,9 @@ def ball(r: int) -> np.ndarray:
 
 def paint(target: np.ndarray, roi: BBox, box: BBox, values: np.ndarray) -> None:
     """OR ``values`` (shaped like ``box``, image frame) into ``target`` (ROI frame)."""
-    common = intersect_bbox(box, roi)
-    if bbox_is_empty(common):
-        return
-    target[bbox_to_slices(relative_bbox(common, roi))] |= values[bbox_to_slices(relative_bbox(common, box))].astype(
-        bool
-    )
+    w = window(box, roi)
+    if w is not None:
+        target[w[1]] |= values[w[2]].astype(bool)
 
 
 def window(box: BBox, roi: BBox) -> tuple[BBox, tuple[slice, ...], tuple[slice, ...]] | None:

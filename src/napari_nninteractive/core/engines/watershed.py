@@ -43,16 +43,10 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
     markers[sub][free_sub] = flooded[free_sub]
 
 
-def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``skimage.segmentation.watershed(image, markers, mask=mask)`` (6-connected), with fewer full-size copies.
-
-    Values outside ``mask`` are 0 in the result (as scikit-image's). See :func:`_flood`.
-    """
-    return np.array(_flood(image, markers, mask))
-
-
 def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """:func:`watershed`'s result, possibly a scratch array (valid until the next call on this thread).
+    """``skimage.segmentation.watershed(image, markers, mask=mask)`` (6-connected; 0 outside ``mask``).
+
+    The result may be a scratch array (valid until the next call on this thread).
 
     scikit-image converts, pads and crops each input in separate copies, which on a band of a large
     region costs more than the flooding itself. Here each padded input is built once, in a scratch
@@ -132,7 +126,7 @@ def clean(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
 
 def fill_holes(seg: np.ndarray) -> np.ndarray:
     """``ndimage.binary_fill_holes`` by labelling the background once (same result, no iterations)."""
-    labels = scratch.empty("fill_holes.labels", seg.shape, np.int32)
+    labels = scratch.empty("labels", seg.shape, np.int32)  # keep_seeded's are dead by now
     n = ndimage.label(~seg, output=labels)
     if n == 0:
         return seg
@@ -259,7 +253,7 @@ def refine_band(
 
 
 def keep_seeded(seg: np.ndarray, fg: np.ndarray) -> np.ndarray:
-    labels = scratch.empty("keep_seeded.labels", seg.shape, np.int32)
+    labels = scratch.empty("labels", seg.shape, np.int32)
     n = ndimage.label(seg, output=labels)
     if n <= 1:
         return seg
