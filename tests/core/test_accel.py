@@ -227,8 +227,25 @@ def test_falling_back_to_the_cpu_runs_it_uncompiled():
     assert engine.device.type == "cpu" and engine.compiled is None and engine.refine_batch == batch
 
 
+def test_an_engine_whose_shared_network_fell_back_runs_it_eagerly(tiny_model_dir, monkeypatch):
+    # A server's sessions share one model. When one engine falls back to the CPU, the network moves for
+    # all; the others must run it eagerly too, not compile a CPU graph inside a user's prediction.
+    image = _network_image()
+    eager = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+    expected = _steps(eager, image, _network_prompts())
+    engine = NetworkEngine.from_folder(tiny_model_dir, device="cpu")
+    engine.compile("aot_eager")
+    engine._compiled_on = torch.device("meta")  # as if compiled for a GPU before another session's fall-back
+    asked = []
+    real = accel.compiled
+    monkeypatch.setattr(accel, "compiled", lambda *args: (asked.append(args[-1]), real(*args))[1])
+    for a, b in zip(expected, _steps(engine, image, _network_prompts())):
+        assert np.array_equal(a, b)
+    assert asked == []  # no compiled form was asked for (it would be compiled for the CPU, in the prediction)
+
+
 def test_a_buffer_region_left_unwritten_is_cleared_at_the_next_use():
-    from napari_nninteractive.core.engines.network import WindowBuffer
+    from napari_nninteractive.core.engines.network_inputs import WindowBuffer
 
     buffer = WindowBuffer()
     x = buffer.take(1, 2, (4, 4, 4))

@@ -158,6 +158,7 @@ class NetworkEngine(NetworkInputs, Engine):
         self.channels_last = None  # the default: channels-last 3-D on CUDA
         #: The ``torch.compile`` backend when compiled, else ``None``.
         self.compiled: Any = None
+        self._compiled_on: torch.device | None = None  # the device compile() warmed up for
         self._pinned_buffers: list[WindowBuffer] = []  # kept across predictions (page-locking is slow)
         self.autozoom = (
             autozoom if isinstance(autozoom, az.AutoZoomConfig) else az.AutoZoomConfig(enabled=bool(autozoom))
@@ -203,7 +204,7 @@ class NetworkEngine(NetworkInputs, Engine):
         and precision (see the class docs): call it on a worker thread. ``backend``: a name or a callable."""
         if self.compiled is None:
             self._eager_batch = self.refine_batch
-        self.compiled, self.refine_batch = backend, 1
+        self.compiled, self.refine_batch, self._compiled_on = backend, 1, self.device
         if self._compile_key() in self.model.compiled_forms:
             return  # already compiled and warmed up
         try:
@@ -290,14 +291,14 @@ class NetworkEngine(NetworkInputs, Engine):
         message: str,
         zoom: float = 1.0,
     ) -> accel.Pending:
-        """Start the forward passes of the inputs stacked in ``x`` (on the CPU they run here; on CUDA they are
-        queued and this returns at once): :meth:`_collect` waits for them. ``x`` must stay unchanged until then.
-        The network normalises per sample, so each sample gives what it gives alone."""
+        """Start the forward passes of the inputs stacked in ``x`` (on the CPU they run here; on an accelerator
+        they are queued and this returns at once): :meth:`_collect` waits for them. ``x`` must stay unchanged
+        until then. The network normalises per sample, so each sample gives what it gives alone."""
         control.check()
         control.report(stage, step, total, message, zoom)
         net = self.model.network
         checks: AbstractContextManager[None]
-        if self.compiled is not None:  # cancelled between passes only
+        if self._runs_compiled():  # cancelled between passes only
             net, checks = accel.compiled(self.model.compiled_forms, net, self._compile_key()), nullcontext()
         else:
             checks = cancel_points(net, control)
@@ -326,7 +327,15 @@ class NetworkEngine(NetworkInputs, Engine):
         return preds
 
     def _onednn(self) -> bool:
-        return self.cpu_onednn and not self.cpu_bf16 and self.compiled is None
+        return self.cpu_onednn and not self.cpu_bf16 and not self._runs_compiled()
+
+    def _runs_compiled(self) -> bool:
+        """Whether passes run compiled: asked for, and the network is still on the device it was compiled for.
+
+        An engine sharing the model may have moved it to the CPU (:meth:`fall_back_to_cpu`); this one then runs
+        eagerly too, instead of compiling for the CPU in a user's prediction.
+        """
+        return self.compiled is not None and self.device == self._compiled_on
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -339,7 +348,7 @@ class NetworkEngine(NetworkInputs, Engine):
                 "or run on the CPU (device 'cpu')."
             ) from None
         except Exception as exc:
-            if self.compiled is not None and accel.is_compile_error(exc):
+            if self._runs_compiled() and accel.is_compile_error(exc):
                 raise EngineError(_compile_failed(exc)) from None
             if not isinstance(exc, (TypeError, ValueError, RuntimeError)):
                 raise
