@@ -3,8 +3,8 @@
 Issue 18's GPU check. The v1.0 architecture (102 M parameters, random weights, official folder format)
 runs every pass for real, but its output is replaced by a fixed rule (foreground where the normalised
 image exceeds 1, as a trained model outlines a bright object), so AutoZoom and refinement take the same
-path in every variant and every run. The volume and prompts are ``overhead.py``'s: 512 x 512 x 133 with a
-small and a large object; a point on the small one (zoom 1), a box, a lasso and a point on the large one
+path in every variant and every run. The volume is ``overhead.py``'s: 512 x 512 x 133 with a small and a
+large object; the prompts: a point on the small one (zoom 1), a box, a lasso and a point on the large one
 (AutoZoom to 2-4, many refinement patches), each on a new object. Variants:
 
 * ``plain``: the spec as written (full input crops, one refinement patch per pass, one pass after the

@@ -100,9 +100,8 @@ def run(plain: bool, image: np.ndarray, where) -> list[dict]:
     if plain:
         engine.spec_as_written()
     zooms: list[float] = []
-    overlap: list[
-        float
-    ] = []  # per refinement input built ahead (the first of an interaction has nothing to hide behind)
+    # per refinement input built ahead (the first of an interaction has nothing to hide behind)
+    overlap: list[float] = []
     real_windows = engine.window_inputs
 
     def timed_windows(*args, **options):

@@ -90,7 +90,7 @@ def compile_cause(exc: BaseException) -> str:
 
 @dataclass
 class Pending:
-    """A pass in flight: its logits on the device (on CUDA possibly still being computed)."""
+    """A pass in flight: its logits on the device (on an accelerator possibly still being computed)."""
 
     logits: torch.Tensor | None
     _masks: list[np.ndarray] | None = field(default=None, repr=False)

@@ -34,8 +34,10 @@ from . import accel
 class WindowBuffer:
     """A reusable input tensor: each use zeroes only what the previous one wrote.
 
-    One interaction's zoom and refinement passes share one (a fresh 192^3 input of 8 channels is 226 MB, and
-    allocating it page by page for every pass costs more than writing the data it holds).
+    One interaction's zoom and refinement passes reuse them (a fresh 192^3 input of 8 channels is 226 MB, and
+    allocating it page by page for every pass costs more than writing the data it holds): one on the CPU, two
+    taking turns on an accelerator (one is built while the other's pass runs); page-locked ones are kept
+    across predictions.
     """
 
     def __init__(self, pinned: bool = False) -> None:
