@@ -56,6 +56,7 @@ from . import filters, scratch
 from . import seeds as sd
 from . import watershed as ws
 from .base import Engine, RunControl, Update
+from .binary import erode
 from .seeds import local_update
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class _SeededBase(Engine):
         self._image = image
         self._prompts = ()
         self.scratch.release()  # sized for the former image
+        ws.prepare()  # scikit-image's imports and checks now, not in the first prompt
 
     def _record(self, prompt: Prompt) -> None:
         self._prompts = (prompt,) if isinstance(prompt, InitialMask) else self._prompts + (prompt,)
@@ -243,14 +245,16 @@ class _SeededBase(Engine):
         core = self._core(mask)
         scale = 1.0
         touching = False
+        whole = tuple((0, n) for n in shape)
         for attempt in range(self.config.max_growths + 1):
             control.check()
             roi = self._roi(core, scale)
             control.report("predict", attempt + 1, None, f"segmenting region {bbox_shape(roi)}")
-            seg = self._cut(self._segment(roi, tighten), roi)
+            grows = attempt < self.config.max_growths and roi != whole  # a result touching the border is dropped
+            seg = self._cut(self._segment(roi, tighten, provisional=grows), roi)
             self.forward_passes += 1
             touching = self._touches_open_border(seg, roi, shape)
-            if not touching or roi == tuple((0, n) for n in shape):
+            if not touching or roi == whole:
                 break
             seg_box = nonzero_bbox(seg)
             assert seg_box is not None  # seg touches the ROI border, so it is not empty
@@ -438,8 +442,12 @@ class _SeededBase(Engine):
         first = next((p for p in self._prompts if p.positive), None)
         return first.bbox if isinstance(first, Box | Lasso) else None
 
-    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
-        """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance."""
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
+        """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance.
+
+        ``provisional``: a result that touches the ROI's open border only makes the ROI grow, so it
+        may be rough (an engine may skip its finishing steps then).
+        """
         raise NotImplementedError
 
     def _region_image(self, roi: BBox) -> np.ndarray:
@@ -459,12 +467,14 @@ class SeededWatershedEngine(_SeededBase):
     Regions larger than ``config.full_res_voxels`` are solved coarse-to-fine: the whole pipeline runs
     on a block-averaged copy, then a watershed at full resolution re-decides only a band of about
     two coarse voxels around the coarse boundary (user seeds keep their full-resolution value).
+    A coarse object that already reaches the region's open border, where the region will grow, is
+    returned without the band.
     """
 
     name = "weight-free (seeded watershed)"
     last_factors: tuple[int, ...] = (1, 1, 1)  # block size of the last region solved (1 = full resolution)
 
-    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
         cfg = self.config
         k_sigma = cfg.k_sigma * tighten
         img = self._region_image(roi)
@@ -486,6 +496,10 @@ class SeededWatershedEngine(_SeededBase):
             max(1, round(cfg.marker_gap / f)),
             k_sigma,
         )
+        if provisional:  # an object reaching the open border already at the coarse scale: the ROI grows
+            rough = ws.upsample(coarse, factors, img.shape)
+            if self._touches_open_border(rough, roi, self._require_image().shape[1:]):
+                return rough
         return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
 
 
@@ -514,7 +528,7 @@ def _flood(
     sigma = max(mad, cfg.sigma_floor * spread)
     far = np.abs(img - med) > k_sigma * sigma
     if marker_gap:  # markers right at an edge would claim its voxels before the ridge decides
-        far = ndimage.binary_erosion(far, iterations=marker_gap, border_value=1)
+        far = erode(far, marker_gap, border_value=True)
     markers = np.zeros(img.shape, np.int32)
     markers[far] = 1
     markers[bg] = 1
@@ -529,7 +543,7 @@ class RandomWalkerEngine(_SeededBase):
     name = "random walker (baseline)"
     tightens = False  # no intensity model to tighten: a flood falls back to the seeds at once
 
-    def _segment(self, roi: BBox, tighten: float = 1.0) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
         from skimage.segmentation import random_walker
 
         img = self._region_image(roi)

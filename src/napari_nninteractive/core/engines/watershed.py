@@ -12,15 +12,24 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..geometry import bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
+from ..threaded import run_parts
 from . import filters, scratch
+from .binary import dilate, erode
+
+#: A flood visiting at least this many voxels runs as two halves at once (:func:`_split_flood`).
+SPLIT_VISITED = 200_000
+#: How far (voxels) each half floods beyond the cut between them.
+SPLIT_OVERLAP = 32
 
 
-def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> None:
+def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True, split: bool = False) -> None:
     """Give every unmarked voxel (0) of ``markers`` the label of the basin that reaches it first, in place.
 
     Only unmarked voxels can change, so the watershed runs on their bounding box and only visits them
     and the markers touching them; the gradient is computed on that box plus the Gaussian's reach,
     which gives the same values as on the whole region. Its temporaries are scratch arrays.
+    ``split``: a large flood may run as two halves at once (:func:`_split_flood`; for thin bands,
+    where markers lie a few voxels either side of every unmarked voxel).
     """
     free = np.equal(markers, 0, out=scratch.empty("flood.free", markers.shape, bool))
     box = nonzero_bbox(free) if crop else tuple((0, n) for n in img.shape)
@@ -35,15 +44,14 @@ def flood_unmarked(img: np.ndarray, markers: np.ndarray, crop: bool = True) -> N
     sub = bbox_to_slices(box)
     free_sub = free[sub]
     if crop:
-        visit = scratch.empty("flood.visit", free_sub.shape, bool)
-        ndimage.binary_dilation(free_sub, output=visit)
+        visit = dilate(free_sub, out=scratch.empty("flood.visit", free_sub.shape, bool))
     else:
         visit = np.ones(free_sub.shape, bool)
-    flooded = _flood(gradient, markers[sub], visit)
+    flooded = _flood(gradient, markers[sub], visit, split)
     markers[sub][free_sub] = flooded[free_sub]
 
 
-def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray, split: bool = False) -> np.ndarray:
     """``skimage.segmentation.watershed(image, markers, mask=mask)`` (6-connected; 0 outside ``mask``).
 
     The result may be a scratch array (valid until the next call on this thread).
@@ -52,33 +60,92 @@ def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarr
     region costs more than the flooding itself. Here each padded input is built once, in a scratch
     array, and scikit-image's flooding core is called on them. That core is private: it is used only
     when it exists and, on a small case checked once per process, gives exactly the public
-    function's result (:func:`_core_agrees`); otherwise the public function runs (slower).
+    function's result (:func:`_core_agrees`); otherwise the public function runs (slower). With
+    ``split``, a flood of at least :data:`SPLIT_VISITED` voxels runs as two halves (:func:`_split_flood`).
     """
     if not _core_agrees():
         return _public_watershed(image, markers, mask)
-    return _core_flood(image, markers, mask)
+    if split and image.ndim > 1 and np.count_nonzero(mask) >= SPLIT_VISITED:
+        return _split_flood(image, markers, mask)
+    return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))
 
 
-def _core_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`_core_flood` as two halves, flooded at once on two threads (one after the other on one).
+
+    The cut crosses the longest axis where it halves the visited voxels; each half floods
+    :data:`SPLIT_OVERLAP` voxels beyond the cut and keeps its own side. scikit-image's core lets go
+    of the GIL, so on two cores a large band floods in about half the time. A voxel can get another
+    label than one whole flood gives only if the path that floods it runs more than the overlap
+    along the cut's axis across the cut; on the bands the engine floods, with markers a few voxels
+    either side, none was seen (see the tests). The halves depend on the inputs alone, never on
+    the number of threads: the result is the same on every machine.
+    """
+    axis = int(np.argmax(image.shape))
+    n = image.shape[axis]
+    per_index = np.count_nonzero(mask, axis=tuple(a for a in range(image.ndim) if a != axis))
+    cut = int(np.clip(np.searchsorted(np.cumsum(per_index), per_index.sum() / 2), 1, n - 1))
+    pieces = [((0, min(n, cut + SPLIT_OVERLAP)), (0, cut)), ((max(0, cut - SPLIT_OVERLAP), n), (cut, n))]
+
+    def along(lo: int, hi: int) -> tuple[slice, ...]:
+        return tuple(slice(lo, hi) if a == axis else slice(None) for a in range(image.ndim))
+
+    # the halves' buffers are taken here: scratch pools are per thread
+    shapes = [tuple(hi - lo if a == axis else s for a, s in enumerate(image.shape)) for (lo, hi), _ in pieces]
+    buffers = [_buffers(shape, f"watershed.half{i}") for i, shape in enumerate(shapes)]
+    halves: list[np.ndarray] = [np.empty(0), np.empty(0)]
+
+    def flood_half(i: int) -> None:
+        sl = along(*pieces[i][0])
+        halves[i] = _core_flood(image[sl], markers[sl], mask[sl], buffers[i])
+
+    run_parts(flood_half, [0, 1])
+    # each half is wrong near its own far end, where it lacks its neighbours; that must not reach the cut
+    lo, hi = max(0, cut - SPLIT_OVERLAP // 2), min(n, cut + SPLIT_OVERLAP // 2)
+    b_lo = pieces[1][0][0]
+    if not np.array_equal(halves[0][along(lo, hi)], halves[1][along(lo - b_lo, hi - b_lo)]):
+        return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))  # it did: flood as a whole
+    out = scratch.empty("watershed.split", image.shape, np.int32)
+    for half, ((lo, _), (keep_lo, keep_hi)) in zip(halves, pieces):
+        out[along(keep_lo, keep_hi)] = half[along(keep_lo - lo, keep_hi - lo)]
+    return out
+
+
+def _buffers(shape: tuple[int, ...], name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scratch arrays for one :func:`_core_flood` of ``shape``: padded image, mask and labels."""
+    padded = tuple(n + 2 for n in shape)
+    return (
+        _bordered(f"{name}.image", padded, np.float64),  # the zero border keeps the flood inside
+        _bordered(f"{name}.mask", padded, np.int8),
+        _bordered(f"{name}.output", padded, np.int32),
+    )
+
+
+def _core_flood(
+    image: np.ndarray, markers: np.ndarray, mask: np.ndarray, buffers: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """scikit-image's flooding core on ``buffers`` (:func:`_buffers` of ``image.shape``); returns a view of them."""
     from skimage.morphology._util import _offsets_to_raveled_neighbors, _validate_connectivity
     from skimage.segmentation._watershed_cy import watershed_raveled
 
-    padded = tuple(n + 2 for n in image.shape)
+    flat_image, flat_mask, output = buffers
     inner = (slice(1, -1),) * image.ndim
-    flat_image = _bordered("watershed.image", padded, np.float64)  # the zero border keeps the flood inside
     flat_image[inner] = image
-    flat_mask = _bordered("watershed.mask", padded, np.int8)
     flat_mask[inner] = mask
-    output = _bordered("watershed.output", padded, np.int32)
     np.multiply(markers, mask, out=output[inner], casting="unsafe")
     structure, offset = _validate_connectivity(image.ndim, 1, None)
-    neighbours = _offsets_to_raveled_neighbors(padded, structure, center=offset)
+    neighbours = _offsets_to_raveled_neighbors(output.shape, structure, center=offset)
     strides = np.array(flat_image.strides, dtype=np.intp) // flat_image.itemsize
     watershed_raveled(
         flat_image.ravel(), np.flatnonzero(output), neighbours, flat_mask.ravel(), strides, 0.0, output.ravel(), False
     )
     result: np.ndarray = output[inner]
     return result
+
+
+def prepare() -> None:
+    """Import scikit-image's flooding and check its core once per process (about 0.2 s), before any prompt."""
+    _core_agrees()
 
 
 @functools.cache
@@ -90,7 +157,7 @@ def _core_agrees() -> bool:
     markers = np.where(rng.random(image.shape) < 0.1, rng.integers(1, 4, image.shape), 0).astype(np.int32)
     mask = rng.random(image.shape) < 0.8
     try:
-        got = np.array(_core_flood(image, markers, mask))
+        got = np.array(_core_flood(image, markers, mask, _buffers(image.shape, "watershed")))
     except (ImportError, AttributeError, TypeError, ValueError):
         return False
     return bool(np.array_equal(got, _public_watershed(image, markers, mask)))
@@ -226,13 +293,13 @@ def refine_band(
     Works on the bounding box of the dilated coarse object only; everything outside it is background.
     """
     out = np.zeros(img.shape, np.uint8)
-    outer_c = ndimage.binary_dilation(coarse.astype(bool))
+    outer_c = dilate(coarse.astype(bool))
     cbox = nonzero_bbox(outer_c)
     if cbox is None:
         return out
     box = clip_bbox(tuple((lo * f, hi * f) for (lo, hi), f in zip(cbox, factors)), img.shape)
     csub = bbox_to_slices(cbox)
-    inner = upsample(ndimage.binary_erosion(coarse.astype(bool), border_value=1)[csub], factors, bbox_shape(box))
+    inner = upsample(erode(coarse.astype(bool), border_value=True)[csub], factors, bbox_shape(box))
     outer = upsample(outer_c[csub], factors, bbox_shape(box))
     sub = bbox_to_slices(box)
     # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
@@ -247,7 +314,7 @@ def refine_band(
     markers[inner] = 2
     markers[bg[sub]] = 1
     markers[fg[sub]] = 2
-    flood_unmarked(local, work)
+    flood_unmarked(local, work, split=True)
     out[sub] = clean(np.equal(work[inside], 2, out=scratch.empty("band.object", bbox_shape(box), bool)), fg[sub])
     return out
 

@@ -1,0 +1,121 @@
+"""Speed-ups of the weight-free engine's watershed that must not change a mask: shifted-OR morphology,
+floods in two halves, and rough results for regions that grow."""
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from skimage.segmentation import watershed as skimage_watershed
+
+from napari_nninteractive.core import threaded
+from napari_nninteractive.core.engines import seeded
+from napari_nninteractive.core.engines import watershed as ws
+from napari_nninteractive.core.engines.binary import dilate, erode
+from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.session import Session
+
+from ..conftest import sphere
+
+
+def test_dilate_and_erode_equal_scipy():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shape = tuple(int(n) for n in rng.integers(1, 9, int(rng.integers(1, 4))))
+        mask = rng.random(shape) < rng.random()
+        assert np.array_equal(dilate(mask), ndimage.binary_dilation(mask)), shape
+        for iterations in (1, 2, 3):
+            for border in (False, True):
+                expected = ndimage.binary_erosion(mask, iterations=iterations, border_value=border)
+                assert np.array_equal(erode(mask, iterations, border), expected), (shape, iterations, border)
+    with pytest.raises(ValueError, match="at least 1"):
+        erode(np.ones((3, 3), bool), 0)
+
+
+def _band(seed, shape=(40, 90, 60)):
+    """A noisy gradient image and the markers of a band around a blob: 2 inside, 1 outside, 0 in the band."""
+    rng = np.random.default_rng(seed)
+    blob = ndimage.gaussian_filter(rng.random(shape), 6) > 0.5
+    image = ndimage.gaussian_gradient_magnitude(np.where(blob, 100.0, 20.0) + rng.normal(0, 15, shape), 1.0)
+    markers = np.ones(shape, np.int32)
+    markers[erode(blob, 2, True)] = 2
+    markers[dilate(dilate(blob)) & ~erode(blob, 2, True)] = 0
+    return image.astype(np.float32), markers, dilate(markers == 0)
+
+
+def _spy_whole_floods(monkeypatch):
+    """Records the shapes :func:`ws._core_flood` floods (after its once-per-process check)."""
+    ws.prepare()
+    shapes = []
+    core = ws._core_flood
+
+    def spy(image, markers, mask, buffers):
+        shapes.append(image.shape)
+        return core(image, markers, mask, buffers)
+
+    monkeypatch.setattr(ws, "_core_flood", spy)
+    return shapes
+
+
+def test_a_band_flooded_in_two_halves_equals_one_whole_flood(monkeypatch):
+    monkeypatch.setattr(ws, "SPLIT_VISITED", 1000)
+    floods = _spy_whole_floods(monkeypatch)
+    for seed in range(4):
+        image, markers, mask = _band(seed)
+        floods.clear()
+        got = ws._flood(image, markers, mask, split=True)
+        assert np.array_equal(got, skimage_watershed(image, markers, mask=mask)), seed
+        assert len(floods) == 2 and image.shape not in floods  # two halves, no whole flood after them
+
+
+def test_halves_that_disagree_at_the_cut_are_replaced_by_one_whole_flood(monkeypatch):
+    # one marker at the end of a long corridor: every voxel is flooded from it, across the cut; the half
+    # without the marker cannot know that
+    monkeypatch.setattr(ws, "SPLIT_VISITED", 1000)
+    floods = _spy_whole_floods(monkeypatch)
+    shape = (6, 8, 300)
+    image = np.tile(np.linspace(0, 1, shape[2], dtype=np.float32), shape[:2] + (1,))
+    markers = np.zeros(shape, np.int32)
+    markers[:, :, 0] = 1
+    markers[0, 0, -1] = 2
+    mask = np.ones(shape, bool)
+    got = ws._flood(image, markers, mask, split=True)
+    assert np.array_equal(got, skimage_watershed(image, markers, mask=mask))
+    assert floods[-1] == shape  # the whole flood ran after the halves
+    assert (got == 1).mean() > 0.9
+
+
+def test_the_halves_do_not_depend_on_the_number_of_threads(monkeypatch):
+    monkeypatch.setattr(ws, "SPLIT_VISITED", 1000)
+    image, markers, mask = _band(7)
+    results = []
+    for n in (1, 2):
+        monkeypatch.setattr(threaded, "workers", lambda n=n: n)
+        results.append(np.array(ws._flood(image, markers, mask, split=True)))
+    assert np.array_equal(*results)
+
+
+def test_a_region_that_will_grow_skips_the_band_of_its_rough_result_and_gives_the_same_mask(monkeypatch):
+    big = sphere((80, 96, 96), (40, 48, 48), 34)
+    rng = np.random.default_rng(0)
+    img = np.where(big, 120.0, 40.0).astype(np.float32) + rng.normal(0, 8, big.shape).astype(np.float32)
+    refined = []
+    band = ws.refine_band
+    monkeypatch.setattr(ws, "refine_band", lambda *a: refined.append(1) or band(*a))
+    segment = SeededWatershedEngine._segment
+    masks, bands = [], []
+    for rough in (True, False):
+        if not rough:  # every attempt refined, as before
+
+            def refine_always(self, roi, tighten=1.0, provisional=False):
+                return segment(self, roi, tighten)
+
+            monkeypatch.setattr(SeededWatershedEngine, "_segment", refine_always)
+        s = Session(SeededWatershedEngine(SeededConfig(full_res_voxels=20_000)))
+        s.set_image(img)
+        refined.clear()
+        s.add_point((40, 48, 48))
+        masks.append(s.mask.copy())
+        bands.append(len(refined))
+        assert s.engine.forward_passes > 2 and s.engine.last_factors != (1, 1, 1)  # grown, coarse-to-fine
+    assert np.array_equal(*masks)
+    assert bands[0] < bands[1], bands
+    assert seeded.SeededWatershedEngine._touches_open_border(masks[0], ((0, 80), (0, 96), (0, 96)), big.shape) is False
