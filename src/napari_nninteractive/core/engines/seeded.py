@@ -269,12 +269,22 @@ class _SeededBase(Engine):
     ) -> tuple[BBox, np.ndarray]:
         """The changed box and the object there; with ``new``, only changes connected to those prompts.
 
-        ``windowed``: ``roi`` is a correction window and the object outside it stays as it is.
+        ``windowed``: ``roi`` is a correction window and the object outside it stays as it is. Else
+        the changed box holds the old and the new object (beyond both, nothing changes), which for
+        a region as large as the image is much less to copy and to write.
         """
-        changed = roi if windowed else union_bbox(roi, nonzero_bbox(mask))
-        assert changed is not None  # the ROI holds the prompts
-        values = np.zeros(bbox_shape(changed), dtype=np.uint8)
-        values[bbox_to_slices(relative_bbox(roi, changed))] = seg
+        if windowed:
+            changed = roi
+        else:
+            found = nonzero_bbox(seg)
+            changed = union_bbox(shift_bbox(found, [lo for lo, _ in roi]) if found else None, nonzero_bbox(mask)) or roi
+        if changed == roi:
+            values = seg.astype(np.uint8, copy=False)
+        else:
+            values = np.zeros(bbox_shape(changed), dtype=np.uint8)
+            inside = intersect_bbox(roi, changed)
+            assert inside is not None  # both hold the new object, or the ROI is all there is
+            values[bbox_to_slices(relative_bbox(inside, changed))] = seg[bbox_to_slices(relative_bbox(inside, roi))]
         if new is not None:
             zone = np.zeros(values.shape, bool)
             for p in new:
