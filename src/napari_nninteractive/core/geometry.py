@@ -67,6 +67,16 @@ def relative_bbox(box: BBox, frame: BBox) -> BBox:
     return shift_bbox(box, [-lo for lo, _ in frame])
 
 
+def open_faces(frame: BBox, shape: Sequence[int]) -> list[tuple[int, int]]:
+    """``(axis, 0 or -1)`` of each face of ``frame`` that does not lie on the border of an image of ``shape``."""
+    return [
+        (axis, idx)
+        for axis, ((lo, hi), n) in enumerate(zip(frame, shape))
+        for idx, at_edge in ((0, lo == 0), (-1, hi == n))
+        if not at_edge
+    ]
+
+
 def nonzero_bbox(mask: np.ndarray) -> BBox | None:
     """Tight bbox of the nonzero voxels of ``mask``; ``None`` when all are zero."""
     if mask.ndim == 3:  # two passes with contiguous reductions instead of three strided ones

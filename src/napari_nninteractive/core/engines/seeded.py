@@ -46,6 +46,7 @@ from ..geometry import (
     clip_bbox,
     intersect_bbox,
     nonzero_bbox,
+    open_faces,
     relative_bbox,
     shift_bbox,
     union_bbox,
@@ -273,18 +274,12 @@ class _SeededBase(Engine):
         the changed box holds the old and the new object (beyond both, nothing changes), which for
         a region as large as the image is much less to copy and to write.
         """
-        if windowed:
-            changed = roi
-        else:
-            found = nonzero_bbox(seg)
-            changed = union_bbox(shift_bbox(found, [lo for lo, _ in roi]) if found else None, nonzero_bbox(mask)) or roi
-        if changed == roi:
-            values = seg.astype(np.uint8, copy=False)
-        else:
-            values = np.zeros(bbox_shape(changed), dtype=np.uint8)
-            inside = intersect_bbox(roi, changed)
-            assert inside is not None  # both hold the new object, or the ROI is all there is
-            values[bbox_to_slices(relative_bbox(inside, changed))] = seg[bbox_to_slices(relative_bbox(inside, roi))]
+        found = None if windowed else nonzero_bbox(seg)
+        new_box = shift_bbox(found, [lo for lo, _ in roi]) if found else None
+        changed = roi if windowed else union_bbox(new_box, nonzero_bbox(mask)) or roi
+        inside = intersect_bbox(roi, changed)
+        values = np.zeros(bbox_shape(changed), dtype=np.uint8)
+        values[bbox_to_slices(relative_bbox(inside, changed))] = seg[bbox_to_slices(relative_bbox(inside, roi))]
         if new is not None:
             zone = np.zeros(values.shape, bool)
             for p in new:
@@ -319,11 +314,7 @@ class _SeededBase(Engine):
 
     @staticmethod
     def _touches_open_border(seg: np.ndarray, roi: BBox, shape: Sequence[int]) -> bool:
-        for axis, ((lo, hi), n) in enumerate(zip(roi, shape)):
-            for idx, at_edge in ((0, lo == 0), (-1, hi == n)):
-                if not at_edge and np.take(seg, idx, axis=axis).any():
-                    return True
-        return False
+        return any(np.take(seg, idx, axis=axis).any() for axis, idx in open_faces(roi, shape))
 
     # ------------------------------------------------------------------ seeds
 
@@ -507,7 +498,7 @@ class SeededWatershedEngine(_SeededBase):
             k_sigma,
         )
         if provisional:  # an object reaching the open border already at the coarse scale: the ROI grows
-            rough = ws.upsample(coarse, factors, img.shape)
+            rough = self._cut(ws.upsample(coarse, factors, img.shape), roi)  # cut as the caller will
             if self._touches_open_border(rough, roi, self._require_image().shape[1:]):
                 return rough
         return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
@@ -600,8 +591,7 @@ def _grown(box: BBox, plane_axis: int, frac: float, least: int, depth: tuple[int
 def _reaches_open_border(mask: np.ndarray, frame: BBox, values: np.ndarray) -> bool:
     """Whether ``values`` differ from ``mask`` on a face of ``frame`` that is not the image's border."""
     old = mask[bbox_to_slices(frame)]
-    for axis, ((lo, hi), n) in enumerate(zip(frame, mask.shape)):
-        for idx, at_edge in ((0, lo == 0), (-1, hi == n)):
-            if not at_edge and (np.take(values, idx, axis=axis) != np.take(old, idx, axis=axis)).any():
-                return True
-    return False
+    return any(
+        (np.take(values, idx, axis=axis) != np.take(old, idx, axis=axis)).any()
+        for axis, idx in open_faces(frame, mask.shape)
+    )
