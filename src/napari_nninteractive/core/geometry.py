@@ -67,6 +67,11 @@ def relative_bbox(box: BBox, frame: BBox) -> BBox:
     return shift_bbox(box, [-lo for lo, _ in frame])
 
 
+def along(ndim: int, axis: int, part: slice | int) -> tuple[slice | int, ...]:
+    """An index of an ``ndim``-d array taking ``part`` on ``axis`` and everything on the other axes."""
+    return tuple(part if a == axis else slice(None) for a in range(ndim))
+
+
 def open_faces(frame: BBox, shape: Sequence[int]) -> list[tuple[int, int]]:
     """``(axis, 0 or -1)`` of each face of ``frame`` that does not lie on the border of an image of ``shape``."""
     return [

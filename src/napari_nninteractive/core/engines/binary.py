@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _along(ndim: int, axis: int, part: slice) -> tuple[slice, ...]:
-    return tuple(part if a == axis else slice(None) for a in range(ndim))
+from ..geometry import along
 
 
 def dilate(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -22,13 +20,13 @@ def dilate(mask: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     ``out``: a boolean array of ``mask``'s shape to write into, not ``mask`` itself; returned.
     """
     mask = np.asarray(mask, dtype=bool)
-    out = np.empty(mask.shape, bool) if out is None else out
-    assert out is not None
+    if out is None:
+        out = np.empty(mask.shape, bool)
     np.copyto(out, mask)
     for axis in range(mask.ndim):
         if mask.shape[axis] < 2:
             continue
-        head, tail = _along(mask.ndim, axis, slice(0, -1)), _along(mask.ndim, axis, slice(1, None))
+        head, tail = along(mask.ndim, axis, slice(0, -1)), along(mask.ndim, axis, slice(1, None))
         np.logical_or(out[head], mask[tail], out=out[head])
         np.logical_or(out[tail], mask[head], out=out[tail])
     return out
@@ -52,8 +50,8 @@ def erode(mask: np.ndarray, iterations: int = 1, border_value: bool = False) -> 
         np.logical_not(out, out=out)
         if not border_value:
             for axis in range(mask.ndim):
-                out[_along(mask.ndim, axis, slice(0, 1))] = False
-                out[_along(mask.ndim, axis, slice(-1, None))] = False
+                out[along(mask.ndim, axis, 0)] = False
+                out[along(mask.ndim, axis, -1)] = False
     return out
 
 

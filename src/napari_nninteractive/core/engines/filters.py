@@ -14,6 +14,7 @@ import itertools
 import numpy as np
 from scipy import ndimage
 
+from ..geometry import along
 from ..threaded import run_parts, workers
 from . import scratch
 
@@ -26,11 +27,7 @@ def _filter1d(data: np.ndarray, out: np.ndarray, sigma: float, axis: int, order:
     k = workers() if data.size >= MIN_THREADED_VOXELS and data.ndim > 1 else 1
     split = max((a for a in range(data.ndim) if a != axis), key=lambda a: data.shape[a], default=axis)
     edges = [i * data.shape[split] // k for i in range(k + 1)]
-    parts = [
-        tuple(slice(lo, hi) if a == split else slice(None) for a in range(data.ndim))
-        for lo, hi in itertools.pairwise(edges)
-        if hi > lo
-    ]
+    parts = [along(data.ndim, split, slice(lo, hi)) for lo, hi in itertools.pairwise(edges) if hi > lo]
     run_parts(lambda sl: ndimage.gaussian_filter1d(data[sl], sigma, axis, order, output=out[sl]), parts)
 
 

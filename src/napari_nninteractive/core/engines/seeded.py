@@ -41,6 +41,7 @@ from scipy import ndimage
 from ..encoding import content_bbox
 from ..geometry import (
     BBox,
+    along,
     bbox_shape,
     bbox_to_slices,
     clip_bbox,
@@ -420,7 +421,7 @@ class _SeededBase(Engine):
             mark(sd.complement(prism, roi), fg, bg)
         s = box[plane_axis][0] - roi[plane_axis][0]
         if 0 <= s < bg.shape[plane_axis]:
-            sl = tuple(slice(s, s + 1) if a == plane_axis else slice(None) for a in range(bg.ndim))
+            sl = along(bg.ndim, plane_axis, slice(s, s + 1))
             plane_roi = tuple((lo + s, lo + s + 1) if a == plane_axis else (lo, hi) for a, (lo, hi) in enumerate(roi))
             mark(sd.complement(_grown(box, plane_axis, 0.1, 2, box[plane_axis]), plane_roi), fg[sl], bg[sl])
 

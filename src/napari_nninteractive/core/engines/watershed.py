@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from ..geometry import bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
+from ..geometry import along, bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
 from ..threaded import run_parts
 from . import filters, scratch
 from .binary import dilate, erode
@@ -75,11 +75,12 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
 
     The cut crosses the longest axis where it halves the visited voxels; each half floods
     :data:`SPLIT_OVERLAP` voxels beyond the cut and keeps its own side. scikit-image's core lets go
-    of the GIL, so on two cores a large band floods in about half the time. A voxel can get another
-    label than one whole flood gives only if the path that floods it runs more than the overlap
-    along the cut's axis across the cut; on the bands the engine floods, with markers a few voxels
-    either side, none was seen (see the tests). The halves depend on the inputs alone, never on
-    the number of threads: the result is the same on every machine.
+    of the GIL, so on two cores a large band floods in about half the time. A half is wrong near
+    its own far end, where it lacks its neighbours; if the two disagree anywhere within half the
+    overlap of the cut, a flood path crossed it and the whole is flooded in one piece instead.
+    Forced onto every flood of the shared-data evaluation, the halves that passed this check
+    always equalled one whole flood. The halves depend on the inputs alone, never on the number
+    of threads: the result is the same on every machine.
     """
     axis = int(np.argmax(image.shape))
     n = image.shape[axis]
@@ -87,8 +88,8 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
     cut = int(np.clip(np.searchsorted(np.cumsum(per_index), per_index.sum() / 2), 1, n - 1))
     pieces = [((0, min(n, cut + SPLIT_OVERLAP)), (0, cut)), ((max(0, cut - SPLIT_OVERLAP), n), (cut, n))]
 
-    def along(lo: int, hi: int) -> tuple[slice, ...]:
-        return tuple(slice(lo, hi) if a == axis else slice(None) for a in range(image.ndim))
+    def span(lo: int, hi: int) -> tuple[slice | int, ...]:
+        return along(image.ndim, axis, slice(lo, hi))
 
     # the halves' buffers are taken here: scratch pools are per thread
     shapes = [tuple(hi - lo if a == axis else s for a, s in enumerate(image.shape)) for (lo, hi), _ in pieces]
@@ -96,18 +97,18 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
     halves: list[np.ndarray] = [np.empty(0), np.empty(0)]
 
     def flood_half(i: int) -> None:
-        sl = along(*pieces[i][0])
+        sl = span(*pieces[i][0])
         halves[i] = _core_flood(image[sl], markers[sl], mask[sl], buffers[i])
 
     run_parts(flood_half, [0, 1])
     # each half is wrong near its own far end, where it lacks its neighbours; that must not reach the cut
     lo, hi = max(0, cut - SPLIT_OVERLAP // 2), min(n, cut + SPLIT_OVERLAP // 2)
     b_lo = pieces[1][0][0]
-    if not np.array_equal(halves[0][along(lo, hi)], halves[1][along(lo - b_lo, hi - b_lo)]):
+    if not np.array_equal(halves[0][span(lo, hi)], halves[1][span(lo - b_lo, hi - b_lo)]):
         return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))  # it did: flood as a whole
     out = scratch.empty("watershed.split", image.shape, np.int32)
     for half, ((lo, _), (keep_lo, keep_hi)) in zip(halves, pieces):
-        out[along(keep_lo, keep_hi)] = half[along(keep_lo - lo, keep_hi - lo)]
+        out[span(keep_lo, keep_hi)] = half[span(keep_lo - lo, keep_hi - lo)]
     return out
 
 
@@ -167,8 +168,8 @@ def _bordered(name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> np.nda
     """A scratch array whose outermost layer on every face is zero (the inside is left to the caller)."""
     out = scratch.empty(name, shape, dtype)
     for axis in range(out.ndim):
-        out[(slice(None),) * axis + (0,)] = 0
-        out[(slice(None),) * axis + (-1,)] = 0
+        out[along(out.ndim, axis, 0)] = 0
+        out[along(out.ndim, axis, -1)] = 0
     return out
 
 
@@ -227,7 +228,7 @@ def block_sum(a: np.ndarray, factors: tuple[int, ...], dtype: npt.DTypeLike) -> 
         return a.astype(dtype, copy=False)
 
     def part(src: np.ndarray, axis: int, lo: int, hi: int) -> np.ndarray:
-        return src[(slice(None),) * axis + (slice(lo, hi),)]
+        return src[along(src.ndim, axis, slice(lo, hi))]
 
     for k, axis in enumerate(axes):
         f, n = factors[axis], a.shape[axis]
