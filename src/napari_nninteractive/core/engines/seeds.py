@@ -12,6 +12,7 @@ from scipy import ndimage
 from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
 from ..prompts import Box, Point, Prompt
 from . import filters
+from .binary import dilate
 
 
 def ball(r: int) -> np.ndarray:
@@ -160,7 +161,7 @@ def local_update(old: np.ndarray, new: np.ndarray, zone: np.ndarray, positive: b
         return out
     sl = bbox_to_slices(box)
     labels, _ = ndimage.label(diff[sl])
-    keep = np.unique(labels[ndimage.binary_dilation(zone[sl]) & diff[sl]])
+    keep = np.unique(labels[dilate(zone[sl]) & diff[sl]])
     take = np.isin(labels, keep[keep > 0])
     out[sl][take] = new[sl][take]
     return out
