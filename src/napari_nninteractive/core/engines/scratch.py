@@ -1,9 +1,10 @@
 """Scratch arrays for the weight-free engine's large temporaries, kept by the engine and reused.
 
 Memory fresh from the operating system costs a page fault per page when it is first written. For
-the region of a large organ (a liver's box solves about 14 M voxels, a click on it up to the whole 35 M-voxel CT) the temporaries of one solve
-come to several hundred megabytes, and on the project's 2-core VM their page faults took as long as
-the computation itself (about 1 s of a 2 s box). Big arrays are mapped fresh by the allocator on
+the region of a large organ (a liver's box solves about 14 M voxels, a click on it up to the whole
+35 M-voxel CT) the temporaries of one solve come to several hundred megabytes, and on the
+project's 2-core VM their page faults took as long as the computation itself (about 1 s of a 2 s
+box). Big arrays are mapped fresh by the allocator on
 every request, so it does not recycle them; a :class:`Scratch` does: each named temporary lives in a
 buffer, grown when a larger one is asked for and reused by the next solve.
 
