@@ -7,8 +7,9 @@ import pytest
 
 from napari_nninteractive.cli.segment import main as segment_main
 from napari_nninteractive.core.engines.base import EngineError
+from napari_nninteractive.core.engines.random_walker import RandomWalkerEngine
 from napari_nninteractive.core.engines.registry import make_engine
-from napari_nninteractive.core.engines.seeded import RandomWalkerEngine, SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
 from napari_nninteractive.core.geometry import bbox_shape, bbox_to_slices
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim

@@ -60,7 +60,7 @@ def _watershed(*_: object) -> Engine:
 
 
 def _random_walker(*_: object) -> Engine:
-    from .seeded import RandomWalkerEngine
+    from .random_walker import RandomWalkerEngine
 
     return RandomWalkerEngine()
 

@@ -1,6 +1,7 @@
-"""Weight-free engines: seeded watershed with an intensity model (default) and a random-walker baseline.
+"""Weight-free engines: seeded watershed with an intensity model (the default; the random-walker baseline
+in :mod:`.random_walker` shares the region and seeds).
 
-Both compute the object from the full list of its prompts, inside a region of interest (ROI)
+They compute the object from the full list of its prompts, inside a region of interest (ROI)
 around the prompts that grows when the object touches its border (the AutoZoom idea). Nothing is
 trained or downloaded; results are deterministic (the same interactions give the same masks), and
 undo/redo are exact.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -537,34 +537,6 @@ def _flood(
     markers[fg] = 2
     ws.flood_unmarked(img, markers, crop=cfg.crop_watershed)
     return ws.clean(markers == 2, fg)
-
-
-class RandomWalkerEngine(_SeededBase):
-    """Baseline: scikit-image's random walker on the same ROI and seeds, ROI border as background."""
-
-    name = "random walker (baseline)"
-    tightens = False  # no intensity model to tighten: a flood falls back to the seeds at once
-
-    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
-        from skimage.segmentation import random_walker
-
-        img = self._region_image(roi)
-        fg, bg, _ = self._seeds(roi, img)
-        if not fg.any():
-            return np.zeros(img.shape, np.uint8)
-        markers = np.zeros(img.shape, np.int32)
-        border = np.ones(img.shape, bool)
-        border[1:-1, 1:-1, 1:-1] = False  # the region's outer faces
-        markers[border] = 1
-        markers[bg] = 1
-        markers[fg] = 2
-        lo, hi = np.percentile(img, [1, 99])
-        scaled = (img - lo) / max(hi - lo, 1e-6)
-        with warnings.catch_warnings():  # the solver's tolerance note is not something a user can act on
-            warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
-            labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)
-        seg: np.ndarray = (labels == 2).astype(np.uint8)
-        return seg
 
 
 def _drawn(prompts: Sequence[Prompt]) -> int:
