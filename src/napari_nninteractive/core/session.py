@@ -537,6 +537,7 @@ class Session:
         notices: tuple[str, ...] = ()
         engine_before = self.engine.get_state()
         self.engine.forward_passes = 0
+        self.engine.notices = ()
         try:
             need_engine = True
             idx = max((i for i, p in enumerate(prompts) if isinstance(p, InitialMask)), default=None)
@@ -553,6 +554,7 @@ class Session:
                 prompts = prompts[idx:] if init.refine else prompts[idx + 1 :]
             if need_engine and prompts:
                 regions, notices = self._engine_predict(prompts, self.engine.get_state())
+                notices += self.engine.notices
                 for box, values in regions:
                     if self.fusion and idx is None:
                         values = self._fuse(box, values, prompts)

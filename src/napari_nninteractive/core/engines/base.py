@@ -79,6 +79,8 @@ class Engine(abc.ABC):
     forward_passes: int = 0
     #: What :attr:`forward_passes` counts, in words.
     pass_name: str = "forward pass"
+    #: Messages for the user about the last ``predict`` (e.g. a result it refused); the session passes them on.
+    notices: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for logs and the UI."""

@@ -17,9 +17,10 @@ are background (and the ROI stops ``min_margin`` beyond the prism). An initial m
 object with its (eroded) voxels.
 
 No flood: a result that outgrows every ROI, fills half the image, reaches four of its faces (as
-the background does) or multiplies a corrected object's size 30-fold is re-solved with a tighter
-intensity model, and when that floods too the object is its positive seeds only (a click on
-background gives a small object around the click).
+the background does), fills a quarter and reaches two faces from clicks and scribbles alone, or
+multiplies a corrected object's size 30-fold is re-solved with a tighter intensity model, and
+when that floods too the object is its positive seeds only (a click on background gives a small
+object around the click). Either way the change carries a notice that says so.
 
 Corrections act where they were placed (:func:`local_update`): of what the recomputation changes,
 only the parts connected to the new prompts are kept; a positive correction only adds, a negative
@@ -63,6 +64,16 @@ from .seeds import local_update
 
 log = logging.getLogger(__name__)
 
+#: The notices of a result refused as a flood (see ``_SeededBase._floods``).
+TIGHTENED = (
+    "The first result spread too far (e.g. from a click, over a quarter of the image out to its border), so "
+    "a tighter one is shown. A box around the object, or negative clicks where it leaks, tells the engine more."
+)
+SEEDS_ONLY = (
+    "Every result spread too far (e.g. from a click, over a quarter of the image out to its border), so only "
+    "the prompted voxels are kept. Draw a box around the object, or add negative clicks where it leaks."
+)
+
 
 @dataclass(frozen=True)
 class SeededConfig:
@@ -81,6 +92,7 @@ class SeededConfig:
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
     tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
     max_fraction: float = 0.5  # an object over this fraction of the image is a flood
+    max_fraction_undrawn: float = 0.25  # ... or this fraction reaching two image faces, without box, lasso or mask
     max_jump: float = 30.0  # a correction that multiplies the object's size by more is a flood
     prism: float = 0.1  # a first positive 2-D box/lasso: background beyond this fraction of its extent
     window: float = 0.25  # a large object's correction is solved this fraction of its extent around the prompt
@@ -186,11 +198,14 @@ class _SeededBase(Engine):
                     assert first is not None  # always=True gives a window
                     _, seg, _ = self._grow(mask, control, tighten, first)
                     changed, values = self._merge(mask, first, seg, new, True)
+                if tighten != tightenings[0]:
+                    self.notices = (TIGHTENED,)
                 return [(changed, values)]
             log.info("the object flooded its region (tighten %s); tightening the intensity model", tighten)
         roi = self._roi(self._core(mask))
         fg, _, _ = self._seeds(roi, self._region_image(roi))
         changed, values = self._merge(mask, roi, self._cut(ws.clean(fg, fg), roi), new if local else None)
+        self.notices = (SEEDS_ONLY,)
         return [(changed, values)]
 
     def _core(self, mask: np.ndarray) -> BBox:
@@ -294,22 +309,27 @@ class _SeededBase(Engine):
         """Whether a result (``values`` on ``frame``) is a flood, not an object.
 
         A flood outgrew every ROI, fills more than ``config.max_fraction`` of the image, reaches
-        four or more of the image's faces (as the background does), or, as a correction of an
-        object of ``n_old`` voxels (at least the new positive box or lasso), multiplied its size by
-        more than ``config.max_jump``.
+        four or more of the image's faces (as the background does), fills more than
+        ``config.max_fraction_undrawn`` and reaches two faces when no positive box, lasso or
+        initial mask sized the object (a click spreading into the tissue around it), or, as a
+        correction of an object of ``n_old`` voxels (at least the new positive box or lasso),
+        multiplied its size by more than ``config.max_jump``.
         """
         if not contained:
             return True
-        n = int(np.count_nonzero(values))
-        if n > self.config.max_fraction * int(np.prod(shape)):
+        n, size = int(np.count_nonzero(values)), int(np.prod(shape))
+        if n > self.config.max_fraction * size:
             return True
         faces = 0
-        for axis, ((lo, hi), size) in enumerate(zip(frame, shape)):
-            if size > 1:
+        for axis, ((lo, hi), extent) in enumerate(zip(frame, shape)):
+            if extent > 1:
                 faces += (lo == 0 and bool(np.take(values, 0, axis=axis).any())) + (
-                    hi == size and bool(np.take(values, -1, axis=axis).any())
+                    hi == extent and bool(np.take(values, -1, axis=axis).any())
                 )
         if faces >= 4:
+            return True
+        sized = _drawn(self._prompts) or any(isinstance(p, InitialMask) for p in self._prompts)
+        if faces >= 2 and n > self.config.max_fraction_undrawn * size and not sized:
             return True
         return n_old > 0 and n > self.config.max_jump * n_old and n - n_old > 1000
 
