@@ -66,12 +66,12 @@ log = logging.getLogger(__name__)
 
 #: The notices of a result refused as a flood (see ``_SeededBase._floods``).
 TIGHTENED = (
-    "The first result spread too far (e.g. from a click, over a quarter of the image out to its border), so "
-    "a tighter one is shown. A box around the object, or negative clicks where it leaks, tells the engine more."
+    "The result spread much further than the prompts suggest, so a tighter one is shown. A box around the "
+    "object, or negative clicks where it leaks, tells the engine more."
 )
 SEEDS_ONLY = (
-    "Every result spread too far (e.g. from a click, over a quarter of the image out to its border), so only "
-    "the prompted voxels are kept. Draw a box around the object, or add negative clicks where it leaks."
+    "Every result spread much further than the prompts suggest, so only the prompted voxels are kept. Draw "
+    "a box around the object, or add negative clicks where it leaks."
 )
 
 
