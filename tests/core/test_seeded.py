@@ -606,6 +606,8 @@ def test_a_click_alone_never_takes_a_quarter_of_the_image_out_to_its_border_and_
     change = s.add_point((24, 20, 20))
     assert s.mask[24, 20, 20] == 1 and s.mask.mean() < 0.25  # measured 257 voxels: the click's own seeds
     assert change.notices == (SEEDS_ONLY,)
+    s.next_object()
+    assert s.add_bbox([[24, 25], [10, 54], [10, 54]]).notices == ()  # the notice belonged to that one change
 
 
 def test_a_box_still_segments_an_object_over_a_quarter_of_the_image():
