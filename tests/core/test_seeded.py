@@ -243,9 +243,10 @@ def test_a_positive_click_on_background_gives_a_small_object_around_it(coord):
     img, a = _flood_scene()
     s = Session(SeededWatershedEngine())
     s.set_image(img)
-    s.add_point(coord)
+    change = s.add_point(coord)
     assert s.mask[coord] == 1 and not (s.mask.astype(bool) & a).any()
     assert s.mask.sum() < 0.01 * s.mask.size  # measured 1434 and 257 voxels of 196608
+    assert len(change.notices) == 1 and "spread much further" in change.notices[0]  # the user is told why
 
 
 @pytest.mark.parametrize("kind", ["lasso", "box"])
