@@ -328,9 +328,10 @@ class _SeededBase(Engine):
                 )
         if faces >= 4:
             return True
-        sized = _drawn(self._prompts) or any(isinstance(p, InitialMask) for p in self._prompts)
-        if faces >= 2 and n > self.config.max_fraction_undrawn * size and not sized:
-            return True
+        if faces >= 2 and n > self.config.max_fraction_undrawn * size:
+            sized = _drawn(self._prompts) or any(isinstance(p, InitialMask) for p in self._prompts)
+            if not sized:
+                return True
         return n_old > 0 and n > self.config.max_jump * n_old and n - n_old > 1000
 
     @staticmethod
