@@ -101,6 +101,27 @@ def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
     assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
 
 
+def test_the_first_prompt_starts_the_engine_before_the_output_layer_is_made(viewer, qtbot):
+    # a new Labels layer takes ~0.1 s of the GUI thread: made while the engine already runs, not before it
+    w, layer, _ = _widget(viewer)
+    _attach(w, layer, SlowNet(0.5, delay=0.3))
+    a = w.annotator
+    busy_when_made = []
+    layer_for = a.output.layer_for
+
+    def recording(*args, **kwargs):
+        busy_when_made.append(a.runner.busy)
+        return layer_for(*args, **kwargs)
+
+    a.output.layer_for = recording
+    a.prompt_layers[Tool.POINT].add(list(C))
+    assert busy_when_made == [True]  # the layer was made once, with the prediction already under way
+    _settle(w, qtbot)
+    got = _output(viewer).data > 0
+    expected = sphere(SHAPE, C, R)
+    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9  # and the mask landed in it
+
+
 # ----------------------------------------------------------------------------- prompts
 
 
