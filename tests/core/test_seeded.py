@@ -611,6 +611,18 @@ def test_a_click_alone_never_takes_a_quarter_of_the_image_out_to_its_border_and_
     assert s.add_bbox([[24, 25], [10, 54], [10, 54]]).notices == ()  # the notice belonged to that one change
 
 
+def test_an_object_set_as_a_mask_is_sized_by_it_for_the_clicks_that_follow():
+    # a mask set without refine reaches the session, not the engine's prompts: the object it holds still counts
+    img, body = _large_body()
+    s = Session(SeededWatershedEngine())
+    s.set_image(img)
+    part = np.zeros_like(body)
+    part[:, 10:44, 10:54] = True  # 36 % of the image, most of the body
+    s.set_initial_mask(part)
+    change = s.add_point((24, 20, 20))
+    assert dice(s.mask, body) > 0.95 and change.notices == ()  # measured: the body, 0.999
+
+
 def test_a_box_still_segments_an_object_over_a_quarter_of_the_image():
     img, body = _large_body()
     s = Session(SeededWatershedEngine())

@@ -122,6 +122,7 @@ class Engine(abc.ABC):
         ``mask`` is the current 0/1 mask (read only). Returns regions to write, in order. A caller
         whose prediction was cancelled or failed restores the prompt state with :meth:`set_state`.
         """
+        self.notices = ()
         for prompt in prompts:
             self._record(prompt)
         return self._predict(mask, prompts, control)

@@ -70,7 +70,7 @@ TIGHTENED = (
     "object, or negative clicks where it leaks, tells the engine more."
 )
 SEEDS_ONLY = (
-    "Every result spread much further than the prompts suggest, so only the prompted voxels are kept. Draw "
+    "Every result spread much further than the prompts suggest, so only the prompted voxels change. Draw "
     "a box around the object, or add negative clicks where it leaks."
 )
 
@@ -191,7 +191,7 @@ class _SeededBase(Engine):
                 if window is None or not _reaches_open_border(mask, changed, values):
                     break
                 window = self._widen(window)
-            if not self._floods(values, changed, contained, max(n_old, _drawn(new)) if local else 0, mask.shape):
+            if not self._floods(values, changed, contained, max(n_old, _drawn(new)) if local else 0, mask.shape, n_old):
                 if local and self._collapses(mask, changed, values, n_old):
                     # a correction that would take most of the object: only its first window changes
                     first = self._window(old_box, new, always=True)
@@ -305,15 +305,19 @@ class _SeededBase(Engine):
             values = local_update(before, values, zone, signs.pop() if len(signs) == 1 else None)
         return changed, values
 
-    def _floods(self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...]) -> bool:
+    def _floods(
+        self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...], before: int = 0
+    ) -> bool:
         """Whether a result (``values`` on ``frame``) is a flood, not an object.
 
         A flood outgrew every ROI, fills more than ``config.max_fraction`` of the image, reaches
         four or more of the image's faces (as the background does), fills more than
-        ``config.max_fraction_undrawn`` and reaches two faces when no positive box, lasso or
-        initial mask sized the object (a click spreading into the tissue around it), or, as a
-        correction of an object of ``n_old`` voxels (at least the new positive box or lasso),
-        multiplied its size by more than ``config.max_jump``.
+        ``config.max_fraction_undrawn`` and reaches two faces when nothing sized the object (a
+        click spreading into the tissue around it), or, as a correction of an object of ``n_old``
+        voxels (at least the new positive box or lasso), multiplied its size by more than
+        ``config.max_jump``. A positive box or lasso sizes the object, as does an initial mask or
+        the object of ``before`` voxels there before this prediction when it holds a quarter of
+        the result (a mask set without refine leaves the engine no prompt that says so).
         """
         if not contained:
             return True
@@ -329,8 +333,8 @@ class _SeededBase(Engine):
         if faces >= 4:
             return True
         if faces >= 2 and n > self.config.max_fraction_undrawn * size:
-            sized = _drawn(self._prompts) or any(isinstance(p, InitialMask) for p in self._prompts)
-            if not sized:
+            drawn = _drawn(self._prompts) or any(isinstance(p, InitialMask) for p in self._prompts)
+            if not drawn and 4 * before < n:
                 return True
         return n_old > 0 and n > self.config.max_jump * n_old and n - n_old > 1000
 
