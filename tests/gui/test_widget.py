@@ -120,6 +120,13 @@ def test_the_first_prompt_starts_the_engine_before_the_output_layer_is_made(view
     got = _output(viewer).data > 0
     expected = sphere(SHAPE, C, R)
     assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9  # and the mask landed in it
+    # a deleted output layer is re-made first, so the whole object is written into it before the new change
+    viewer.layers.remove(_output(viewer))
+    a.prompt_layers[Tool.POINT].add(list(C))
+    assert busy_when_made == [True, False]
+    _settle(w, qtbot)
+    got = _output(viewer).data > 0
+    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
 
 
 # ----------------------------------------------------------------------------- prompts

@@ -236,9 +236,13 @@ class Annotator:
         if not self.ready:
             self.notify(NOT_READY, "warning")
             return
+        target = self.targets.get(self.object_id)
+        deleted = target is not None and target.layer not in self.viewer.layers
+        if deleted:  # re-created first, so the whole object is written into it (a sync) before this action's change
+            self._target(self.object_id)
         self.runner.submit(Action(action.kind, action.prompt, action.run, tag=self.object_id))
-        # the object's layer after the engine has started: a new Labels layer takes ~0.1 s of the GUI thread
-        self._target(self.object_id)
+        if not deleted:  # a new object's layer is made while the engine runs: it takes napari ~0.1 s
+            self._target(self.object_id)
         self.state_changed.emit()
 
     def run(self) -> None:
