@@ -54,12 +54,12 @@ from ..geometry import (
     union_bbox,
 )
 from ..lazy import ImageArray
+from ..morphology import erode
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind
 from . import filters, scratch
 from . import seeds as sd
 from . import watershed as ws
 from .base import Engine, RunControl, Update
-from .binary import erode
 from .seeds import local_update
 
 log = logging.getLogger(__name__)

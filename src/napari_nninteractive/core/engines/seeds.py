@@ -10,9 +10,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
+from ..morphology import dilate
 from ..prompts import Box, Point, Prompt
 from . import filters
-from .binary import dilate
 
 
 def ball(r: int) -> np.ndarray:

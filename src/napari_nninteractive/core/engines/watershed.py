@@ -12,9 +12,9 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from ..geometry import along, bbox_shape, bbox_to_slices, clip_bbox, nonzero_bbox, relative_bbox
+from ..morphology import dilate, erode
 from ..threaded import run_parts
 from . import filters, scratch
-from .binary import dilate, erode
 
 #: A flood visiting at least this many voxels runs as two halves at once (:func:`_split_flood`).
 SPLIT_VISITED = 200_000
