@@ -65,13 +65,14 @@ def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray, split: bool
     """
     if not _core_agrees():
         return _public_watershed(image, markers, mask)
-    if split and image.ndim > 1 and np.count_nonzero(mask) >= SPLIT_VISITED:
+    if split and image.ndim > 1:
         return _split_flood(image, markers, mask)
     return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))
 
 
 def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """:func:`_core_flood` as two halves, flooded at once on two threads (one after the other on one).
+    """:func:`_core_flood` as two halves, flooded at once on two threads (one after the other on one),
+    when it visits at least :data:`SPLIT_VISITED` voxels (else in one piece).
 
     The cut crosses the longest axis where it halves the visited voxels; each half floods
     :data:`SPLIT_OVERLAP` voxels beyond the cut and keeps its own side. scikit-image's core lets go
@@ -85,6 +86,8 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
     axis = int(np.argmax(image.shape))
     n = image.shape[axis]
     per_index = np.count_nonzero(mask, axis=tuple(a for a in range(image.ndim) if a != axis))
+    if per_index.sum() < SPLIT_VISITED:  # too small to gain from two threads
+        return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))
     cut = int(np.clip(np.searchsorted(np.cumsum(per_index), per_index.sum() / 2), 1, n - 1))
     pieces = [((0, min(n, cut + SPLIT_OVERLAP)), (0, cut)), ((max(0, cut - SPLIT_OVERLAP), n), (cut, n))]
 
