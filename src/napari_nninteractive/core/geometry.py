@@ -72,13 +72,14 @@ def along(ndim: int, axis: int, part: slice | int) -> tuple[slice | int, ...]:
     return tuple(part if a == axis else slice(None) for a in range(ndim))
 
 
-def open_faces(frame: BBox, shape: Sequence[int]) -> list[tuple[int, int]]:
-    """``(axis, 0 or -1)`` of each face of ``frame`` that does not lie on the border of an image of ``shape``."""
+def open_faces(frame: BBox, shape: Sequence[int], on_border: bool = False) -> list[tuple[int, int]]:
+    """``(axis, 0 or -1)`` of each face of ``frame`` that does not lie on the border of an image of ``shape``
+    (``on_border``: of each face that does)."""
     return [
         (axis, idx)
         for axis, ((lo, hi), n) in enumerate(zip(frame, shape))
         for idx, at_edge in ((0, lo == 0), (-1, hi == n))
-        if not at_edge
+        if at_edge == on_border
     ]
 
 

@@ -324,12 +324,11 @@ class _SeededBase(Engine):
         n, size = int(np.count_nonzero(values)), int(np.prod(shape))
         if n > self.config.max_fraction * size:
             return True
-        faces = 0
-        for axis, ((lo, hi), extent) in enumerate(zip(frame, shape)):
-            if extent > 1:
-                faces += (lo == 0 and bool(np.take(values, 0, axis=axis).any())) + (
-                    hi == extent and bool(np.take(values, -1, axis=axis).any())
-                )
+        faces = sum(  # the image's faces the result reaches (a flat axis has none)
+            bool(np.take(values, idx, axis=axis).any())
+            for axis, idx in open_faces(frame, shape, on_border=True)
+            if shape[axis] > 1
+        )
         if faces >= 4:
             return True
         if faces >= 2 and n > self.config.max_fraction_undrawn * size:
