@@ -537,7 +537,6 @@ class Session:
         notices: tuple[str, ...] = ()
         engine_before = self.engine.get_state()
         self.engine.forward_passes = 0
-        self.engine.notices = ()
         try:
             need_engine = True
             idx = max((i for i, p in enumerate(prompts) if isinstance(p, InitialMask)), default=None)
