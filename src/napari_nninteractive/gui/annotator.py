@@ -236,8 +236,7 @@ class Annotator:
         if not self.ready:
             self.notify(NOT_READY, "warning")
             return
-        target = self.targets.get(self.object_id)
-        deleted = target is not None and target.layer not in self.viewer.layers
+        deleted = self.output.layer_gone(self.object_id)
         if deleted:  # re-created first, so the whole object is written into it (a sync) before this action's change
             self._target(self.object_id)
         self.runner.submit(Action(action.kind, action.prompt, action.run, tag=self.object_id))

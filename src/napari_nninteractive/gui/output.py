@@ -84,7 +84,7 @@ class OutputWriter:
         ``keep_active`` is the layer to select again after a new output layer was added.
         """
         target = self.objects.targets.get(object_id)
-        if target is not None and target.layer in self.viewer.layers:
+        if target is not None and not self.layer_gone(object_id):
             return target, False
         recreated = target is not None
         if recreated:
@@ -95,6 +95,11 @@ class OutputWriter:
         target = ObjectTarget(layer, self.value_for(layer), target.name if recreated else f"object {object_id + 1}")
         self.objects.add(object_id, target)
         return target, recreated
+
+    def layer_gone(self, object_id: int) -> bool:
+        """The object has a layer and it was deleted from the viewer (:meth:`target` re-makes it)."""
+        target = self.objects.targets.get(object_id)
+        return target is not None and target.layer not in self.viewer.layers
 
     def layer_for(self, object_id: int, view: L.ImageView, keep_active=None) -> Labels:
         """The chosen output layer (if it fits the image), the image's shared objects layer, or a new one.
