@@ -4,8 +4,8 @@ A synthetic int16 volume of that size with four organ-like objects of different 
 noise, and a second volume of that size with one liver-sized object (about 3 M voxels, low
 contrast); for each object: a box on its largest slice, a positive click at its deepest voxel, a
 negative click in the background next to it, undo and redo, then that click alone as the first
-prompt of a new object (its region grows from the click, for the liver to the whole volume). The liver runs with and without
-multi-round result fusion (default configuration) first. Prints the wall time of every
+prompt of a new object (its region grows from the click, for the liver to the whole volume). The
+liver runs with and without multi-round result fusion (default configuration) first. Prints the wall time of every
 interaction (engine only), the ROI solver runs and the Dice reached, for three configurations in
 one run: the watershed over the whole region, the watershed visiting only unmarked voxels (same
 masks), and the default coarse-to-fine solve of large regions (``--quick``: the default only). (The simulated users of
