@@ -269,3 +269,39 @@ def test_writing_a_change_touches_only_its_flipped_voxels_and_keeps_other_object
     expected[1, 1, 1] = 0  # ... so the hand-painted voxel, not in the mask, goes
     expected[2, 4, 4] = 3
     assert np.array_equal(layer.data, expected)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint32, np.int64])
+def test_writing_a_change_gives_the_voxel_rule_for_every_label_dtype(dtype):
+    """``write_object`` against the rule written out voxel by voxel, on random layers, masks and flipped regions:
+    where the change applies, the object's voxels become ``value`` (another object's only with overwrite) and
+    voxels it gives up become 0; every other voxel keeps its value, and the dtype stays."""
+    from napari.layers import Image, Labels
+
+    from napari_nninteractive.gui.layers import ImageView, write_object
+
+    rng = np.random.default_rng(7)
+    box = ((3, 13), (4, 16), (5, 14))
+    inner = tuple(slice(lo, hi) for lo, hi in box)
+    for value in (1, 3, 120):
+        for overwrite in (False, True):
+            for with_flipped in (False, True):
+                data = rng.integers(0, 4, (16, 20, 18)).astype(dtype)
+                data[data == 3] = value  # some voxels already hold the object
+                mask = (rng.random((10, 12, 9)) > 0.5).astype(np.uint8)
+                region = data[inner]
+                applies = mask.astype(bool) != (region == value)
+                flipped = applies & (rng.random(applies.shape) > 0.3) if with_flipped else None
+                todo = flipped if with_flipped else applies
+                expected = data.copy()
+                for idx in zip(*np.nonzero(todo), strict=True):
+                    here = region[idx]
+                    if mask[idx] and (overwrite or here in (0, value)):
+                        expected[inner][idx] = value
+                    elif not mask[idx] and here == value:
+                        expected[inner][idx] = 0
+                layer = Labels(data.copy())
+                view = ImageView(np.zeros(data.shape, np.float32), Image(np.zeros(data.shape)))
+                write_object(layer, view, box, mask, value, overwrite, flipped)
+                assert layer.data.dtype == dtype
+                assert np.array_equal(layer.data, expected), (value, overwrite, with_flipped)
