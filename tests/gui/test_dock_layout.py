@@ -4,7 +4,8 @@ import threading
 
 import numpy as np
 import pytest
-from qtpy.QtWidgets import QFormLayout, QGroupBox, QLabel
+from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QApplication, QFormLayout, QGroupBox, QLabel
 
 from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
 from napari_nninteractive.gui.annotator import Tool
@@ -104,6 +105,47 @@ def test_progress_counts_steps_without_animation_and_cancel_says_cancelling(make
     assert "cancelled" in w.status_label.text().lower()
     outputs = [x for x in viewer.layers if x.name == "nnInteractive objects"]
     assert all(not np.asarray(x.data).any() for x in outputs)  # the mask stays as it was (empty)
+
+
+def test_what_runs_shows_with_the_prompt_and_its_text_repaints_only_its_line(make_napari_viewer, qtbot):
+    """Issue 16 (latency): the dock says "predicting" and enables Cancel with the prompt itself (one repaint, not
+    a later one while the engine computes), a new progress text asks no relayout of the dock (a relayout
+    repaints and recomposes napari's whole window), and the text goes when the prediction is over."""
+    viewer = make_napari_viewer(show=True)  # layouts of a hidden window are never active: nothing to ask
+    w, layer, _ = _docked(viewer, qtbot)
+    engine = _Held()
+    a = w.start_with_engine(layer, engine)
+    w._timer.stop()  # no poll: all of this must happen without it
+    a.prompt_layers[Tool.POINT].add(list(C))
+    assert w.progress_label.text().startswith("predicting") and w.cancel_button.isEnabled()
+    assert engine.entered.wait(30)
+    requests = []
+
+    class Spy(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.LayoutRequest:
+                requests.append(obj)
+            return False
+
+    spy = Spy()
+    w.installEventFilter(spy)
+    a.runner.action_started -= 5  # as if it had run for 5 s: the engine's steps show, and the bar
+    w._poll_progress()
+    QApplication.processEvents()
+    assert "step 1 of 4" in w.progress_label.text() and w.progress_bar.isVisibleTo(w)
+    qtbot.wait(100)  # the bar came into the row: that one relayout is over
+    requests.clear()
+    before = w.progress_label.text()
+    a.runner.action_started -= 1  # a second later: a new text
+    w._poll_progress()
+    QApplication.processEvents()
+    assert requests == [] and w.progress_label.text() != before
+    w.status_label.setText(w.status_label.text() + " (control: a QLabel asks for one)")
+    QApplication.processEvents()
+    assert requests, "the spy sees no layout request at all: the check above proves nothing"
+    engine.release.set()
+    qtbot.waitUntil(lambda: not a.runner.busy, timeout=30000)
+    assert w.progress_label.text() == "" and not w.cancel_button.isEnabled()
 
 
 def test_the_autosave_offer_sits_in_the_banner_until_restored(make_napari_viewer, qtbot, tmp_path, monkeypatch):

@@ -28,7 +28,6 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -38,6 +37,7 @@ from . import layers as L
 from .annotator import Annotator
 from .banner import Banner, FactsLine
 from .objects_panel import ObjectsPanel
+from .progress_line import ProgressLine
 from .prompt_panel import PromptPanel
 from .restyle import restyle
 from .session_panel import SessionPanel
@@ -114,6 +114,7 @@ class NNInteractiveWidget(QWidget):
         #: The worker loading the engine (Initialize) or connecting to the server (Connect), while it runs.
         self.loader = None
         self._closed = False
+        self._progress_text = ""  # the last progress text shown (cleared when nothing runs any more)
         self._build()
         self.annotator.state_changed.connect(self.refresh)
         napari_viewer.layers.events.inserted.connect(self.refresh_layer_choices)
@@ -124,7 +125,6 @@ class NNInteractiveWidget(QWidget):
         self._choices_later.timeout.connect(self.refresh_layer_choices)
         napari_viewer.layers.events.removed.connect(self._layer_removed)
         self.refresh_layer_choices()
-        self._progress_text = ""  # the last progress text shown (cleared when nothing runs any more)
         self._timer = QTimer(self)
         self._timer.setInterval(150)
         self._timer.timeout.connect(self._poll_progress)
@@ -164,9 +164,7 @@ class NNInteractiveWidget(QWidget):
         self._tab("Settings", s)
         self.progress_bar = QProgressBar()  # shown when the step count is known; never animated (_poll_progress)
         self.progress_bar.setVisible(False)
-        self.progress_label = QLabel("")
-        # one line whose width never moves the layout: its updates repaint the label only, not the dock
-        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.progress_label = ProgressLine()  # its updates repaint the line only, not the dock or the window
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
         busy = QHBoxLayout()
@@ -369,6 +367,9 @@ class NNInteractiveWidget(QWidget):
         a = self.annotator
         for panel in (self.prompt_panel, self.session_panel, self.objects_panel):
             panel.refresh()
+        # what runs, at once: its text and Cancel repaint with the panels (one repaint of the window, while the
+        # engine prepares its input), not on a later tick of the poll, while the engine computes on both cores
+        self._poll_progress()
         state = a.last_outcome.state if a.last_outcome is not None else None
         if state is not None and state.pending and not a.autorun:
             self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
@@ -401,7 +402,9 @@ class NNInteractiveWidget(QWidget):
         elif predicting and runner.cancelling:
             text = CANCELLING
         elif predicting:
-            event = runner.last_progress
+            # the engine's steps from the second second on: a prediction shorter than that repaints nothing
+            # while it computes (each repaint takes GUI time from the cores the prediction runs on)
+            event = runner.last_progress if time.monotonic() - runner.action_started >= 1 else None
             text = event.message if event is not None else "predicting"
             fraction = (event.step, event.total) if event is not None and event.total else None
             text += _elapsed(runner.action_started)
@@ -409,7 +412,6 @@ class NNInteractiveWidget(QWidget):
             text = "connecting to the server …" if self.setup_panel.remote else "loading the model …"
         if busy:
             self.progress_label.setText(text)
-            self.progress_label.setToolTip(text)
             self._progress_text = text
         elif self.progress_label.text() == self._progress_text:  # what ran is over: its text goes (not "queued")
             self.progress_label.setText("")
