@@ -143,9 +143,15 @@ def test_what_runs_shows_with_the_prompt_and_its_text_repaints_only_its_line(mak
     w.status_label.setText(w.status_label.text() + " (control: a QLabel asks for one)")
     QApplication.processEvents()
     assert requests, "the spy sees no layout request at all: the check above proves nothing"
+    assert w.progress_label.font().pointSizeF() == w.status_label.font().pointSizeF()  # napari's font size
     engine.release.set()
     qtbot.waitUntil(lambda: not a.runner.busy, timeout=30000)
     assert w.progress_label.text() == "" and not w.cancel_button.isEnabled()
+    a.runner.action_started -= 5  # the last prediction began long ago, and its last step is still recorded
+    assert a.runner.last_progress is not None
+    a.prompt_layers[Tool.POINT].add([C[0], C[1] + 2, C[2]])
+    assert w.progress_label.text() == "predicting …"  # this prediction's, not the last one's step
+    qtbot.waitUntil(lambda: not a.runner.busy, timeout=30000)
 
 
 def test_the_autosave_offer_sits_in_the_banner_until_restored(make_napari_viewer, qtbot, tmp_path, monkeypatch):

@@ -271,7 +271,7 @@ def test_writing_a_change_touches_only_its_flipped_voxels_and_keeps_other_object
     assert np.array_equal(layer.data, expected)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint32, np.int64])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64, np.uint64])
 def test_writing_a_change_gives_the_voxel_rule_for_every_label_dtype(dtype):
     """``write_object`` against the rule written out voxel by voxel, on random layers, masks and flipped regions:
     where the change applies, the object's voxels become ``value`` (another object's only with overwrite) and
@@ -291,7 +291,8 @@ def test_writing_a_change_gives_the_voxel_rule_for_every_label_dtype(dtype):
                 mask = (rng.random((10, 12, 9)) > 0.5).astype(np.uint8)
                 region = data[inner]
                 applies = mask.astype(bool) != (region == value)
-                flipped = applies & (rng.random(applies.shape) > 0.3) if with_flipped else None
+                # the session's flipped region may hold voxels the rule leaves as they are (another object's)
+                flipped = rng.random(applies.shape) > 0.3 if with_flipped else None
                 todo = flipped if with_flipped else applies
                 expected = data.copy()
                 for idx in zip(*np.nonzero(todo), strict=True):

@@ -3,25 +3,27 @@
 A ``QLabel`` asks its layout to be recomputed on every ``setText``; in napari that request climbs
 to the main window, and each relayout repaints and recomposes the whole window. On a machine
 without a GPU that costs several milliseconds of the same cores the prediction runs on, every time
-the progress text changes. This line has a fixed height and draws its own text, so a new text is
-one repaint of the line and nothing else.
+the progress text changes. This line keeps its text itself and draws it, elided, at a fixed
+height, so a new text is one repaint of the line and nothing else. It is still a ``QLabel`` for
+napari's style sheet (its font size) and the theme's colours; its height follows font changes.
 """
 
 from __future__ import annotations
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtGui import QPainter
-from qtpy.QtWidgets import QSizePolicy, QWidget
+from qtpy.QtWidgets import QLabel, QSizePolicy
 
 
-class ProgressLine(QWidget):
+class ProgressLine(QLabel):
     """A single line of text, elided to the width it is given (the full text is its tooltip)."""
 
     def __init__(self, text: str = "") -> None:
-        super().__init__()
-        self._text = text
+        super().__init__()  # QLabel's own text stays empty: it would ask for a relayout on every change
+        self._text = ""
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(self.fontMetrics().height() + 4)
+        self._fit_height()
+        self.setText(text)
 
     def text(self) -> str:
         return self._text
@@ -30,7 +32,16 @@ class ProgressLine(QWidget):
         if text != self._text:
             self._text = text
             self.setToolTip(text)
+            self.setAccessibleName(text)  # what a screen reader says
             self.update()
+
+    def _fit_height(self) -> None:
+        self.setFixedHeight(self.fontMetrics().height() + 4)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._fit_height()  # a larger font (napari's font size setting) gets a taller line
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)

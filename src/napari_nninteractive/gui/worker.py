@@ -142,6 +142,8 @@ class SessionRunner:
             if self._running:
                 return
             self._running = True
+            # what runs now is this action: the dock reads these at once, before the worker starts
+            self.last_progress, self.action_started = None, time.monotonic()
         self._live_workers += 1
         self.worker = create_worker(self._work, _start_thread=False)
         self.worker.yielded.connect(self._deliver)
