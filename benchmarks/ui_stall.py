@@ -221,8 +221,8 @@ def main() -> int:
                     f(outcome)
                     handler_ms.append(1e3 * (time.perf_counter() - t))
 
-                def write(*args, f=widget.annotator.output.write):
-                    f(*args)
+                def write(*args, original=widget.annotator.output.write, **kwargs):
+                    original(*args, **kwargs)
                     written.append(time.perf_counter())  # the mask is in its layer (as for the floor)
 
                 widget.annotator.runner.on_outcome = timed
