@@ -221,8 +221,9 @@ def test_queue_and_run_without_autorun(viewer, qtbot):
     )
     assert "queued" in w.progress_label.text()
     w.run_button.click()
+    assert "queued" not in w.progress_label.text()  # at once: they run now
     _settle(w, qtbot)
-    assert _output(viewer).data.any()
+    assert _output(viewer).data.any() and "queued" not in w.progress_label.text()
 
 
 def test_keep_existing_vs_overwrite(viewer, qtbot):

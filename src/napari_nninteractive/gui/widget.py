@@ -371,7 +371,8 @@ class NNInteractiveWidget(QWidget):
         # engine prepares its input), not on a later tick of the poll, while the engine computes on both cores
         self._poll_progress()
         state = a.last_outcome.state if a.last_outcome is not None else None
-        if state is not None and state.pending and not a.autorun:
+        running = a.runner is not None and a.runner.busy  # Run was pressed: the line says what runs instead
+        if state is not None and state.pending and not a.autorun and not running:
             self.progress_label.setText(f"{state.pending} prompt(s) queued: press Run.")
         if not a.ready and self.status_label.text().startswith(STARTED):
             self.set_status("Not initialized (the image layer was removed).", error=True)
