@@ -159,7 +159,7 @@ def main() -> int:
     def floor_clicks(session):
         """The floor: what any plugin costs in napari. A Points layer of its own; each added point runs the
         session on a thread, and the change comes back by a Qt signal and is written into a Labels layer."""
-        mask = viewer.add_labels(np.zeros(image.shape, np.uint8), name="mask (floor)")
+        mask = viewer.add_labels(np.zeros(image.shape, np.uint16), name="mask (floor)")  # as the widget's output
         points = viewer.add_points(np.empty((0, 3)), ndim=3, name="clicks (floor)")
         delivery, loop = Delivery(), QEventLoop()
 
