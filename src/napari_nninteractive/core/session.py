@@ -111,7 +111,6 @@ class Session:
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self._replayable: tuple[Prompt, ...] | None = None  # a restored object's prompts (undo replays them)
-        self._notices: tuple[str, ...] = ()
 
     @property
     def capabilities(self) -> Capabilities:
@@ -504,11 +503,12 @@ class Session:
         self._set(box, new)
 
     def _engine_predict(self, prompts: list[Prompt], engine_before: object) -> tuple[list[Update], tuple[str, ...]]:
-        """The engine's regions and notices; after the GPU ran out of memory, once more on the CPU."""
+        """The engine's regions and notices (its own, :attr:`Engine.notices`, after the session's); after the GPU
+        ran out of memory, once more on the CPU."""
         mask = self._require_image()
         control = RunControl(self.progress, self.should_cancel)
         try:
-            return self.engine.predict(mask, prompts, control), ()
+            return self.engine.predict(mask, prompts, control), self.engine.notices
         except GpuOutOfMemory:
             if not self.engine.fall_back_to_cpu():
                 raise
@@ -517,7 +517,8 @@ class Session:
             "The GPU ran out of memory, so this and later predictions run on the CPU (slower). "
             "Close other GPU programs and Initialize again to use the GPU."
         )
-        return self.engine.predict(mask, prompts, control), (notice,)
+        regions = self.engine.predict(mask, prompts, control)
+        return regions, (notice, *self.engine.notices)
 
     def _fuse(self, box: BBox, values: np.ndarray, newest: list[Prompt]) -> np.ndarray:
         """Multi-round result fusion of the engine's ``values`` for ``box`` with the mask there now."""
@@ -553,7 +554,6 @@ class Session:
                 prompts = prompts[idx:] if init.refine else prompts[idx + 1 :]
             if need_engine and prompts:
                 regions, notices = self._engine_predict(prompts, self.engine.get_state())
-                notices += self.engine.notices
                 for box, values in regions:
                     if self.fusion and idx is None:
                         values = self._fuse(box, values, prompts)
