@@ -67,6 +67,11 @@ def _flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray, split: bool
         return _public_watershed(image, markers, mask)
     if split and image.ndim > 1:
         return _split_flood(image, markers, mask)
+    return _whole_flood(image, markers, mask)
+
+
+def _whole_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """:func:`_core_flood` in one piece, on this thread's scratch buffers."""
     return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))
 
 
@@ -87,7 +92,7 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
     n = image.shape[axis]
     per_index = np.count_nonzero(mask, axis=tuple(a for a in range(image.ndim) if a != axis))
     if per_index.sum() < SPLIT_VISITED:  # too small to gain from two threads
-        return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))
+        return _whole_flood(image, markers, mask)
     cut = int(np.clip(np.searchsorted(np.cumsum(per_index), per_index.sum() / 2), 1, n - 1))
     pieces = [((0, min(n, cut + SPLIT_OVERLAP)), (0, cut)), ((max(0, cut - SPLIT_OVERLAP), n), (cut, n))]
 
@@ -108,7 +113,7 @@ def _split_flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray) -> np
     lo, hi = max(0, cut - SPLIT_OVERLAP // 2), min(n, cut + SPLIT_OVERLAP // 2)
     b_lo = pieces[1][0][0]
     if not np.array_equal(halves[0][span(lo, hi)], halves[1][span(lo - b_lo, hi - b_lo)]):
-        return _core_flood(image, markers, mask, _buffers(image.shape, "watershed"))  # it did: flood as a whole
+        return _whole_flood(image, markers, mask)  # it did: flood as a whole
     out = scratch.empty("watershed.split", image.shape, np.int32)
     for half, ((lo, _), (keep_lo, keep_hi)) in zip(halves, pieces):
         out[span(keep_lo, keep_hi)] = half[span(keep_lo - lo, keep_hi - lo)]
@@ -161,7 +166,7 @@ def _core_agrees() -> bool:
     markers = np.where(rng.random(image.shape) < 0.1, rng.integers(1, 4, image.shape), 0).astype(np.int32)
     mask = rng.random(image.shape) < 0.8
     try:
-        got = np.array(_core_flood(image, markers, mask, _buffers(image.shape, "watershed")))
+        got = np.array(_whole_flood(image, markers, mask))
     except (ImportError, AttributeError, TypeError, ValueError):
         return False
     return bool(np.array_equal(got, _public_watershed(image, markers, mask)))
