@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from napari_nninteractive.core.engines.network import NetworkEngine
+from napari_nninteractive.eval.runner import dice
 from napari_nninteractive.gui import layers as L
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.widget import NNInteractiveWidget
@@ -98,7 +99,7 @@ def test_without_a_model_the_weight_free_engine_segments(viewer, qtbot):
     _settle(w, qtbot)
     expected = sphere(SHAPE, C, R)
     got = _output(viewer).data > 0
-    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
+    assert dice(got, expected) > 0.9
 
 
 def test_the_first_prompt_starts_the_engine_before_the_output_layer_is_made(viewer, qtbot):
@@ -119,14 +120,14 @@ def test_the_first_prompt_starts_the_engine_before_the_output_layer_is_made(view
     _settle(w, qtbot)
     got = _output(viewer).data > 0
     expected = sphere(SHAPE, C, R)
-    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9  # and the mask landed in it
+    assert dice(got, expected) > 0.9  # and the mask landed in it
     # a deleted output layer is re-made first, so the whole object is written into it before the new change
     viewer.layers.remove(_output(viewer))
     a.prompt_layers[Tool.POINT].add(list(C))
     assert busy_when_made == [True, False]
     _settle(w, qtbot)
     got = _output(viewer).data > 0
-    assert 2 * (got & expected).sum() / (got.sum() + expected.sum()) > 0.9
+    assert dice(got, expected) > 0.9
 
 
 # ----------------------------------------------------------------------------- prompts
