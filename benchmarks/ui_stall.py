@@ -190,6 +190,11 @@ def main() -> int:
         points.events.data.connect(added)
         return lambda click: (points.add(click), loop.exec())
 
+    def write(*args, original=widget.annotator.output.write, **kwargs):  # the widget's writer, timed (once)
+        original(*args, **kwargs)
+        written.append(time.perf_counter())  # the mask is in its layer (as for the floor)
+
+    widget.annotator.output.write = write
     results: dict[tuple[str, str], list[float]] = {}
     stalls: dict[tuple[str, str], list[float]] = {}
     for scenario in ("random", "refine"):
@@ -221,12 +226,7 @@ def main() -> int:
                     f(outcome)
                     handler_ms.append(1e3 * (time.perf_counter() - t))
 
-                def write(*args, original=widget.annotator.output.write, **kwargs):
-                    original(*args, **kwargs)
-                    written.append(time.perf_counter())  # the mask is in its layer (as for the floor)
-
                 widget.annotator.runner.on_outcome = timed
-                widget.annotator.output.write = write
             times, gaps, alone = [], [], []
             for r, click in enumerate(clicks):
                 settle()
