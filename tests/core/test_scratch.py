@@ -103,3 +103,37 @@ def test_masks_with_every_temporary_pooled_equal_fresh_allocations(monkeypatch, 
     assert all(m.any() for m in results[0][:2])
     for pooled, fresh in zip(results[0], results[1 << 62]):
         assert np.array_equal(pooled, fresh)
+
+
+def test_small_pages_switch_numpys_huge_page_advice_off_and_restore_it():
+    from numpy._core import multiarray
+
+    before = multiarray._get_madvise_hugepage()
+    try:
+        for start in (True, False):
+            multiarray._set_madvise_hugepage(start)
+            with scratch.small_pages():
+                assert multiarray._get_madvise_hugepage() is False
+                with scratch.small_pages():  # nested: the outer block's setting comes back
+                    pass
+                assert multiarray._get_madvise_hugepage() is False
+            assert multiarray._get_madvise_hugepage() is start
+            with pytest.raises(RuntimeError), scratch.small_pages():
+                raise RuntimeError("a failed solve")
+            assert multiarray._get_madvise_hugepage() is start  # restored after an error too
+    finally:
+        multiarray._set_madvise_hugepage(before)
+
+
+def test_a_solve_runs_with_small_pages_and_leaves_the_setting_as_it_was(monkeypatch):
+    from numpy._core import multiarray
+
+    seen = []
+    engine = SeededWatershedEngine()
+    solve = engine._solve
+    monkeypatch.setattr(engine, "_solve", lambda *a: seen.append(multiarray._get_madvise_hugepage()) or solve(*a))
+    before = multiarray._get_madvise_hugepage()
+    s = Session(engine)
+    s.set_image(np.where(sphere((32, 32, 32), (16, 16, 16), 8), 100.0, 10.0).astype(np.float32))
+    s.add_point((16, 16, 16))
+    assert seen == [False] and multiarray._get_madvise_hugepage() == before and s.mask.any()

@@ -164,7 +164,7 @@ class _SeededBase(Engine):
         return clip_bbox(tuple(roi), shape)
 
     def _predict(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
-        with scratch.using(self.scratch):
+        with scratch.using(self.scratch), scratch.small_pages():
             return self._solve(mask, new, control)
 
     def _solve(self, mask: np.ndarray, new: Sequence[Prompt], control: RunControl) -> list[Update]:
