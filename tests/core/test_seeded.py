@@ -74,6 +74,29 @@ def test_roi_grows_until_a_large_object_fits():
     assert dice(s.mask, big) > 0.9
 
 
+def test_a_grown_region_probed_coarse_first_gives_the_same_object_sooner(monkeypatch):
+    """A region grown because the object reached the last one's border is first solved coarse; an
+    object reaching the border there makes the region grow without the finer solve."""
+    big = sphere((96, 96, 96), (48, 48, 48), 40)
+    img = np.where(big, 120.0, 40.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, big.shape).astype(
+        np.float32
+    )
+    masks, probed = {}, []
+    for name, probe_voxels in (("probe", 5_000), ("no probe", 10**12)):
+        engine = SeededWatershedEngine(SeededConfig(probe_voxels=probe_voxels))
+        reaching = engine._reaching
+        monkeypatch.setattr(
+            engine, "_reaching", lambda c, f, roi, r=reaching, n=name: probed.append((n, f)) or r(c, f, roi)
+        )
+        s = Session(engine)
+        s.set_image(img)
+        s.add_point((48, 48, 48))
+        masks[name] = s.mask.copy()
+    assert np.array_equal(masks["probe"], masks["no probe"]) and dice(masks["probe"], big) > 0.9
+    assert any(n == "probe" and max(f) > 1 for n, f in probed)  # the probe ran at a coarse scale
+    assert not any(n == "no probe" and max(f) > 1 for n, f in probed)
+
+
 def test_undo_redo_are_exact_and_replaying_the_interactions_is_deterministic():
     img, _a, _ = _scene()
     s = Session(SeededWatershedEngine())

@@ -105,7 +105,7 @@ def test_a_region_that_will_grow_skips_the_band_of_its_rough_result_and_gives_th
     for rough in (True, False):
         if not rough:  # every attempt refined, as before
 
-            def refine_always(self, roi, tighten=1.0, provisional=False):
+            def refine_always(self, roi, tighten=1.0, provisional=False, probe=False):
                 return segment(self, roi, tighten)
 
             monkeypatch.setattr(SeededWatershedEngine, "_segment", refine_always)

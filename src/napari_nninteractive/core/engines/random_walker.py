@@ -16,7 +16,7 @@ class RandomWalkerEngine(_SeededBase):
     name = "random walker (baseline)"
     tightens = False  # no intensity model to tighten: a flood falls back to the seeds at once
 
-    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False, probe: bool = False) -> np.ndarray:
         from skimage.segmentation import random_walker
 
         img = self._region_image(roi)

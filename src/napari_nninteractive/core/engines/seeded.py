@@ -90,6 +90,7 @@ class SeededConfig:
     crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
+    probe_voxels: int = 250_000  # a grown region is first solved at this many coarse voxels (ditto)
     tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
     max_fraction: float = 0.5  # an object over this fraction of the image is a flood
     max_fraction_undrawn: float = 0.25  # ... or this fraction reaching two image faces, without box, lasso or mask
@@ -268,7 +269,7 @@ class _SeededBase(Engine):
             roi = self._roi(core, scale)
             control.report("predict", attempt + 1, None, f"segmenting region {bbox_shape(roi)}")
             grows = attempt < self.config.max_growths and roi != whole  # a result touching the border is dropped
-            seg = self._cut(self._segment(roi, tighten, provisional=grows), roi)
+            seg = self._cut(self._segment(roi, tighten, provisional=grows, probe=grows and attempt > 0), roi)
             self.forward_passes += 1
             touching = self._touches_open_border(seg, roi, shape)
             if not touching or roi == whole:
@@ -468,11 +469,13 @@ class _SeededBase(Engine):
         first = next((p for p in self._prompts if p.positive), None)
         return first.bbox if isinstance(first, Box | Lasso) else None
 
-    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False, probe: bool = False) -> np.ndarray:
         """The object in ``roi`` (uint8); ``tighten`` scales the intensity model's tolerance.
 
         ``provisional``: a result that touches the ROI's open border only makes the ROI grow, so it
-        may be rough (an engine may skip its finishing steps then).
+        may be rough (an engine may skip its finishing steps then). ``probe``: the ROI grew because
+        the object reached the last one's border, so it likely reaches this one's too (an engine
+        may look at a coarse scale first).
         """
         raise NotImplementedError
 
@@ -494,25 +497,46 @@ class SeededWatershedEngine(_SeededBase):
     on a block-averaged copy, then a watershed at full resolution re-decides only a band of about
     two coarse voxels around the coarse boundary (user seeds keep their full-resolution value).
     A coarse object that already reaches the region's open border, where the region will grow, is
-    returned without the band.
+    returned without the band. A region grown because the object reached the last one's border, and
+    holding more than ``config.probe_voxels``, is first solved that coarse: an object that reaches
+    its open border there makes it grow at once (a click on a liver grows its region three times
+    before it fits).
     """
 
     name = "weight-free (seeded watershed)"
     last_factors: tuple[int, ...] = (1, 1, 1)  # block size of the last region solved (1 = full resolution)
 
-    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False) -> np.ndarray:
+    def _segment(self, roi: BBox, tighten: float = 1.0, provisional: bool = False, probe: bool = False) -> np.ndarray:
         cfg = self.config
         k_sigma = cfg.k_sigma * tighten
         img = self._region_image(roi)
         fg, bg, model = self._seeds(roi, img)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
+        if provisional and probe and img.size > cfg.probe_voxels:
+            # a quick look at a coarser scale first: an object already reaching the open border makes the ROI grow
+            quick = ws.coarse_factors(img.shape, cfg.probe_voxels)
+            rough = self._reaching(self._coarse(img, fg, bg, model, quick, k_sigma), quick, roi)
+            if rough is not None:
+                self.last_factors = quick
+                return rough
         factors = self.last_factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
         if factors == (1, 1, 1):
             return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap, k_sigma)
-        f = max(factors)
+        coarse = self._coarse(img, fg, bg, model, factors, k_sigma)
+        if provisional:
+            rough = self._reaching(coarse, factors, roi)
+            if rough is not None:
+                return rough
+        return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
+
+    def _coarse(
+        self, img: np.ndarray, fg: np.ndarray, bg: np.ndarray, model: np.ndarray, factors: tuple[int, ...], k: float
+    ) -> np.ndarray:
+        """The object solved on ``img`` block-averaged by ``factors`` (coarse voxels; ``k``: the model's k_sigma)."""
+        cfg, f = self.config, max(factors)
         bg_c = ws.block_majority(bg, fg, factors)
-        coarse = _flood(
+        return _flood(
             ws.block_mean(img, factors),
             ws.block_any(fg, factors) & ~bg_c,
             bg_c,
@@ -520,13 +544,14 @@ class SeededWatershedEngine(_SeededBase):
             cfg,
             cfg.smoothing / f if cfg.smoothing / f >= 0.5 else 0.0,
             max(1, round(cfg.marker_gap / f)),
-            k_sigma,
+            k,
         )
-        if provisional:  # an object reaching the open border already at the coarse scale: the ROI grows
-            rough = self._cut(ws.upsample(coarse, factors, img.shape), roi)  # cut as the caller will
-            if self._touches_open_border(rough, roi, self._require_image().shape[1:]):
-                return rough
-        return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
+
+    def _reaching(self, coarse: np.ndarray, factors: tuple[int, ...], roi: BBox) -> np.ndarray | None:
+        """The coarse object at full resolution, cut as the caller will, when it reaches ``roi``'s open border
+        (the ROI grows, so it need not be finer); else ``None``."""
+        rough = self._cut(ws.upsample(coarse, factors, bbox_shape(roi)), roi)
+        return rough if self._touches_open_border(rough, roi, self._require_image().shape[1:]) else None
 
 
 def _flood(
