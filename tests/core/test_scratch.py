@@ -125,6 +125,39 @@ def test_small_pages_switch_numpys_huge_page_advice_off_and_restore_it():
         multiarray._set_madvise_hugepage(before)
 
 
+def test_small_pages_blocks_overlapping_in_two_threads_restore_the_setting_once_both_left():
+    from numpy._core import multiarray
+
+    before = multiarray._get_madvise_hugepage()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first():
+        with scratch.small_pages():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second():
+        first_in.wait(5)
+        with scratch.small_pages():
+            second_in.set()
+            first_out.wait(5)  # the first block has left; this one is still inside
+            seen.append(multiarray._get_madvise_hugepage())
+
+    try:
+        multiarray._set_madvise_hugepage(True)
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert seen == [False]  # still off while a block is inside
+        assert multiarray._get_madvise_hugepage() is True  # and back on once both have left
+    finally:
+        multiarray._set_madvise_hugepage(before)
+
+
 def test_a_solve_runs_with_small_pages_and_leaves_the_setting_as_it_was(monkeypatch):
     from numpy._core import multiarray
 

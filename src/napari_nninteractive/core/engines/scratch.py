@@ -95,22 +95,28 @@ def small_pages() -> Iterator[None]:
     numpy's switch is process-wide and private (``numpy._core.multiarray._set_madvise_hugepage``,
     also set by the ``NUMPY_MADVISE_HUGEPAGE`` environment variable); where it is missing, this
     does nothing. Other threads' arrays allocated meanwhile get ordinary pages too, which only
-    changes how fast they are mapped. Nested blocks restore the outer block's setting.
+    changes how fast they are mapped. Blocks may overlap, nested or in several threads: the
+    first to enter turns the advice off and the last to leave restores what it was.
     """
     switch = getattr(_numpy_multiarray(), "_set_madvise_hugepage", None)
     if switch is None:
         yield
         return
     with _pages_lock:
-        before = switch(False)
+        if not _pages_state["inside"]:
+            _pages_state["before"] = bool(switch(False))
+        _pages_state["inside"] += 1
     try:
         yield
     finally:
         with _pages_lock:
-            switch(before)
+            _pages_state["inside"] -= 1
+            if not _pages_state["inside"]:
+                switch(_pages_state["before"])
 
 
 _pages_lock = threading.Lock()
+_pages_state: dict[str, int] = {"inside": 0, "before": 1}  # blocks inside small_pages; the advice before the first
 
 
 def _numpy_multiarray() -> object:
