@@ -77,24 +77,36 @@ def test_roi_grows_until_a_large_object_fits():
 def test_a_grown_region_probed_coarse_first_gives_the_same_object_sooner(monkeypatch):
     """A region grown because the object reached the last one's border is first solved coarse; an
     object reaching the border there makes the region grow without the finer solve."""
+    from napari_nninteractive.core.engines import seeded
+
     big = sphere((96, 96, 96), (48, 48, 48), 40)
     img = np.where(big, 120.0, 40.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, big.shape).astype(
         np.float32
     )
-    masks, probed = {}, []
+    masks, reached, fine = {}, {}, {}
+    flood = seeded._flood
     for name, probe_voxels in (("probe", 5_000), ("no probe", 10**12)):
         engine = SeededWatershedEngine(SeededConfig(probe_voxels=probe_voxels))
         reaching = engine._reaching
+        reached[name], fine[name] = [], []
+
+        def spy(c, f, roi, reaching=reaching, name=name):
+            out = reaching(c, f, roi)
+            reached[name].append((f, out is not None))
+            return out
+
+        monkeypatch.setattr(engine, "_reaching", spy)
         monkeypatch.setattr(
-            engine, "_reaching", lambda c, f, roi, r=reaching, n=name: probed.append((n, f)) or r(c, f, roi)
+            seeded, "_flood", lambda im, *a, name=name: fine[name].append(im.size > 5_000) or flood(im, *a)
         )
         s = Session(engine)
         s.set_image(img)
         s.add_point((48, 48, 48))
         masks[name] = s.mask.copy()
     assert np.array_equal(masks["probe"], masks["no probe"]) and dice(masks["probe"], big) > 0.9
-    assert any(n == "probe" and max(f) > 1 for n, f in probed)  # the probe ran at a coarse scale
-    assert not any(n == "no probe" and max(f) > 1 for n, f in probed)
+    assert any(max(f) > 1 and grew for f, grew in reached["probe"])  # a coarse probe made the region grow
+    assert not reached["no probe"]
+    assert sum(fine["probe"]) < sum(fine["no probe"])  # ... without its full-resolution solve
 
 
 def test_undo_redo_are_exact_and_replaying_the_interactions_is_deterministic():

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -88,6 +88,30 @@ def using(pool: Scratch) -> Iterator[None]:
             pool._lock.release()
 
 
+class _PageAdvice:
+    """numpy's process-wide huge-page advice, switched off while any :func:`small_pages` block is open."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0  # open blocks, in every thread
+        self._before = True  # the advice when the first of them opened
+
+    def enter(self, switch: Callable[[bool], object]) -> None:
+        with self._lock:
+            if not self._inside:
+                self._before = bool(switch(False))
+            self._inside += 1
+
+    def leave(self, switch: Callable[[bool], object]) -> None:
+        with self._lock:
+            self._inside -= 1
+            if not self._inside:
+                switch(self._before)
+
+
+_page_advice = _PageAdvice()
+
+
 @contextmanager
 def small_pages() -> Iterator[None]:
     """Allocate new arrays without numpy's huge-page advice in this block (all threads), then restore it.
@@ -96,27 +120,18 @@ def small_pages() -> Iterator[None]:
     also set by the ``NUMPY_MADVISE_HUGEPAGE`` environment variable); where it is missing, this
     does nothing. Other threads' arrays allocated meanwhile get ordinary pages too, which only
     changes how fast they are mapped. Blocks may overlap, nested or in several threads: the
-    first to enter turns the advice off and the last to leave restores what it was.
+    first to open turns the advice off and the last to close restores what it was then (a change
+    made by anyone else meanwhile is undone).
     """
     switch = getattr(_numpy_multiarray(), "_set_madvise_hugepage", None)
     if switch is None:
         yield
         return
-    with _pages_lock:
-        if not _pages_state["inside"]:
-            _pages_state["before"] = bool(switch(False))
-        _pages_state["inside"] += 1
+    _page_advice.enter(switch)
     try:
         yield
     finally:
-        with _pages_lock:
-            _pages_state["inside"] -= 1
-            if not _pages_state["inside"]:
-                switch(_pages_state["before"])
-
-
-_pages_lock = threading.Lock()
-_pages_state: dict[str, int] = {"inside": 0, "before": 1}  # blocks inside small_pages; the advice before the first
+        _page_advice.leave(switch)
 
 
 def _numpy_multiarray() -> object:

@@ -500,7 +500,9 @@ class SeededWatershedEngine(_SeededBase):
     returned without the band. A region grown because the object reached the last one's border, and
     holding more than ``config.probe_voxels``, is first solved that coarse: an object that reaches
     its open border there makes it grow at once (a click on a liver grows its region three times
-    before it fits).
+    before it fits). A coarse block can reach the border where the finer object stops a voxel or
+    two short of it, so the probe can make a region grow that would have held the object, and
+    change the mask a little; no mask of the shared-data evaluation or of the liver changed.
     """
 
     name = "weight-free (seeded watershed)"
@@ -513,14 +515,15 @@ class SeededWatershedEngine(_SeededBase):
         fg, bg, model = self._seeds(roi, img)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
-        if provisional and probe and img.size > cfg.probe_voxels:
+        factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
+        quick = ws.coarse_factors(img.shape, cfg.probe_voxels)
+        if provisional and probe and quick != factors:
             # a quick look at a coarser scale first: an object already reaching the open border makes the ROI grow
-            quick = ws.coarse_factors(img.shape, cfg.probe_voxels)
             rough = self._reaching(self._coarse(img, fg, bg, model, quick, k_sigma), quick, roi)
             if rough is not None:
                 self.last_factors = quick
                 return rough
-        factors = self.last_factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
+        self.last_factors = factors
         if factors == (1, 1, 1):
             return _flood(img, fg, bg, model, cfg, cfg.smoothing, cfg.marker_gap, k_sigma)
         coarse = self._coarse(img, fg, bg, model, factors, k_sigma)
