@@ -109,6 +109,20 @@ def test_a_grown_region_probed_coarse_first_gives_the_same_object_sooner(monkeyp
     assert sum(fine["probe"]) < sum(fine["no probe"])  # ... without its full-resolution solve
 
 
+def test_the_probe_is_never_finer_than_the_regular_solve(monkeypatch):
+    """With ``probe_voxels`` above ``full_res_voxels`` a "probe" would solve a coarse-to-fine region at
+    full resolution: it must not run."""
+    big = sphere((96, 96, 96), (48, 48, 48), 40)
+    img = np.where(big, 120.0, 40.0).astype(np.float32)
+    engine = SeededWatershedEngine(SeededConfig(full_res_voxels=20_000, probe_voxels=10**12))
+    coarse, seen = engine._coarse, []
+    monkeypatch.setattr(engine, "_coarse", lambda im, fg, bg, m, f, k: seen.append(f) or coarse(im, fg, bg, m, f, k))
+    s = Session(engine)
+    s.set_image(img)
+    s.add_point((48, 48, 48))
+    assert seen and all(max(f) > 1 for f in seen) and dice(s.mask, big) > 0.9
+
+
 def test_undo_redo_are_exact_and_replaying_the_interactions_is_deterministic():
     img, _a, _ = _scene()
     s = Session(SeededWatershedEngine())

@@ -90,7 +90,7 @@ class SeededConfig:
     crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
-    probe_voxels: int = 250_000  # a grown region is first solved at this many coarse voxels (ditto)
+    probe_voxels: int = 250_000  # a region that may grow is first solved at this many coarse voxels (ditto)
     tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
     max_fraction: float = 0.5  # an object over this fraction of the image is a flood
     max_fraction_undrawn: float = 0.25  # ... or this fraction reaching two image faces, without box, lasso or mask
@@ -497,10 +497,12 @@ class SeededWatershedEngine(_SeededBase):
     on a block-averaged copy, then a watershed at full resolution re-decides only a band of about
     two coarse voxels around the coarse boundary (user seeds keep their full-resolution value).
     A coarse object that already reaches the region's open border, where the region will grow, is
-    returned without the band. A region grown because the object reached the last one's border, and
-    holding more than ``config.probe_voxels``, is first solved that coarse: an object that reaches
-    its open border there makes it grow at once (a click on a liver grows its region three times
-    before it fits). A coarse block can reach the border where the finer object stops a voxel or
+    returned without the band. A region that may still grow and holds more than
+    ``config.probe_voxels`` is first solved that coarse when it grew because the object reached the
+    last one's border, or when it would be solved at full resolution (where the probe costs least
+    against what it saves): an object that reaches its open border there makes it grow at once
+    (a click on a liver grows its region three times before it fits; a lasso on a lung of
+    *lungs-x16* once). A coarse block can reach the border where the finer object stops a voxel or
     two short of it, so the probe can make a region grow that would have held the object, and
     change the mask a little; no mask of the shared-data evaluation or of the liver changed.
     """
@@ -517,7 +519,7 @@ class SeededWatershedEngine(_SeededBase):
             return np.zeros(img.shape, np.uint8)
         factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
         quick = ws.coarse_factors(img.shape, cfg.probe_voxels)
-        if provisional and probe and quick != factors:
+        if provisional and (probe or factors == (1, 1, 1)) and max(quick) > max(factors):  # only a coarser look
             # a quick look at a coarser scale first: an object already reaching the open border makes the ROI grow
             rough = self._reaching(self._coarse(img, fg, bg, model, quick, k_sigma), quick, roi)
             if rough is not None:
