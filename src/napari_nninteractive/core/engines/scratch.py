@@ -15,10 +15,13 @@ valid until the same name is asked for again, so it must not outlive the functio
 (never return one to a caller that keeps it), and two arrays alive at the same time need two names.
 A pool keeps at most :data:`MAX_KEPT_BYTES`.
 
-Arrays allocated during a solve (new scratch buffers too) are faulted in with ordinary pages:
-numpy advises the kernel to back large arrays with 2 MB huge pages, and on the project's VM the
-first click on a liver-sized object (about 600 MB of fresh memory) took 1.6-2.9 s that way and
-1.3-1.4 s with ordinary pages, warm clicks the same either way (:func:`small_pages`).
+Arrays allocated during a solve (new scratch buffers too) are faulted in with ordinary pages
+(:func:`small_pages`): numpy advises the kernel to back large arrays with 2 MB huge pages, and on
+the project's VM the first click on a liver-sized object (about 600 MB of fresh memory) took
+1.75-2.9 s that way and 1.1-1.4 s with ordinary pages. The price is paid warm: a box on the liver
+takes 0.93-0.97 s instead of 0.87-0.94 s (huge pages cost fewer address translations). Huge pages
+for the kept buffers alone gave the best warm and first-box times but first clicks of 1.2-2.1 s,
+so the steadier choice was taken.
 """
 
 from __future__ import annotations
