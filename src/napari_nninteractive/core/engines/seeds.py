@@ -99,13 +99,19 @@ def footprint(p: Prompt, r: int) -> tuple[BBox, np.ndarray]:
     return p.bbox, p.mask
 
 
-def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox) -> tuple[BBox, np.ndarray]:
+def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox, near_edge: int | None = None) -> tuple[BBox, np.ndarray]:
     """A click's ball, less the part beyond an edge inside it (the side the click is on is kept).
 
     The ball's (lightly smoothed) intensities are split in two where they separate best (Otsu);
     when the two groups differ by more than three of their standard deviations, only the voxels of
     the click's group connected to it stay. A click outside ``roi`` (an earlier one, away from a
     correction window) keeps its whole ball: its side cannot be told from the part inside.
+
+    ``near_edge`` (a correction click): when an edge crosses the ball, the click's side is kept
+    only as far from the click as the nearest voxel across the edge, and at least ``near_edge``
+    voxels. A correction right next to an edge is a fix of the boundary there: the click may sit
+    on a boundary voxel whose own side is the wrong one, and a full ball would then seed the
+    neighbour beyond the edge.
     """
     box, ball = footprint(p, r)
     common = intersect_bbox(box, roi)
@@ -115,6 +121,11 @@ def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox) -> tuple[BBox, np.n
     inside = ball[bbox_to_slices(relative_bbox(common, box))]
     centre = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, common))
     keep = same_side(local, inside, centre)
+    if near_edge is not None and not np.array_equal(keep, inside):
+        across = inside & ~keep
+        reach = max(near_edge, min(r, int(ndimage.distance_transform_edt(~across)[centre])))
+        grid = np.indices(keep.shape)
+        keep &= sum((g - c) ** 2 for g, c in zip(grid, centre)) <= reach * reach
     out = np.zeros(ball.shape, bool)
     out[bbox_to_slices(relative_bbox(common, box))] = keep
     return box, out
