@@ -464,11 +464,12 @@ def _seeds_plain(engine, roi, img):
     clicks, negatives = np.zeros(shape, bool), np.zeros(shape, bool)
     r = engine.config.point_radius
     seen_positive = False
-    for index, p in enumerate(engine._prompts):
+    for p in engine._prompts:
         seen_positive, first_positive = seen_positive or p.positive, not seen_positive
-        if isinstance(p, Point):  # a click after the first prompt is a correction: its ball stops near an edge
+        if isinstance(p, Point):  # a click after a positive prompt is a correction: its ball stops near an edge
             region = np.zeros(shape, bool)
-            sd.paint(region, roi, *sd.point_ball(p, r, img, roi, engine.config.edge_reach if index else None))
+            near = None if first_positive else engine.config.edge_reach
+            sd.paint(region, roi, *sd.point_ball(p, r, img, roi, near))
             sd.assign(fg, bg, region, p.positive)
             voxel = np.zeros(shape, bool)
             sd.paint(voxel, roi, sd.extent(p), np.ones((1,) * len(shape), bool))
@@ -703,15 +704,38 @@ def test_a_correction_click_next_to_an_edge_seeds_no_further_than_the_edge():
     img[:, :, 10:] = 200.0  # an edge between x = 9 and x = 10
     roi = ((0, 20), (0, 20), (0, 20))
     click = Point((10, 10, 9), positive=True).validated(img.shape)  # on the last voxel before the edge
+    offsets = np.indices((9, 9, 9)) - 4  # ball frame -> offsets from the click
+    distance2 = (offsets**2).sum(axis=0)
     _, full = sd.point_ball(click, 4, img, roi)
+    assert np.array_equal(full, (distance2 <= 16) & (offsets[2] <= 0))  # the click's side, radius 4
     _, near = sd.point_ball(click, 4, img, roi, near_edge=2)
-    offsets = np.argwhere(full) - 4  # ball frame -> offsets from the click
-    assert (offsets[:, 2] <= 0).all() and (np.abs(offsets).max(axis=1) == 4).any()  # the click's side, radius 4
-    kept = np.argwhere(near) - 4
-    assert (kept[:, 2] <= 0).all() and ((kept**2).sum(axis=1) <= 4).all()  # ... within 2 voxels of the click
-    assert near.sum() < full.sum() and near[4, 4, 4]
+    assert np.array_equal(near, (distance2 <= 4) & (offsets[2] <= 0))  # ... only 2 voxels from the click
+    clipped = ((8, 20), (0, 20), (0, 20))  # the region cuts the ball: the same voxels inside it
+    _, cut = sd.point_ball(click, 4, img[8:], clipped, near_edge=2)
+    assert np.array_equal(cut[2:], near[2:]) and not cut[:2].any()
     inside = Point((10, 10, 4), positive=True).validated(img.shape)  # no edge in its ball: the whole ball
-    assert np.array_equal(sd.point_ball(inside, 4, img, roi, near_edge=2)[1], sd.point_ball(inside, 4, img, roi)[1])
+    assert np.array_equal(sd.point_ball(inside, 4, img, roi, near_edge=2)[1], distance2 <= 16)
+
+
+def test_only_a_click_after_a_positive_prompt_stops_at_an_edge():
+    from napari_nninteractive.core.prompts import Point
+
+    img = np.full((20, 20, 20), 100.0, np.float32)
+    img[:, :, 10:] = 200.0
+    engine = SeededWatershedEngine()
+    Session(engine).set_image(img)
+    roi = ((0, 20), (0, 20), (0, 20))
+    click, far = Point((10, 10, 9), True), Point((3, 3, 3), True)
+    seeds = {}
+    for name, prompts in (
+        ("first", (click,)),
+        ("after a click", (far, click)),
+        ("after a negative", (Point((3, 3, 3), False), click)),
+    ):
+        engine._prompts = tuple(p.validated(img.shape) for p in prompts)
+        fg, _, _ = engine._seeds(roi, img)
+        seeds[name] = int(fg[6:15, 6:15, 5:10].sum())  # the seeds of the click's ball
+    assert seeds["first"] == seeds["after a negative"] > seeds["after a click"] > 0
 
 
 STARDIST = DATA_DIR / "stardist"

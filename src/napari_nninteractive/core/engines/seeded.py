@@ -7,7 +7,8 @@ trained or downloaded; results are deterministic (the same interactions give the
 undo/redo are exact.
 
 Seeds: positive points (a small ball, less the part beyond an edge inside it; a correction click's
-ball reaches no further than that edge, at least ``edge_reach``), positive
+ball, after a positive prompt, reaches no further from the click than that edge, and at least
+``edge_reach``), positive
 scribbles, and the central part of positive boxes/lassos mark the object; negative clicks and
 scribbles and the central part of negative boxes/lassos mark the background, and what a negative
 box or lasso covers on its slice is never object (:meth:`_SeededBase._cut`); a negative box or
@@ -90,7 +91,7 @@ class SeededConfig:
     marker_gap: int = 2  # background markers keep this distance from the object's intensity range
     crop_watershed: bool = True  # flood only the box of unmarked voxels (same result, faster)
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
-    edge_reach: int = 2  # a correction click's ball reaches at least this far past an edge in it (see seeds.point_ball)
+    edge_reach: int = 2  # least radius of a correction click's ball when an edge crosses it (seeds.point_ball)
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
     probe_voxels: int = 250_000  # a region that may grow is first solved at this many coarse voxels (ditto)
     tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
@@ -361,14 +362,14 @@ class _SeededBase(Engine):
         seen_positive = False
         clicks = np.zeros(shape, bool)  # positive clicks' voxels: a later negative box or lasso leaves them alone
         negatives = np.zeros(shape, bool)  # negative clicks' balls: a later positive box or lasso leaves them alone
-        for index, p in enumerate(self._prompts):  # later prompts win where they conflict; each acts on its window
+        for p in self._prompts:  # later prompts win where they conflict; each acts on its footprint's window
             seen_positive, first_positive = seen_positive or p.positive, not seen_positive
             if isinstance(p, Box | Lasso) and p.positive and first_positive:
                 # a box drawn as a correction marks a part, not the whole object
                 assert p.bbox is not None, "validated region prompts have a bbox"
                 self._mark_outside(p.bbox, roi, fg, bg)
-            if isinstance(p, Point):  # a click after the object's first prompt is a correction
-                box, values = sd.point_ball(p, r, img, roi, cfg.edge_reach if index else None)
+            if isinstance(p, Point):  # a click after a positive prompt is a correction
+                box, values = sd.point_ball(p, r, img, roi, None if first_positive else cfg.edge_reach)
             else:
                 box, values = sd.footprint(p, r)
             w = sd.window(box, roi)
