@@ -8,8 +8,8 @@ undo/redo are exact.
 
 Seeds: positive points (a small ball, less the part beyond an edge inside it; a correction click's
 ball, after a positive prompt, reaches no further from the click than that edge, and at least
-``edge_reach``), positive
-scribbles, and the central part of positive boxes/lassos mark the object; negative clicks and
+``edge_reach``), positive scribbles, and the central part of positive boxes/lassos mark the
+object; negative clicks and
 scribbles and the central part of negative boxes/lassos mark the background, and what a negative
 box or lasso covers on its slice is never object (:meth:`_SeededBase._cut`); a negative box or
 lasso leaves earlier positive clicks alone, and a positive box or lasso overrides earlier negative

@@ -109,9 +109,9 @@ def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox, near_edge: int | No
 
     ``near_edge`` (a correction click): when an edge crosses the ball, the click's side is kept
     only as far from the click as the nearest voxel it drops (across the edge, or cut off from the
-    click), and at least ``near_edge`` voxels. A correction right next to an edge is a fix of the boundary there: the click may sit
-    on a boundary voxel whose own side is the wrong one, and a full ball would then seed the
-    neighbour beyond the edge.
+    click), and at least ``near_edge`` voxels. A correction right next to an edge is a fix of the
+    boundary there: the click may sit on a boundary voxel whose own side is the wrong one, and a
+    full ball would then seed the neighbour beyond the edge.
     """
     box, ball = footprint(p, r)
     common = intersect_bbox(box, roi)
