@@ -22,7 +22,7 @@ def main() -> int:
     import napari
     from qtpy.QtCore import QCoreApplication
 
-    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+    from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
     from napari_nninteractive.gui.annotator import ObjectTarget
     from napari_nninteractive.gui.widget import NNInteractiveWidget
     from napari_nninteractive.testing import synthetic_volume

@@ -34,7 +34,7 @@ def main() -> int:
     import dask.array as da
     import napari
 
-    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+    from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
     from napari_nninteractive.core.geometry import PackedMask
     from napari_nninteractive.core.session import Session
     from napari_nninteractive.gui.annotator import ObjectTarget

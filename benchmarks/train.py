@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from napari_nninteractive.core.engines.network import NetworkEngine
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.model import LoadedModel, load_model_folder
 from napari_nninteractive.core.prompts import Box, Point
 from napari_nninteractive.core.session import Session

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_nninteractive.core.engines.random_walker import RandomWalkerEngine
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptKind
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim

@@ -24,7 +24,8 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded import SeededConfig
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.runner import dice

@@ -214,7 +214,7 @@ def test_cli_on_real_ct(tmp_path, tiny_model_dir, capsys):
 
 
 def test_fusion_switch_matches_the_python_api_and_is_refused_with_a_server(case, tmp_path, capsys):
-    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+    from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 
     image, prompts = case
     src = tmp_path / "image.npy"

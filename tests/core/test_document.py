@@ -20,7 +20,7 @@ from napari_nninteractive.core.document import (
     load_document,
     save_document,
 )
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.testing import synthetic_volume
 
@@ -160,7 +160,7 @@ def test_restore_after_a_killed_process_loses_at_most_the_interaction_in_flight(
     script = textwrap.dedent(f"""
         import os, signal, numpy as np
         from napari_nninteractive.core.document import ImageRef, SessionDocument, autosave_path, capture_object, save_document
-        from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+        from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
         from napari_nninteractive.core.session import Session
         from napari_nninteractive.testing import synthetic_volume
 

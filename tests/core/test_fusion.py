@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.fusion import AXES, fuse
 from napari_nninteractive.core.prompts import Box, Point, Scribble
 from napari_nninteractive.core.session import Session

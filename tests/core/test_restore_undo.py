@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_nninteractive.core.engines.base import PredictionCancelled
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.session import Session
 
 from ..conftest import sphere, sphere_image

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_nninteractive.core.engines import scratch
-from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded import SeededConfig
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.session import Session
 
 from ..conftest import sphere

@@ -10,7 +10,8 @@ from napari_nninteractive.cli.segment import main as segment_main
 from napari_nninteractive.core.engines.base import EngineError
 from napari_nninteractive.core.engines.random_walker import RandomWalkerEngine
 from napari_nninteractive.core.engines.registry import make_engine
-from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded import SeededConfig
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.geometry import bbox_shape, bbox_to_slices
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval import simulate as sim
@@ -78,7 +79,7 @@ def test_roi_grows_until_a_large_object_fits():
 def test_a_grown_region_probed_coarse_first_gives_the_same_object_sooner(monkeypatch):
     """A region grown because the object reached the last one's border is first solved coarse; an
     object reaching the border there makes the region grow without the finer solve."""
-    from napari_nninteractive.core.engines import seeded
+    from napari_nninteractive.core.engines import seeded_watershed as seeded
 
     big = sphere((96, 96, 96), (48, 48, 48), 40)
     img = np.where(big, 120.0, 40.0).astype(np.float32) + np.random.default_rng(0).normal(0, 5, big.shape).astype(

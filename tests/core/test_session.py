@@ -210,7 +210,7 @@ def test_new_object_starts_fresh_without_touching_the_output_buffer():
 
 
 def test_state_nbytes_counts_mask_prompts_and_packed_history():
-    from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+    from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 
     img = np.zeros((40, 50, 60), np.float32)
     img[10:30, 10:40, 10:50] = 100

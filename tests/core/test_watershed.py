@@ -8,7 +8,8 @@ from skimage.segmentation import watershed as skimage_watershed
 
 from napari_nninteractive.core import threaded
 from napari_nninteractive.core.engines import watershed as ws
-from napari_nninteractive.core.engines.seeded import SeededConfig, SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded import SeededConfig
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.morphology import dilate, erode
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval.runner import dice

@@ -7,7 +7,7 @@ import pytest
 from qtpy.QtCore import QEvent, QObject
 from qtpy.QtWidgets import QApplication, QFormLayout, QGroupBox, QLabel
 
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.gui.annotator import Tool
 from napari_nninteractive.gui.layer_controls import KEEP, controls_of, trim_controls
 from napari_nninteractive.gui.widget import CANCELLING

@@ -11,7 +11,7 @@ import torch
 from napari_nninteractive.core import lazy
 from napari_nninteractive.core.encoding import compute_normalization
 from napari_nninteractive.core.engines.network import NetworkEngine
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptError
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.gui.annotator import Tool

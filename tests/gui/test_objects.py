@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.persist import object_sources
 from napari_nninteractive.gui.widget import NNInteractiveWidget

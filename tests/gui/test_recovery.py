@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.gui.annotator import OutputMode, Tool
 from napari_nninteractive.gui.output import KEPT_OUT
 from napari_nninteractive.gui.persist import KEEP

@@ -13,7 +13,7 @@ import pytest
 
 from napari_nninteractive.core.api import Capabilities
 from napari_nninteractive.core.engines.registry import make_engine
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.prompts import PromptKind
 from napari_nninteractive.core.remote.client import EXPIRED_NOTICE
 from napari_nninteractive.core.remote.transport import API_KEY_ENV

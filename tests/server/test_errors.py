@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_nninteractive.core.engines.base import EngineError
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.server import EngineSource, ServerConfig
 
 from .conftest import AUTH, KEY, Lease, serving, volume

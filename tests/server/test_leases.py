@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from napari_nninteractive.core.engines.registry import make_engine
-from napari_nninteractive.core.engines.seeded import SeededWatershedEngine
+from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.server import BackgroundServer, EngineSource, ServerConfig
 from napari_nninteractive.server.errors import AtCapacity, LeaseError

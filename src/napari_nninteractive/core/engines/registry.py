@@ -54,7 +54,7 @@ def _network(
 
 
 def _watershed(*_: object) -> Engine:
-    from .seeded import SeededWatershedEngine
+    from .seeded_watershed import SeededWatershedEngine
 
     return SeededWatershedEngine()
 
