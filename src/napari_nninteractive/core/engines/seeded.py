@@ -30,7 +30,11 @@ Corrections act where they were placed (:func:`local_update`): of what the recom
 only the parts connected to the new prompts are kept; a positive correction only adds, a negative
 one only removes. A large object (box over ``full_res_voxels``) is corrected in a window around
 the new prompts that grows while the change reaches its border. No collapse: a correction that
-would leave less than ``min_keep`` of the object changes only that first window."""
+would leave less than ``min_keep`` of the object changes only that first window, and when even
+that collapses the object by cutting through its bulk (no edge there says where to cut, unlike a
+neighbour joined by a neck) only the prompts' own voxels change, with a notice. A positive box or
+lasso drawn as a correction adds only within its prism (``correction_prism``), as a first box
+confines the object."""
 
 from __future__ import annotations
 
@@ -72,6 +76,10 @@ TIGHTENED = (
     "The result spread much further than the prompts suggest, so a tighter one is shown. A box around the "
     "object, or negative clicks where it leaks, tells the engine more."
 )
+CUT_SHORT = (
+    "This correction would have cut away most of the object through tissue where the image shows no "
+    "boundary, so only the prompted voxels changed. Mark where the object ends with more prompts there."
+)
 SEEDS_ONLY = (
     "Every result spread much further than the prompts suggest, so only the prompted voxels change. Draw "
     "a box around the object, or add negative clicks where it leaks."
@@ -100,6 +108,8 @@ class SeededConfig:
     max_fraction_undrawn: float = 0.25  # ... or this fraction reaching two image faces, without box, lasso or mask
     max_jump: float = 30.0  # a correction that multiplies the object's size by more is a flood
     prism: float = 0.1  # a first positive 2-D box/lasso: background beyond this fraction of its extent
+    correction_prism: float | None = 0.5  # a positive 2-D box/lasso correction adds only within its prism this wide
+    bulk_cut: float | None = 3.0  # a collapsing cut wider than this x smaller part^(2/3) changes only the prompts
     window: float = 0.25  # a large object's correction is solved this fraction of its extent around the prompt
     min_keep: float = 0.5  # a correction leaving less of the object changes only its first window
 
@@ -197,14 +207,21 @@ class _SeededBase(Engine):
                     break
                 window = self._widen(window)
             if not self._floods(values, changed, contained, max(n_old, _drawn(new)) if local else 0, mask.shape, n_old):
+                notices: tuple[str, ...] = (TIGHTENED,) if tighten != tightenings[0] else ()
                 if local and self._collapses(mask, changed, values, n_old):
-                    # a correction that would take most of the object: only its first window changes
+                    # a correction that would take most of the object: only its first window changes; whether
+                    # it cuts through the bulk is judged on the whole object (a window's faces would hide that)
+                    cut = self.config.bulk_cut
+                    bulk = cut is not None and sd.cuts_bulk(mask[bbox_to_slices(changed)], values, n_old, cut)
                     first = self._window(old_box, new, always=True)
                     assert first is not None  # always=True gives a window
                     _, seg, _ = self._grow(mask, control, tighten, first)
                     changed, values = self._merge(mask, first, seg, new, True)
-                if tighten != tightenings[0]:
-                    self.notices = (TIGHTENED,)
+                    if bulk and self._collapses(mask, changed, values, n_old):
+                        # no edge says where the object ends: only the prompts' own voxels change
+                        changed, values = sd.footprints(mask, new, self.config.point_radius)
+                        notices += (CUT_SHORT,)
+                self.notices = notices
                 return [(changed, values)]
             log.info("the object flooded its region (tighten %s); tightening the intensity model", tighten)
         roi = self._roi(self._core(mask))
@@ -308,7 +325,32 @@ class _SeededBase(Engine):
             signs = {p.positive for p in new}
             before = mask[bbox_to_slices(changed)]
             values = local_update(before, values, zone, signs.pop() if len(signs) == 1 else None)
+            self._confine(before, values, changed, new)
         return changed, values
+
+    def _confine(self, before: np.ndarray, values: np.ndarray, changed: BBox, new: Sequence[Prompt]) -> None:
+        """Drop (in place) what positive 2-D box or lasso corrections add beyond their prisms.
+
+        A box drawn as a correction marks a part of the object, and that part's cross-section on
+        other slices lies near the box, as for a first box (:meth:`_prism`, ``config.correction_prism``
+        of its extent beyond it in its plane, every slice). Without this, a box on a missed rim next to
+        a structure of the same intensity (the other lung, a neighbouring vertebra) took that structure.
+        """
+        frac = self.config.correction_prism
+        first_new = len(self._prompts) - len(new)
+        if frac is None or not any(p.positive for p in self._prompts[:first_new]):
+            return  # the object's first prompt(s), not a correction
+        if not all(p.positive and isinstance(p, Box | Lasso) and sd.flat_axis(sd.extent(p)) is not None for p in new):
+            return
+        shape = self._require_image().shape[1:]
+        allowed = np.zeros(values.shape, bool)
+        for p in new:
+            box = sd.extent(p)
+            axis = sd.flat_axis(box)
+            assert axis is not None  # checked above
+            prism = clip_bbox(_grown(box, axis, frac, 3, (0, shape[axis])), shape)
+            sd.paint(allowed, changed, prism, np.ones(bbox_shape(prism), bool))
+        values[~allowed & (before == 0)] = 0
 
     def _floods(
         self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...], before: int = 0

@@ -1,4 +1,4 @@
-"""Where prompts seed the weight-free engines: footprints, edge-aware click balls, local corrections.
+"""Where prompts seed the weight-free engines: footprints, edge-aware click balls, local corrections, cuts.
 
 Pure functions on numpy arrays; boxes are half-open ``((lo, hi), ...)`` in image coordinates and
 ``roi`` is the frame a seed array covers.
@@ -6,12 +6,24 @@ Pure functions on numpy arrays; boxes are half-open ``((lo, hi), ...)`` in image
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage
 
-from ..geometry import BBox, bbox_is_empty, bbox_shape, bbox_to_slices, intersect_bbox, nonzero_bbox, relative_bbox
+from ..geometry import (
+    BBox,
+    bbox_is_empty,
+    bbox_shape,
+    bbox_to_slices,
+    clip_bbox,
+    intersect_bbox,
+    nonzero_bbox,
+    relative_bbox,
+    union_bbox,
+)
 from ..morphology import dilate
-from ..prompts import Box, Point, Prompt
+from ..prompts import Box, Lasso, Point, Prompt
 from . import filters
 
 
@@ -176,3 +188,39 @@ def local_update(old: np.ndarray, new: np.ndarray, zone: np.ndarray, positive: b
     take = np.isin(labels, keep[keep > 0])
     out[sl][take] = new[sl][take]
     return out
+
+
+def cuts_bulk(before: np.ndarray, values: np.ndarray, n_old: int, factor: float) -> bool:
+    """Whether a change (``before`` -> ``values``, 0/1 on one box) cuts an object of ``n_old`` voxels through its bulk.
+
+    The cut is the surface between what the change removes and what stays (6-neighbours), on the
+    whole object's result (a correction window's faces would hide it). A neck (a neighbour
+    reached through a thin bridge, the other lung through the airways) is much thinner than
+    either part it joins: its surface is far below the smaller part's ``size^(2/3)`` (the face of
+    a cube that size). A cut through homogeneous tissue, where no edge told the regions apart,
+    runs across the smaller part: its surface exceeds ``factor`` times that.
+    """
+    kept = values != 0
+    removed = before.astype(bool, copy=False) & ~kept
+    n_removed = int(np.count_nonzero(removed))
+    smaller = min(n_removed, n_old - n_removed)
+    surface = int(np.count_nonzero(kept & ndimage.binary_dilation(removed)))
+    return smaller > 0 and surface > factor * smaller ** (2 / 3)
+
+
+def footprints(mask: np.ndarray, new: Sequence[Prompt], r: int) -> tuple[BBox, np.ndarray]:
+    """The change that sets only the prompts' own voxels in ``mask`` (later prompts win where they overlap).
+
+    A positive box or lasso (in a batch with negative prompts) adds nothing: its footprint holds
+    background too.
+    """
+    kept = [p for p in new if not (p.positive and isinstance(p, Box | Lasso))]
+    drawn = union_bbox(*(footprint(p, r)[0] for p in kept))
+    assert drawn is not None  # a change that removes has a negative prompt
+    changed = clip_bbox(drawn, mask.shape)
+    values = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
+    for p in kept:
+        here = np.zeros(values.shape, bool)
+        paint(here, changed, *footprint(p, r))
+        values[here] = 1 if p.positive else 0
+    return changed, values
