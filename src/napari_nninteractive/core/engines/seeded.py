@@ -209,15 +209,18 @@ class _SeededBase(Engine):
             if not self._floods(values, changed, contained, max(n_old, _drawn(new)) if local else 0, mask.shape, n_old):
                 notices: tuple[str, ...] = (TIGHTENED,) if tighten != tightenings[0] else ()
                 if local and self._collapses(mask, changed, values, n_old):
-                    # a correction that would take most of the object: only its first window changes; whether
-                    # it cuts through the bulk is judged on the whole object (a window's faces would hide that)
-                    cut = self.config.bulk_cut
-                    bulk = cut is not None and sd.cuts_bulk(mask[bbox_to_slices(changed)], values, n_old, cut)
+                    # a correction that would take most of the object: only its first window changes
+                    whole = changed, values  # a cut through the bulk is judged here (a window's faces hide it)
                     first = self._window(old_box, new, always=True)
                     assert first is not None  # always=True gives a window
                     _, seg, _ = self._grow(mask, control, tighten, first)
                     changed, values = self._merge(mask, first, seg, new, True)
-                    if bulk and self._collapses(mask, changed, values, n_old):
+                    cut = self.config.bulk_cut
+                    if (
+                        cut is not None
+                        and self._collapses(mask, changed, values, n_old)
+                        and sd.cuts_bulk(mask[bbox_to_slices(whole[0])], whole[1], n_old, cut)
+                    ):
                         # no edge says where the object ends: only the prompts' own voxels change
                         changed, values = sd.footprints(mask, new, self.config.point_radius)
                         notices += (CUT_SHORT,)
@@ -348,8 +351,9 @@ class _SeededBase(Engine):
             box = sd.extent(p)
             axis = sd.flat_axis(box)
             assert axis is not None  # checked above
-            prism = clip_bbox(_grown(box, axis, frac, 3, (0, shape[axis])), shape)
-            sd.paint(allowed, changed, prism, np.ones(bbox_shape(prism), bool))
+            w = sd.window(_grown(box, axis, frac, 3, (0, shape[axis])), changed)
+            if w is not None:
+                allowed[w[1]] = True
         values[~allowed & (before == 0)] = 0
 
     def _floods(

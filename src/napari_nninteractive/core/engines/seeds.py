@@ -204,7 +204,7 @@ def cuts_bulk(before: np.ndarray, values: np.ndarray, n_old: int, factor: float)
     removed = before.astype(bool, copy=False) & ~kept
     n_removed = int(np.count_nonzero(removed))
     smaller = min(n_removed, n_old - n_removed)
-    surface = int(np.count_nonzero(kept & ndimage.binary_dilation(removed)))
+    surface = int(np.count_nonzero(kept & dilate(removed)))
     return smaller > 0 and surface > factor * smaller ** (2 / 3)
 
 
@@ -220,7 +220,8 @@ def footprints(mask: np.ndarray, new: Sequence[Prompt], r: int) -> tuple[BBox, n
     changed = clip_bbox(drawn, mask.shape)
     values = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
     for p in kept:
-        here = np.zeros(values.shape, bool)
-        paint(here, changed, *footprint(p, r))
-        values[here] = 1 if p.positive else 0
+        box, voxels = footprint(p, r)
+        w = window(box, changed)
+        if w is not None:
+            values[w[1]][voxels[w[2]].astype(bool, copy=False)] = 1 if p.positive else 0
     return changed, values
