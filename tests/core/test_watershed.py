@@ -1,5 +1,6 @@
 """Speed-ups of the weight-free engine's watershed that must not change a mask: shifted-OR morphology,
-floods in two halves, and rough results for regions that grow."""
+floods in two halves, and rough results for regions that grow; and the size of the coarse copy of a
+large region (which may change a mask a little)."""
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from napari_nninteractive.core.engines import watershed as ws
 from napari_nninteractive.core.engines.seeded import SeededConfig
 from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.morphology import dilate, erode
+from napari_nninteractive.core.prompts import Box
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval.runner import dice
 
@@ -120,3 +122,27 @@ def test_a_region_that_will_grow_skips_the_band_of_its_rough_result_and_gives_th
     assert np.array_equal(*masks)
     assert bands[0] < bands[1], bands
     assert dice(masks[0], big) > 0.9
+
+
+def test_a_large_region_is_solved_on_a_coarse_copy_of_at_most_coarse_voxels():
+    """``coarse_voxels`` sets the coarse copy's size; ``full_res_voxels`` alone decides whether a region is coarse."""
+    big = sphere((48, 64, 64), (24, 32, 32), 18)
+    rng = np.random.default_rng(1)
+    img = np.where(big, 120.0, 40.0).astype(np.float32) + rng.normal(0, 8, big.shape).astype(np.float32)
+    box = Box(((6, 43), (32, 33), (14, 51)))
+    seen = {}
+    for name, cfg in (
+        ("at full resolution", SeededConfig(full_res_voxels=10**12, coarse_voxels=5_000)),
+        ("coarse, 20k", SeededConfig(full_res_voxels=20_000)),
+        ("coarse, 5k", SeededConfig(full_res_voxels=20_000, coarse_voxels=5_000)),
+    ):
+        s = Session(SeededWatershedEngine(cfg))
+        s.set_image(img)
+        s.add_prompt(box)
+        seen[name] = (s.engine.last_factors, dice(s.mask, big))
+    assert seen["at full resolution"][0] == (1, 1, 1)  # a small coarse copy alone does not make a region coarse
+    for name, limit in (("coarse, 20k", 20_000), ("coarse, 5k", 5_000)):
+        factors, reached = seen[name]
+        assert img.size / np.prod(factors) <= limit, (name, factors)  # the region is at most the image
+        assert reached > 0.9, (name, reached)
+    assert np.prod(seen["coarse, 5k"][0]) > np.prod(seen["coarse, 20k"][0])

@@ -21,8 +21,9 @@ class SeededWatershedEngine(_SeededBase):
     """The default weight-free engine: intensity model + marker-based watershed on the gradient.
 
     Regions larger than ``config.full_res_voxels`` are solved coarse-to-fine: the whole pipeline runs
-    on a block-averaged copy, then a watershed at full resolution re-decides only a band of about
-    two coarse voxels around the coarse boundary (user seeds keep their full-resolution value).
+    on a block-averaged copy of at most ``config.coarse_voxels`` voxels, then a watershed at full
+    resolution re-decides only a band of about two coarse voxels around the coarse boundary (user
+    seeds keep their full-resolution value).
     A coarse object that already reaches the region's open border, where the region will grow, is
     returned without the band. A region that may still grow and holds more than
     ``config.probe_voxels`` is first solved that coarse when it grew because the object reached the
@@ -44,7 +45,11 @@ class SeededWatershedEngine(_SeededBase):
         fg, bg, model = self._seeds(roi, img)
         if not fg.any():
             return np.zeros(img.shape, np.uint8)
-        factors = ws.coarse_factors(img.shape, cfg.full_res_voxels)
+        factors = (
+            ws.coarse_factors(img.shape, min(cfg.coarse_voxels, cfg.full_res_voxels))
+            if img.size > cfg.full_res_voxels
+            else (1,) * img.ndim
+        )
         quick = ws.coarse_factors(img.shape, cfg.probe_voxels)
         if provisional and (probe or factors == (1, 1, 1)) and max(quick) > max(factors):  # only a coarser look
             # a quick look at a coarser scale first: an object already reaching the open border makes the ROI grow
