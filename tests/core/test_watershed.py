@@ -12,7 +12,7 @@ from napari_nninteractive.core.engines import watershed as ws
 from napari_nninteractive.core.engines.seeded import SeededConfig
 from napari_nninteractive.core.engines.seeded_watershed import SeededWatershedEngine
 from napari_nninteractive.core.morphology import dilate, erode
-from napari_nninteractive.core.prompts import Box
+from napari_nninteractive.core.prompts import Box, Point
 from napari_nninteractive.core.session import Session
 from napari_nninteractive.eval.runner import dice
 
@@ -146,3 +146,59 @@ def test_a_large_region_is_solved_on_a_coarse_copy_of_at_most_coarse_voxels():
         assert img.size / np.prod(factors) <= limit, (name, factors)  # the region is at most the image
         assert reached > 0.9, (name, reached)
     assert np.prod(seen["coarse, 5k"][0]) > np.prod(seen["coarse, 20k"][0])
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.uint8, np.float32])
+def test_a_coarse_region_read_from_the_source_gives_the_masks_of_a_float32_copy(monkeypatch, dtype):
+    """A coarse-to-fine solve reads an in-memory image through a view (no float32 copy of the region):
+    the same masks, for clicks (their balls read the image), boxes and corrections, smoothed or not."""
+    big = sphere((48, 64, 64), (24, 30, 34), 17)
+    rng = np.random.default_rng(3)
+    img = (np.where(big, 160.0, 60.0) + rng.normal(0, 12, big.shape)).clip(0, 255).astype(dtype)
+    prompts = [Point((24, 30, 34)), Point((24, 30, 50), positive=False), Box(((8, 41), (30, 31), (18, 51)))]
+    views = []
+    source_view = SeededWatershedEngine._source_view
+    for smoothing in (0.5, 0.0):
+        masks = {}
+        for mode in ("view", "copy"):
+
+            def spy(self, roi, mode=mode):
+                view = source_view(self, roi) if mode == "view" else None
+                views.append(view is not None)
+                return view
+
+            monkeypatch.setattr(SeededWatershedEngine, "_source_view", spy)
+            s = Session(SeededWatershedEngine(SeededConfig(full_res_voxels=20_000, smoothing=smoothing)))
+            s.set_image(img)
+            steps = []
+            for p in prompts[:2]:
+                s.add_prompt(p)
+                steps.append(s.mask.copy())
+            s.next_object()
+            s.add_prompt(prompts[2])
+            steps.append(s.mask.copy())
+            assert s.engine.last_factors != (1, 1, 1)  # the coarse path ran
+            masks[mode] = steps
+        for a, b in zip(masks["view"], masks["copy"]):
+            assert np.array_equal(a, b)
+        assert dice(masks["view"][-1], big) > 0.85
+    assert any(views) and not all(views)  # both paths ran
+
+
+def test_a_clicks_ball_reads_the_image_in_float32_whatever_its_dtype():
+    """``seeds.point_ball`` smooths the ball's voxels: an integer view must give a float32 copy's ball."""
+    from napari_nninteractive.core.engines import seeds
+
+    rng = np.random.default_rng(5)
+    differ = 0
+    for _ in range(60):
+        img = rng.integers(0, 4, (15, 15, 15)).astype(np.int16)
+        img[:, :, int(rng.integers(4, 11)) :] += 3  # an edge through the ball
+        click = Point(tuple(int(c) for c in rng.integers(5, 10, 3)))
+        roi = ((0, 15), (0, 15), (0, 15))
+        for near_edge in (None, 2):
+            _, a = seeds.point_ball(click, 4, img, roi, near_edge)
+            _, b = seeds.point_ball(click, 4, img.astype(np.float32), roi, near_edge)
+            assert np.array_equal(a, b)
+            differ += not np.array_equal(a, seeds.ball(4))
+    assert differ  # the edge trimmed some balls: the comparison meant something

@@ -129,7 +129,7 @@ def point_ball(p: Point, r: int, img: np.ndarray, roi: BBox, near_edge: int | No
     common = intersect_bbox(box, roi)
     if bbox_is_empty(common) or not all(lo <= int(c) < hi for c, (lo, hi) in zip(p.coord, roi)):
         return box, ball
-    local = filters.gaussian_filter(img[bbox_to_slices(relative_bbox(common, roi))], 0.7)
+    local = filters.gaussian_filter(np.asarray(img[bbox_to_slices(relative_bbox(common, roi))], np.float32), 0.7)
     inside = ball[bbox_to_slices(relative_bbox(common, box))]
     centre = tuple(int(c) - lo for c, (lo, _) in zip(p.coord, common))
     keep = same_side(local, inside, centre)

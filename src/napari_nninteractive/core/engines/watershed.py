@@ -300,6 +300,7 @@ def refine_band(
     """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
 
     Works on the bounding box of the dilated coarse object only; everything outside it is background.
+    ``img`` may hold any dtype whose values float32 holds exactly (a view of the source image).
     """
     out = np.zeros(img.shape, np.uint8)
     outer_c = dilate(coarse.astype(bool))
@@ -313,9 +314,11 @@ def refine_band(
     sub = bbox_to_slices(box)
     # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
-    local = img[bbox_to_slices(reach)]
+    local = img[bbox_to_slices(reach)]  # ``img`` may be the source's dtype: float32 from here on
     if smoothing:
-        local = filters.gaussian_filter(local, smoothing, out=scratch.empty("band.smoothed", local.shape, local.dtype))
+        local = filters.gaussian_filter(local, smoothing, out=scratch.empty("band.smoothed", local.shape, np.float32))
+    else:
+        local = np.asarray(local, np.float32)
     inside = bbox_to_slices(relative_bbox(box, reach))
     work = scratch.full("band.labels", local.shape, np.uint8, 1)  # the halo is background, as outside the box
     markers = work[inside]  # a view: 2 inside, 0 in the band, 1 beyond; then the user's seeds
