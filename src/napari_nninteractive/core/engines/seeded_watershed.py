@@ -82,7 +82,8 @@ class SeededWatershedEngine(_SeededBase):
         image = self._require_image()
         if not isinstance(image, np.ndarray) or image.shape[0] != 1 or not np.can_cast(image.dtype, np.float32):
             return None
-        view: np.ndarray = image[(0,) + bbox_to_slices(roi)]
+        view: np.ndarray = image[(0,) + bbox_to_slices(roi)].view()
+        view.flags.writeable = False  # the user's image: a write by mistake raises instead of changing it
         return view
 
     def _coarse(
