@@ -34,25 +34,27 @@ def main() -> int:
     modes = {"view": view, "copy (before)": lambda self, roi: None}
     times: dict[tuple[str, str, str], list[float]] = {}
     masks: dict[tuple[str, str], list[np.ndarray]] = {}
-    for rep in range(args.repeats):
-        order = list(modes) if rep % 2 == 0 else list(modes)[::-1]
-        for mode in order:
-            SeededWatershedEngine._source_view = modes[mode]  # type: ignore[method-assign]
-            for name, prompt in prompts.items():
-                session = Session(SeededWatershedEngine())
-                session.set_image(image)
-                for state in ("fresh", "warm"):
-                    session.next_object()
-                    t = time.perf_counter()
-                    session.add_prompt(prompt)
-                    times.setdefault((mode, name, state), []).append(time.perf_counter() - t)
-                masks.setdefault((mode, name), []).append(session.mask.astype(bool))
-                print(
-                    f"  {mode:<14} {name:<12} fresh {times[mode, name, 'fresh'][-1]:.2f} s, "
-                    f"warm {times[mode, name, 'warm'][-1]:.2f} s",
-                    flush=True,
-                )
-    SeededWatershedEngine._source_view = view  # type: ignore[method-assign]
+    try:
+        for rep in range(args.repeats):
+            order = list(modes) if rep % 2 == 0 else list(modes)[::-1]
+            for mode in order:
+                SeededWatershedEngine._source_view = modes[mode]  # type: ignore[method-assign]
+                for name, prompt in prompts.items():
+                    session = Session(SeededWatershedEngine())
+                    session.set_image(image)
+                    for state in ("fresh", "warm"):
+                        session.next_object()
+                        t = time.perf_counter()
+                        session.add_prompt(prompt)
+                        times.setdefault((mode, name, state), []).append(time.perf_counter() - t)
+                    masks.setdefault((mode, name), []).append(session.mask.astype(bool))
+                    print(
+                        f"  {mode:<14} {name:<12} fresh {times[mode, name, 'fresh'][-1]:.2f} s, "
+                        f"warm {times[mode, name, 'warm'][-1]:.2f} s",
+                        flush=True,
+                    )
+    finally:
+        SeededWatershedEngine._source_view = view  # type: ignore[method-assign]
     print("\nmedians (s) and the copy's time over the view's:")
     for name in prompts:
         for state in ("fresh", "warm"):

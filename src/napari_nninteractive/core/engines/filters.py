@@ -42,8 +42,8 @@ def _gaussian(data: np.ndarray, sigma: float, orders: list[int], out: np.ndarray
 def gaussian_filter(data: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """``scipy.ndimage.gaussian_filter(data, sigma)`` (output in ``data``'s dtype, reflect mode, truncate 4).
 
-    ``out``: where to write it (``data``'s shape and dtype, or float32 for data whose values float32
-    holds exactly: the same values as from a float32 copy; not overlapping ``data``); returned.
+    ``out``: where to write it (``data``'s shape and dtype, or float32 for booleans and integers of
+    up to 16 bits: the same values as from a float32 copy; not overlapping ``data``); returned.
     """
     data = np.asarray(data)
     out = np.empty(data.shape, data.dtype) if out is None else out

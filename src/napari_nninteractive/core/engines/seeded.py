@@ -102,7 +102,7 @@ class SeededConfig:
     point_radius: int = 4  # as nnInteractive's point ball; 2 measured worse (point-only AUC 0.47 vs 0.59)
     edge_reach: int = 2  # least radius of a correction click's ball when an edge crosses it (seeds.point_ball)
     full_res_voxels: int = 2_000_000  # larger regions are solved coarse-to-fine (see SeededWatershedEngine)
-    coarse_voxels: int = 1_000_000  # ... on a block-averaged copy of at most this many (2 M: warm box ~1.1x)
+    coarse_voxels: int = 1_000_000  # ... on a block-averaged copy of about this many (2 M: warm box ~1.1x)
     probe_voxels: int = 250_000  # a region that may grow is first solved at this many coarse voxels (ditto)
     tighten: tuple[float, ...] = (1.0, 0.5, 0.25)  # k_sigma factors tried in turn while the object floods
     max_fraction: float = 0.5  # an object over this fraction of the image is a flood

@@ -23,7 +23,8 @@ class SeededWatershedEngine(_SeededBase):
     """The default weight-free engine: intensity model + marker-based watershed on the gradient.
 
     Regions larger than ``config.full_res_voxels`` are solved coarse-to-fine: the whole pipeline runs
-    on a block-averaged copy of at most ``config.coarse_voxels`` voxels, then a watershed at full
+    on a block-averaged copy of about ``config.coarse_voxels`` voxels (cubic blocks, thin axes kept
+    finer, so a flat region's copy can hold more), then a watershed at full
     resolution re-decides only a band of about two coarse voxels around the coarse boundary (user
     seeds keep their full-resolution value).
     A coarse object that already reaches the region's open border, where the region will grow, is
@@ -72,15 +73,21 @@ class SeededWatershedEngine(_SeededBase):
         return ws.refine_band(img, coarse, factors, fg, bg, cfg.smoothing)
 
     def _source_view(self, roi: BBox) -> np.ndarray | None:
-        """The ROI of a one-channel in-memory image whose values float32 holds exactly, as a view; else ``None``.
+        """The ROI of a one-channel in-memory image, as a read-only view, where reading it gives a float32 copy's masks.
 
         A coarse-to-fine solve reads the region only through block means, the band and the clicks'
-        balls, each converted to float32 as it is read, with the same values as from a float32 copy
-        of the whole region (:meth:`_region_image`), which it therefore skips: for a click on a
-        liver that grew to the whole 35 M-voxel CT, 140 MB of fresh memory and its copy.
+        balls, each converted to float32 as it is read, which skips the float32 copy of the whole
+        region (:meth:`_region_image`): for a click on a liver that grew to the whole 35 M-voxel CT,
+        140 MB of fresh memory and its copy. Taken for booleans and integers of up to 16 bits (their
+        block sums are exact in any order) and for native float32 in C order (summed in the copy's
+        order); float16 (which scipy's filters refuse), wider types and other layouts get the copy.
         """
         image = self._require_image()
-        if not isinstance(image, np.ndarray) or image.shape[0] != 1 or not np.can_cast(image.dtype, np.float32):
+        if not isinstance(image, np.ndarray) or image.shape[0] != 1:
+            return None
+        dtype = image.dtype
+        exact = dtype.kind in "biu" and dtype.itemsize <= 2
+        if not exact and not (dtype == np.dtype(np.float32) and image.flags.c_contiguous):
             return None
         view: np.ndarray = image[(0,) + bbox_to_slices(roi)].view()
         view.flags.writeable = False  # the user's image: a write by mistake raises instead of changing it

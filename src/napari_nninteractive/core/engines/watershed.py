@@ -300,7 +300,7 @@ def refine_band(
     """Full-resolution watershed in the band one coarse voxel either side of the coarse boundary.
 
     Works on the bounding box of the dilated coarse object only; everything outside it is background.
-    ``img`` may hold any dtype whose values float32 holds exactly (a view of the source image).
+    ``img`` may be a view of the source image (see ``SeededWatershedEngine._source_view`` for its dtypes).
     """
     out = np.zeros(img.shape, np.uint8)
     outer_c = dilate(coarse.astype(bool))
