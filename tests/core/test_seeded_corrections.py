@@ -122,3 +122,30 @@ def test_a_positive_box_correction_adds_only_within_its_prism():
     assert added[0.5].any() and not (added[0.5] & ~prism).any()
     assert added[0.5][24, 30:35, 40:48].all()  # the box's own central part is added
     assert added[0.5][:24].any() and added[0.5][25:].any()  # and the prism holds on the other slices too
+
+
+def test_what_the_prism_leaves_of_a_correction_stays_connected_to_it():
+    # A click gives A. A correction box on R (a separate block of the same intensity) floods R, a
+    # bridge that leaves R's prism and comes back, and C, a block inside the prism reached only
+    # through the bridge. The prism drops the bridge's outer part; C, cut off from the box, goes too.
+    shape = (48, 64, 64)
+    a = sphere(shape, (24, 32, 14), 8)
+    r = np.zeros(shape, bool)
+    r[20:29, 28:37, 30:39] = True
+    c = np.zeros(shape, bool)
+    c[34:43, 28:37, 30:39] = True
+    bridge = np.zeros(shape, bool)
+    bridge[22:27, 30:35, 38:52] = True  # out of R along the last axis, beyond the prism (26..42)
+    bridge[22:41, 30:35, 47:52] = True  # along the first axis to C's slices
+    bridge[36:41, 30:35, 38:52] = True  # back into C
+    rng = np.random.default_rng(0)
+    image = (np.where(a | r | c | bridge, 120.0, 40.0) + rng.normal(0, 8, shape)).astype(np.float32)
+    s = _session(image)
+    s.add_point((24, 32, 14))
+    assert not (s.mask.astype(bool) & (r | c)).any()  # the scene: only A so far
+    s.add_prompt(Box(((24, 25), (28, 37), (30, 39)), True))
+    mask = s.mask.astype(bool)
+    assert mask[r].mean() > 0.8  # the box's block is added
+    assert not mask[:, :, 43:].any()  # nothing beyond the prism
+    assert not mask[c].any()  # and nothing the prism cut off from the box
+    assert mask[a].mean() > 0.9

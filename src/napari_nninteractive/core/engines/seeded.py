@@ -34,7 +34,7 @@ would leave less than ``min_keep`` of the object changes only that first window,
 that collapses the object by cutting through its bulk (no edge there says where to cut, unlike a
 neighbour joined by a neck) only the prompts' own voxels change, with a notice. A positive box or
 lasso drawn as a correction adds only within its prism (``correction_prism``), as a first box
-confines the object."""
+confines the object, and only what is still connected to it there."""
 
 from __future__ import annotations
 
@@ -329,11 +329,12 @@ class _SeededBase(Engine):
             signs = {p.positive for p in new}
             before = mask[bbox_to_slices(changed)]
             values = local_update(before, values, zone, signs.pop() if len(signs) == 1 else None)
-            self._confine(before, values, changed, new)
+            if self._confine(before, values, changed, new):  # what it left must still reach the prompts
+                values = local_update(before, values, zone, True)
         return changed, values
 
-    def _confine(self, before: np.ndarray, values: np.ndarray, changed: BBox, new: Sequence[Prompt]) -> None:
-        """Drop (in place) what positive 2-D box or lasso corrections add beyond their prisms.
+    def _confine(self, before: np.ndarray, values: np.ndarray, changed: BBox, new: Sequence[Prompt]) -> bool:
+        """Drop (in place) what positive 2-D box or lasso corrections add beyond their prisms; whether any was.
 
         A box drawn as a correction marks a part of the object, and that part's cross-section on
         other slices lies near the box, as for a first box (:meth:`_prism`, ``config.correction_prism``
@@ -343,9 +344,9 @@ class _SeededBase(Engine):
         frac = self.config.correction_prism
         first_new = len(self._prompts) - len(new)
         if frac is None or not any(p.positive for p in self._prompts[:first_new]):
-            return  # the object's first prompt(s), not a correction
+            return False  # the object's first prompt(s), not a correction
         if not all(p.positive and isinstance(p, Box | Lasso) and sd.flat_axis(sd.extent(p)) is not None for p in new):
-            return
+            return False
         shape = self._require_image().shape[1:]
         allowed = np.zeros(values.shape, bool)
         for p in new:
@@ -355,7 +356,9 @@ class _SeededBase(Engine):
             w = sd.window(_grown(box, axis, frac, 3, (0, shape[axis])), changed)
             if w is not None:
                 allowed[w[1]] = True
-        values[~allowed & (before == 0)] = 0
+        dropped = ~allowed & (before == 0) & (values != 0)
+        values[dropped] = 0
+        return bool(dropped.any())
 
     def _floods(
         self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...], before: int = 0
