@@ -36,11 +36,6 @@ def _dumbbell(bridge: int, seed: int = 0):
     return image.astype(np.float32), a, b
 
 
-def _ball(centre, r, shape):
-    grid = np.indices(shape)
-    return sum((g - c) ** 2 for g, c in zip(grid, centre)) <= r * r
-
-
 def test_a_correction_that_cuts_through_homogeneous_tissue_changes_only_its_own_voxels():
     # One homogeneous sphere: a negative click inside it splits it between the two seeds with no
     # edge to say where. With min_keep=0.9 that is a collapse even in the first window; the cut
@@ -59,7 +54,7 @@ def test_a_correction_that_cuts_through_homogeneous_tissue_changes_only_its_own_
     unguarded, guarded = results[None][0], results[BULK][0]
     assert unguarded.sum() < 0.9 * before.sum()  # the first window alone cut over 10 % (measured 52 %)
     assert CUT_SHORT not in results[None][1]
-    ball = _ball((24, 32, 36), SeededConfig().point_radius, shape)
+    ball = sphere(shape, (24, 32, 36), SeededConfig().point_radius)
     assert np.array_equal(guarded, before & ~ball)
     assert CUT_SHORT in results[BULK][1]
 
@@ -79,7 +74,7 @@ def test_a_cut_through_the_bulk_is_judged_on_the_whole_object_not_its_first_wind
         change = s.add_point((24, 32, 46), positive=False)
         results[bulk_cut] = (s.mask.astype(bool), change.notices)
     assert results[None][0].sum() < 0.5 * before.sum()  # unguarded: 35 % of the object is left
-    assert np.array_equal(results[BULK][0], before & ~_ball((24, 32, 46), SeededConfig().point_radius, shape))
+    assert np.array_equal(results[BULK][0], before & ~sphere(shape, (24, 32, 46), SeededConfig().point_radius))
     assert CUT_SHORT in results[BULK][1] and CUT_SHORT not in results[None][1]
 
 

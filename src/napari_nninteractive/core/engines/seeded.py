@@ -328,13 +328,13 @@ class _SeededBase(Engine):
                 sd.paint(zone, changed, *sd.footprint(p, self.config.point_radius))
             signs = {p.positive for p in new}
             before = mask[bbox_to_slices(changed)]
+            self._confine(before, values, changed, new)  # before the connectivity step, which then keeps
+            # only what reaches the prompts inside the prism
             values = local_update(before, values, zone, signs.pop() if len(signs) == 1 else None)
-            if self._confine(before, values, changed, new):  # what it left must still reach the prompts
-                values = local_update(before, values, zone, True)
         return changed, values
 
-    def _confine(self, before: np.ndarray, values: np.ndarray, changed: BBox, new: Sequence[Prompt]) -> bool:
-        """Drop (in place) what positive 2-D box or lasso corrections add beyond their prisms; whether any was.
+    def _confine(self, before: np.ndarray, values: np.ndarray, changed: BBox, new: Sequence[Prompt]) -> None:
+        """Drop (in place) what positive 2-D box or lasso corrections would add beyond their prisms.
 
         A box drawn as a correction marks a part of the object, and that part's cross-section on
         other slices lies near the box, as for a first box (:meth:`_prism`, ``config.correction_prism``
@@ -344,9 +344,9 @@ class _SeededBase(Engine):
         frac = self.config.correction_prism
         first_new = len(self._prompts) - len(new)
         if frac is None or not any(p.positive for p in self._prompts[:first_new]):
-            return False  # the object's first prompt(s), not a correction
+            return  # the object's first prompt(s), not a correction
         if not all(p.positive and isinstance(p, Box | Lasso) and sd.flat_axis(sd.extent(p)) is not None for p in new):
-            return False
+            return
         shape = self._require_image().shape[1:]
         allowed = np.zeros(values.shape, bool)
         for p in new:
@@ -356,9 +356,7 @@ class _SeededBase(Engine):
             w = sd.window(_grown(box, axis, frac, 3, (0, shape[axis])), changed)
             if w is not None:
                 allowed[w[1]] = True
-        dropped = ~allowed & (before == 0) & (values != 0)
-        values[dropped] = 0
-        return bool(dropped.any())
+        values[~allowed & (before == 0)] = 0
 
     def _floods(
         self, values: np.ndarray, frame: BBox, contained: bool, n_old: int, shape: tuple[int, ...], before: int = 0

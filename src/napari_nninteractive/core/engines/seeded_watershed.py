@@ -45,12 +45,9 @@ class SeededWatershedEngine(_SeededBase):
         cfg = self.config
         k_sigma = cfg.k_sigma * tighten
         shape = bbox_shape(roi)
-        factors = (
-            ws.coarse_factors(shape, min(cfg.coarse_voxels, cfg.full_res_voxels))
-            if math.prod(shape) > cfg.full_res_voxels
-            else (1,) * len(shape)
-        )
-        view = self._source_view(roi) if factors != (1,) * len(shape) else None
+        large = math.prod(shape) > cfg.full_res_voxels  # solved coarse-to-fine
+        factors = ws.coarse_factors(shape, min(cfg.coarse_voxels, cfg.full_res_voxels)) if large else (1,) * len(shape)
+        view = self._source_view(roi) if large else None
         img = view if view is not None else self._region_image(roi)
         fg, bg, model = self._seeds(roi, img)
         if not fg.any():

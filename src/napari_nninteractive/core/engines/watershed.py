@@ -314,11 +314,8 @@ def refine_band(
     sub = bbox_to_slices(box)
     # the gradient reads the smoothed image up to 5 voxels beyond the band, the smoothing 4 more
     reach = clip_bbox(tuple((lo - 9, hi + 9) for lo, hi in box), img.shape)
-    local = img[bbox_to_slices(reach)]  # ``img`` may be the source's dtype: float32 from here on
-    if smoothing:
-        local = filters.gaussian_filter(local, smoothing, out=scratch.empty("band.smoothed", local.shape, np.float32))
-    else:
-        local = np.asarray(local, np.float32)
+    local = img[bbox_to_slices(reach)]  # ``img`` may be the source's dtype: float32 from here on (sigma 0 copies)
+    local = filters.gaussian_filter(local, smoothing, out=scratch.empty("band.smoothed", local.shape, np.float32))
     inside = bbox_to_slices(relative_bbox(box, reach))
     work = scratch.full("band.labels", local.shape, np.uint8, 1)  # the halo is background, as outside the box
     markers = work[inside]  # a view: 2 inside, 0 in the band, 1 beyond; then the user's seeds
