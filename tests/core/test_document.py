@@ -62,6 +62,7 @@ def test_round_trip_keeps_masks_prompts_and_names(tmp_path):
     image, labels, s = _annotated()
     records = _two_objects(s, labels)
     assert [p.kind.value for p in records[0].prompts] == ["bbox", "scribble"]
+    assert records[0].rounds == ((1, False), (1, False))  # how they were predicted: replayed so on Undo
     doc = SessionDocument(
         ImageRef.of(image, "scan", tmp_path / "scan.nii.gz"), records, current=1, settings={"output": "instance"}
     )
@@ -71,7 +72,7 @@ def test_round_trip_keeps_masks_prompts_and_names(tmp_path):
     for a, b in zip(records, back.objects):
         assert (a.label, a.name, a.color, a.visible) == (b.label, b.name, b.color, b.visible)
         assert np.array_equal(a.mask, b.mask) and a.mask.any()
-        assert len(a.prompts) == len(b.prompts)
+        assert len(a.prompts) == len(b.prompts) and a.rounds == b.rounds
         for p, q in zip(a.prompts, b.prompts):
             assert type(p) is type(q) and p.positive == q.positive
             if hasattr(p, "coord"):
@@ -105,7 +106,7 @@ def test_restored_object_refines_exactly_as_if_never_closed(tmp_path, engine, ti
     _, _, fresh = _annotated(make())  # "the next day"
     fresh.next_object()
     loaded = load_document(path).objects[0]
-    fresh.restore_object(loaded.mask, loaded.prompts)
+    fresh.restore_object(loaded.mask, loaded.prompts, loaded.rounds)
     assert np.array_equal(fresh.mask, record.mask) and fresh.can_undo  # undo offered: it replays the prompts
     fresh.add_point(extra)
     assert np.array_equal(fresh.mask, expected)
@@ -115,6 +116,17 @@ def test_restored_object_refines_exactly_as_if_never_closed(tmp_path, engine, ti
         assert np.array_equal(fresh.mask, s.mask) and [p.kind for p in fresh.prompt_history] == [
             p.kind for p in s.prompt_history
         ]
+
+
+def test_a_file_without_rounds_from_an_older_version_loads(tmp_path):
+    """Before prediction rounds were saved, Undo of a reopened object replayed one prompt per prediction."""
+    image, labels, s = _annotated()
+    records = _two_objects(s, labels)
+    for r in records:
+        r.rounds = None
+    back = load_document(save_document(SessionDocument(ImageRef.of(image), records), tmp_path / "s.npz"))
+    assert [r.rounds for r in back.objects] == [None, None]
+    assert [len(r.prompts) for r in back.objects] == [len(r.prompts) for r in records]
 
 
 def test_failed_write_keeps_the_previous_save(tmp_path):

@@ -24,6 +24,7 @@ import numpy as np
 from .engines.base import ProgressEvent
 from .geometry import BBox
 from .prompts import Prompt, PromptKind
+from .undo import Rounds
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class Change:
     pending: int = 0
     #: The current object's prompts, oldest first (what :meth:`SegmentationSession.restore_object` takes back).
     history: tuple[Prompt, ...] = ()
+    #: How ``history`` was predicted (:data:`.undo.Rounds`; what ``restore_object`` takes back to replay it exactly).
+    rounds: Rounds = ()
     #: Messages the user should see about this operation (e.g. a fall back to the CPU).
     notices: tuple[str, ...] = ()
     #: Forward passes (or solver runs) the operation took.
@@ -83,12 +86,12 @@ class Change:
         mask: np.ndarray,
         box: BBox | None,
         flipped: np.ndarray | None,
-        state: tuple[bool, bool, int, tuple[Prompt, ...]],
+        state: tuple[bool, bool, int, tuple[Prompt, ...], Rounds],
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
         """A session's change: ``mask``'s voxels in ``box`` (copied), and its state
-        ``(can_undo, can_redo, pending, history)``."""
+        ``(can_undo, can_redo, pending, history, rounds)``."""
         values = None if box is None else mask[tuple(slice(lo, hi) for lo, hi in box)].copy()
         return cls(box, values, flipped if box is not None else None, *state, notices, passes)
 
@@ -151,8 +154,9 @@ class SegmentationSession(Protocol):
         """
         ...
 
-    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> Change:
-        """Make ``mask`` (full size, 0/1) with ``prompts`` the current object, without predicting."""
+    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = (), rounds: Rounds | None = None) -> Change:
+        """Make ``mask`` (full size, 0/1) with ``prompts`` (predicted as ``rounds`` said) the current object,
+        without predicting."""
         ...
 
     def read_mask(self) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A :class:`SessionDocument` holds a reference to the image (path if known, name, shape, dtype and a
 content fingerprint, never the voxels), and the objects: label value, name, colour, visibility,
-mask and prompt history. :func:`save_document` writes atomically (temporary file in the same
+mask, prompt history and how it was predicted (``rounds``, left out by older versions).
+:func:`save_document` writes atomically (temporary file in the same
 folder, flushed, then renamed over the old file: :mod:`.atomic`), so a crash or a full disk never leaves a
 half-written session; :func:`load_document` checks what it reads and says what is wrong.
 
@@ -38,6 +39,7 @@ from .errors import MAX_JSON_BYTES, OutputError, UserError
 from .geometry import BBox, PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
 from .npyfile import member_header
 from .prompts import Box, Point, Prompt
+from .undo import Rounds, check_rounds
 
 if TYPE_CHECKING:
     from numpy.lib.npyio import NpzFile
@@ -112,6 +114,8 @@ class ObjectRecord:
     prompts: tuple[Prompt, ...] = ()
     color: tuple[float, float, float, float] | None = None
     visible: bool = True
+    #: How ``prompts`` were predicted (:data:`.undo.Rounds`); ``None``: not known (a file of an older version).
+    rounds: Rounds | None = None
 
 
 @dataclass
@@ -156,6 +160,8 @@ def document_arrays(doc: SessionDocument) -> dict[str, np.ndarray]:
                 "prompts": [_prompt_item(p, f"prompt_{i}_{j}", arrays) for j, p in enumerate(obj.prompts)],
             }
         )
+        if obj.rounds is not None:  # not known for objects of files from older versions: left out, as there
+            objects[-1]["rounds"] = [[int(n), bool(f)] for n, f in obj.rounds]
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -292,6 +298,12 @@ def _object_from_item(
         _prompt_from_item(p, shape, f"{where} prompt {j}")
         for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))
     ]
+    rounds = o.get("rounds")  # absent in files of older versions
+    if rounds is not None:
+        problem = check_rounds(rounds, len(prompts))
+        if problem:
+            raise SessionFileError(f"{where}: 'rounds' is not valid: {problem}.")
+        rounds = tuple((int(n), bool(f)) for n, f in rounds)
 
     def read(data: NpzFile) -> ObjectRecord:
         mask = np.zeros(shape, bool)
@@ -304,7 +316,7 @@ def _object_from_item(
             mask[bbox_to_slices(box)] = crop
         else:
             _packed(data, f"mask_{i}", None, where)
-        return ObjectRecord(label, name, mask, tuple(make(data) for _, make in prompts), color, visible)
+        return ObjectRecord(label, name, mask, tuple(make(data) for _, make in prompts), color, visible, rounds)
 
     return math.prod(shape) + sum(v for v, _ in prompts), read
 
@@ -462,8 +474,16 @@ def capture_object(
     color: tuple[float, float, float, float] | None = None,
     visible: bool = True,
 ) -> ObjectRecord:
-    """The session's current object as a record (mask copied, prompt history kept)."""
-    return ObjectRecord(int(label), name, session.mask.astype(bool), tuple(session.prompt_history), color, visible)
+    """The session's current object as a record (mask copied, prompt history and its rounds kept)."""
+    return ObjectRecord(
+        int(label),
+        name,
+        session.mask.astype(bool),
+        tuple(session.prompt_history),
+        color,
+        visible,
+        session.prediction_rounds,
+    )
 
 
 __all__ = [

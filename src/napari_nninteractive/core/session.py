@@ -32,7 +32,7 @@ from .fusion import AXES, fuse
 from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, relative_bbox, union_bbox
 from .lazy import ImageArray, LazyImage, is_lazy
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
-from .undo import Patch, Snapshot, Step
+from .undo import Patch, Rounds, Snapshot, Step, check_rounds
 
 
 def as_channel_first(image: np.ndarray) -> ImageArray:
@@ -79,7 +79,7 @@ class Session:
         previous mask or the new one, whichever the prompts and the image support. It cuts the
         rounds that lower Dice but also slows the gains (measured on the shared data, see
         ``benchmarks/weight_free_eval.py``), so it is off unless asked for. Switch it any time
-        with :attr:`fusion`.
+        with :attr:`fusion`: a prediction reads it once, when it starts.
     fusion_axes
         ``"all"`` (slices along every axis vote) or ``"prompt"`` (the newest prompt's axis); see
         :data:`.fusion.AXES`.
@@ -97,7 +97,8 @@ class Session:
         if fusion_axes not in AXES:
             raise ValueError(f"unknown fusion_axes {fusion_axes!r}; use one of {', '.join(AXES)}")
         self.engine = engine
-        #: Whether multi-round result fusion runs after each correction (settable at any time).
+        #: Whether multi-round result fusion runs after each correction (settable at any time; a prediction
+        #: reads it when it starts, and :attr:`prediction_rounds` records it for exact replays).
         self.fusion = bool(fusion)
         self.fusion_axes = fusion_axes
         self.undo_limit = undo_limit
@@ -108,6 +109,7 @@ class Session:
         self._output: np.ndarray | None = None
         self._pending: list[Prompt] = []
         self._history: tuple[Prompt, ...] = ()  # the current object's prompts, oldest first
+        self._rounds: Rounds = ()  # how they were predicted
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self._replayable: tuple[Prompt, ...] | None = None  # a restored object's prompts (undo replays them)
@@ -156,7 +158,7 @@ class Session:
         self._mask = np.zeros(arr.shape[1:], dtype=np.uint8)
         self._output = self._mask
         self._pending, self._undo, self._redo = [], [], []
-        self._history = ()
+        self._history, self._rounds = (), ()
 
     def state_nbytes(self) -> dict[str, int]:
         """Bytes of session state beyond the caller's image (and beyond a caller's output buffer).
@@ -240,20 +242,35 @@ class Session:
         """
         return self._history
 
-    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> Change:
+    @property
+    def prediction_rounds(self) -> Rounds:
+        """How :attr:`prompt_history` was predicted: which prompts ran together, and whether multi-round
+        fusion ran on each prediction (:data:`.undo.Rounds`; :meth:`restore_object` takes it back)."""
+        return self._rounds
+
+    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = (), rounds: Rounds | None = None) -> Change:
         """Make ``mask`` (full size, 0/1) with ``prompts`` the current object, without predicting.
 
         The engine gets the prompts back so that the next prompt refines the object as if the
         session had never ended. Its undo steps are not stored: the first :meth:`undo` rebuilds them
-        by replaying the prompts from an empty mask (one prediction each; the engines are
-        deterministic, so each step gives the mask the uninterrupted session gave), and Redo then
-        returns to ``mask`` as restored (hand edits included).
+        by replaying the prompts from an empty mask, as ``rounds`` (the finished object's
+        :attr:`prediction_rounds`) says: the prompts that ran together run together, fused where
+        they were fused. The engines are deterministic, so each step gives the mask the
+        uninterrupted session gave. Without ``rounds`` (files of older versions) each prompt is one
+        prediction, fused as :attr:`fusion` is now. Redo then returns to ``mask`` as restored (hand
+        edits included).
         """
         current = self._require_image()
         mask = np.asarray(mask)
         if mask.shape != current.shape:
             raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {current.shape}.")
         prompts = tuple(p.validated(current.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
+        if rounds is None:
+            rounds = tuple((1, self.fusion) for _ in prompts)
+        problem = check_rounds(rounds, len(prompts))
+        if problem:
+            raise PromptError(f"The restored object's prediction rounds do not fit its prompts: {problem}.")
+        rounds = tuple((int(n), bool(fused)) for n, fused in rounds)
         changed = union_bbox(nonzero_bbox(current), nonzero_bbox(mask))
         self.engine.load_prompts(prompts)
         flips = None
@@ -262,7 +279,7 @@ class Session:
             flips = current[bbox_to_slices(changed)] != new
             self._set(changed, new)
         self._pending, self._undo, self._redo = [], [], []
-        self._history = prompts
+        self._history, self._rounds = prompts, rounds
         self._replayable = prompts  # Undo rebuilds its steps by replaying them (see _rebuild_undo)
         return self._change(changed, flips)
 
@@ -326,6 +343,10 @@ class Session:
         Queued prompts reach the engine once, when a prediction runs. A prediction that is
         cancelled or fails leaves the mask unchanged and the prompts queued (undoable).
         """
+        return self._add(prompts, run)
+
+    def _add(self, prompts: Sequence[Prompt], run: bool, fusion: bool | None = None) -> Change:
+        """:meth:`add_prompts`; ``fusion``: whether this prediction is fused (``None``: as :attr:`fusion` says)."""
         shape = self._require_image().shape
         valid = []
         for prompt in prompts:
@@ -336,28 +357,34 @@ class Session:
                 )
             valid.append(prompt.validated(shape, allow_3d_box=self.engine.supports_3d_box))
         if not valid:
-            return self.predict() if run else self._change(None)
+            return self._predict(fusion) if run else self._change(None)
         before = self._snapshot()
         for prompt in valid:
             self._pending.append(prompt)
-            self._history = (prompt,) if isinstance(prompt, InitialMask) else self._history + (prompt,)
+            if isinstance(prompt, InitialMask):  # a new history
+                self._history, self._rounds = (prompt,), ()
+            else:
+                self._history += (prompt,)
         label = " + ".join(p.kind.value for p in valid)
         queued = Step(f"add {label}", before, self._snapshot(), ())
         if not run:
             self._push(queued)
             return self._change(None)
         try:
-            return self._run(before, label)
+            return self._run(before, label, fusion)
         except BaseException:
             self._push(queued)  # the prompts stay queued; the mask is unchanged
             raise
 
     def predict(self) -> Change:
         """Predict with every queued prompt (nothing changes when none is queued)."""
+        return self._predict(None)
+
+    def _predict(self, fusion: bool | None) -> Change:
         self._require_image()
         if not self._pending:
             return self._change(None)
-        return self._run(self._snapshot(), "predict")
+        return self._run(self._snapshot(), "predict", fusion)
 
     # ------------------------------------------------------------------ object and history
 
@@ -371,7 +398,7 @@ class Session:
             self._write(box, np.zeros_like(mask[bbox_to_slices(box)]), patches)
         self.engine.clear_prompts()
         self._pending = []
-        self._history = ()
+        self._history, self._rounds = (), ()
         step = Step("reset", before, self._snapshot(), tuple(patches))
         self._push(step)
         return self._step_change(step)
@@ -387,7 +414,7 @@ class Session:
         mask[...] = 0
         self.engine.clear_prompts()
         self._pending, self._undo, self._redo = [], [], []
-        self._history = ()
+        self._history, self._rounds = (), ()
         return finished
 
     def undo(self) -> Change:
@@ -415,9 +442,10 @@ class Session:
         return self._step_change(step)
 
     def _rebuild_undo(self) -> None:
-        """Replay the restored object's prompts but the last from an empty mask, pushing their steps, then a
-        step to the state as restored; on any failure (a cancel, an error) the restored state comes back."""
-        prompts, restored = self._history, self._snapshot()
+        """Replay the restored object's predictions but the last from an empty mask (as its rounds say),
+        pushing their steps, then a step to the state as restored (the last prediction, and prompts queued
+        after it); on any failure (a cancel, an error) the restored state comes back."""
+        prompts, rounds, restored = self._history, self._rounds, self._snapshot()
         mask = self._require_image()
         box = nonzero_bbox(mask)
         kept = None if box is None else (box, mask[bbox_to_slices(box)].copy())
@@ -425,9 +453,13 @@ class Session:
             if kept is not None:
                 self._set(kept[0], np.zeros_like(kept[1]))
             self.engine.clear_prompts()
-            self._pending, self._history = [], ()
-            for prompt in prompts[:-1]:
-                self.add_prompts([prompt])
+            self._pending, self._history, self._rounds = [], (), ()
+            start = 0
+            # the last prediction gave the restored mask; prompts queued after it never ran: all predictions then
+            replayed_rounds = rounds if sum(n for n, _ in rounds) < len(prompts) else rounds[:-1]
+            for count, fused in replayed_rounds:
+                self._add(prompts[start : start + count], True, fused)
+                start += count
             before, patches = self._snapshot(), list[Patch]()
             replayed = nonzero_bbox(mask)
             union = union_bbox(replayed, box)
@@ -460,7 +492,7 @@ class Session:
         passes: int = 0,
     ) -> Change:
         """The session now, with the object's voxels in ``box`` (copied)."""
-        state = (self.can_undo, bool(self._redo), len(self._pending), self._history)
+        state = (self.can_undo, bool(self._redo), len(self._pending), self._history, self._rounds)
         return Change.of(self._require_image(), box, flipped, state, notices, passes)
 
     def _step_change(self, step: Step, notices: tuple[str, ...] = (), passes: int = 0) -> Change:
@@ -476,12 +508,12 @@ class Session:
         return self._change(box, changed, notices, passes)
 
     def _snapshot(self) -> Snapshot:
-        return Snapshot(self.engine.get_state(), tuple(self._pending), self._history)
+        return Snapshot(self.engine.get_state(), tuple(self._pending), self._history, self._rounds)
 
     def _restore(self, snap: Snapshot) -> None:
         self.engine.set_state(snap.engine_state)
         self._pending = list(snap.pending)
-        self._history = snap.history
+        self._history, self._rounds = snap.history, snap.rounds
 
     def _push(self, step: Step) -> None:
         self._undo.append(step)
@@ -530,8 +562,13 @@ class Session:
         old = self._require_image()[sl]
         return fuse(old, values, grey, box, self._history, newest, self.fusion_axes)
 
-    def _run(self, before: Snapshot, label: str) -> Change:
-        """Apply queued initial masks, give the engine the queued prompts, write its regions; all or nothing."""
+    def _run(self, before: Snapshot, label: str, fusion: bool | None = None) -> Change:
+        """Apply queued initial masks, give the engine the queued prompts, write its regions; all or nothing.
+
+        ``fusion`` (``None``: :attr:`fusion`, read here, once: a switch while the engine runs counts from
+        the next prediction).
+        """
+        fused = self.fusion if fusion is None else bool(fusion)
         mask = self._require_image()
         prompts = list(self._pending)
         patches: list[Patch] = []
@@ -555,7 +592,7 @@ class Session:
             if need_engine and prompts:
                 regions, notices = self._engine_predict(prompts, self.engine.get_state())
                 for box, values in regions:
-                    if self.fusion and idx is None:
+                    if fused and idx is None:
                         values = self._fuse(box, values, prompts)
                     self._write(box, values, patches)
         except BaseException:
@@ -563,7 +600,10 @@ class Session:
                 self._set(patch.bbox, patch.values("old"))
             self.engine.set_state(engine_before)
             raise
+        # this prediction's prompts in the history: from the initial mask that started it, or all queued
+        count = len(self._pending) - (idx or 0)
         self._pending = []
+        self._rounds += ((count, fused and idx is None),)
         step = Step(label, before, self._snapshot(), tuple(patches))
         self._push(step)
         return self._step_change(step, notices, self.engine.forward_passes)

@@ -34,6 +34,31 @@ class Patch:
         return np.unpackbits(bits, count=int(np.prod(self.shape))).reshape(self.shape)
 
 
+#: How an object's prompt history was predicted: one ``(count, fused)`` pair per prediction, oldest first.
+#: ``count`` prompts of the history were predicted together (queued prompts run as one prediction),
+#: ``fused``: whether multi-round result fusion ran on that prediction. Prompts beyond the counts' sum
+#: were never predicted. Replaying the history this way gives the masks the user saw.
+Rounds = tuple[tuple[int, bool], ...]
+
+
+def check_rounds(rounds: object, n_prompts: int) -> str | None:
+    """What is wrong with ``rounds`` for a history of ``n_prompts`` prompts (``None``: nothing)."""
+    if not isinstance(rounds, tuple | list) or not all(
+        isinstance(r, tuple | list)
+        and len(r) == 2
+        and isinstance(r[0], int)
+        and not isinstance(r[0], bool)
+        and r[0] >= 1
+        and isinstance(r[1], bool)
+        for r in rounds
+    ):
+        return "each prediction round must be a pair [count >= 1, fused true/false]"
+    total = sum(int(r[0]) for r in rounds)
+    if total > n_prompts:
+        return f"the prediction rounds count {total} prompts, but the history holds {n_prompts}"
+    return None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """The prompt state a step returns to (the mask is in the steps' patches)."""
@@ -41,6 +66,7 @@ class Snapshot:
     engine_state: object  # the engine's prompts (those it has predicted with)
     pending: tuple[Prompt, ...]  # queued, not yet given to the engine
     history: tuple[Prompt, ...] = ()
+    rounds: Rounds = ()  # how ``history`` was predicted
 
 
 @dataclass(frozen=True)
@@ -57,4 +83,4 @@ class Step:
         return union_bbox(*(p.bbox for p in self.patches))
 
 
-__all__ = ["Patch", "Snapshot", "Step"]
+__all__ = ["Patch", "Rounds", "Snapshot", "Step", "check_rounds"]

@@ -28,6 +28,7 @@ from qtpy.QtCore import QTimer
 from ..core.api import Capabilities, SegmentationSession
 from ..core.geometry import PackedMask, bbox_to_slices, nonzero_bbox
 from ..core.prompts import InitialMask, Prompt, PromptKind
+from ..core.undo import Rounds
 from . import layers as L
 from .objects import ObjectTable, ObjectTarget
 from .output import OutputMode, OutputWriter
@@ -90,6 +91,7 @@ class Annotator:
     output_choice = _delegate("output", "choice", "The chosen output Labels layer, or None for a new one.")
     targets = _delegate("table", "targets", "Object id -> :class:`ObjectTarget`.")
     histories = _delegate("table", "histories", "Object id -> its prompt history.")
+    rounds = _delegate("table", "rounds", "Object id -> how its prompt history was predicted.")
     own = _delegate("table", "own", "Object id -> its finished voxels (shared label values only).")
 
     def __init__(self, viewer, notify: Callable[[str, str], None] | None = None):
@@ -319,16 +321,23 @@ class Annotator:
         mask = self.object_mask(object_id)
         self.runner.submit(Action("next", tag=self.object_id))  # the worker hands back the current object's voxels
         self.own.pop(object_id, None)
-        self.make_current(object_id, mask, self.histories.get(object_id, ()))
+        self.make_current(object_id, mask, self.histories.get(object_id, ()), self.rounds.get(object_id))
 
-    def make_current(self, object_id: int, mask: np.ndarray | None = None, prompts: tuple[Prompt, ...] = ()) -> None:
-        """Continue object ``object_id``: the session takes its ``mask`` and prompt history back
+    def make_current(
+        self,
+        object_id: int,
+        mask: np.ndarray | None = None,
+        prompts: tuple[Prompt, ...] = (),
+        rounds: Rounds | None = None,
+    ) -> None:
+        """Continue object ``object_id``: the session takes its ``mask`` and prompt history back, with how
+        that history was predicted (``rounds``; ``None``: not known) so that Undo replays it exactly
         (``mask=None``: it starts empty). The previous current object is left as it is."""
         self.object_id = object_id
         if mask is None:
             self.runner.submit(Action("next", tag=object_id))
         else:
-            self.runner.submit(Action("restore", tag=object_id, payload=(mask, tuple(prompts))))
+            self.runner.submit(Action("restore", tag=object_id, payload=(mask, tuple(prompts), rounds)))
         self.prompts.clear()
         self.state_changed.emit()
 
@@ -374,7 +383,8 @@ class Annotator:
             self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
             self.status.emit(outcome.message, outcome.kind == "error")
         if change is not None:
-            self.histories[outcome.tag] = change.history if outcome.kind != "sync" else outcome.state.history
+            told = change if outcome.kind != "sync" else outcome.state
+            self.histories[outcome.tag], self.rounds[outcome.tag] = told.history, told.rounds
         if outcome.kind == "next":  # a finished object: already in its layer; keep its own voxels
             if change.bbox is not None:
                 self.own[outcome.tag] = PackedMask.of_region(change.bbox, change.values)

@@ -20,6 +20,7 @@ from psygnal import Signal
 
 from ..core.geometry import PackedMask
 from ..core.prompts import Prompt
+from ..core.undo import Rounds
 
 
 def object_mask(
@@ -76,6 +77,7 @@ class ObjectTable:
         self.viewer = viewer
         self.targets: dict[int, ObjectTarget] = {}
         self.histories: dict[int, tuple[Prompt, ...]] = {}  # prompt history per object (session files)
+        self.rounds: dict[int, Rounds] = {}  # how each history was predicted (exact replays on Undo)
         self.own: dict[int, PackedMask] = {}  # finished objects' own voxels (see object_mask)
         self.deleted: set[int] = set()  # objects whose late outcomes are dropped
         self._colormaps: dict[int, object] = {}  # id(layer) -> its colormap before objects were hidden
@@ -86,18 +88,28 @@ class ObjectTable:
             cmap = self._colormaps.pop(id(target.layer), None)
             if cmap is not None and target.layer in self.viewer.layers:
                 target.layer.colormap = cmap
-        self.targets, self.histories, self.own, self.deleted, self._colormaps = {}, {}, {}, set(), {}
+        self.targets, self.histories, self.rounds, self.own = {}, {}, {}, {}
+        self.deleted, self._colormaps = set(), {}
         self.changed.emit()
 
-    def add(self, object_id: int, target: ObjectTarget, history: tuple[Prompt, ...] | None = None) -> None:
+    def add(
+        self,
+        object_id: int,
+        target: ObjectTarget,
+        history: tuple[Prompt, ...] | None = None,
+        rounds: Rounds | None = None,
+    ) -> None:
         self.targets[object_id] = target
         if history is not None:
             self.histories[object_id] = history
+        if rounds is not None:
+            self.rounds[object_id] = rounds
 
     def remove(self, object_id: int) -> ObjectTarget:
         """Forget one object; its late outcomes are dropped from now on."""
         target = self.targets.pop(object_id)
         self.histories.pop(object_id, None)
+        self.rounds.pop(object_id, None)
         self.own.pop(object_id, None)
         self.deleted.add(object_id)
         return target

@@ -30,6 +30,7 @@ from ..core.document import (
     save_document,
 )
 from ..core.geometry import PackedMask, bbox_to_slices
+from ..core.undo import Rounds
 from . import layers as L
 from .annotator import Annotator
 from .objects import ObjectTarget, object_mask
@@ -54,6 +55,7 @@ class _Source:
     color: tuple[float, ...] | None
     visible: bool
     prompts: tuple
+    rounds: Rounds | None
     keep_empty: bool
     own: PackedMask | None = None  # the object's finished voxels, when its label value is shared
     others: tuple[PackedMask, ...] = ()  # the other finished objects' voxels of a shared value
@@ -76,7 +78,7 @@ class DocumentSources:
             if src.keep_empty:
                 current = len(records)
             if src.keep_empty or mask.any():
-                records.append(ObjectRecord(src.label, src.name, mask, src.prompts, src.color, src.visible))
+                records.append(ObjectRecord(src.label, src.name, mask, src.prompts, src.color, src.visible, src.rounds))
         return SessionDocument(self.ref, records, current, self.settings)
 
 
@@ -93,6 +95,7 @@ def object_sources(annotator: Annotator, ref: ImageRef) -> DocumentSources:
                 annotator.table.object_color(object_id),  # as shown when visible
                 target.visible and bool(target.layer.visible),
                 annotator.histories.get(object_id, ()),
+                annotator.rounds.get(object_id),
                 object_id == annotator.object_id,
                 own,
                 others,
@@ -143,7 +146,10 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
     for object_id, record in enumerate(doc.objects):
         layer = annotator.output_layer(object_id)
         annotator.table.add(
-            object_id, ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}"), record.prompts
+            object_id,
+            ObjectTarget(layer, record.label, record.name or f"object {object_id + 1}"),
+            record.prompts,
+            record.rounds,
         )
         if object_id == doc.current:
             current_id = object_id
@@ -160,7 +166,7 @@ def restore_into(annotator: Annotator, doc: SessionDocument) -> str | None:
         annotator.make_current(len(doc.objects))
     else:
         record = doc.objects[current_id]
-        annotator.make_current(current_id, record.mask, record.prompts)
+        annotator.make_current(current_id, record.mask, record.prompts, record.rounds)
     return None
 
 

@@ -275,7 +275,8 @@ class SetupPanel(QGroupBox):
         self.fusion_check = QCheckBox("Multi-round fusion")
         self.fusion_check.setToolTip(
             "After each correction, keep per slice the previous mask or the new one, whichever the prompts and the "
-            "image support better, so a click cannot spoil slices far from it. Takes effect at once (Local only)."
+            "image support better, so a click cannot spoil slices far from it. Takes effect from the next "
+            "prediction (Local only)."
         )
         form.addRow(self.fusion_check)
 

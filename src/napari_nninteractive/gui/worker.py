@@ -63,7 +63,7 @@ class Action:
     """One request: ``kind`` in prompt | predict | undo | redo | reset | mask | next | sync | restore.
 
     ``tag`` names the object the request belongs to; its :class:`Outcome` carries it back.
-    ``restore`` carries ``(mask, prompts)`` in ``payload``.
+    ``restore`` carries ``(mask, prompts, rounds)`` in ``payload``.
     """
 
     kind: str

@@ -155,7 +155,9 @@ class ServerSession:
         self.buffer = np.zeros(shape, dtype=dtype)
         self.core.set_output_buffer(self.buffer)
         if had_object:  # the new buffer is all zero: so is the object now, its prompts stay
-            self.core.restore_object(np.zeros(shape, dtype=np.uint8), self.core.prompt_history)
+            self.core.restore_object(
+                np.zeros(shape, dtype=np.uint8), self.core.prompt_history, self.core.prediction_rounds
+            )
 
     def set_autozoom(self, enabled: bool) -> None:
         self.autozoom = bool(enabled)

@@ -35,6 +35,7 @@ from ..geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
 from ..lazy import LazyImage
 from ..prompts import InitialMask, Prompt, PromptError, PromptKind
 from ..session import as_channel_first
+from ..undo import Rounds
 from . import wire
 from .protocol import (
     EXTENSIONS,
@@ -531,10 +532,11 @@ class RemoteSession:
         self._held = self._available = 0
         return finished
 
-    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = ()) -> Change:
+    def restore_object(self, mask: np.ndarray, prompts: Sequence[Prompt] = (), rounds: Rounds | None = None) -> Change:
         """Make ``mask`` the current object on the server (an initial segmentation, no prediction).
 
         The server cannot take the earlier ``prompts`` back; they stay the object's history here.
+        ``rounds`` is not used: this session does not replay prompts (its undo steps are the server's).
         """
         current = self._require_mask()
         mask = np.asarray(mask)
@@ -584,7 +586,7 @@ class RemoteSession:
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
-        state = (self._can_undo(), bool(self._redo), len(self._pending), self._history)
+        state = (self._can_undo(), bool(self._redo), len(self._pending), self._history, ())
         return Change.of(self._require_mask(), box, flipped, state, notices, passes)
 
 
