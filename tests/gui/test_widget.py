@@ -384,9 +384,11 @@ def test_cancel_keeps_the_mask(viewer, qtbot):
     assert any("cancelled" in m for m in msgs)
     assert not any(layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers)
     assert a.last_outcome.state.pending == 1
+    assert "cancelled" in w.status_label.text()
     a.run()
     _settle(w, qtbot)
     assert _output(viewer).data.any()
+    assert "cancelled" not in w.status_label.text()  # the prompts ran: the line no longer says they are queued
 
 
 def test_torch_never_runs_on_the_gui_thread(viewer, qtbot):

@@ -102,6 +102,7 @@ class Annotator:
         self.autorun = True
         self.object_id = 0
         self.last_outcome: Outcome | None = None
+        self._outcome_said = False  # the status line shows an outcome's message (a cancel, an error, a notice)
         self.table = ObjectTable(viewer)
         self.prompts = PromptLayers(viewer)
         self.output = OutputWriter(viewer, self.table)
@@ -134,6 +135,7 @@ class Annotator:
         self.view = view
         self.runner = SessionRunner(session, self._on_outcome, self._on_idle)
         self.last_outcome = None
+        self._outcome_said = False
         self._shown_elsewhere = False
         if same:  # the same image (and time point) again: its objects stay, the new session starts a new one
             self._finish_current()
@@ -382,6 +384,10 @@ class Annotator:
         if outcome.message:
             self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
             self.status.emit(outcome.message, outcome.kind == "error")
+            self._outcome_said = True
+        elif self._outcome_said and change is not None and outcome.kind != "sync" and self.ready:
+            self._outcome_said = False  # done without a word: what the last outcome said is over
+            self.status.emit("", False)
         if change is not None:
             told = change if outcome.kind != "sync" else outcome.state
             self.histories[outcome.tag], self.rounds[outcome.tag] = told.history, told.rounds

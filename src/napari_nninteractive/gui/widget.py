@@ -152,7 +152,8 @@ class NNInteractiveWidget(QWidget):
         s.remote_radio.toggled.connect(self._mode_changed)
         s.image_combo.currentTextChanged.connect(self._image_chosen)
         s.fusion_check.toggled.connect(self._fusion_toggled)
-        self.annotator.status.connect(lambda text, error: self.set_status(gui_wording(text), error))
+        self._started_status = ""  # what the status line says while no message is due (set by Initialize)
+        self.annotator.status.connect(self._annotator_status)
         self.prompt_panel = p = PromptPanel(self.annotator, self.viewer)
         self.session_panel = f = SessionPanel(self.annotator)
         self.objects_panel = ObjectsPanel(self.annotator, lambda: self.session_panel.image_ref, self.report)
@@ -292,7 +293,8 @@ class NNInteractiveWidget(QWidget):
         self.banner.remove("cpu")
         if words.cpu_warning:
             self.banner.post("cpu", words.cpu_warning, "warning")
-        self.set_status("\n".join(words.status))
+        self._started_status = "\n".join(words.status)
+        self.set_status(self._started_status)
         self.refresh()
 
     def session_started(self):
@@ -341,6 +343,10 @@ class NNInteractiveWidget(QWidget):
 
     def report(self, text: str, error: bool) -> None:
         self.fail(text) if error else self.set_status(text)
+
+    def _annotator_status(self, text: str, error: bool) -> None:
+        """The annotator's message; an empty one (a prediction ran without any) ends what an earlier message said."""
+        self.set_status(gui_wording(text) if text else self._started_status, error)
 
     def set_status(self, text: str, error: bool = False) -> None:
         self.status_label.setText(text)
