@@ -176,6 +176,18 @@ def test_images_2d_and_4d_and_bad_ones():
         s.set_image(np.array([["a"]]))
     with pytest.raises(ImageError, match="all zero"):
         s.set_image(np.zeros((8, 8, 8)))
+    with pytest.raises(ImageError, match="has no channel"):  # (0, z, y, x): no traceback, a message
+        s.set_image(np.zeros((0, 8, 8, 8), np.float32))
+    with pytest.raises(ImageError, match="empty axis; pass"):
+        s.set_image(np.zeros((8, 0, 8), np.float32))
+
+
+def test_a_point_of_non_numbers_gets_a_prompt_error():
+    s = make_session()
+    for coord in (("a", 2, 3), (None, 2, 3), ([1], 2, 3)):
+        with pytest.raises(PromptError, match="must be numbers"):
+            s.add_point(coord)
+    assert s.prompt_history == () and not s.mask.any()
 
 
 def test_prompt_before_image_and_unsupported_kind_errors():

@@ -52,9 +52,13 @@ class Point:
     def validated(self, shape: Sequence[int], allow_3d_box: bool = False) -> Point:
         """Round the coordinate (half to even) and check it lies inside the image."""
         _check_ndim("Point", len(self.coord), shape)
-        if not all(math.isfinite(float(c)) for c in self.coord):
+        try:
+            coord = tuple(float(c) for c in self.coord)
+        except (TypeError, ValueError):
+            raise PromptError(f"Point {tuple(self.coord)} must be numbers, one per axis.") from None
+        if not all(math.isfinite(c) for c in coord):
             raise PromptError(f"Point {tuple(self.coord)} has a non-finite coordinate.")
-        rounded = tuple(int(round(float(c))) for c in self.coord)
+        rounded = tuple(int(round(c)) for c in coord)
         if any(not 0 <= c < n for c, n in zip(rounded, shape)):
             raise PromptError(
                 f"Point {tuple(self.coord)} lies outside the image of shape {tuple(shape)}; click inside the image."

@@ -145,6 +145,10 @@ class Session:
         history are cleared) and resets the output to an internal buffer.
         """
         arr = as_channel_first(image)
+        if arr.shape[0] < 1:
+            raise ImageError(
+                f"The image shape {tuple(arr.shape)} has no channel; pass (z, y, x) or (channel, z, y, x)."
+            )
         need = self.engine.n_image_channels
         if need is not None and arr.shape[0] != need:
             raise ImageError(
@@ -152,7 +156,9 @@ class Session:
                 f"{'one channel' if need == 1 else f'{need} channels'} (e.g. image[c])."
             )
         if min(arr.shape[1:]) < 1:
-            raise ImageError(f"The image shape {arr.shape[1:]} has an empty axis.")
+            raise ImageError(
+                f"The image shape {arr.shape[1:]} has an empty axis; pass an image with voxels on every axis."
+            )
         self.engine.set_image(arr)
         self._image = arr
         self._mask = np.zeros(arr.shape[1:], dtype=np.uint8)
