@@ -211,6 +211,11 @@ def test_fill_polygon_fills_a_square_on_one_slice():
     assert crop.sum() == 25  # voxel centres 2..6 inclusive on both in-plane axes
     with pytest.raises(PromptError, match="one slice"):
         fill_polygon([[3, 2, 2], [4, 2, 6], [3, 6, 6]], (10, 10, 10))
+    with pytest.raises(PromptError, match="no area: its vertices lie on a line"):
+        fill_polygon([[3, 5, 5], [3, 15, 15], [3, 30, 30]], (10, 40, 40))  # collinear: no lasso drawn
+    with pytest.raises(PromptError, match="within one voxel"):
+        fill_polygon([[3, 5, 5], [3, 5.2, 5.1], [3, 5.1, 5.3]], (10, 40, 40))
+    assert fill_polygon([[3, 5, 5], [3, 5, 6], [3, 6, 6]], (10, 40, 40))[0].sum() >= 1  # small, but an area
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.uint8, np.int32, np.int64, bool])

@@ -198,6 +198,8 @@ def fill_polygon(vertices: Sequence[Sequence[float]], shape: Sequence[int]) -> t
         )
     rounded = np.round(pts)
     flat = [a for a in range(len(shape)) if np.all(rounded[:, a] == rounded[0, a])]
+    if len(flat) == len(shape):
+        raise PromptError("The lasso polygon lies within one voxel; draw a larger outline around the object.")
     if len(flat) != 1:
         raise PromptError(
             "A lasso polygon must lie on exactly one slice: one coordinate axis must be the same "
@@ -208,6 +210,11 @@ def fill_polygon(vertices: Sequence[Sequence[float]], shape: Sequence[int]) -> t
     if not 0 <= s < shape[axis]:
         raise PromptError(f"The lasso slice {s} on axis {axis} is outside the image {tuple(shape)}.")
     plane_axes = [a for a in range(len(shape)) if a != axis]
+    u, v = pts[:, plane_axes[0]], pts[:, plane_axes[1]]
+    if abs(float(np.dot(u, np.roll(v, -1)) - np.dot(v, np.roll(u, -1)))) / 2 < 0.5:  # shoelace area, voxels
+        raise PromptError(
+            "The lasso polygon has (almost) no area: its vertices lie on a line; draw an outline around the object."
+        )
     rr, cc = polygon(pts[:, plane_axes[0]], pts[:, plane_axes[1]], [shape[a] for a in plane_axes])
     if rr.size == 0:
         raise PromptError("The lasso polygon encloses no voxel centre; draw a larger outline.")
