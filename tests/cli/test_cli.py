@@ -257,3 +257,17 @@ def test_compile_reaches_the_network_and_is_refused_with_a_server(case, tmp_path
     assert compiled == ["inductor"] and np.load(tmp_path / "m.npy").shape == SHAPE
     code, _, err = _run(argv + ["--compile", "--server", "http://x"], capsys)
     assert code == 2 and "--compile" in err and len(err.strip().splitlines()) == 1
+
+
+def test_prompts_queued_at_the_end_run_with_their_notices_and_their_step(tmp_path, capsys):
+    src, prompts, out, steps = tmp_path / "img.npy", tmp_path / "p.json", tmp_path / "m.npy", tmp_path / "s.npz"
+    np.save(src, sphere_image(SHAPE, (24, 28, 20), 8))
+    background_click = {"type": "point", "coord": [2, 2, 2], "run": False}  # queued: runs after the file
+    prompts.write_text(json.dumps({"interactions": [background_click]}))
+    code, text, err = _run([src, "--prompts", prompts, "-o", out, "--save-steps", steps], capsys)
+    assert code == 0, err
+    assert "predicted the queued prompts" in text and "only the prompted voxels change" in text  # its notice
+    mask = np.load(out)
+    saved = np.load(steps)
+    assert sorted(saved.files) == ["step_000", "step_001"] and not saved["step_000"].any()  # queued: unchanged
+    assert np.array_equal(saved["step_001"], mask) and 0 < mask.sum() < 1000  # the mask the queued click gave

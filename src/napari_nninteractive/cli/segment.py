@@ -39,7 +39,8 @@ EPILOG = (
 {_FILES}
 
 --save-steps STEPS.npz stores the mask after every interaction as arrays step_000, step_001, ...
-(a queued interaction, "run": false, stores the unchanged mask).
+(a queued interaction, "run": false, stores the unchanged mask; when the file ends with queued
+interactions, they run at the end and one more array holds the mask they gave).
 
 Examples:
   nninteractive-segment ct.nii.gz --prompts prompts.json --model nnInteractive_v1.0 -o mask.nii.gz
@@ -138,7 +139,11 @@ def _segment(args: argparse.Namespace, session: SegmentationSession) -> int:
         change = session.predict()
         total += time.perf_counter() - t
         paste(change, current)
-        say(f"predicted the queued prompts: {work(change.forward_passes)}")
+        say(f"predicted the queued prompts: {work(change.forward_passes)}, mask {int(current.sum())} voxels")
+        for notice in change.notices:
+            say(notice)
+        if args.save_steps:  # one more step: the mask the queued prompts gave
+            steps[f"step_{len(interactions):03d}"] = current.copy()
     mask = current[0] if np.ndim(volume.array) == 2 else current
     inputs = [args.image, args.prompts, *mask_files]
     write_mask(args.out, mask, volume, inputs=inputs)
