@@ -42,6 +42,27 @@ def test_a_leak_into_background_is_reverted_except_on_the_prompted_slice(axes):
     assert np.array_equal(fused[away], old[away]) and not np.array_equal(fused, new)
 
 
+@pytest.mark.parametrize("axes", AXES)
+def test_the_slice_of_a_click_outside_the_changed_region_still_takes_the_new_mask(axes):
+    """A negative click beside what it removes: the fused region (``frame``) does not hold the click."""
+    image, old, new = _square_scene()
+    frame = ((0, 12), (2, 18), (10, 20))  # the leak and part of the object; the click at x = 21 lies beyond
+    click = Point((5, 10, 21), False)
+    crop = tuple(slice(lo, hi) for lo, hi in frame)
+    fused = fuse(old[crop], new[crop], image[crop], frame, [click], [click], axes)
+    assert np.array_equal(fused[5], new[crop][5])  # the click's slice takes the new mask
+    assert not np.array_equal(fused, new[crop])  # elsewhere the leak is judged (and goes)
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1e-3, 1e4])
+def test_fusion_does_not_depend_on_the_image_unit(scale):
+    image, old, new = _square_scene()
+    click = [Point((5, 10, 10), True)]
+    expected = fuse(old, new, image, FRAME, click, click)
+    assert np.array_equal(fuse(old, new, (image * scale).astype(np.float32), FRAME, click, click), expected)
+    assert not np.array_equal(expected, new)  # the image's votes decide here
+
+
 def test_a_slice_that_drops_an_earlier_click_keeps_the_old_mask():
     # The image favours the new mask nowhere and everywhere alike (flat), so the prompts decide.
     old = np.zeros(SHAPE, np.uint8)

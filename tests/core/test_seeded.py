@@ -235,3 +235,20 @@ def test_watershed_on_unmarked_voxels_only_gives_identical_masks():
         s.add_point(B_C, positive=False)
         masks.append(s.mask.copy())
     assert masks[1].any() and np.array_equal(masks[0], masks[1])
+
+
+@pytest.mark.parametrize("engine", [SeededWatershedEngine, RandomWalkerEngine])
+def test_the_mask_does_not_depend_on_the_image_unit(engine):
+    """An ADC map in m²/s (about 1e-9) segments as the same map in µm²/s: no absolute floor decides."""
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 8, (24, 48, 48))
+    for centre, r, value in (((12, 24, 24), 7, 120), ((12, 24, 38), 5, 60), ((6, 10, 10), 4, 200)):
+        image[sphere(image.shape, centre, r)] += value
+    masks = []
+    for scale in (1.0, 1e-6, 1e-9):
+        s = Session(engine())
+        s.set_image((image * scale).astype(np.float32))
+        s.add_point((12, 24, 24))
+        s.add_point((12, 24, 33), positive=False)  # a correction: its ball is split at an edge
+        masks.append(s.read_mask())
+    assert masks[0].sum() > 500 and all(np.array_equal(m, masks[0]) for m in masks[1:])

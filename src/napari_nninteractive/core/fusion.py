@@ -67,8 +67,9 @@ def fuse(
     for p in newest:
         _paint_footprint(held, frame, p)
     prompt_axis = _prompt_axis(newest)
-    # the slices holding the newest prompts (along the prompt's axis) always take the new mask
-    prompted: np.ndarray = np.any(held, axis=tuple(a for a in range(3) if a != prompt_axis))
+    # the slices holding the newest prompts (along the prompt's axis) always take the new mask, also where
+    # the prompt itself lies outside the changed region (a negative click beside what it removed)
+    prompted = _prompted_slices(newest, frame, prompt_axis)
     axis_list = [prompt_axis] if axes == "prompt" else [0, 1, 2]
     accept = np.zeros(len(idx[0]), np.int32)
     for axis in axis_list:
@@ -92,6 +93,21 @@ def _prompt_axis(newest: Sequence[Prompt]) -> int:
             if len(flat) == 1:
                 return flat[0]
     return 0
+
+
+def _prompted_slices(newest: Sequence[Prompt], frame: BBox, axis: int) -> np.ndarray:
+    """Per slice of ``frame`` along ``axis``: whether one of the newest prompts lies on it (anywhere in the image)."""
+    lo_frame, hi_frame = frame[axis]
+    out = np.zeros(hi_frame - lo_frame, bool)
+    for p in newest:
+        if isinstance(p, Point):
+            lo = int(p.coord[axis])
+            hi = lo + 1
+        else:
+            assert p.bbox is not None, "validated region prompts have a bbox"
+            lo, hi = p.bbox[axis]
+        out[max(lo, lo_frame) - lo_frame : max(min(hi, hi_frame) - lo_frame, 0)] = True
+    return out
 
 
 def _paint_footprint(target: np.ndarray, frame: BBox, p: Prompt) -> None:
@@ -142,8 +158,9 @@ def _image_votes(image: np.ndarray, old: np.ndarray, new: np.ndarray, idx: tuple
     sl = bbox_to_slices(grown)
     ring = dilate(dilate(dilate(agreed[sl])))  # 3 voxels around the agreed object
     ring &= ~(old[sl] | new[sl])
-    obj = _fit(image[sl][agreed[sl]])
-    bg = _fit(image[sl][ring]) if ring.any() else None
+    unit = float(np.max(np.abs(image[sl]))) or 1.0  # the image's own scale: votes do not depend on its unit
+    obj = _fit(image[sl][agreed[sl]], unit)
+    bg = _fit(image[sl][ring], unit) if ring.any() else None
     if bg is None:
         return np.zeros(len(idx[0]))
     x = image[idx].astype(np.float64)
@@ -153,14 +170,19 @@ def _image_votes(image: np.ndarray, old: np.ndarray, new: np.ndarray, idx: tuple
     return votes
 
 
-def _fit(values: np.ndarray) -> tuple[float, float]:
-    """Robust mean and standard deviation (median, scaled MAD) of at most ``_SAMPLE`` of ``values``."""
+def _fit(values: np.ndarray, unit: float) -> tuple[float, float]:
+    """Robust mean and standard deviation (median, scaled MAD) of at most ``_SAMPLE`` of ``values``.
+
+    The standard deviation is at least a millionth of ``unit`` (the largest magnitude of the image
+    region), so the votes do not change with the image's unit: an ADC map in m²/s (about 1e-9) votes
+    as the same map in µm²/s.
+    """
     step = max(1, values.size // _SAMPLE)
     v = values[::step].astype(np.float64)
     med = float(np.median(v))
     mad = 1.4826 * float(np.median(np.abs(v - med)))
     spread = float(np.std(v))
-    return med, max(mad, 0.05 * spread, 1e-6)
+    return med, max(mad, 0.05 * spread, 1e-6 * unit)
 
 
 def _log_normal(x: np.ndarray, mu: float, sigma: float) -> np.ndarray:

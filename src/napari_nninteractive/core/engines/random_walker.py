@@ -30,7 +30,7 @@ class RandomWalkerEngine(_SeededBase):
         markers[bg] = 1
         markers[fg] = 2
         lo, hi = np.percentile(img, [1, 99])
-        scaled = (img - lo) / max(hi - lo, 1e-6)
+        scaled = (img - lo) / (max(hi - lo, 1e-6 * max(abs(lo), abs(hi))) or 1.0)  # unit-free
         with warnings.catch_warnings():  # the solver's tolerance note is not something a user can act on
             warnings.filterwarnings("ignore", message="The probability range is outside", category=UserWarning)
             labels = random_walker(scaled, markers, beta=130, mode="cg_j", tol=1e-3)

@@ -154,7 +154,8 @@ def same_side(local: np.ndarray, inside: np.ndarray, centre: tuple[int, ...]) ->
     m2 = (csum[-1] - csum[:-1]) / (n - k)
     split = int(np.argmax(k * (n - k) * (m1 - m2) ** 2))
     lo_vals, hi_vals = values[: split + 1], values[split + 1 :]
-    noise = np.sqrt((lo_vals.var() + hi_vals.var()) / 2) + 1e-6
+    # a floor for rounding noise, relative to the values: the split does not depend on the image's unit
+    noise = np.sqrt((lo_vals.var() + hi_vals.var()) / 2) + 1e-6 * max(abs(float(values[0])), abs(float(values[-1])))
     if hi_vals.mean() - lo_vals.mean() <= 3 * noise:
         return inside
     threshold = (values[split] + values[split + 1]) / 2
