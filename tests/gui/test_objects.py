@@ -306,3 +306,23 @@ def test_writing_a_change_gives_the_voxel_rule_for_every_label_dtype(dtype):
                 write_object(layer, view, box, mask, value, overwrite, flipped)
                 assert layer.data.dtype == dtype
                 assert np.array_equal(layer.data, expected), (value, overwrite, with_flipped)
+
+
+def test_going_back_to_an_image_annotated_earlier_brings_its_objects_back(viewer, qtbot, tmp_path):
+    from napari_nninteractive.core.document import load_document
+
+    w, a, _ = _start(viewer)  # image "scan": two objects
+    a.table.set_visible(0, False)  # one hidden
+    other = viewer.add_image(_image()[:, ::-1].copy(), name="other")
+    w.start_with_engine(other, SeededWatershedEngine())
+    a.prompt_layers[Tool.POINT].add(list(A))
+    _settle(a)
+    assert [i for i, _ in a.table.objects()] == [0]  # the other image's own object
+    w.start_with_engine(viewer.layers["scan"], SeededWatershedEngine())  # back to the first image
+    assert [i for i, _ in a.table.objects()] == [0, 1] and w.objects_panel.table.rowCount() == 2
+    assert not a.targets[0].visible and a.object_id == 2  # still hidden; a new object takes a fresh id
+    a.prompt_layers[Tool.POINT].add([20, 24, 60])
+    _settle(a)
+    w.save_session(tmp_path / "s.npz")
+    qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
+    assert [o.label for o in load_document(tmp_path / "s.npz").objects] == [1, 2, 3]  # none of them lost

@@ -107,6 +107,7 @@ class Annotator:
         self.prompts = PromptLayers(viewer)
         self.output = OutputWriter(viewer, self.table)
         self._bound: str | None = None  # what the objects in the table belong to (L.binding)
+        self._set_aside: dict[str, tuple] = {}  # binding -> (its table's content, its current object id)
         self._shown_elsewhere = False  # the slider shows another time point than the session's
         # level "status": the status line only (frequent news); else a notification. notify may be replaced later.
         say = lambda text, level: self.status.emit(text, False) if level == "status" else self.notify(text, level)  # noqa: E731
@@ -137,12 +138,21 @@ class Annotator:
         self.last_outcome = None
         self._outcome_said = False
         self._shown_elsewhere = False
+        binding = L.binding(view)
         if same:  # the same image (and time point) again: its objects stay, the new session starts a new one
             self._finish_current()
         else:  # another image: its objects go to its own output layer; the old ones stay in theirs
-            self.object_id = 0
-            self.table.forget()
-        self._bound = L.binding(view)
+            if self._bound is not None:  # kept for when that image is initialized again
+                self._set_aside[self._bound] = (self.table.set_aside(), self.object_id)
+            kept = self._set_aside.pop(binding, None)
+            if kept is None:
+                self.object_id = 0
+                self.table.forget()
+            else:  # an image annotated earlier: its objects are back in the list, its current one finished
+                self.table.take_back(kept[0])
+                self.object_id = kept[1]
+                self._finish_current()
+        self._bound = binding
         self.prompts.create(view)
         if view.note:
             self.notify(view.note, "info")

@@ -92,6 +92,20 @@ class ObjectTable:
         self.deleted, self._colormaps = set(), {}
         self.changed.emit()
 
+    def set_aside(self) -> tuple:
+        """Everything the table holds, for :meth:`take_back`; the table is then empty (as after :meth:`forget`)."""
+        kept = (dict(self.targets), dict(self.histories), dict(self.rounds), dict(self.own), set(self.deleted))
+        self.forget()
+        return kept
+
+    def take_back(self, kept: tuple) -> None:
+        """Hold what :meth:`set_aside` returned again (objects hidden then are hidden again)."""
+        self.targets, self.histories, self.rounds, self.own, self.deleted = kept
+        for object_id, target in list(self.targets.items()):
+            if not target.visible and target.layer in self.viewer.layers:
+                self.set_visible(object_id, False)
+        self.changed.emit()
+
     def add(
         self,
         object_id: int,
