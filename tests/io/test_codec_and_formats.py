@@ -296,6 +296,28 @@ def test_every_mask_format_writes_what_reads_back(tmp_path, fmt):
         assert fmt.can_read_volume and np.array_equal(np.asarray(volumes.read_volume(path).array), mask)
 
 
+@pytest.mark.parametrize("fmt", formats.formats("write_mask"), ids=lambda f: f.name)
+def test_the_same_mask_gives_the_same_bytes_on_every_run(tmp_path, fmt, monkeypatch):
+    import datetime
+
+    import nrrd.writer
+
+    class Clock(datetime.datetime):  # pynrrd writes the time into its header: every call a day later
+        calls = 0
+
+        @classmethod
+        def utcnow(cls):
+            cls.calls += 1
+            return datetime.datetime(2026, 1, cls.calls)
+
+    monkeypatch.setattr(nrrd.writer, "datetime", Clock)
+    mask = np.zeros((6, 8, 10), np.uint8)
+    mask[1, 2:4, 3] = 1
+    for suffix in fmt.suffixes:
+        first = volumes.write_mask(tmp_path / f"a{suffix}", mask).read_bytes()
+        assert volumes.write_mask(tmp_path / f"b{suffix}", mask).read_bytes() == first
+
+
 @pytest.mark.parametrize("fmt", formats.formats("write_label_map"), ids=lambda f: f.name)
 def test_every_label_map_format_writes(tmp_path, fmt):
     labels = np.arange(480, dtype=np.uint8).reshape(6, 8, 10) % 3

@@ -8,6 +8,7 @@ each format are those of :data:`.formats.FORMATS`.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -141,6 +142,14 @@ def read_volume(path: str | Path) -> Volume:
 _NRRD_GEOMETRY = ("space", "space directions", "space origin", "space units")
 
 
+def _without_date(nrrd_bytes: bytes) -> bytes:
+    """pynrrd's output less its ``# on <date>`` comment line: the same mask gives the same bytes on every run."""
+    lines = nrrd_bytes.split(b"\n", 3)
+    if len(lines) == 4 and lines[2].startswith(b"# on "):
+        return b"\n".join(lines[:2] + lines[3:])
+    return nrrd_bytes
+
+
 def write_mask(
     path: str | Path, mask: np.ndarray, like: Volume | None = None, inputs: Sequence[str | Path | None] = ()
 ) -> Path:
@@ -179,7 +188,9 @@ def _write(tmp: Path, fmt: str, mask: np.ndarray, like: Volume | None) -> None:
         header = {}
         if like is not None and like.fmt == "nrrd":
             header = {k: v for k, v in like.meta["header"].items() if k in _NRRD_GEOMETRY}
-        nrrd.write(str(tmp), mask, header)
+        buffer = io.BytesIO()
+        nrrd.write(buffer, mask, header)
+        tmp.write_bytes(_without_date(buffer.getvalue()))
     elif fmt == "tiff":
         import tifffile
 
