@@ -144,7 +144,9 @@ def test_eval_rewrites_its_own_outputs_in_an_existing_folder(tmp_path, pair, cap
         (None, ("--labels", "9"), "do not occur"),
         (None, ("--labels", "x"), "comma-separated integers"),
         (None, ("--seed", "-1"), "--seed must be 0 or more"),
-        (None, ("--interactions", "-1"), "--interactions must be 0 or more"),
+        (None, ("--interactions", "-1"), "--interactions must be 0 to 1000"),
+        (None, ("--interactions", "1000000000"), "--interactions must be 0 to 1000"),
+        (None, ("--labels", ","), "--labels names no label value"),
         (None, ("--agent", "psychic"), "unknown agent"),
     ],
 )
@@ -157,6 +159,16 @@ def test_eval_bad_labels_and_arguments_are_one_line_errors(tmp_path, pair, capsy
     assert _eval(pair, "--out", str(tmp_path / "res"), *args) == 2
     _one_line_error(capsys, "nninteractive-eval", needle)
     assert _snapshot(tmp_path) == before  # not even the --out folder
+
+
+def test_eval_evaluates_a_label_or_an_agent_named_twice_once(tmp_path, pair):
+    import csv
+
+    out = tmp_path / "res"
+    assert _eval(pair, "--out", str(out), "--labels", "3,3", "--agent", "point,point") == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and {r["label"] for r in rows} == {"3"}  # one object, one agent, N + 1 rows
 
 
 def test_eval_usage_errors_are_user_errors():

@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one or more of {', '.join(AGENT_NAMES)} (comma-separated; default random)",
     )
     p.add_argument(
-        "--interactions", type=int, default=5, metavar="N", help="corrections after the first prompt (default 5)"
+        "--interactions",
+        type=int,
+        default=5,
+        metavar="N",
+        help="corrections after the first prompt (0 to 1000; default 5)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (0 or more; default 0)")
     p.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
@@ -74,13 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Corrections per object at most (the protocol uses 5; beyond this a run only measures patience).
+MAX_INTERACTIONS = 1000
+
+
 def _parse_values(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise EvalUsageError(f"--labels must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise EvalUsageError(f"--labels names no label value ({text!r}); give e.g. --labels 1,2")
+    return list(dict.fromkeys(values))  # each object once, in the order given
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -132,12 +143,12 @@ def run(args: argparse.Namespace) -> int:
     from ..eval.runner import evaluate
     from ..io.volumes import read_volume
 
-    agents = [a.strip() for a in args.agent.split(",") if a.strip()]
+    agents = list(dict.fromkeys(a.strip() for a in args.agent.split(",") if a.strip()))  # each agent once
     unknown = [a for a in agents if a not in AGENT_NAMES]
     if unknown or not agents:
         raise EvalUsageError(f"unknown agent(s) {unknown}; use {', '.join(AGENT_NAMES)}")
-    if args.interactions < 0:
-        raise EvalUsageError("--interactions must be 0 or more")
+    if not 0 <= args.interactions <= MAX_INTERACTIONS:
+        raise EvalUsageError(f"--interactions must be 0 to {MAX_INTERACTIONS} (corrections after the first prompt)")
     if args.seed < 0:
         raise EvalUsageError("--seed must be 0 or more")
     wanted = _parse_values(args.values)
