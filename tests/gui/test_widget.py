@@ -183,9 +183,12 @@ def test_undo_redo_reset_and_next_object(viewer, qtbot):
     image[sphere(shape, (24, 32, 140), 6)] = 100
     w, layer, _ = _widget(viewer, image)
     a = _attach(w, layer)
+    w.refresh()
+    assert not w.undo_button.isEnabled() and not w.redo_button.isEnabled()  # a fresh session: nothing to undo
     pts = a.prompt_layers[Tool.POINT]
     pts.add(list(C))
     _settle(w, qtbot)
+    assert w.undo_button.isEnabled()
     out = _output(viewer)
     first = out.data.copy()
     assert np.array_equal(first == 1, sphere(shape, C, R))

@@ -179,7 +179,8 @@ class PromptPanel(QWidget):
         state = a.last_outcome.state if a.last_outcome is not None else None
         for b in (self.run_button, self.reset_button, self.next_button):
             b.setEnabled(ready)
-        self.undo_button.setEnabled(ready and (state is None or state.can_undo or a.runner.busy))
+        # nothing told yet (a fresh session): nothing to undo; while busy the press is queued behind the action
+        self.undo_button.setEnabled(ready and ((state is not None and state.can_undo) or a.runner.busy))
         self.redo_button.setEnabled(ready and (state is not None and (state.can_redo or a.runner.busy)))
 
 
