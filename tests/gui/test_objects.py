@@ -169,6 +169,13 @@ def test_hiding_an_object_of_its_own_layer_hides_the_layer(viewer, qtbot):
     assert not viewer.layers["nnInteractive object 2"].visible and viewer.layers["nnInteractive object 1"].visible
 
 
+def test_deleting_an_objects_own_layer_takes_its_row_out_of_the_list(viewer, qtbot):
+    w, _a, _ = _start(viewer, OutputMode.SEPARATE)
+    assert w.objects_panel.table.rowCount() == 2
+    viewer.layers.remove(viewer.layers["nnInteractive object 1"])
+    qtbot.waitUntil(lambda: w.objects_panel.table.rowCount() == 1, timeout=5000)
+
+
 def _export(w, path, kind="instance"):
     w.objects_panel.kind_combo.setCurrentText(kind)
     w.objects_panel.export(path)

@@ -450,3 +450,5 @@ class Annotator:
         elif layer is self.output.choice:
             self.output.choice = None
             self.state_changed.emit()
+        elif any(t.layer is layer for t in self.targets.values()):  # objects of that layer leave the list
+            self.state_changed.emit()
