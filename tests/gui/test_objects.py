@@ -176,6 +176,20 @@ def test_deleting_an_objects_own_layer_takes_its_row_out_of_the_list(viewer, qtb
     qtbot.waitUntil(lambda: w.objects_panel.table.rowCount() == 1, timeout=5000)
 
 
+def test_the_label_cell_text_reads_on_its_colour(viewer, qtbot):
+    from napari_nninteractive.gui.objects_panel import LABEL
+
+    w, a, _ = _start(viewer)
+    for row, (object_id, _target) in enumerate(a.table.objects()):
+        r, g, b = a.table.object_color(object_id)[:3]
+        text = w.objects_panel.table.item(row, LABEL).foreground().color().name()
+        assert text == ("#000000" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 else "#ffffff")
+    assert {w.objects_panel.table.item(r, LABEL).foreground().color().name() for r in range(2)} == {
+        "#000000",
+        "#ffffff",
+    }  # napari's first two label colours: one dark, one light
+
+
 def _export(w, path, kind="instance"):
     w.objects_panel.kind_combo.setCurrentText(kind)
     w.objects_panel.export(path)

@@ -107,7 +107,7 @@ class ObjectsPanel(QGroupBox):
             label = QTableWidgetItem(str(value))
             label.setFlags(label.flags() & ~Qt.ItemFlag.ItemIsEditable)
             label.setBackground(QColor.fromRgbF(*rgba[:3], 1.0))
-            label.setForeground(QColor("black"))
+            label.setForeground(QColor(_text_on(rgba)))
             check = QTableWidgetItem()
             check.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
             check.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
@@ -209,3 +209,9 @@ class ObjectsPanel(QGroupBox):
         if overlaps:  # a warning (notified too): some object is not whole in the file
             return self.report(f"{text} {overlaps}", True)
         self.report(text, False)
+
+
+def _text_on(rgba) -> str:
+    """Black or white, whichever reads better on the colour ``rgba`` (by its luminance)."""
+    r, g, b = (float(c) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 else "white"
