@@ -112,6 +112,8 @@ class PromptPanel(QWidget):
         self.mask_button.clicked.connect(lambda: self.apply_mask())
         for w in (self.mask_combo, QLabel("value"), self.mask_value, self.mask_refine, self.mask_button):
             row.addWidget(w)
+        row.setStretch(0, 3)  # the layer's name gets the room ("nnInteractive objects" was cut to "nnInterac")
+        row.setStretch(2, 1)
         return seed
 
     def _build_output(self) -> QGroupBox:
