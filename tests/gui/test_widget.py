@@ -377,6 +377,21 @@ def test_removing_layers_mid_prediction_does_not_raise(viewer, qtbot):
     assert w.status_label.text().startswith("Not initialized")
 
 
+def test_save_waits_for_the_running_prediction(viewer, qtbot, tmp_path):
+    w, layer, msgs = _widget(viewer)
+    a = _attach(w, layer, SlowNet(0.5, delay=0.3))
+    w.session_started()
+    a.prompt_layers[Tool.POINT].add(list(C))
+    assert a.runner.busy
+    w.save_session(tmp_path / "s.npz")  # the layer is being written: no file from that moment
+    assert w.file_worker is None and not (tmp_path / "s.npz").exists()
+    assert any("Wait for the running prediction to finish (or Cancel it), then save." in m for m in msgs)
+    _settle(w, qtbot)
+    w.save_session(tmp_path / "s.npz")
+    qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
+    assert (tmp_path / "s.npz").exists()
+
+
 def test_cancel_keeps_the_mask(viewer, qtbot):
     w, layer, msgs = _widget(viewer)
     a = _attach(w, layer, SlowNet(0.5, delay=0.3), autozoom=True)

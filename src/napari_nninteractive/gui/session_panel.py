@@ -126,6 +126,10 @@ class SessionPanel(QGroupBox):
 
         if not self.annotator.ready:
             return self.annotator.notify("Initialize first: there is nothing to save yet.", "warning")
+        if self.annotator.runner.busy:  # its mask is being written into the layers the file is read from
+            return self.annotator.notify(
+                "Wait for the running prediction to finish (or Cancel it), then save.", "warning"
+            )
         if path is None:
             path, _ = QFileDialog.getSaveFileName(
                 self, "Save session", str(self.default_session_path()), "nnInteractive session (*.npz)"
