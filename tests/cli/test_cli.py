@@ -271,3 +271,15 @@ def test_prompts_queued_at_the_end_run_with_their_notices_and_their_step(tmp_pat
     saved = np.load(steps)
     assert sorted(saved.files) == ["step_000", "step_001"] and not saved["step_000"].any()  # queued: unchanged
     assert np.array_equal(saved["step_001"], mask) and 0 < mask.sum() < 1000  # the mask the queued click gave
+
+
+def test_network_options_without_a_model_are_noted_not_silently_dropped(tmp_path, capsys):
+    src, prompts, out = tmp_path / "img.npy", tmp_path / "p.json", tmp_path / "m.npy"
+    np.save(src, sphere_image(SHAPE, (24, 28, 20), 8))
+    prompts.write_text(json.dumps({"interactions": [{"type": "point", "coord": [24, 28, 20]}]}))
+    code, _, err = _run([src, "--prompts", prompts, "-o", out, "--compile", "--fold", "2", "--api-key", "k"], capsys)
+    assert code == 0 and np.load(out).any()
+    assert "note: --fold, --compile apply to the network engine only; the weight-free engine runs" in err
+    assert "note: --api-key is for --server" in err
+    code, _, err = _run([src, "--prompts", prompts, "-o", out, "--device", "cpu"], capsys)
+    assert code == 0 and "note:" not in err  # the CPU is what it runs on

@@ -143,7 +143,37 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
         return
     from ..core.session import Session
 
+    for note in unused_options(args):
+        print(f"note: {note}", file=sys.stderr, flush=True)
     yield Session(engine_from_args(args), fusion=bool(getattr(args, "fusion", None)))
+
+
+def unused_options(args: argparse.Namespace) -> list[str]:
+    """What the options say that the chosen local engine does not use (said, not refused: nothing goes wrong)."""
+    from ..core.engines.registry import resolve
+
+    info = resolve(args.engine, args.model)
+    unused = [
+        flag
+        for flag, option, given in (
+            ("--device", "device", args.device not in ("auto", "cpu")),
+            ("--fold", "fold", args.fold is not None),
+            ("--cpu-bf16", "cpu_bf16", args.cpu_bf16),
+            ("--compile", "compile", args.compile),
+            ("--trust-checkpoint", "trust_checkpoint", args.trust_checkpoint),
+        )
+        if given and option not in info.options
+    ]
+    notes = []
+    if unused:
+        notes.append(
+            f"{', '.join(unused)} {'applies' if len(unused) == 1 else 'apply'} to the network engine only; the "
+            f"{info.name} engine runs on the CPU without {'it' if len(unused) == 1 else 'them'}"
+            + (" (give --model DIR for the network)." if not info.needs_model else ".")
+        )
+    if getattr(args, "api_key", None) is not None and not getattr(args, "server", None):
+        notes.append("--api-key is for --server; without it the key is not used.")
+    return notes
 
 
 def guarded(
