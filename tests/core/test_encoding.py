@@ -216,6 +216,8 @@ def test_fill_polygon_fills_a_square_on_one_slice():
     with pytest.raises(PromptError, match="within one voxel"):
         fill_polygon([[3, 5, 5], [3, 5.2, 5.1], [3, 5.1, 5.3]], (10, 40, 40))
     assert fill_polygon([[3, 5, 5], [3, 5, 6], [3, 6, 6]], (10, 40, 40))[0].sum() >= 1  # small, but an area
+    eight = [[3, 5, 5], [3, 35, 35], [3, 35, 5], [3, 5, 35]]  # a figure eight: no net area, two lobes
+    assert fill_polygon(eight, (10, 40, 40))[0].sum() > 300
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.uint8, np.int32, np.int64, bool])

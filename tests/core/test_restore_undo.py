@@ -163,6 +163,8 @@ def test_rounds_that_do_not_fit_the_prompts_are_refused():
     for bad in (((2, False),), ((0, False),), ((1, "yes"),), ((True, False),)):
         with pytest.raises(PromptError, match="rounds"):
             s.restore_object(s.read_mask(), s.prompt_history, bad)
+    s.restore_object(s.read_mask(), s.prompt_history, ((np.int64(1), np.bool_(False)),))  # numpy scalars are fine
+    assert s.prediction_rounds == ((1, False),) and type(s.prediction_rounds[0][0]) is int
 
 
 def test_fusion_is_read_once_when_a_prediction_starts():
@@ -185,13 +187,48 @@ def test_fusion_is_read_once_when_a_prediction_starts():
     assert not np.array_equal(negative_click(False, False)[0], negative_click(True, False)[0])  # fusion matters here
 
 
-def test_prompts_queued_after_the_last_prediction_are_one_undo_step_after_it():
-    original = Session(SeededWatershedEngine())
-    original.set_image(_session_scene())
-    seen = _play(original)
-    original.add_prompt(Point((14, 28, 24)), run=False)  # queued, never run: the object was finished so
+def test_prompts_queued_when_the_object_was_finished_are_queued_again_and_run_with_the_next():
+    def finished():
+        s = Session(SeededWatershedEngine())
+        s.set_image(_session_scene())
+        seen = _play(s)
+        s.add_prompt(Point((14, 28, 24)), run=False)  # queued, never run: the object was finished so
+        return s, seen
+
+    original, seen = finished()
     assert original.prediction_rounds == tuple((len(p), f) for p, f in PLAN)
     s = _restored(seen[-1], original.prompt_history, original.prediction_rounds)
+    assert s.pending == original.pending and len(s.pending) == 1  # queued again, as when it was finished
     undone = _undo_all(s)
     assert len(undone) == len(seen) + 1 and np.array_equal(undone[0], seen[-1])  # the queued click goes first
     assert all(np.array_equal(u, m) for u, m in zip(undone[1:], seen[-2::-1])) and not undone[-1].any()
+
+    s = _restored(seen[-1], original.prompt_history, original.prediction_rounds)  # and the next click
+    s.add_point((26, 28, 24))
+    original.add_point((26, 28, 24))  # runs with the queued one, in the uninterrupted session too
+    assert np.array_equal(s.read_mask(), original.read_mask())
+    assert s.prediction_rounds == original.prediction_rounds and s.prediction_rounds[-1] == (2, False)
+
+
+def test_an_object_started_from_an_initial_mask_refines_after_restore_as_before():
+    """The engine never sees an initial mask it does not refine; restored, it must not either."""
+    shape = (16, 24, 24)
+    image = np.full(shape, 30.0, np.float32)
+    image[sphere(shape, (8, 12, 8), 5)] = 120
+    image[sphere(shape, (8, 12, 17), 4)] = 100
+    image += np.random.default_rng(0).normal(0, 6, shape).astype(np.float32)
+    start = np.zeros(shape, np.uint8)
+    start[sphere(shape, (8, 12, 8), 3)] = 1
+    sessions = []
+    for restore in (False, True):
+        s = Session(SeededWatershedEngine())
+        s.set_image(image)
+        if restore:
+            s.restore_object(sessions[0].read_mask(), sessions[0].prompt_history, sessions[0].prediction_rounds)
+        else:
+            s.set_initial_mask(start)  # not refined
+        sessions.append(s)
+    for s in sessions:
+        s.add_point((4, 12, 19), run=False)
+        s.add_point((6, 7, 19))
+    assert np.array_equal(sessions[0].read_mask(), sessions[1].read_mask())

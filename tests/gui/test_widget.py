@@ -403,6 +403,10 @@ def test_cancel_keeps_the_mask(viewer, qtbot):
     assert not any(layer.name == "nnInteractive objects" and layer.data.any() for layer in viewer.layers)
     assert a.last_outcome.state.pending == 1
     assert "cancelled" in w.status_label.text()
+    w.autorun_check.setChecked(False)
+    a.prompt_layers[Tool.POINT].add([C[0], C[1], C[2] + 2])  # one more queued: they are still queued
+    _settle(w, qtbot)
+    assert "cancelled" in w.status_label.text() and a.last_outcome.state.pending == 2
     a.run()
     _settle(w, qtbot)
     assert _output(viewer).data.any()

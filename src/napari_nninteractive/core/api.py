@@ -73,8 +73,9 @@ class Change:
     pending: int = 0
     #: The current object's prompts, oldest first (what :meth:`SegmentationSession.restore_object` takes back).
     history: tuple[Prompt, ...] = ()
-    #: How ``history`` was predicted (:data:`.undo.Rounds`; what ``restore_object`` takes back to replay it exactly).
-    rounds: Rounds = ()
+    #: How ``history`` was predicted (:data:`.undo.Rounds`; what ``restore_object`` takes back to replay it
+    #: exactly); ``None`` where the session does not know (a remote one: its undo steps are the server's).
+    rounds: Rounds | None = ()
     #: Messages the user should see about this operation (e.g. a fall back to the CPU).
     notices: tuple[str, ...] = ()
     #: Forward passes (or solver runs) the operation took.
@@ -86,7 +87,7 @@ class Change:
         mask: np.ndarray,
         box: BBox | None,
         flipped: np.ndarray | None,
-        state: tuple[bool, bool, int, tuple[Prompt, ...], Rounds],
+        state: tuple[bool, bool, int, tuple[Prompt, ...], Rounds | None],
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:

@@ -210,10 +210,11 @@ def fill_polygon(vertices: Sequence[Sequence[float]], shape: Sequence[int]) -> t
     if not 0 <= s < shape[axis]:
         raise PromptError(f"The lasso slice {s} on axis {axis} is outside the image {tuple(shape)}.")
     plane_axes = [a for a in range(len(shape)) if a != axis]
-    u, v = pts[:, plane_axes[0]], pts[:, plane_axes[1]]
-    if abs(float(np.dot(u, np.roll(v, -1)) - np.dot(v, np.roll(u, -1)))) / 2 < 0.5:  # shoelace area, voxels
+    plane = pts[:, plane_axes] - pts[:, plane_axes].mean(axis=0)
+    spread = np.linalg.svd(plane, compute_uv=False)  # the second is 0 when every vertex lies on one line
+    if spread[1] <= 1e-6 * spread[0]:
         raise PromptError(
-            "The lasso polygon has (almost) no area: its vertices lie on a line; draw an outline around the object."
+            "The lasso polygon has no area: its vertices lie on a line; draw an outline around the object."
         )
     rr, cc = polygon(pts[:, plane_axes[0]], pts[:, plane_axes[1]], [shape[a] for a in plane_axes])
     if rr.size == 0:

@@ -262,9 +262,10 @@ class Session:
         by replaying the prompts from an empty mask, as ``rounds`` (the finished object's
         :attr:`prediction_rounds`) says: the prompts that ran together run together, fused where
         they were fused. The engines are deterministic, so each step gives the mask the
-        uninterrupted session gave. Without ``rounds`` (files of older versions) each prompt is one
-        prediction, fused as :attr:`fusion` is now. Redo then returns to ``mask`` as restored (hand
-        edits included).
+        uninterrupted session gave. Prompts beyond the rounds (queued when the object was finished)
+        are queued again. Without ``rounds`` (files of older versions) each prompt is one
+        prediction, fused as :attr:`fusion` is at this call. Redo then returns to ``mask`` as
+        restored (hand edits included).
         """
         current = self._require_image()
         mask = np.asarray(mask)
@@ -278,13 +279,17 @@ class Session:
             raise PromptError(f"The restored object's prediction rounds do not fit its prompts: {problem}.")
         rounds = tuple((int(n), bool(fused)) for n, fused in rounds)
         changed = union_bbox(nonzero_bbox(current), nonzero_bbox(mask))
-        self.engine.load_prompts(prompts)
+        predicted = sum(n for n, _ in rounds)  # the rest were queued when the object was finished: queued again
+        given = prompts[:predicted]
+        if given and isinstance(given[0], InitialMask) and not given[0].refine:
+            given = given[1:]  # what the engine had: an initial mask it does not refine never reaches it (_run)
+        self.engine.load_prompts(given)
         flips = None
         if changed is not None:
             new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
             flips = current[bbox_to_slices(changed)] != new
             self._set(changed, new)
-        self._pending, self._undo, self._redo = [], [], []
+        self._pending, self._undo, self._redo = list(prompts[predicted:]), [], []
         self._history, self._rounds = prompts, rounds
         self._replayable = prompts  # Undo rebuilds its steps by replaying them (see _rebuild_undo)
         return self._change(changed, flips)

@@ -46,10 +46,10 @@ def check_rounds(rounds: object, n_prompts: int) -> str | None:
     if not isinstance(rounds, tuple | list) or not all(
         isinstance(r, tuple | list)
         and len(r) == 2
-        and isinstance(r[0], int)
+        and isinstance(r[0], int | np.integer)
         and not isinstance(r[0], bool)
         and r[0] >= 1
-        and isinstance(r[1], bool)
+        and isinstance(r[1], bool | np.bool_)
         for r in rounds
     ):
         return "each prediction round must be a pair [count >= 1, fused true/false]"

@@ -395,8 +395,8 @@ class Annotator:
             self.notify(outcome.message, "info" if outcome.kind == "cancelled" else "warning")
             self.status.emit(outcome.message, outcome.kind == "error")
             self._outcome_said = True
-        elif self._outcome_said and change is not None and outcome.kind != "sync" and self.ready:
-            self._outcome_said = False  # done without a word: what the last outcome said is over
+        elif self._outcome_said and self.ready and _predicted(outcome):
+            self._outcome_said = False  # a prediction ran without a word: what the last outcome said is over
             self.status.emit("", False)
         if change is not None:
             told = change if outcome.kind != "sync" else outcome.state
@@ -441,6 +441,7 @@ class Annotator:
     def _layer_gone(self, layer) -> None:
         if layer in self.viewer.layers:  # it came back meanwhile
             return
+        self._set_aside = {k: v for k, v in self._set_aside.items() if not k.startswith(str(layer.unique_id))}
         if self.view is not None and layer is self.view.layer:
             self.detach()
             self.notify(
@@ -452,3 +453,8 @@ class Annotator:
             self.state_changed.emit()
         elif any(t.layer is layer for t in self.targets.values()):  # objects of that layer leave the list
             self.state_changed.emit()
+
+
+def _predicted(outcome: Outcome) -> bool:
+    """Whether the action ran a prediction that left nothing queued (not only queued a prompt, not an undo)."""
+    return outcome.kind in ("prompt", "mask", "predict") and outcome.change is not None and not outcome.change.pending

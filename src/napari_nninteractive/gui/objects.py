@@ -77,7 +77,7 @@ class ObjectTable:
         self.viewer = viewer
         self.targets: dict[int, ObjectTarget] = {}
         self.histories: dict[int, tuple[Prompt, ...]] = {}  # prompt history per object (session files)
-        self.rounds: dict[int, Rounds] = {}  # how each history was predicted (exact replays on Undo)
+        self.rounds: dict[int, Rounds | None] = {}  # how each history was predicted (None: not known)
         self.own: dict[int, PackedMask] = {}  # finished objects' own voxels (see object_mask)
         self.deleted: set[int] = set()  # objects whose late outcomes are dropped
         self._colormaps: dict[int, object] = {}  # id(layer) -> its colormap before objects were hidden

@@ -586,7 +586,7 @@ class RemoteSession:
         notices: tuple[str, ...] = (),
         passes: int = 0,
     ) -> Change:
-        state = (self._can_undo(), bool(self._redo), len(self._pending), self._history, ())
+        state = (self._can_undo(), bool(self._redo), len(self._pending), self._history, None)  # rounds: not known
         return Change.of(self._require_mask(), box, flipped, state, notices, passes)
 
 
