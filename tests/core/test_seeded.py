@@ -245,10 +245,26 @@ def test_the_mask_does_not_depend_on_the_image_unit(engine):
     for centre, r, value in (((12, 24, 24), 7, 120), ((12, 24, 38), 5, 60), ((6, 10, 10), 4, 200)):
         image[sphere(image.shape, centre, r)] += value
     masks = []
-    for scale in (1.0, 1e-6, 1e-9):
+    for scale in (1.0, 1e-6, 1e-9, 1e12):
         s = Session(engine())
         s.set_image((image * scale).astype(np.float32))
         s.add_point((12, 24, 24))
         s.add_point((12, 24, 33), positive=False)  # a correction: its ball is split at an edge
         masks.append(s.read_mask())
     assert masks[0].sum() > 500 and all(np.array_equal(m, masks[0]) for m in masks[1:])
+
+
+def test_intensities_beyond_float32_gradients_get_a_message_not_a_wrong_mask():
+    from napari_nninteractive.core.encoding import ImageError
+
+    image = np.zeros((8, 16, 16), np.float64)
+    image[sphere(image.shape, (4, 8, 8), 3)] = 3e17  # its gradient's squares overflow float32
+    s = Session(SeededWatershedEngine())
+    with pytest.raises(ImageError, match=r"reach 3e\+17.*divide it by 1e3 or more"):
+        s.set_image(image)
+    s.set_image(image / 1e3)  # as the message says: the mask of the same image at unit scale
+    s.add_point((4, 8, 8))
+    unit = Session(SeededWatershedEngine())
+    unit.set_image(image / 3e17)
+    unit.add_point((4, 8, 8))
+    assert s.read_mask().sum() > 100 and np.array_equal(s.read_mask(), unit.read_mask())
