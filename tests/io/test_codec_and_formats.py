@@ -332,3 +332,17 @@ def test_a_polygon_that_cannot_be_filled_is_a_prompt_file_error(tmp_path):
     with pytest.raises(PromptFileError, match=r"interaction 0 \(lasso\): .*encloses no voxel") as err:
         load_prompt_file(tmp_path / "p.json", SHAPE)
     assert not isinstance(err.value, PromptError)
+
+
+def test_an_rgb_tiff_is_read_as_its_luminance_and_a_stack_of_three_columns_as_a_volume(tmp_path):
+    import tifffile
+
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    rgb[10:30, 10:30] = (200, 120, 40)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    got = volumes.read_volume(tmp_path / "rgb.tif")
+    assert got.array.shape == (40, 50) and got.meta["note"] == "RGB image: segmenting its luminance"
+    assert np.isclose(got.array[20, 20], 0.299 * 200 + 0.587 * 120 + 0.114 * 40) and got.array[0, 0] == 0
+    stack = np.zeros((5, 40, 3), np.uint16)  # a volume whose last axis happens to be 3: grey, kept as it is
+    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+    assert volumes.read_volume(tmp_path / "stack.tif").array.shape == (5, 40, 3)

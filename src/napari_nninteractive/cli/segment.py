@@ -29,7 +29,8 @@ _FILES = textwrap.fill(
     + ", in any letter case. OUT is a uint8 0/1 mask on the image grid, written under a temporary name and "
     "renamed when complete (an earlier OUT survives any failure); OUT may not be IMAGE, the prompt file, a mask "
     "it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in the array "
-    "order of the file as read (no reorientation). A 4-D image is channel-first.",
+    "order of the file as read (no reorientation). A 4-D image is channel-first; a 2-D RGB(A) TIFF is "
+    "segmented by its luminance.",
     100,
 )
 
@@ -98,6 +99,8 @@ def _segment(args: argparse.Namespace, session: SegmentationSession) -> int:
     say(f"loaded {caps.description} in {time.perf_counter() - t0:.1f} s")
     if caps.licence:
         say(f"model licence: {caps.licence}")
+    if volume.meta.get("note"):
+        say(volume.meta["note"])
     session.set_image(volume.array)
     current = session.read_mask()  # our copy of the object, updated from each change
 

@@ -104,6 +104,17 @@ class Normalization:
         dst.div_(float(std))
 
 
+#: What an RGB(A) image is segmented by: its luminance (ITU-R BT.601 weights; alpha is ignored).
+RGB_NOTE = "RGB image: segmenting its luminance"
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """The float32 luminance of an RGB or RGBA array (colour on the last axis)."""
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out: np.ndarray = np.asarray(rgb, dtype=np.float32)[..., :3] @ weights
+    return out
+
+
 def require_finite(image: np.ndarray) -> None:
     """Raise :class:`ImageError` when a float image holds NaN or infinite voxels."""
     if np.dtype(image.dtype).kind in "fc" and not np.all(np.isfinite(image)):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Labels, Layer, Points
 
+from ..core.encoding import RGB_NOTE, luminance
 from ..core.errors import UserError
 from ..core.geometry import BBox, bbox_to_slices, nonzero_bbox, shift_bbox
 from ..core.lazy import is_lazy, working_memory_problem
@@ -100,10 +101,7 @@ def image_view(layer: Image, current_step: tuple[int, ...] = (), channel: int = 
     data = layer.data[0] if layer.multiscale else layer.data
     note = "multiscale image: using the full-resolution level" if layer.multiscale else ""
     if layer.rgb:
-        arr = np.asarray(data, dtype=np.float32)
-        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-        data = arr[..., :3] @ weights
-        note = "RGB image: segmenting its luminance"
+        data, note = luminance(data), RGB_NOTE
     nd = len(data.shape)
     if nd < 2:
         raise LayerError(f"The image layer '{layer.name}' has {nd} axis; a 2-D or 3-D image is needed.")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.encoding import RGB_NOTE, luminance
 from ..core.errors import UserError
 from ..core.npyfile import declared_nbytes, member_header, read_header
 from . import formats
@@ -117,9 +118,7 @@ def read_volume(path: str | Path) -> Volume:
             data, header = nrrd.read(str(path))
             return Volume(data, path, fmt, {"header": header})
         if fmt == "tiff":
-            import tifffile
-
-            return Volume(tifffile.imread(str(path)), path, fmt)
+            return _read_tiff(path)
         if fmt == "npy":
             with open(path, "rb") as f:
                 head = read_header(f)
@@ -137,6 +136,18 @@ def read_volume(path: str | Path) -> Volume:
         raise
     except Exception as exc:
         raise VolumeIOError(f"{path} cannot be read as {fmt}: {exc}") from None
+
+
+def _read_tiff(path: Path) -> Volume:
+    """A TIFF; a 2-D RGB(A) one (photometric RGB, colour last) as its luminance, with a note saying so."""
+    import tifffile
+
+    with tifffile.TiffFile(str(path)) as tif:
+        array = tif.asarray()
+        rgb = tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
+    if rgb and array.ndim == 3 and array.shape[-1] in (3, 4):
+        return Volume(luminance(array), path, "tiff", {"note": RGB_NOTE})
+    return Volume(array, path, "tiff")
 
 
 _NRRD_GEOMETRY = ("space", "space directions", "space origin", "space units")
