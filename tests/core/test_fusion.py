@@ -141,3 +141,9 @@ def test_the_switch_can_be_flipped_any_time():
     flipped.fusion = False
     _interact(flipped)
     assert np.array_equal(plain.mask, flipped.mask)
+    for bad in ("no", None, 2):  # "no" would count as true
+        with pytest.raises(ValueError, match="fusion must be True or False"):
+            flipped.fusion = bad
+        with pytest.raises(ValueError, match="fusion must be True or False"):
+            Session(SeededWatershedEngine(), fusion=bad)
+    assert flipped.fusion is False

@@ -188,6 +188,15 @@ def test_a_point_of_non_numbers_gets_a_prompt_error():
         with pytest.raises(PromptError, match="must be numbers"):
             s.add_point(coord)
     assert s.prompt_history == () and not s.mask.any()
+    for positive in ("no", None, 2):  # "no" would count as true
+        with pytest.raises(PromptError, match="'positive' must be true or false"):
+            s.add_point(C, positive=positive)
+        with pytest.raises(PromptError, match="'positive' must be true or false"):
+            s.add_bbox([[C[0], C[0] + 1], [0, 10], [0, 10]], positive=positive)
+    assert s.prompt_history == ()
+    s.add_point(C, positive=np.bool_(True))
+    s.add_point(C, positive=0)
+    assert [p.positive for p in s.prompt_history] == [True, False]
 
 
 def test_prompt_before_image_and_unsupported_kind_errors():

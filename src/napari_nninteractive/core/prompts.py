@@ -41,6 +41,13 @@ def _check_ndim(what: str, n: int, shape: Sequence[int]) -> None:
         )
 
 
+def _polarity(value: object, what: str) -> bool:
+    """``positive`` as a bool: True/False (or 1/0); anything else (``"no"`` is truthy) is a PromptError."""
+    if isinstance(value, bool | np.bool_) or (isinstance(value, int | np.integer) and value in (0, 1)):
+        return bool(value)
+    raise PromptError(f"{what}: 'positive' must be true or false, not {value!r}.")
+
+
 @dataclass(frozen=True)
 class Point:
     """A click at ``coord`` (voxel coordinates, may be fractional)."""
@@ -63,7 +70,7 @@ class Point:
             raise PromptError(
                 f"Point {tuple(self.coord)} lies outside the image of shape {tuple(shape)}; click inside the image."
             )
-        return Point(rounded, bool(self.positive))
+        return Point(rounded, _polarity(self.positive, "Point"))
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ class Box:
                 f"Box {widened} is a 3-D box, but this model takes only 2-D boxes: draw the box "
                 f"on one slice (extent 1 on the sliced axis)."
             )
-        return Box(widened, bool(self.positive))
+        return Box(widened, _polarity(self.positive, "Box"))
 
 
 _R = TypeVar("_R", bound="_RegionPrompt")
@@ -149,6 +156,7 @@ class _RegionPrompt:
                 f"draw on the image before running."
             )
         values = crop[tuple(slice(lo, hi) for lo, hi in tight)]
+        _polarity(self.positive, name)
         return type(self)(values, shift_bbox(tight, [lo for lo, _ in inside]), *self._extra())
 
     def _extra(self) -> tuple[bool, ...]:

@@ -97,9 +97,7 @@ class Session:
         if fusion_axes not in AXES:
             raise ValueError(f"unknown fusion_axes {fusion_axes!r}; use one of {', '.join(AXES)}")
         self.engine = engine
-        #: Whether multi-round result fusion runs after each correction (settable at any time; a prediction
-        #: reads it when it starts, and :attr:`prediction_rounds` records it for exact replays).
-        self.fusion = bool(fusion)
+        self.fusion = fusion
         self.fusion_axes = fusion_axes
         self.undo_limit = undo_limit
         self.progress = progress
@@ -113,6 +111,18 @@ class Session:
         self._undo: list[Step] = []
         self._redo: list[Step] = []
         self._replayable: tuple[Prompt, ...] | None = None  # a restored object's prompts (undo replays them)
+
+    @property
+    def fusion(self) -> bool:
+        """Whether multi-round result fusion runs after each correction (settable at any time; a prediction
+        reads it when it starts, and :attr:`prediction_rounds` records it for exact replays)."""
+        return self._fusion
+
+    @fusion.setter
+    def fusion(self, on: bool) -> None:
+        if not (isinstance(on, bool | np.bool_) or (isinstance(on, int | np.integer) and on in (0, 1))):
+            raise ValueError(f"fusion must be True or False, not {on!r}")  # "no" would count as true
+        self._fusion = bool(on)
 
     @property
     def capabilities(self) -> Capabilities:
