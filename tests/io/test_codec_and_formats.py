@@ -123,6 +123,7 @@ def test_encoding_is_the_one_files_have_always_had():
         ({"type": "lasso", "voxels": [[0, 0]]}, False, "x (lasso): 'voxels'[0] must be a list of 3 numbers"),
         ({"type": "mask", "voxels": [[0, 0, 0]]}, False, "x (mask): mask items are not accepted here"),
         ({"type": "mask", "refine": "yes"}, False, "x (mask): field 'refine' must be true or false"),
+        ({"type": "mask", "positive": False}, False, "x (mask): a mask item is the object itself, always positive"),
     ],
 )
 def test_decode_names_the_item_and_the_field(item, stored, message):

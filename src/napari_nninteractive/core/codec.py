@@ -245,6 +245,8 @@ def decode(
         return Point(_coord(item, shape, where, error, stored), positive)
     if kind == "bbox":
         return Box(bbox_of(item, shape, where, error, stored), positive)
+    if kind == "mask" and not positive:
+        raise error(f'{where}: a mask item is the object itself, always positive; drop "positive": false.')
     refine = jsonio.get(item, "refine", bool, where, error, False) if kind == "mask" else False
     return (region or voxel_region(shape, error))(Region(TYPES[kind], positive, refine), item, where)
 
