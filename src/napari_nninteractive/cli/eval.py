@@ -138,7 +138,7 @@ def _label_values(labels: np.ndarray, path: Path, wanted: list[int] | None) -> l
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.session import as_channel_first
+    from ..core.lazy import as_channel_first
     from ..eval import report
     from ..eval.runner import evaluate
     from ..io.volumes import read_volume

@@ -118,11 +118,38 @@ def working_memory_problem(shape: Sequence[int], image_in_memory: bool) -> str |
     )
 
 
+def as_channel_first(image: np.ndarray) -> ImageArray:
+    """``(Z, Y, X)`` -> ``(1, Z, Y, X)``; ``(Y, X)`` -> ``(1, 1, Y, X)``; ``(C, Z, Y, X)`` kept.
+
+    No copy is made; an array read on demand (dask, zarr, ...) becomes a
+    :class:`LazyImage` and is never loaded whole. Raises :class:`~.encoding.ImageError` for other
+    shapes or non-numeric data.
+    """
+    from .encoding import ImageError  # encoding imports this module
+
+    lazy = is_lazy(image)
+    arr = image if lazy else np.asarray(image)
+    if np.dtype(arr.dtype).kind not in "biuf":
+        raise ImageError(f"The image has dtype {arr.dtype}; a numeric (integer or float) image is needed.")
+    if lazy and len(arr.shape) in (2, 3, 4):
+        return LazyImage(arr)
+    if arr.ndim == 2:
+        return arr[None, None]
+    if arr.ndim == 3:
+        return arr[None]
+    if arr.ndim == 4:
+        return arr
+    raise ImageError(
+        f"The image has {len(arr.shape)} axes {tuple(arr.shape)}; pass (z, y, x), (channel, z, y, x) or a 2-D (y, x) slice."
+    )
+
+
 __all__ = [
     "SLAB_BYTES",
     "ArraySource",
     "ImageArray",
     "LazyImage",
+    "as_channel_first",
     "available_memory",
     "is_lazy",
     "slabs",

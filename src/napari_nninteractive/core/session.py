@@ -30,33 +30,9 @@ from .encoding import ImageError
 from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunControl, Update
 from .fusion import AXES, fuse
 from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, relative_bbox, union_bbox
-from .lazy import ImageArray, LazyImage, is_lazy
+from .lazy import ImageArray, as_channel_first
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
-from .undo import Patch, Rounds, Snapshot, Step, check_rounds
-
-
-def as_channel_first(image: np.ndarray) -> ImageArray:
-    """``(Z, Y, X)`` -> ``(1, Z, Y, X)``; ``(Y, X)`` -> ``(1, 1, Y, X)``; ``(C, Z, Y, X)`` kept.
-
-    No copy is made; an array read on demand (dask, zarr, ...) becomes a
-    :class:`~.lazy.LazyImage` and is never loaded whole. Raises :class:`ImageError` for other
-    shapes or non-numeric data.
-    """
-    lazy = is_lazy(image)
-    arr = image if lazy else np.asarray(image)
-    if np.dtype(arr.dtype).kind not in "biuf":
-        raise ImageError(f"The image has dtype {arr.dtype}; a numeric (integer or float) image is needed.")
-    if lazy and len(arr.shape) in (2, 3, 4):
-        return LazyImage(arr)
-    if arr.ndim == 2:
-        return arr[None, None]
-    if arr.ndim == 3:
-        return arr[None]
-    if arr.ndim == 4:
-        return arr
-    raise ImageError(
-        f"The image has {len(arr.shape)} axes {tuple(arr.shape)}; pass (z, y, x), (channel, z, y, x) or a 2-D (y, x) slice."
-    )
+from .undo import Patch, Rounds, Snapshot, Step, check_rounds, steps_nbytes
 
 
 class Session:
@@ -183,22 +159,9 @@ class Session:
         and every undo/redo state, each array counted once (states share them); ``history``: the
         bit-packed changed regions of the undo/redo steps.
         """
-        states = [self.engine.get_state(), tuple(self._pending)] if self._image is not None else []
-        for step in self._undo + self._redo:
-            states += [step.before.engine_state, step.after.engine_state, step.before.pending, step.after.pending]
-        arrays = {}
-        for state in states:
-            items = getattr(state, "rasters", state if isinstance(state, tuple) else ())
-            for item in items:
-                values = getattr(item, "values", getattr(item, "mask", None))
-                if isinstance(values, np.ndarray):
-                    arrays[id(values)] = values.nbytes
-        history = sum(p.old.nbytes + p.new.nbytes for step in self._undo + self._redo for p in step.patches)
-        return {
-            "mask": 0 if self._mask is None else self._mask.nbytes,
-            "prompts": sum(arrays.values()),
-            "history": history,
-        }
+        now = [self.engine.get_state(), tuple(self._pending)] if self._image is not None else []
+        prompts, history = steps_nbytes(now, self._undo + self._redo)
+        return {"mask": 0 if self._mask is None else self._mask.nbytes, "prompts": prompts, "history": history}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -630,4 +593,4 @@ class Session:
         return self._step_change(step, notices, self.engine.forward_passes)
 
 
-__all__ = ["Change", "PredictionCancelled", "Session", "as_channel_first"]
+__all__ = ["Change", "PredictionCancelled", "Session"]

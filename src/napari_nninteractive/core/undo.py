@@ -83,4 +83,23 @@ class Step:
         return union_bbox(*(p.bbox for p in self.patches))
 
 
-__all__ = ["Patch", "Rounds", "Snapshot", "Step", "check_rounds"]
+def steps_nbytes(now: list[object], steps: list[Step]) -> tuple[int, int]:
+    """(prompt data, bit-packed mask changes) held by the states ``now`` and the undo/redo ``steps``, in bytes.
+
+    Prompt arrays are counted once however many states share them.
+    """
+    states = list(now)
+    for step in steps:
+        states += [step.before.engine_state, step.after.engine_state, step.before.pending, step.after.pending]
+    arrays = {}
+    for state in states:
+        items = getattr(state, "rasters", state if isinstance(state, tuple) else ())
+        for item in items:
+            values = getattr(item, "values", getattr(item, "mask", None))
+            if isinstance(values, np.ndarray):
+                arrays[id(values)] = values.nbytes
+    history = sum(p.old.nbytes + p.new.nbytes for step in steps for p in step.patches)
+    return sum(arrays.values()), history
+
+
+__all__ = ["Patch", "Rounds", "Snapshot", "Step", "check_rounds", "steps_nbytes"]

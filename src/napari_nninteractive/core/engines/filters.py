@@ -10,11 +10,13 @@ in one piece.
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 from scipy import ndimage
 
 from ..geometry import along
+from ..lazy import ImageArray
 from ..threaded import run_parts, workers
 from . import scratch
 
@@ -79,4 +81,27 @@ def gaussian_gradient_magnitude(data: np.ndarray, sigma: float, out: np.ndarray 
     return out
 
 
-__all__ = ["gaussian_filter", "gaussian_gradient_magnitude"]
+#: Intensities beyond this overflow the float32 gradients (squared sums of derivatives); rescale such images.
+MAX_INTENSITY = 1e15
+
+
+def require_float32_range(image: ImageArray) -> None:
+    """An :class:`~..encoding.ImageError` for an in-memory image whose values the float32 solvers cannot hold.
+
+    Only floats and 64-bit integers can reach that far; a lazily read image is not read for it.
+    """
+    from ..encoding import ImageError  # an image check, made where the limit lives
+
+    dtype = np.dtype(image.dtype)
+    if not isinstance(image, np.ndarray) or not (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize == 8)):
+        return
+    peak = max(abs(float(image.max())), abs(float(image.min())))
+    if peak > MAX_INTENSITY:
+        raise ImageError(
+            f"The image's intensities reach {peak:.3g}; this engine computes in float32 and needs them within "
+            f"±{MAX_INTENSITY:.0e}. Rescale the image (divide it by 1e{math.ceil(math.log10(peak / MAX_INTENSITY))} "
+            "or more) and load it again."
+        )
+
+
+__all__ = ["MAX_INTENSITY", "gaussian_filter", "gaussian_gradient_magnitude", "require_float32_range"]

@@ -63,7 +63,7 @@ from ..geometry import (
 )
 from ..lazy import ImageArray
 from ..prompts import Box, InitialMask, Lasso, Point, Prompt, PromptKind
-from . import scratch
+from . import filters, scratch
 from . import seeds as sd
 from . import watershed as ws
 from .base import Engine, RunControl, Update
@@ -135,7 +135,7 @@ class _SeededBase(Engine):
 
     def set_image(self, image: ImageArray) -> None:
         content_bbox(image)  # finite and not all zero, or a clear ImageError
-        _require_float32_range(image)
+        filters.require_float32_range(image)  # what the float32 filters can compute
         self._image = image
         self._prompts = ()
         self.scratch.release()  # sized for the former image
@@ -545,29 +545,6 @@ class _SeededBase(Engine):
         else:
             np.copyto(region, image[0], casting="unsafe")
         return region
-
-
-#: Intensities beyond this overflow the float32 gradients (squared sums of derivatives); rescale such images.
-MAX_INTENSITY = 1e15
-
-
-def _require_float32_range(image: ImageArray) -> None:
-    """An :class:`~..encoding.ImageError` for an in-memory image whose values the float32 solvers cannot hold.
-
-    Only floats and 64-bit integers can reach that far; a lazily read image is not read for it.
-    """
-    from ..encoding import ImageError
-
-    dtype = np.dtype(image.dtype)
-    if not isinstance(image, np.ndarray) or not (dtype.kind == "f" or (dtype.kind in "iu" and dtype.itemsize == 8)):
-        return
-    peak = max(abs(float(image.max())), abs(float(image.min())))
-    if peak > MAX_INTENSITY:
-        raise ImageError(
-            f"The image's intensities reach {peak:.3g}; this engine computes in float32 and needs them within "
-            f"±{MAX_INTENSITY:.0e}. Rescale the image (divide it by 1e{math.ceil(math.log10(peak / MAX_INTENSITY))} "
-            "or more) and load it again."
-        )
 
 
 def _drawn(prompts: Sequence[Prompt]) -> int:

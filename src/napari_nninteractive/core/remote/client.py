@@ -32,9 +32,8 @@ from ..api import CancelCheck, Capabilities, Change, ProgressCallback
 from ..encoding import ImageError
 from ..engines.base import PredictionCancelled, ProgressEvent
 from ..geometry import BBox, bbox_to_slices, nonzero_bbox, union_bbox
-from ..lazy import LazyImage
+from ..lazy import LazyImage, as_channel_first
 from ..prompts import InitialMask, Prompt, PromptError, PromptKind
-from ..session import as_channel_first
 from ..undo import Rounds
 from . import wire
 from .protocol import (
