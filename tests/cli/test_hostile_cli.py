@@ -161,6 +161,21 @@ def test_eval_bad_labels_and_arguments_are_one_line_errors(tmp_path, pair, capsy
     assert _snapshot(tmp_path) == before  # not even the --out folder
 
 
+def test_eval_refuses_rgb_labels_and_says_it_reads_an_rgb_image_by_its_luminance(tmp_path, capsys):
+    import tifffile
+
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[10:20, 10:25] = (200, 120, 40)
+    tifffile.imwrite(tmp_path / "img.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "lab.tif", (rgb[..., 0] > 0).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "rgb_lab.tif", rgb, photometric="rgb")
+    pair = (tmp_path / "img.tif", tmp_path / "lab.tif")
+    assert _eval(pair, "--out", str(tmp_path / "res")) == 0
+    assert "RGB image: segmenting its luminance" in capsys.readouterr().out
+    assert _eval((pair[0], tmp_path / "rgb_lab.tif"), "--out", str(tmp_path / "res2")) == 2
+    _one_line_error(capsys, "nninteractive-eval", "is an RGB image; pass a label volume")
+
+
 def test_eval_evaluates_a_label_or_an_agent_named_twice_once(tmp_path, pair):
     import csv
 

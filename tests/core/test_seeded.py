@@ -254,17 +254,29 @@ def test_the_mask_does_not_depend_on_the_image_unit(engine):
     assert masks[0].sum() > 500 and all(np.array_equal(m, masks[0]) for m in masks[1:])
 
 
-def test_intensities_beyond_float32_gradients_get_a_message_not_a_wrong_mask():
+def test_intensities_beyond_float32_gradients_get_a_message_not_a_wrong_mask(monkeypatch):
     from napari_nninteractive.core.encoding import ImageError
+    from napari_nninteractive.core.engines import filters
 
     image = np.zeros((8, 16, 16), np.float64)
-    image[sphere(image.shape, (4, 8, 8), 3)] = 3e17  # its gradient's squares overflow float32
-    s = Session(SeededWatershedEngine())
-    with pytest.raises(ImageError, match=r"reach 3e\+17.*divide it by 1e3 or more"):
-        s.set_image(image)
-    s.set_image(image / 1e3)  # as the message says: the mask of the same image at unit scale
-    s.add_point((4, 8, 8))
-    unit = Session(SeededWatershedEngine())
-    unit.set_image(image / 3e17)
-    unit.add_point((4, 8, 8))
-    assert s.read_mask().sum() > 100 and np.array_equal(s.read_mask(), unit.read_mask())
+    image[sphere(image.shape, (4, 8, 8), 3)] = 1.0
+    image[sphere(image.shape, (4, 8, 12), 2)] = 0.6
+
+    def mask(scale):
+        s = Session(SeededWatershedEngine())
+        s.set_image(image * scale)
+        s.add_point((4, 8, 8))
+        s.add_point((4, 8, 12), positive=False)
+        return s.read_mask()
+
+    unit = mask(1.0)
+    with pytest.raises(ImageError, match=r"reach 3e\+21.*divide it by 1e5 or more"):
+        mask(3e21)
+    assert np.array_equal(mask(3e21 / 1e5), unit)  # as the message says: the unit-scale mask
+    assert np.array_equal(mask(1e17), unit)  # the limit itself is safe
+    with pytest.raises(ImageError, match=r"divide it by 1e1 or more"):  # 1e18 / 1e1 is the limit exactly
+        mask(1e18)
+    monkeypatch.setattr(filters, "MAX_INTENSITY", float("inf"))  # what the check prevents:
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        wrong = mask(3e21)
+    assert not np.array_equal(wrong, unit)

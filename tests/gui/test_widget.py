@@ -475,6 +475,3 @@ def test_list_offline_shows_the_cache_and_says_so(viewer, qtbot, tmp_path, monke
     w.list_models()
     qtbot.waitUntil(lambda: w.lister is None, timeout=30000)
     assert w.hub_combo.count() == 1 and "cannot be reached" in w.status_label.text()
-
-
-# ----------------------------------------------------------------------------- session files

@@ -335,7 +335,7 @@ def test_a_polygon_that_cannot_be_filled_is_a_prompt_file_error(tmp_path):
     assert not isinstance(err.value, PromptError)
 
 
-def test_an_rgb_tiff_is_read_as_its_luminance_and_a_stack_of_three_columns_as_a_volume(tmp_path):
+def test_an_rgb_tiff_is_read_as_its_luminance_and_a_grey_stack_of_three_columns_as_a_volume(tmp_path):
     import tifffile
 
     rgb = np.zeros((40, 50, 3), np.uint8)
@@ -344,6 +344,14 @@ def test_an_rgb_tiff_is_read_as_its_luminance_and_a_stack_of_three_columns_as_a_
     got = volumes.read_volume(tmp_path / "rgb.tif")
     assert got.array.shape == (40, 50) and got.meta["note"] == "RGB image: segmenting its luminance"
     assert np.isclose(got.array[20, 20], 0.299 * 200 + 0.587 * 120 + 0.114 * 40) and got.array[0, 0] == 0
-    stack = np.zeros((5, 40, 3), np.uint16)  # a volume whose last axis happens to be 3: grey, kept as it is
-    tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
-    assert volumes.read_volume(tmp_path / "stack.tif").array.shape == (5, 40, 3)
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(rgb, -1, 0), photometric="rgb", planarconfig="separate")
+    assert np.array_equal(volumes.read_volume(tmp_path / "planar.tif").array, got.array)  # colour planes first
+    tifffile.imwrite(tmp_path / "rgb_stack.tif", np.stack([rgb] * 4), photometric="rgb")
+    stack = volumes.read_volume(tmp_path / "rgb_stack.tif")
+    assert stack.array.shape == (4, 40, 50) and np.array_equal(stack.array[2], got.array)  # a 3-D colour stack
+    grey = np.zeros((5, 40, 3), np.uint16)  # a volume whose last axis happens to be 3: grey, kept as it is
+    tifffile.imwrite(tmp_path / "grey.tif", grey, photometric="minisblack")
+    assert volumes.read_volume(tmp_path / "grey.tif").array.shape == (5, 40, 3)
+    mask = np.zeros((6, 20, 3), np.uint8)  # our own masks are written grey: they read back as written
+    mask[2:4, 5:10, 1] = 1
+    assert np.array_equal(volumes.read_volume(volumes.write_mask(tmp_path / "m.tif", mask)).array, mask)

@@ -154,7 +154,12 @@ def run(args: argparse.Namespace) -> int:
     wanted = _parse_values(args.values)
     _check_out(args)
     image = read_volume(args.image)
-    labels = np.asarray(read_volume(args.labels).array)
+    if image.meta.get("note"):
+        print(image.meta["note"], flush=True)
+    label_volume = read_volume(args.labels)
+    if label_volume.meta.get("note"):  # its colours were turned into grey values: not labels
+        raise EvalUsageError(f"{args.labels} is an RGB image; pass a label volume (one integer value per voxel).")
+    labels = np.asarray(label_volume.array)
     spatial = as_channel_first(image.array).shape[1:]
     labels = labels[None] if labels.ndim == 2 else labels
     if labels.shape != spatial:

@@ -29,8 +29,8 @@ _FILES = textwrap.fill(
     + ", in any letter case. OUT is a uint8 0/1 mask on the image grid, written under a temporary name and "
     "renamed when complete (an earlier OUT survives any failure); OUT may not be IMAGE, the prompt file, a mask "
     "it names, or --save-steps, and is never an existing folder. Coordinates are voxel indices in the array "
-    "order of the file as read (no reorientation). A 4-D image is channel-first; a 2-D RGB(A) TIFF is "
-    "segmented by its luminance.",
+    "order of the file as read (no reorientation). A 4-D image is channel-first; a TIFF tagged RGB (2-D or "
+    "a stack) is segmented by its luminance.",
     100,
 )
 

@@ -208,7 +208,7 @@ def write_label_map(
             elif fmt == "tiff":
                 import tifffile
 
-                tifffile.imwrite(str(tmp), labels, compression="zlib")
+                tifffile.imwrite(str(tmp), labels, compression="zlib", photometric="minisblack")
             elif fmt == "zarr":
                 import zarr
 

@@ -139,14 +139,16 @@ def read_volume(path: str | Path) -> Volume:
 
 
 def _read_tiff(path: Path) -> Volume:
-    """A TIFF; a 2-D RGB(A) one (photometric RGB, colour last) as its luminance, with a note saying so."""
+    """A TIFF; one tagged RGB (its colour samples on any axis: interleaved or planar, 2-D or a stack) as its
+    luminance, with a note saying so."""
     import tifffile
 
     with tifffile.TiffFile(str(path)) as tif:
-        array = tif.asarray()
+        series = tif.series[0]
+        array, axes = series.asarray(), series.axes
         rgb = tif.pages[0].photometric == tifffile.PHOTOMETRIC.RGB
-    if rgb and array.ndim == 3 and array.shape[-1] in (3, 4):
-        return Volume(luminance(array), path, "tiff", {"note": RGB_NOTE})
+    if rgb and "S" in axes and array.shape[axes.index("S")] in (3, 4):
+        return Volume(luminance(np.moveaxis(array, axes.index("S"), -1)), path, "tiff", {"note": RGB_NOTE})
     return Volume(array, path, "tiff")
 
 
@@ -205,7 +207,7 @@ def _write(tmp: Path, fmt: str, mask: np.ndarray, like: Volume | None) -> None:
     elif fmt == "tiff":
         import tifffile
 
-        tifffile.imwrite(str(tmp), mask)
+        tifffile.imwrite(str(tmp), mask, photometric="minisblack")  # grey, whatever its last axis
     elif fmt == "npy":
         np.save(tmp, mask)
     else:
