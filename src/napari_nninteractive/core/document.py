@@ -39,7 +39,7 @@ from .errors import MAX_JSON_BYTES, OutputError, UserError
 from .geometry import BBox, PackedMask, bbox_shape, bbox_to_slices, nonzero_bbox
 from .npyfile import member_header
 from .prompts import Box, Point, Prompt
-from .undo import Rounds, check_rounds
+from .undo import Rounds, read_rounds
 
 if TYPE_CHECKING:
     from numpy.lib.npyio import NpzFile
@@ -298,12 +298,12 @@ def _object_from_item(
         _prompt_from_item(p, shape, f"{where} prompt {j}")
         for j, p in enumerate(jsonio.get(o, "prompts", list, where, SessionFileError))
     ]
-    rounds = o.get("rounds")  # absent in files of older versions
+    rounds = o.get("rounds")  # absent in files of older versions; read_rounds checks what it holds
     if rounds is not None:
-        problem = check_rounds(rounds, len(prompts))
-        if problem:
-            raise SessionFileError(f"{where}: 'rounds' is not valid: {problem}.")
-        rounds = tuple((int(n), bool(f)) for n, f in rounds)
+        try:
+            rounds = read_rounds(rounds, len(prompts))
+        except ValueError as exc:
+            raise SessionFileError(f"{where}: 'rounds' is not valid: {exc}.") from None
 
     def read(data: NpzFile) -> ObjectRecord:
         mask = np.zeros(shape, bool)

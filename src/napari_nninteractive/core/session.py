@@ -32,7 +32,7 @@ from .fusion import AXES, fuse
 from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, relative_bbox, union_bbox
 from .lazy import ImageArray, as_channel_first
 from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
-from .undo import Patch, Rounds, Snapshot, Step, check_rounds, steps_nbytes
+from .undo import Patch, Rounds, Snapshot, Step, read_rounds, steps_nbytes
 
 
 class Session:
@@ -245,18 +245,13 @@ class Session:
         if mask.shape != current.shape:
             raise PromptError(f"The restored mask has shape {mask.shape} but the image has shape {current.shape}.")
         prompts = tuple(p.validated(current.shape, allow_3d_box=self.engine.supports_3d_box) for p in prompts)
-        if rounds is None:
-            rounds = tuple((1, self.fusion) for _ in prompts)
-        problem = check_rounds(rounds, len(prompts))
-        if problem:
-            raise PromptError(f"The restored object's prediction rounds do not fit its prompts: {problem}.")
-        rounds = tuple((int(n), bool(fused)) for n, fused in rounds)
+        try:
+            rounds = read_rounds(tuple((1, self.fusion) for _ in prompts) if rounds is None else rounds, len(prompts))
+        except ValueError as exc:
+            raise PromptError(f"The restored object's prediction rounds do not fit its prompts: {exc}.") from None
         changed = union_bbox(nonzero_bbox(current), nonzero_bbox(mask))
         predicted = sum(n for n, _ in rounds)  # the rest were queued when the object was finished: queued again
-        given = prompts[:predicted]
-        if given and isinstance(given[0], InitialMask) and not given[0].refine:
-            given = given[1:]  # what the engine had: an initial mask it does not refine never reaches it (_run)
-        self.engine.load_prompts(given)
+        self.engine.load_prompts(_engine_part(prompts[:predicted]))  # what the engine had
         flips = None
         if changed is not None:
             new = (mask[bbox_to_slices(changed)] != 0).astype(np.uint8)
@@ -439,8 +434,8 @@ class Session:
             self.engine.clear_prompts()
             self._pending, self._history, self._rounds = [], (), ()
             start = 0
-            # the last prediction gave the restored mask; prompts queued after it never ran: all predictions then
-            replayed_rounds = rounds if sum(n for n, _ in rounds) < len(prompts) else rounds[:-1]
+            # the last prediction gave the restored mask; with prompts queued after it (never run): all of them
+            replayed_rounds = rounds if restored.pending else rounds[:-1]
             for count, fused in replayed_rounds:
                 self._add(prompts[start : start + count], True, fused)
                 start += count
@@ -572,7 +567,7 @@ class Session:
                 self._write(box, new, patches)
                 self.engine.clear_prompts()
                 need_engine = init.refine or idx < len(prompts) - 1
-                prompts = prompts[idx:] if init.refine else prompts[idx + 1 :]
+                prompts = list(_engine_part(prompts))
             if need_engine and prompts:
                 regions, notices = self._engine_predict(prompts, self.engine.get_state())
                 for box, values in regions:
@@ -591,6 +586,16 @@ class Session:
         step = Step(label, before, self._snapshot(), tuple(patches))
         self._push(step)
         return self._step_change(step, notices, self.engine.forward_passes)
+
+
+def _engine_part(prompts: Sequence[Prompt]) -> Sequence[Prompt]:
+    """What the engine is given of ``prompts``: from the last initial mask on, that mask only when refined."""
+    idx = max((i for i, p in enumerate(prompts) if isinstance(p, InitialMask)), default=None)
+    if idx is None:
+        return prompts
+    init = prompts[idx]
+    assert isinstance(init, InitialMask)  # found above
+    return prompts[idx:] if init.refine else prompts[idx + 1 :]
 
 
 __all__ = ["Change", "PredictionCancelled", "Session"]

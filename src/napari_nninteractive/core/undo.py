@@ -41,8 +41,8 @@ class Patch:
 Rounds = tuple[tuple[int, bool], ...]
 
 
-def check_rounds(rounds: object, n_prompts: int) -> str | None:
-    """What is wrong with ``rounds`` for a history of ``n_prompts`` prompts (``None``: nothing)."""
+def read_rounds(rounds: object, n_prompts: int) -> Rounds:
+    """``rounds`` as :data:`Rounds` for a history of ``n_prompts`` prompts; a ValueError says what is wrong."""
     if not isinstance(rounds, tuple | list) or not all(
         isinstance(r, tuple | list)
         and len(r) == 2
@@ -52,11 +52,11 @@ def check_rounds(rounds: object, n_prompts: int) -> str | None:
         and isinstance(r[1], bool | np.bool_)
         for r in rounds
     ):
-        return "each prediction round must be a pair [count >= 1, fused true/false]"
+        raise ValueError("each prediction round must be a pair [count >= 1, fused true/false]")
     total = sum(int(r[0]) for r in rounds)
     if total > n_prompts:
-        return f"the prediction rounds count {total} prompts, but the history holds {n_prompts}"
-    return None
+        raise ValueError(f"the prediction rounds count {total} prompts, but the history holds {n_prompts}")
+    return tuple((int(n), bool(fused)) for n, fused in rounds)
 
 
 @dataclass(frozen=True)
@@ -102,4 +102,4 @@ def steps_nbytes(now: list[object], steps: list[Step]) -> tuple[int, int]:
     return sum(arrays.values()), history
 
 
-__all__ = ["Patch", "Rounds", "Snapshot", "Step", "check_rounds", "steps_nbytes"]
+__all__ = ["Patch", "Rounds", "Snapshot", "Step", "read_rounds", "steps_nbytes"]
