@@ -41,11 +41,19 @@ def _check_ndim(what: str, n: int, shape: Sequence[int]) -> None:
         )
 
 
-def _polarity(value: object, what: str) -> bool:
-    """``positive`` as a bool: True/False (or 1/0); anything else (``"no"`` is truthy) is a PromptError."""
+def as_flag(value: object) -> bool | None:
+    """True/False (or 1/0) as a bool; ``None`` for anything else (``"no"`` is truthy, not a flag)."""
     if isinstance(value, bool | np.bool_) or (isinstance(value, int | np.integer) and value in (0, 1)):
         return bool(value)
-    raise PromptError(f"{what}: 'positive' must be true or false, not {value!r}.")
+    return None
+
+
+def _polarity(value: object, what: str) -> bool:
+    """``positive`` as a bool; anything but a flag (:func:`as_flag`) is a PromptError."""
+    flag = as_flag(value)
+    if flag is None:
+        raise PromptError(f"{what}: 'positive' must be true or false, not {value!r}.")
+    return flag
 
 
 @dataclass(frozen=True)

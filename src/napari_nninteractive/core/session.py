@@ -31,7 +31,7 @@ from .engines.base import Engine, GpuOutOfMemory, PredictionCancelled, RunContro
 from .fusion import AXES, fuse
 from .geometry import BBox, bbox_shape, bbox_to_slices, nonzero_bbox, relative_bbox, union_bbox
 from .lazy import ImageArray, as_channel_first
-from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble
+from .prompts import Box, InitialMask, Lasso, Point, Prompt, PromptError, Scribble, as_flag
 from .undo import Patch, Rounds, Snapshot, Step, read_rounds, steps_nbytes
 
 
@@ -96,9 +96,10 @@ class Session:
 
     @fusion.setter
     def fusion(self, on: bool) -> None:
-        if not (isinstance(on, bool | np.bool_) or (isinstance(on, int | np.integer) and on in (0, 1))):
+        flag = as_flag(on)
+        if flag is None:
             raise ValueError(f"fusion must be True or False, not {on!r}")  # "no" would count as true
-        self._fusion = bool(on)
+        self._fusion = flag
 
     @property
     def capabilities(self) -> Capabilities:
