@@ -158,7 +158,8 @@ def _image_votes(image: np.ndarray, old: np.ndarray, new: np.ndarray, idx: tuple
     sl = bbox_to_slices(grown)
     ring = dilate(dilate(dilate(agreed[sl])))  # 3 voxels around the agreed object
     ring &= ~(old[sl] | new[sl])
-    unit = float(np.max(np.abs(image[sl]))) or 1.0  # the image's own scale: votes do not depend on its unit
+    region = image[sl]  # its own scale (largest magnitude, no copy): votes do not depend on the image's unit
+    unit = max(abs(float(region.max())), abs(float(region.min()))) or 1.0
     obj = _fit(image[sl][agreed[sl]], unit)
     bg = _fit(image[sl][ring], unit) if ring.any() else None
     if bg is None:
