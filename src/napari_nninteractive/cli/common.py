@@ -120,10 +120,7 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
                 ("--model", args.model is not None),
                 ("--engine", args.engine != "auto"),
                 ("--device", args.device != "auto"),
-                ("--fold", args.fold is not None),
-                ("--cpu-bf16", args.cpu_bf16),
-                ("--compile", args.compile),
-                ("--trust-checkpoint", args.trust_checkpoint),
+                *((flag, given) for flag, _, given in _network_options(args)),
                 ("--fusion/--no-fusion", getattr(args, "fusion", None) is not None),
             )
             if given
@@ -148,6 +145,16 @@ def session_from_args(args: argparse.Namespace) -> Iterator[SegmentationSession]
     yield Session(engine_from_args(args), fusion=bool(getattr(args, "fusion", None)))
 
 
+def _network_options(args: argparse.Namespace) -> list[tuple[str, str, bool]]:
+    """``(flag, registry option, given)`` of the options only the network uses (``EngineInfo.options``)."""
+    return [
+        ("--fold", "fold", args.fold is not None),
+        ("--cpu-bf16", "cpu_bf16", args.cpu_bf16),
+        ("--compile", "compile", args.compile),
+        ("--trust-checkpoint", "trust_checkpoint", args.trust_checkpoint),
+    ]
+
+
 def unused_options(args: argparse.Namespace) -> list[str]:
     """What the options say that the chosen local engine does not use (said, not refused: nothing goes wrong)."""
     from ..core.engines.registry import resolve
@@ -156,11 +163,8 @@ def unused_options(args: argparse.Namespace) -> list[str]:
     unused = [
         flag
         for flag, option, given in (
-            ("--device", "device", args.device not in ("auto", "cpu")),
-            ("--fold", "fold", args.fold is not None),
-            ("--cpu-bf16", "cpu_bf16", args.cpu_bf16),
-            ("--compile", "compile", args.compile),
-            ("--trust-checkpoint", "trust_checkpoint", args.trust_checkpoint),
+            ("--device", "device", args.device not in ("auto", "cpu")),  # the CPU is where the others run
+            *_network_options(args),
         )
         if given and option not in info.options
     ]

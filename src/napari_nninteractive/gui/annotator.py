@@ -441,7 +441,7 @@ class Annotator:
     def _layer_gone(self, layer) -> None:
         if layer in self.viewer.layers:  # it came back meanwhile
             return
-        self._set_aside = {k: v for k, v in self._set_aside.items() if not k.startswith(str(layer.unique_id))}
+        self._set_aside = {k: v for k, v in self._set_aside.items() if not L.bound_to(k, layer)}
         if self.view is not None and layer is self.view.layer:
             self.detach()
             self.notify(

@@ -233,6 +233,11 @@ def binding(view: ImageView) -> str:
     return f"{view.layer.unique_id}{view.lead}"
 
 
+def bound_to(binding_: str, layer) -> bool:
+    """Whether a :func:`binding` is one of ``layer``'s (at any point of its leading axes)."""
+    return binding_.startswith(str(layer.unique_id))
+
+
 def output_name(view: ImageView) -> str:
     """The name of the shared output layer of an image that is not the first one: ``<image> objects``."""
     return f"{view.layer.name} objects" + (f" ({lead_words(view.lead)})" if view.lead else "")
