@@ -51,14 +51,20 @@ def _two_blob_image():
     return img
 
 
+def _annotated(viewer, qtbot):
+    """The widget on the two-blob image, started, two objects segmented: (widget, what starting found, messages)."""
+    w, layer, msgs = _widget(viewer, image=_two_blob_image())
+    _attach(w, layer)
+    found = w.session_started()
+    _two_widget_objects(w, qtbot)
+    return w, found, msgs
+
+
 @pytest.mark.slow
 def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     v1 = make_napari_viewer()
-    w, layer, _ = _widget(v1, image=_two_blob_image())
-    _attach(w, layer)
-    w.session_started()
-    _two_widget_objects(w, qtbot)
+    w, _, _ = _annotated(v1, qtbot)
     before = np.asarray(_output(v1).data).copy()
     assert set(np.unique(before)) == {0, 1, 2}
     w.save_session(tmp_path / "s.npz")
@@ -82,10 +88,7 @@ def test_save_then_load_in_a_new_viewer_restores_objects_and_refining(make_napar
 @pytest.mark.slow
 def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
-    w, layer, msgs = _widget(viewer, image=_two_blob_image())
-    _attach(w, layer)
-    w.session_started()
-    _two_widget_objects(w, qtbot)
+    w, _, msgs = _annotated(viewer, qtbot)
     w.save_session(tmp_path / "s.npz")
     qtbot.waitUntil(lambda: w.file_worker is None, timeout=30000)
     other = viewer.add_image(sphere_image(SHAPE, C, R + 2), name="other scan")
@@ -104,10 +107,8 @@ def test_loading_a_session_of_another_image_changes_nothing(viewer, qtbot, tmp_p
 def test_autosave_after_each_interaction_is_offered_on_reopening(make_napari_viewer, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("NNINTERACTIVE_HOME", str(tmp_path / "home"))
     v1 = make_napari_viewer()
-    w, layer, _ = _widget(v1, image=_two_blob_image())
-    _attach(w, layer)
-    assert w.session_started() is None  # nothing saved for this image yet
-    _two_widget_objects(w, qtbot)
+    w, found, _ = _annotated(v1, qtbot)
+    assert found is None  # nothing saved for this image yet
     qtbot.waitUntil(lambda: not w.autosaver.busy, timeout=30000)
     assert w.autosaver.saves >= 3 and w.autosaver.path().is_file()  # prompt, next, prompt
     saved = np.asarray(_output(v1).data).copy()
