@@ -34,6 +34,9 @@ from napari_nninteractive.eval import simulate as sim
 from napari_nninteractive.eval.runner import dice
 from napari_nninteractive.testing import synthetic_volume
 
+#: Interactions per object and round in :func:`run` (box, point+, point-, undo, redo, click alone).
+PER_OBJECT = 6
+
 
 def run(image, labels, cfg, fusion=False, rounds=1):
     """Every object's interactions in one session; ``rounds`` > 1 repeats them as new objects (a warm engine)."""
@@ -103,13 +106,14 @@ def main() -> int:
         t, _ = run(liver, liver_labels, cfg, fusion, rounds=4)
         liver_times[label] = t
         print(
-            f"  median {np.median(t):.2f} s, max {t.max():.2f} s, max on a warm engine {t[6:].max():.2f} s;"
+            f"  median {np.median(t):.2f} s, max {t.max():.2f} s, max on a warm engine {t[PER_OBJECT:].max():.2f} s;"
             " budget 1 s per interaction"
         )
     now, _, before = liver_times.values()
     # the warm boxes (the first interaction of rounds 2-4): the first configuration's first round also pays
     # for the process's fresh memory, which the later ones find recycled
-    warm_now, warm_before = float(np.median(now[6::6])), float(np.median(before[6::6]))
+    warm_now = float(np.median(now[PER_OBJECT::PER_OBJECT]))
+    warm_before = float(np.median(before[PER_OBJECT::PER_OBJECT]))
     print(
         f"  the liver's box on a warm engine with a 2 M- instead of a 1 M-voxel coarse copy: "
         f"{warm_before / warm_now:.2f}x the time (medians of three: {warm_before:.2f} s against {warm_now:.2f} s)"
